@@ -1,0 +1,3 @@
+//! Humans: password hashing now; sessions, login throttling and CSRF join as the portal grows.
+
+pub mod password;

@@ -1,0 +1,172 @@
+//! `latchkey client create | list`.
+
+use clap::Subcommand;
+use diesel::prelude::*;
+use serde_json::json;
+
+use crate::clients::{self, Registration};
+use crate::config::Settings;
+use crate::db::models::Client;
+use crate::db::schema::{clients as clients_table, users};
+use crate::domain::{ClientName, GrantType, RedirectUri, RedirectUris, ScopeName};
+
+#[derive(Debug, Subcommand)]
+pub enum ClientCommand {
+    /// Register an application. Prints its client_id and, for a confidential client, its secret.
+    Create {
+        /// Username of the owning merchant.
+        #[arg(long)]
+        owner: String,
+        /// Application name, as end users will see it.
+        #[arg(long, value_parser = |s: &str| ClientName::parse(s).map_err(|e| e.to_string()))]
+        name: ClientName,
+        /// A redirect URI (repeat for several). Matched exactly, byte for byte.
+        #[arg(long = "redirect-uri", value_name = "URI", value_parser = |s: &str| RedirectUri::parse(s).map_err(|e| e.to_string()))]
+        redirect_uris: Vec<RedirectUri>,
+        /// An allowed grant type (repeat for several). Default: client_credentials,
+        /// authorization_code and refresh_token (public clients: no client_credentials).
+        #[arg(long = "grant-type", value_name = "GRANT", value_parser = |s: &str| s.parse::<GrantType>().map_err(|e| e.to_string()))]
+        grant_types: Vec<GrantType>,
+        /// An allowed scope (repeat for several). Default: every registered scope.
+        #[arg(long = "scope", value_name = "SCOPE", value_parser = |s: &str| ScopeName::parse(s).map_err(|e| e.to_string()))]
+        scopes: Vec<ScopeName>,
+        /// A public client (no secret; must use PKCE).
+        #[arg(long)]
+        public: bool,
+        /// A live client (default: sandbox).
+        #[arg(long)]
+        live: bool,
+        /// Print one JSON object instead of text.
+        #[arg(long)]
+        json: bool,
+    },
+    /// List every application.
+    List {
+        /// Print a JSON array instead of a table.
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+pub fn run(settings: &Settings, cmd: ClientCommand) -> anyhow::Result<()> {
+    match cmd {
+        ClientCommand::Create {
+            owner,
+            name,
+            redirect_uris,
+            grant_types,
+            scopes,
+            public,
+            live,
+            json,
+        } => {
+            let redirect_uris =
+                RedirectUris::parse(redirect_uris.iter().map(RedirectUri::as_str), live)
+                    .map_err(|e| anyhow::anyhow!("redirect URI {e}"))?;
+            let registration = Registration {
+                owner,
+                name,
+                redirect_uris,
+                grant_types: (!grant_types.is_empty()).then_some(grant_types),
+                scopes: (!scopes.is_empty()).then_some(scopes),
+                confidential: !public,
+                live,
+            };
+            let (key, mut conn) = super::connect(settings)?;
+            let registered = clients::register(&mut conn, &key, &registration)?;
+            let client = &registered.client;
+            if json {
+                let mut out = client_json(client, &registration.owner);
+                out["client_secret"] = json!(registered.secret);
+                println!("{out}");
+            } else {
+                println!("client_id:     {}", client.client_id);
+                if let Some(secret) = &registered.secret {
+                    println!("client_secret: {secret}");
+                }
+                eprintln!(
+                    "Created {} {} client \"{}\". {}",
+                    client.environment(),
+                    if client.is_confidential {
+                        "confidential"
+                    } else {
+                        "public"
+                    },
+                    client.name,
+                    if registered.secret.is_some() {
+                        "Store the secret now: it is not printed again."
+                    } else {
+                        "Public clients have no secret and must use PKCE (S256)."
+                    }
+                );
+            }
+            Ok(())
+        }
+        ClientCommand::List { json } => {
+            let (_key, mut conn) = super::connect(settings)?;
+            let rows: Vec<(Client, String)> = clients_table::table
+                .inner_join(users::table)
+                .order(clients_table::id.asc())
+                .select((Client::as_select(), users::username))
+                .load(&mut *conn)?;
+            if json {
+                let list: Vec<_> = rows
+                    .iter()
+                    .map(|(c, owner)| client_json(c, owner))
+                    .collect();
+                println!("{}", serde_json::Value::Array(list));
+            } else if rows.is_empty() {
+                eprintln!(
+                    "No clients yet. Create one with `latchkey client create --owner USER --name NAME`."
+                );
+            } else {
+                println!(
+                    "{:<20} {:<24} {:<16} {:<8} {:<13} {:<9} GRANT TYPES",
+                    "CLIENT_ID", "NAME", "OWNER", "ENV", "TYPE", "STATUS"
+                );
+                for (c, owner) in &rows {
+                    println!(
+                        "{:<20} {:<24} {:<16} {:<8} {:<13} {:<9} {}",
+                        c.client_id,
+                        truncate(&c.name, 24),
+                        truncate(owner, 16),
+                        c.environment(),
+                        if c.is_confidential {
+                            "confidential"
+                        } else {
+                            "public"
+                        },
+                        if c.is_enabled { "enabled" } else { "disabled" },
+                        c.grant_types
+                    );
+                }
+            }
+            Ok(())
+        }
+    }
+}
+
+fn client_json(c: &Client, owner: &str) -> serde_json::Value {
+    json!({
+        "client_id": c.client_id,
+        "name": c.name,
+        "owner": owner,
+        "environment": c.environment(),
+        "confidential": c.is_confidential,
+        "enabled": c.is_enabled,
+        "redirect_uris": c.redirect_uris().iter().map(RedirectUri::as_str).collect::<Vec<_>>(),
+        "grant_types": c.allowed_grant_types().iter().map(|g| g.as_str()).collect::<Vec<_>>(),
+        "scopes": c.allowed_scopes().iter().map(ScopeName::as_str).collect::<Vec<_>>(),
+        "created_at": c.created_at.and_utc().to_rfc3339(),
+    })
+}
+
+fn truncate(text: &str, width: usize) -> String {
+    if text.chars().count() <= width {
+        text.to_owned()
+    } else {
+        let mut cut: String = text.chars().take(width.saturating_sub(1)).collect();
+        cut.push('…');
+        cut
+    }
+}

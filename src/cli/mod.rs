@@ -1,0 +1,84 @@
+//! The command line: `latchkey serve | migrate | user … | client … | scope …`.
+//!
+//! Every subcommand reads the same [`Settings`]. Arguments are parsed into domain types by clap
+//! before anything is opened, so bad input exits non-zero having written nothing.
+
+mod client;
+mod scope;
+mod user;
+
+use anyhow::Context as _;
+use clap::{Parser, Subcommand};
+
+use crate::config::Settings;
+use crate::startup::{self, Application};
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "latchkey",
+    version,
+    about = "OAuth 2.0 authorization server with a merchant developer portal"
+)]
+pub struct Cli {
+    #[command(flatten)]
+    pub settings: Settings,
+
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run the HTTP server (migrates the database first).
+    Serve,
+    /// Bring the database schema up to date, then exit.
+    Migrate,
+    /// Manage user accounts.
+    #[command(subcommand)]
+    User(user::UserCommand),
+    /// Manage OAuth clients (applications).
+    #[command(subcommand)]
+    Client(client::ClientCommand),
+    /// Manage the scopes clients may request.
+    #[command(subcommand)]
+    Scope(scope::ScopeCommand),
+}
+
+/// Runs a parsed command line. Errors come back as one chain, printed by `main` on one line.
+pub fn run(cli: Cli) -> anyhow::Result<()> {
+    let settings = cli.settings;
+    match cli.command {
+        Command::Serve => serve(settings),
+        Command::Migrate => {
+            // `open` migrates; a separate count tells the operator whether anything changed.
+            let database = settings.database();
+            let (_key, pool) = startup::open_stores(&settings)?;
+            drop(pool);
+            eprintln!("Database {} is up to date.", database.redacted());
+            Ok(())
+        }
+        Command::User(cmd) => user::run(&settings, cmd),
+        Command::Client(cmd) => client::run(&settings, cmd),
+        Command::Scope(cmd) => scope::run(&settings, cmd),
+    }
+}
+
+fn serve(settings: Settings) -> anyhow::Result<()> {
+    actix_web::rt::System::new().block_on(async move {
+        let app = Application::build(settings).await?;
+        app.run_until_stopped()
+            .await
+            .context("server stopped with an error")
+    })
+}
+
+/// Opens the stores for a CLI command and hands back one connection.
+fn connect(
+    settings: &Settings,
+) -> anyhow::Result<(crate::crypto::ServerKey, crate::db::PooledConnection)> {
+    let (key, pool) = startup::open_stores(settings)?;
+    let conn = pool
+        .get()
+        .context("LATCHKEY_DATABASE_URL: no database connection available")?;
+    Ok((key, conn))
+}

@@ -1,0 +1,223 @@
+//! The database: one connection type over SQLite and PostgreSQL, the pool, migrations, and the
+//! single helper through which request handlers run diesel.
+//!
+//! The backend is picked at run time from [`DatabaseUrl`]: one build serves both. Queries are
+//! written once against [`AnyConnection`] and the portable `schema.rs`.
+//!
+//! Diesel is blocking. Handlers never touch a connection on the async executor; they call
+//! [`run`], which checks a connection out of the pool and runs the closure on actix's blocking
+//! thread pool.
+
+pub mod models;
+pub mod schema;
+
+use std::time::Duration;
+
+use diesel::connection::SimpleConnection as _;
+use diesel::migration::MigrationSource;
+use diesel::prelude::*;
+use diesel::r2d2::{self, R2D2Connection as _};
+use diesel_migrations::{EmbeddedMigrations, MigrationHarness as _, embed_migrations};
+
+use crate::config::DatabaseUrl;
+
+/// A connection to either backend. Queries written against it compile for both.
+#[derive(diesel::MultiConnection)]
+pub enum AnyConnection {
+    Postgres(diesel::PgConnection),
+    Sqlite(diesel::SqliteConnection),
+}
+
+pub type Pool = r2d2::Pool<ConnectionManager>;
+pub type PooledConnection = r2d2::PooledConnection<ConnectionManager>;
+
+/// Both trees have the same migration names; a test keeps them equal.
+const SQLITE_MIGRATIONS: EmbeddedMigrations = embed_migrations!("migrations/sqlite");
+const POSTGRES_MIGRATIONS: EmbeddedMigrations = embed_migrations!("migrations/postgres");
+
+/// Pragmas applied to every pooled SQLite connection. WAL lets readers run beside the one
+/// writer; `busy_timeout` makes a second writer wait instead of failing at once; foreign keys are
+/// off by default in SQLite; `synchronous=NORMAL` is durable under WAL except on power loss.
+const SQLITE_PRAGMAS: &str = "PRAGMA journal_mode = WAL;
+PRAGMA busy_timeout = 5000;
+PRAGMA foreign_keys = ON;
+PRAGMA synchronous = NORMAL;";
+
+/// Key of the PostgreSQL advisory lock held while migrating, so that several instances starting
+/// at once migrate one at a time. The second key is the schema, so separate schemas (as in the
+/// test suite) do not wait for each other.
+const MIGRATION_LOCK_KEY: i32 = 0x4c_61_74_63; // "Latc"
+
+#[derive(Debug, thiserror::Error)]
+pub enum DbError {
+    #[error("database query failed: {0}")]
+    Query(#[from] diesel::result::Error),
+    #[error("no database connection available: {0}")]
+    Pool(#[from] r2d2::PoolError),
+    #[error("database task was cancelled")]
+    Cancelled,
+}
+
+/// Opens database connections of the backend named by the URL.
+#[derive(Debug)]
+pub struct ConnectionManager {
+    url: DatabaseUrl,
+}
+
+impl ConnectionManager {
+    pub fn new(url: DatabaseUrl) -> Self {
+        Self { url }
+    }
+
+    /// One connection, outside any pool (for the CLI and migrations).
+    pub fn establish(&self) -> Result<AnyConnection, diesel::ConnectionError> {
+        match &self.url {
+            DatabaseUrl::Postgres(url) => {
+                diesel::PgConnection::establish(url).map(AnyConnection::Postgres)
+            }
+            DatabaseUrl::Sqlite(path) => {
+                let path = path.to_string_lossy();
+                let mut conn = diesel::SqliteConnection::establish(&path)?;
+                conn.batch_execute(SQLITE_PRAGMAS)
+                    .map_err(|e| diesel::ConnectionError::BadConnection(e.to_string()))?;
+                Ok(AnyConnection::Sqlite(conn))
+            }
+        }
+    }
+}
+
+impl r2d2::ManageConnection for ConnectionManager {
+    type Connection = AnyConnection;
+    type Error = r2d2::Error;
+
+    fn connect(&self) -> Result<AnyConnection, r2d2::Error> {
+        self.establish().map_err(r2d2::Error::ConnectionError)
+    }
+
+    fn is_valid(&self, conn: &mut AnyConnection) -> Result<(), r2d2::Error> {
+        conn.ping().map_err(r2d2::Error::QueryError)
+    }
+
+    fn has_broken(&self, conn: &mut AnyConnection) -> bool {
+        std::thread::panicking() || conn.is_broken()
+    }
+}
+
+/// Why the database could not be opened at start-up. Each message is one line.
+#[derive(Debug, thiserror::Error)]
+pub enum OpenError {
+    #[error("cannot create the folder for the SQLite database {path}: {source}")]
+    CreateDir {
+        path: String,
+        source: std::io::Error,
+    },
+    #[error("cannot connect to {url}: {reason}")]
+    Connect { url: String, reason: String },
+    #[error("migrating {url} failed: {reason}")]
+    Migrate { url: String, reason: String },
+}
+
+/// Opens the pool and brings the schema up to date.
+///
+/// The first connection is made eagerly, so an unreachable database fails here, once, with a
+/// clear message rather than on the first request.
+pub fn open(url: &DatabaseUrl, pool_size: u32) -> Result<Pool, OpenError> {
+    if let Some(path) = url.sqlite_path() {
+        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+            std::fs::create_dir_all(dir).map_err(|source| OpenError::CreateDir {
+                path: path.display().to_string(),
+                source,
+            })?;
+        }
+    }
+    let manager = ConnectionManager::new(url.clone());
+    let mut first = manager.establish().map_err(|e| OpenError::Connect {
+        url: url.redacted(),
+        reason: one_line(&e.to_string()),
+    })?;
+    migrate(&mut first).map_err(|reason| OpenError::Migrate {
+        url: url.redacted(),
+        reason: one_line(&reason),
+    })?;
+    drop(first);
+
+    r2d2::Pool::builder()
+        .max_size(pool_size)
+        // The first connection already succeeded; later failures surface per request.
+        .min_idle(Some(1.min(pool_size)))
+        .connection_timeout(Duration::from_secs(10))
+        .test_on_check_out(false)
+        .build(manager)
+        .map_err(|e| OpenError::Connect {
+            url: url.redacted(),
+            reason: one_line(&e.to_string()),
+        })
+}
+
+/// Runs pending migrations of the connection's backend; returns how many ran.
+pub fn migrate(conn: &mut AnyConnection) -> Result<usize, String> {
+    match conn {
+        AnyConnection::Sqlite(c) => c
+            .run_pending_migrations(SQLITE_MIGRATIONS)
+            .map(|done| done.len())
+            .map_err(|e| e.to_string()),
+        AnyConnection::Postgres(c) => {
+            let lock = format!(
+                "SELECT pg_advisory_lock({MIGRATION_LOCK_KEY}, hashtext(current_schema()))"
+            );
+            let unlock = format!(
+                "SELECT pg_advisory_unlock({MIGRATION_LOCK_KEY}, hashtext(current_schema()))"
+            );
+            c.batch_execute(&lock).map_err(|e| e.to_string())?;
+            let result = c
+                .run_pending_migrations(POSTGRES_MIGRATIONS)
+                .map(|done| done.len())
+                .map_err(|e| e.to_string());
+            // The lock is released with the session anyway; unlocking early lets waiters go on.
+            let _ = c.batch_execute(&unlock);
+            result
+        }
+    }
+}
+
+/// Names of the embedded migrations of each backend, in order: (sqlite, postgres).
+pub fn migration_names() -> (Vec<String>, Vec<String>) {
+    let names = |source: EmbeddedMigrations| -> Vec<String> {
+        MigrationSource::<diesel::sqlite::Sqlite>::migrations(&source)
+            .map(|ms| ms.iter().map(|m| m.name().to_string()).collect())
+            .unwrap_or_default()
+    };
+    (names(SQLITE_MIGRATIONS), names(POSTGRES_MIGRATIONS))
+}
+
+/// Runs `f` with a pooled connection on the blocking thread pool. Every query a request makes
+/// goes through here.
+pub async fn run<F, T, E>(pool: &Pool, f: F) -> Result<T, E>
+where
+    F: FnOnce(&mut AnyConnection) -> Result<T, E> + Send + 'static,
+    T: Send + 'static,
+    E: From<DbError> + Send + 'static,
+{
+    let pool = pool.clone();
+    actix_web::web::block(move || {
+        let mut conn = pool.get().map_err(DbError::from)?;
+        f(&mut *conn)
+    })
+    .await
+    .map_err(|_| E::from(DbError::Cancelled))?
+}
+
+/// Whether the database answers a trivial query.
+pub fn ping(conn: &mut AnyConnection) -> Result<(), DbError> {
+    conn.batch_execute("SELECT 1").map_err(DbError::from)
+}
+
+/// Current time in UTC, as stored in `Timestamp` columns.
+pub fn now() -> chrono::NaiveDateTime {
+    chrono::Utc::now().naive_utc()
+}
+
+/// Error texts from libpq span several lines; start-up errors are printed on one.
+fn one_line(text: &str) -> String {
+    text.split_whitespace().collect::<Vec<_>>().join(" ")
+}

@@ -1,0 +1,57 @@
+//! `users`: merchants and end users alike (DESIGN.md, "Who uses it").
+
+use chrono::NaiveDateTime;
+use diesel::prelude::*;
+
+use crate::db::AnyConnection;
+use crate::db::schema::users;
+
+#[derive(Debug, Clone, Queryable, Selectable, Identifiable)]
+#[diesel(table_name = users)]
+pub struct User {
+    pub id: i64,
+    pub name: String,
+    pub username: String,
+    /// argon2id PHC string.
+    pub password: String,
+    pub email: Option<String>,
+    pub email_verified_at: Option<NaiveDateTime>,
+    pub created_at: NaiveDateTime,
+    pub updated_at: NaiveDateTime,
+}
+
+#[derive(Debug, Insertable)]
+#[diesel(table_name = users)]
+pub struct NewUser<'a> {
+    pub name: &'a str,
+    pub username: &'a str,
+    pub password: &'a str,
+    pub email: Option<&'a str>,
+    pub created_at: NaiveDateTime,
+    pub updated_at: NaiveDateTime,
+}
+
+impl User {
+    pub fn insert(conn: &mut AnyConnection, new: &NewUser<'_>) -> QueryResult<User> {
+        diesel::insert_into(users::table)
+            .values(new)
+            // The whole row comes back; `as_returning()` does not compile for MultiBackend.
+            .get_result::<User>(conn)
+    }
+
+    pub fn find_by_username(conn: &mut AnyConnection, username: &str) -> QueryResult<Option<User>> {
+        users::table
+            .filter(users::username.eq(username))
+            .select(User::as_select())
+            .first(conn)
+            .optional()
+    }
+
+    pub fn find(conn: &mut AnyConnection, id: i64) -> QueryResult<Option<User>> {
+        users::table
+            .find(id)
+            .select(User::as_select())
+            .first(conn)
+            .optional()
+    }
+}

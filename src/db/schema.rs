@@ -1,0 +1,129 @@
+//! The one schema for both backends, kept by hand with portable SQL types only
+//! (`BigInt`, `Text`, `Bool`, `Timestamp`), so the same queries compile for SQLite and PostgreSQL.
+//! It must match both trees under `migrations/`; the test suite checks it against a migrated
+//! database of either kind.
+
+diesel::table! {
+    users (id) {
+        id -> BigInt,
+        name -> Text,
+        username -> Text,
+        password -> Text,
+        email -> Nullable<Text>,
+        email_verified_at -> Nullable<Timestamp>,
+        created_at -> Timestamp,
+        updated_at -> Timestamp,
+    }
+}
+
+diesel::table! {
+    scopes (id) {
+        id -> BigInt,
+        name -> Text,
+        description -> Text,
+        created_at -> Timestamp,
+    }
+}
+
+diesel::table! {
+    clients (id) {
+        id -> BigInt,
+        client_id -> Text,
+        name -> Text,
+        description -> Text,
+        home_page_url -> Nullable<Text>,
+        logo_url -> Nullable<Text>,
+        privacy_policy_url -> Nullable<Text>,
+        user_id -> BigInt,
+        is_live -> Bool,
+        redirect_uri -> Text,
+        grant_types -> Text,
+        scopes -> Text,
+        is_confidential -> Bool,
+        is_enabled -> Bool,
+        created_at -> Timestamp,
+        updated_at -> Timestamp,
+    }
+}
+
+diesel::table! {
+    client_secrets (id) {
+        id -> BigInt,
+        client_id -> BigInt,
+        secret_digest -> Text,
+        secret_encrypted -> Text,
+        secret_hint -> Text,
+        created_at -> Timestamp,
+        expires_at -> Nullable<Timestamp>,
+        last_used_at -> Nullable<Timestamp>,
+    }
+}
+
+diesel::table! {
+    client_authorization_codes (id) {
+        id -> BigInt,
+        client_id -> BigInt,
+        user_id -> BigInt,
+        code -> Text,
+        scope -> Text,
+        is_used -> Bool,
+        redirect_uri -> Text,
+        code_challenge -> Nullable<Text>,
+        code_challenge_method -> Nullable<Text>,
+        nonce -> Nullable<Text>,
+        expired_at -> Timestamp,
+        created_at -> Timestamp,
+    }
+}
+
+diesel::table! {
+    client_refresh_tokens (id) {
+        id -> BigInt,
+        client_id -> BigInt,
+        user_id -> BigInt,
+        refresh_token -> Text,
+        grant_type -> Text,
+        scope -> Text,
+        audience -> Text,
+        family_id -> Text,
+        client_authorization_code_id -> Nullable<BigInt>,
+        expired_at -> Timestamp,
+        created_at -> Timestamp,
+        used_at -> Nullable<Timestamp>,
+        revoked_at -> Nullable<Timestamp>,
+    }
+}
+
+diesel::table! {
+    client_access_tokens (id) {
+        id -> BigInt,
+        client_id -> BigInt,
+        user_id -> BigInt,
+        client_refresh_token_id -> Nullable<BigInt>,
+        access_token -> Text,
+        grant_type -> Text,
+        scope -> Text,
+        audience -> Text,
+        client_authorization_code_id -> Nullable<BigInt>,
+        expired_at -> Timestamp,
+        created_at -> Timestamp,
+        revoked_at -> Nullable<Timestamp>,
+    }
+}
+
+diesel::joinable!(clients -> users (user_id));
+diesel::joinable!(client_secrets -> clients (client_id));
+diesel::joinable!(client_authorization_codes -> clients (client_id));
+diesel::joinable!(client_refresh_tokens -> clients (client_id));
+diesel::joinable!(client_access_tokens -> clients (client_id));
+diesel::joinable!(client_access_tokens -> client_refresh_tokens (client_refresh_token_id));
+
+diesel::allow_tables_to_appear_in_same_query!(
+    users,
+    scopes,
+    clients,
+    client_secrets,
+    client_authorization_codes,
+    client_refresh_tokens,
+    client_access_tokens,
+);

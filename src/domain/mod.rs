@@ -1,0 +1,32 @@
+//! Parse, don't validate: values that reach the database or the protocol code have been
+//! through one of these types, so an invalid username, redirect URI or scope cannot exist.
+//!
+//! Each `parse` returns [`Invalid`] with a message written to sit beside the field it is about
+//! ("must be at least 10 characters"); the caller adds the field's name.
+
+mod account;
+mod client;
+mod scope;
+
+pub use account::{DisplayName, Email, NewPassword, Username};
+pub use client::{ClientId, ClientName, GrantType, RedirectUri, RedirectUris};
+pub use scope::{ScopeName, Scopes};
+
+/// Why a raw value was refused. The text completes a sentence that begins with the field name.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{0}")]
+pub struct Invalid(pub String);
+
+impl Invalid {
+    pub fn new(message: impl Into<String>) -> Self {
+        Self(message.into())
+    }
+}
+
+/// Rejects text with control characters (newlines included), which no single-line field needs.
+fn no_control_chars(value: &str) -> Result<(), Invalid> {
+    if value.chars().any(char::is_control) {
+        return Err(Invalid::new("must not contain control characters"));
+    }
+    Ok(())
+}

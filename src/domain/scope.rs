@@ -1,0 +1,117 @@
+//! Scopes: single names and the sets that clients and tokens carry.
+
+use std::collections::BTreeSet;
+use std::fmt;
+
+use super::Invalid;
+
+/// One scope name. RFC 6749 §3.3 allows any printable ASCII but space, `"` and `\`; Latchkey
+/// keeps to `a-z 0-9 _ . : -`, which reads well in URLs and never needs escaping.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct ScopeName(String);
+
+impl ScopeName {
+    pub const MAX: usize = 64;
+
+    pub fn parse(raw: &str) -> Result<Self, Invalid> {
+        let value = raw.trim();
+        if value.is_empty() || value.len() > Self::MAX {
+            return Err(Invalid::new(format!(
+                "must be 1 to {} characters long",
+                Self::MAX
+            )));
+        }
+        if !value.chars().all(|c| {
+            c.is_ascii_lowercase() || c.is_ascii_digit() || matches!(c, '_' | '.' | ':' | '-')
+        }) {
+            return Err(Invalid::new(format!(
+                "`{value}` may contain only lowercase letters, digits and _ . : -"
+            )));
+        }
+        Ok(Self(value.to_owned()))
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Display for ScopeName {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// A set of scopes, kept sorted so that its stored and displayed forms are stable.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Scopes(BTreeSet<ScopeName>);
+
+impl Scopes {
+    /// Parses a list separated by spaces (RFC 6749 §3.3) or commas (Revenue Monster's
+    /// `scope=manage_payment,get_merchant_profile`).
+    pub fn parse(raw: &str) -> Result<Self, Invalid> {
+        raw.split([' ', ','])
+            .filter(|s| !s.is_empty())
+            .map(ScopeName::parse)
+            .collect::<Result<BTreeSet<_>, _>>()
+            .map(Self)
+    }
+
+    /// Reads the stored, space-separated form, skipping anything that is not a scope name.
+    pub fn from_stored(stored: &str) -> Self {
+        Self(
+            stored
+                .split_whitespace()
+                .filter_map(|s| ScopeName::parse(s).ok())
+                .collect(),
+        )
+    }
+
+    /// Space separated, as stored and as sent in the `scope` response parameter.
+    pub fn to_stored(&self) -> String {
+        self.0
+            .iter()
+            .map(ScopeName::as_str)
+            .collect::<Vec<_>>()
+            .join(" ")
+    }
+
+    pub fn iter(&self) -> impl Iterator<Item = &ScopeName> {
+        self.0.iter()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+
+    pub fn is_subset(&self, other: &Scopes) -> bool {
+        self.0.is_subset(&other.0)
+    }
+
+    pub fn contains(&self, name: &str) -> bool {
+        self.0.iter().any(|s| s.as_str() == name)
+    }
+}
+
+impl FromIterator<ScopeName> for Scopes {
+    fn from_iter<I: IntoIterator<Item = ScopeName>>(iter: I) -> Self {
+        Self(iter.into_iter().collect())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn scopes_accept_spaces_and_commas() {
+        let s = Scopes::parse("manage_payment,get_user_profile get_user_profile").unwrap();
+        assert_eq!(s.to_stored(), "get_user_profile manage_payment");
+        assert!(Scopes::parse("").unwrap().is_empty());
+        assert!(Scopes::parse("Bad Scope").is_err());
+        assert!(Scopes::parse("quote\"d").is_err());
+        let small = Scopes::parse("get_user_profile").unwrap();
+        assert!(small.is_subset(&s));
+        assert!(!s.is_subset(&small));
+    }
+}

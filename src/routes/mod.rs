@@ -1,0 +1,15 @@
+//! HTTP handlers: thin functions that extract, call one function, and render or redirect.
+
+mod health;
+mod home;
+mod static_files;
+
+use actix_web::web;
+
+/// Registers every route. Shared by the server and the tests.
+pub fn configure(cfg: &mut web::ServiceConfig) {
+    cfg.route("/healthz", web::get().to(health::healthz))
+        .route("/readyz", web::get().to(health::readyz))
+        .route("/", web::get().to(home::home))
+        .route("/static/{path:.*}", web::get().to(static_files::serve));
+}

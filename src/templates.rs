@@ -1,0 +1,46 @@
+//! Page templates and static files, compiled into the binary so that `latchkey` runs from any
+//! folder with nothing beside it.
+//!
+//! Every template is a `.html` file, so Tera escapes every value; none is ever marked `safe`.
+
+use tera::Tera;
+
+/// (name, source) of every template, embedded at build time.
+const TEMPLATES: &[(&str, &str)] = &[
+    ("base.html", include_str!("../templates/base.html")),
+    ("home.html", include_str!("../templates/home.html")),
+];
+
+/// Builds the template set. Fails only if a template does not parse, which a test catches.
+pub fn load() -> Result<Tera, tera::Error> {
+    let mut tera = Tera::default();
+    tera.add_raw_templates(TEMPLATES.iter().copied())?;
+    tera.autoescape_on(vec![".html"]);
+    Ok(tera)
+}
+
+/// A static file: its path under `/static/`, content type and bytes.
+pub struct StaticFile {
+    pub path: &'static str,
+    pub content_type: &'static str,
+    pub body: &'static [u8],
+}
+
+pub const STATIC_FILES: &[StaticFile] = &[StaticFile {
+    path: "css/latchkey.css",
+    content_type: "text/css; charset=utf-8",
+    body: include_bytes!("../static/css/latchkey.css"),
+}];
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn templates_parse_and_escape() {
+        let tera = super::load().unwrap();
+        let mut ctx = tera::Context::new();
+        ctx.insert("issuer", "<script>");
+        let html = tera.render("home.html", &ctx).unwrap();
+        assert!(html.contains("&lt;script&gt;"));
+        assert!(!html.contains("<script>"));
+    }
+}
