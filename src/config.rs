@@ -99,10 +99,11 @@ impl Settings {
     }
 
     /// The issuer URL, without a trailing slash (RFC 8414 §2 compares it as a string).
-    pub fn issuer(&self) -> String {
+    /// Without `--issuer` it is `http://` and the address the server actually listens on.
+    pub fn issuer(&self, listening_on: SocketAddr) -> String {
         let url = match &self.issuer {
             Some(url) => url.to_string(),
-            None => format!("http://{}", self.bind),
+            None => format!("http://{listening_on}"),
         };
         url.trim_end_matches('/').to_owned()
     }

@@ -23,7 +23,7 @@ pub struct AppState {
     pub settings: Arc<Settings>,
     pub key: ServerKey,
     pub templates: Tera,
-    /// `settings.issuer()`, computed once.
+    /// `settings.issuer(…)` for the address bound, computed once.
     pub issuer: String,
 }
 
@@ -84,11 +84,16 @@ impl Application {
             addr: settings.bind.to_string(),
             source,
         })?;
-        let port = listener.local_addr().map(|a| a.port()).unwrap_or(0);
+        let local_addr = listener.local_addr().map_err(|source| StartupError::Bind {
+            addr: settings.bind.to_string(),
+            source,
+        })?;
+        let port = local_addr.port();
+        let issuer = settings.issuer(local_addr);
 
         let state = web::Data::new(AppState {
             pool,
-            issuer: settings.issuer(),
+            issuer: issuer.clone(),
             settings: Arc::clone(&settings),
             key,
             templates: templates::load()?,
@@ -120,7 +125,7 @@ impl Application {
         tracing::info!(
             address = %settings.bind.ip(),
             port,
-            issuer = %settings.issuer(),
+            %issuer,
             database = %settings.database().redacted(),
             "latchkey is listening"
         );

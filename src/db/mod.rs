@@ -122,13 +122,13 @@ pub enum OpenError {
 /// The first connection is made eagerly, so an unreachable database fails here, once, with a
 /// clear message rather than on the first request.
 pub fn open(url: &DatabaseUrl, pool_size: u32) -> Result<Pool, OpenError> {
-    if let Some(path) = url.sqlite_path() {
-        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-            std::fs::create_dir_all(dir).map_err(|source| OpenError::CreateDir {
-                path: path.display().to_string(),
-                source,
-            })?;
-        }
+    if let Some(path) = url.sqlite_path()
+        && let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty())
+    {
+        std::fs::create_dir_all(dir).map_err(|source| OpenError::CreateDir {
+            path: path.display().to_string(),
+            source,
+        })?;
     }
     let manager = ConnectionManager::new(url.clone());
     let mut first = manager.establish().map_err(|e| OpenError::Connect {
@@ -201,7 +201,7 @@ where
     let pool = pool.clone();
     actix_web::web::block(move || {
         let mut conn = pool.get().map_err(DbError::from)?;
-        f(&mut *conn)
+        f(&mut conn)
     })
     .await
     .map_err(|_| E::from(DbError::Cancelled))?

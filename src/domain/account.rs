@@ -16,7 +16,7 @@ impl Username {
     pub fn parse(raw: &str) -> Result<Self, Invalid> {
         let value = raw.trim().to_lowercase();
         let len = value.chars().count();
-        if len < Self::MIN || len > Self::MAX {
+        if !(Self::MIN..=Self::MAX).contains(&len) {
             return Err(Invalid::new(format!(
                 "must be {} to {} characters long",
                 Self::MIN,

@@ -16,7 +16,7 @@ pub async fn healthz() -> HttpResponse {
 
 /// `GET /readyz`: the database answers, so this instance can take traffic.
 pub async fn readyz(state: web::Data<AppState>) -> HttpResponse {
-    match db::run(&state.pool, |conn| db::ping(conn)).await {
+    match db::run(&state.pool, db::ping).await {
         Ok(()) => HttpResponse::Ok()
             .insert_header(("Cache-Control", "no-store"))
             .json(json!({ "status": "ok", "database": "ok" })),

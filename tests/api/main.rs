@@ -1,1 +1,9 @@
+//! The integration suite: one binary, real servers on free ports, SQLite by default and
+//! PostgreSQL when `TEST_DATABASE_URL` is set.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
 
+mod cli;
+mod config;
+mod health;
+mod helpers;
+mod schema;

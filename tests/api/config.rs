@@ -1,0 +1,261 @@
+//! Settings and `latchkey serve` as an operator runs it: a fresh data folder, bad values, an
+//! unreachable database, and a graceful stop.
+
+use std::io::{BufRead as _, BufReader, Read as _, Write as _};
+use std::net::TcpStream;
+use std::process::{Command, Stdio};
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+use crate::helpers::{latchkey_bin, run_cli};
+
+fn env(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
+    pairs
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect()
+}
+
+/// Asserts one line on stderr, naming `setting`, with no panic or backtrace, and exit code `code`.
+fn assert_setting_error(args: &[&str], vars: &[(&str, &str)], setting: &str, code: i32) {
+    let data = tempfile::tempdir().unwrap();
+    let data_dir = data.path().join("data");
+    let mut vars = vars.to_vec();
+    let dir = data_dir.display().to_string();
+    vars.push(("LATCHKEY_DATA_DIR", &dir));
+    let out = run_cli(args, "", &env(&vars));
+    assert_eq!(
+        out.status.code(),
+        Some(code),
+        "{args:?} {vars:?}: {}",
+        out.stderr
+    );
+    let stderr = out.stderr.trim();
+    assert_eq!(stderr.lines().count(), 1, "not one line: {stderr}");
+    assert!(stderr.starts_with("latchkey: "), "{stderr}");
+    assert!(stderr.contains(setting), "{setting} not named: {stderr}");
+    assert!(
+        !stderr.contains("panicked") && !stderr.contains("backtrace"),
+        "{stderr}"
+    );
+    assert!(!data_dir.exists(), "{args:?} wrote {}", data_dir.display());
+}
+
+#[test]
+fn a_database_url_with_another_scheme_is_refused() {
+    assert_setting_error(
+        &["serve"],
+        &[("LATCHKEY_DATABASE_URL", "mysql://root@localhost/db")],
+        "LATCHKEY_DATABASE_URL",
+        2,
+    );
+    assert_setting_error(
+        &["serve"],
+        &[("LATCHKEY_DATABASE_URL", "data/latchkey.db")],
+        "LATCHKEY_DATABASE_URL",
+        2,
+    );
+    assert_setting_error(
+        &["migrate", "--database-url", "redis://127.0.0.1"],
+        &[],
+        "--database-url",
+        2,
+    );
+}
+
+#[test]
+fn an_unreachable_database_is_one_line_and_names_the_setting() {
+    assert_setting_error(
+        &["serve"],
+        &[(
+            "LATCHKEY_DATABASE_URL",
+            "postgres://postgres:hunter2@127.0.0.1:1/test",
+        )],
+        "LATCHKEY_DATABASE_URL",
+        1,
+    );
+    // The password in the URL is never printed.
+    let out = run_cli(
+        &["migrate"],
+        "",
+        &env(&[(
+            "LATCHKEY_DATABASE_URL",
+            "postgres://postgres:hunter2@127.0.0.1:1/test",
+        )]),
+    );
+    assert!(!out.stderr.contains("hunter2"), "{}", out.stderr);
+}
+
+#[test]
+fn bad_values_name_their_setting() {
+    assert_setting_error(
+        &["serve"],
+        &[("LATCHKEY_BIND", "localhost")],
+        "LATCHKEY_BIND",
+        2,
+    );
+    assert_setting_error(
+        &["serve"],
+        &[("LATCHKEY_ACCESS_TOKEN_TTL", "0")],
+        "LATCHKEY_ACCESS_TOKEN_TTL",
+        2,
+    );
+    assert_setting_error(
+        &["serve"],
+        &[("LATCHKEY_CODE_TTL", "3600")],
+        "LATCHKEY_CODE_TTL",
+        2,
+    );
+    assert_setting_error(
+        &["serve"],
+        &[("LATCHKEY_ISSUER", "auth.example.com")],
+        "LATCHKEY_ISSUER",
+        2,
+    );
+    assert_setting_error(
+        &["serve"],
+        &[("LATCHKEY_LOG_FORMAT", "xml")],
+        "LATCHKEY_LOG_FORMAT",
+        2,
+    );
+    assert_setting_error(
+        &["serve"],
+        &[("LATCHKEY_SMTP_URL", "http://mail")],
+        "LATCHKEY_SMTP_URL",
+        2,
+    );
+    assert_setting_error(&["serve", "--db-pool-size", "0"], &[], "--db-pool-size", 2);
+    // A short key is refused, and the key itself is not echoed.
+    let out = run_cli(
+        &["serve"],
+        "",
+        &env(&[("LATCHKEY_SECRET_KEY", "abcdef0123")]),
+    );
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        out.stderr.contains("LATCHKEY_SECRET_KEY") && !out.stderr.contains("abcdef0123"),
+        "{}",
+        out.stderr
+    );
+}
+
+#[test]
+fn a_corrupt_key_file_is_reported_not_replaced() {
+    let data = tempfile::tempdir().unwrap();
+    std::fs::write(data.path().join("secret.key"), "too short").unwrap();
+    let out = run_cli(
+        &["migrate"],
+        "",
+        &env(&[("LATCHKEY_DATA_DIR", &data.path().display().to_string())]),
+    );
+    assert_eq!(out.status.code(), Some(1), "{}", out.stderr);
+    assert!(
+        out.stderr.contains("secret.key") && out.stderr.contains("LATCHKEY_SECRET_KEY"),
+        "{}",
+        out.stderr
+    );
+    assert_eq!(
+        std::fs::read_to_string(data.path().join("secret.key")).unwrap(),
+        "too short"
+    );
+}
+
+fn http_get(port: u16, path: &str) -> String {
+    let mut stream = TcpStream::connect(("127.0.0.1", port)).unwrap();
+    write!(
+        stream,
+        "GET {path} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n"
+    )
+    .unwrap();
+    let mut response = String::new();
+    stream.read_to_string(&mut response).unwrap();
+    response
+}
+
+/// `latchkey serve` on an empty folder: creates the SQLite database and a private key file,
+/// answers /healthz, keeps its data across a restart, and stops cleanly on SIGTERM.
+#[test]
+fn serve_on_a_fresh_folder_creates_the_database_and_stops_on_sigterm() {
+    let work = tempfile::tempdir().unwrap();
+    for round in 0..2 {
+        let mut child = Command::new(latchkey_bin())
+            .current_dir(work.path())
+            .env_clear()
+            .env("LATCHKEY_BIND", "127.0.0.1:0")
+            .env("LATCHKEY_LOG_FORMAT", "json")
+            .env("LATCHKEY_WORKERS", "1")
+            .arg("serve")
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let stderr = child.stderr.take().unwrap();
+        let (tx, rx) = mpsc::channel::<String>();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+                let _ = tx.send(line);
+            }
+        });
+        let deadline = Instant::now() + Duration::from_secs(30);
+        let mut lines = Vec::new();
+        let port = loop {
+            let line = rx
+                .recv_timeout(deadline.saturating_duration_since(Instant::now()))
+                .unwrap_or_else(|_| panic!("no start-up line: {lines:?}"));
+            let parsed: serde_json::Value = serde_json::from_str(&line).unwrap_or_default();
+            lines.push(line);
+            if parsed["message"] == "latchkey is listening" {
+                break parsed["port"].as_u64().unwrap() as u16;
+            }
+        };
+        let generated_key = lines
+            .iter()
+            .any(|l| l.contains("generated a new server secret key"));
+        assert_eq!(generated_key, round == 0, "{lines:?}");
+
+        let health = http_get(port, "/healthz");
+        assert!(health.starts_with("HTTP/1.1 200"), "{health}");
+        let ready = http_get(port, "/readyz");
+        assert!(ready.starts_with("HTTP/1.1 200"), "{ready}");
+        // One log line per request, with method, path, status, latency and request id.
+        let request_line = loop {
+            let line = rx.recv_timeout(Duration::from_secs(5)).unwrap();
+            if line.contains("/healthz") {
+                break serde_json::from_str::<serde_json::Value>(&line).unwrap();
+            }
+        };
+        assert_eq!(request_line["method"], "GET");
+        assert_eq!(request_line["status"], 200);
+        assert!(request_line["request_id"].is_string() && request_line["latency_ms"].is_string());
+
+        let killed = Command::new("kill")
+            .args(["-TERM", &child.id().to_string()])
+            .status()
+            .unwrap();
+        assert!(killed.success());
+        let started = Instant::now();
+        let status = loop {
+            if let Some(status) = child.try_wait().unwrap() {
+                break status;
+            }
+            assert!(
+                started.elapsed() < Duration::from_secs(20),
+                "did not stop on SIGTERM"
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        };
+        assert!(status.success(), "exit status {status:?}");
+    }
+
+    let data = work.path().join("data");
+    assert!(data.join("latchkey.db").is_file());
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt as _;
+        let mode = std::fs::metadata(data.join("secret.key"))
+            .unwrap()
+            .permissions()
+            .mode();
+        assert_eq!(mode & 0o777, 0o600);
+    }
+}

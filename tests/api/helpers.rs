@@ -1,0 +1,273 @@
+//! `spawn_app()`: a real server on a free port with its own database, and helpers to drive it.
+//!
+//! SQLite by default: a temporary data folder per test. With `TEST_DATABASE_URL=postgres://…`,
+//! each test gets its own PostgreSQL schema, dropped when the test's `TestApp` is dropped.
+
+use std::io::Write as _;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+
+use diesel::connection::SimpleConnection as _;
+use diesel::prelude::*;
+use latchkey::config::{DatabaseUrl, LogFormat, SecretKeyMaterial, Settings};
+use latchkey::crypto::ServerKey;
+use latchkey::db::{AnyConnection, ConnectionManager};
+use latchkey::startup::Application;
+use rand::RngCore as _;
+use tempfile::TempDir;
+
+/// The database a test runs against, and the clean-up it needs.
+pub struct TestDatabase {
+    pub url: DatabaseUrl,
+    /// PostgreSQL only: (admin URL, schema to drop).
+    pg_schema: Option<(String, String)>,
+}
+
+impl TestDatabase {
+    /// A fresh, empty database: a file in `data_dir`, or a new PostgreSQL schema.
+    pub fn create(data_dir: &Path) -> Self {
+        match std::env::var("TEST_DATABASE_URL") {
+            Ok(admin) if !admin.is_empty() => {
+                assert!(
+                    admin.starts_with("postgres"),
+                    "TEST_DATABASE_URL must be a postgres:// URL"
+                );
+                let schema = format!("test_{}", hex_id());
+                let mut conn = diesel::PgConnection::establish(&admin)
+                    .unwrap_or_else(|e| panic!("TEST_DATABASE_URL unreachable: {e}"));
+                conn.batch_execute(&format!("CREATE SCHEMA {schema}"))
+                    .unwrap();
+                let sep = if admin.contains('?') { '&' } else { '?' };
+                let url = format!("{admin}{sep}options=-c%20search_path%3D{schema}");
+                Self {
+                    url: DatabaseUrl::Postgres(url),
+                    pg_schema: Some((admin, schema)),
+                }
+            }
+            _ => Self {
+                url: DatabaseUrl::Sqlite(data_dir.join("latchkey.db")),
+                pg_schema: None,
+            },
+        }
+    }
+
+    pub fn is_postgres(&self) -> bool {
+        self.pg_schema.is_some()
+    }
+
+    /// A direct connection, for looking at rows.
+    pub fn connect(&self) -> AnyConnection {
+        ConnectionManager::new(self.url.clone())
+            .establish()
+            .unwrap()
+    }
+
+    /// The URL as `LATCHKEY_DATABASE_URL` takes it.
+    pub fn env_value(&self) -> String {
+        match &self.url {
+            DatabaseUrl::Postgres(url) => url.clone(),
+            DatabaseUrl::Sqlite(path) => format!("sqlite://{}", path.display()),
+        }
+    }
+}
+
+impl Drop for TestDatabase {
+    fn drop(&mut self) {
+        if let Some((admin, schema)) = &self.pg_schema
+            && let Ok(mut conn) = diesel::PgConnection::establish(admin)
+        {
+            let _ = conn.batch_execute(&format!("DROP SCHEMA IF EXISTS {schema} CASCADE"));
+        }
+    }
+}
+
+pub fn hex_id() -> String {
+    let mut bytes = [0u8; 8];
+    rand::rngs::OsRng.fill_bytes(&mut bytes);
+    hex::encode(bytes)
+}
+
+pub struct TestApp {
+    pub address: String,
+    /// Keeps cookies, never follows redirects: tests look at each hop.
+    pub api: reqwest::Client,
+    pub settings: Settings,
+    pub key: ServerKey,
+    pub db: TestDatabase,
+    pub data_dir: TempDir,
+}
+
+/// Settings for a test: port 0, one worker, a fixed random key, the given database.
+pub fn test_settings(data_dir: &Path, db: &TestDatabase, secret: &SecretKeyMaterial) -> Settings {
+    Settings {
+        bind: "127.0.0.1:0".parse().unwrap(),
+        database_url: Some(db.url.clone()),
+        issuer: None,
+        data_dir: data_dir.to_path_buf(),
+        secret_key: Some(secret.clone()),
+        smtp_url: None,
+        access_token_ttl: 3600,
+        refresh_token_ttl: 2_592_000,
+        code_ttl: 600,
+        db_pool_size: 8,
+        workers: Some(1),
+        log_format: LogFormat::Text,
+        log: "warn".into(),
+    }
+}
+
+pub async fn spawn_app() -> TestApp {
+    let data_dir = tempfile::tempdir().unwrap();
+    let db = TestDatabase::create(data_dir.path());
+    let mut secret = vec![0u8; 32];
+    rand::rngs::OsRng.fill_bytes(&mut secret);
+    let settings = test_settings(data_dir.path(), &db, &SecretKeyMaterial(secret));
+    start(settings, db, data_dir).await
+}
+
+/// Starts a server on an existing test's database and data folder, as a restart would.
+pub async fn restart(app: TestApp) -> TestApp {
+    let TestApp {
+        settings,
+        db,
+        data_dir,
+        ..
+    } = app;
+    start(settings, db, data_dir).await
+}
+
+async fn start(settings: Settings, db: TestDatabase, data_dir: TempDir) -> TestApp {
+    latchkey::telemetry::init(LogFormat::Text, "warn");
+    let key = ServerKey::from_material(settings.secret_key.as_ref().unwrap());
+    let app = Application::build(settings.clone()).await.unwrap();
+    let port = app.port();
+    tokio::spawn(app.run_until_stopped());
+    let api = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .cookie_store(true)
+        .build()
+        .unwrap();
+    TestApp {
+        address: format!("http://127.0.0.1:{port}"),
+
+        api,
+        settings,
+        key,
+        db,
+        data_dir,
+    }
+}
+
+impl TestApp {
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{}", self.address, path)
+    }
+
+    pub async fn get(&self, path: &str) -> reqwest::Response {
+        self.api.get(self.url(path)).send().await.unwrap()
+    }
+
+    /// The environment a `latchkey` process needs to use this test's database and key.
+    pub fn cli_env(&self) -> Vec<(String, String)> {
+        let key = self.settings.secret_key.as_ref().unwrap();
+        vec![
+            ("LATCHKEY_DATABASE_URL".into(), self.db.env_value()),
+            (
+                "LATCHKEY_DATA_DIR".into(),
+                self.data_dir.path().display().to_string(),
+            ),
+            ("LATCHKEY_SECRET_KEY".into(), hex::encode(&key.0)),
+        ]
+    }
+
+    /// Runs the `latchkey` binary against this test's database, with `stdin` piped in.
+    pub fn cli(&self, args: &[&str], stdin: &str) -> CliOutput {
+        run_cli(args, stdin, &self.cli_env())
+    }
+
+    /// Creates a user through the CLI and returns its id.
+    pub fn create_user(&self, username: &str, password: &str) -> i64 {
+        let out = self.cli(
+            &[
+                "user",
+                "create",
+                "--username",
+                username,
+                "--name",
+                "Test User",
+            ],
+            &format!("{password}\n"),
+        );
+        assert!(out.success(), "user create failed: {}", out.stderr);
+        out.stdout.trim().parse().unwrap()
+    }
+
+    /// Creates a client through the CLI (`--json`) and returns the parsed output.
+    pub fn create_client(&self, owner: &str, extra: &[&str]) -> serde_json::Value {
+        let mut args = vec![
+            "client", "create", "--owner", owner, "--name", "Test App", "--json",
+        ];
+        args.extend_from_slice(extra);
+        let out = self.cli(&args, "");
+        assert!(out.success(), "client create failed: {}", out.stderr);
+        serde_json::from_str(&out.stdout).unwrap()
+    }
+
+    pub fn count(&self, table: &str) -> i64 {
+        #[derive(QueryableByName)]
+        struct Count {
+            #[diesel(sql_type = diesel::sql_types::BigInt)]
+            n: i64,
+        }
+        let mut conn = self.db.connect();
+        diesel::sql_query(format!("SELECT COUNT(*) AS n FROM {table}"))
+            .get_result::<Count>(&mut conn)
+            .unwrap()
+            .n
+    }
+}
+
+pub struct CliOutput {
+    pub status: std::process::ExitStatus,
+    pub stdout: String,
+    pub stderr: String,
+}
+
+impl CliOutput {
+    pub fn success(&self) -> bool {
+        self.status.success()
+    }
+}
+
+pub fn latchkey_bin() -> PathBuf {
+    PathBuf::from(env!("CARGO_BIN_EXE_latchkey"))
+}
+
+/// Runs the binary with no inherited `LATCHKEY_*` settings, only those given.
+pub fn run_cli(args: &[&str], stdin: &str, env: &[(String, String)]) -> CliOutput {
+    let mut cmd = Command::new(latchkey_bin());
+    for (name, _) in std::env::vars() {
+        if name.starts_with("LATCHKEY_") {
+            cmd.env_remove(name);
+        }
+    }
+    cmd.env("LATCHKEY_LOG", "warn")
+        .envs(env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
+        .args(args)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    let mut child = cmd.spawn().unwrap();
+    // The process may exit before reading (a rejected argument): a broken pipe is expected then.
+    let _ = child.stdin.take().unwrap().write_all(stdin.as_bytes());
+    let Output {
+        status,
+        stdout,
+        stderr,
+    } = child.wait_with_output().unwrap();
+    CliOutput {
+        status,
+        stdout: String::from_utf8_lossy(&stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&stderr).into_owned(),
+    }
+}
