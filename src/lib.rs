@@ -11,6 +11,7 @@ pub mod crypto;
 pub mod db;
 pub mod domain;
 pub mod error;
+pub mod oauth;
 pub mod routes;
 pub mod startup;
 pub mod telemetry;

@@ -15,6 +15,8 @@ use tera::Tera;
 use crate::config::Settings;
 use crate::crypto::{KeyFileError, ServerKey};
 use crate::db::{self, OpenError, Pool};
+use crate::oauth::keys::{KeyError, KeyRing, Keys};
+use crate::oauth::token::OAuthContext;
 use crate::{routes, telemetry, templates};
 
 /// Everything a handler may need, shared by all workers. No globals: each test builds its own.
@@ -23,6 +25,8 @@ pub struct AppState {
     pub settings: Arc<Settings>,
     pub key: ServerKey,
     pub templates: Tera,
+    /// Everything the protocol code needs; cloned into blocking tasks.
+    pub oauth: Arc<OAuthContext>,
     /// `settings.issuer(…)` for the address bound, computed once.
     pub issuer: String,
 }
@@ -39,6 +43,8 @@ pub enum StartupError {
         addr: String,
         source: std::io::Error,
     },
+    #[error("signing keys: {0}")]
+    Keys(#[from] KeyError),
     #[error("templates: {0}")]
     Templates(#[from] tera::Error),
     #[error("start-up was interrupted")]
@@ -76,9 +82,17 @@ impl Application {
     pub async fn build(settings: Settings) -> Result<Self, StartupError> {
         let settings = Arc::new(settings);
         let opening = Arc::clone(&settings);
-        let (key, pool) = actix_web::rt::task::spawn_blocking(move || open_stores(&opening))
-            .await
-            .map_err(|_| StartupError::Interrupted)??;
+        let (key, pool, ring) = actix_web::rt::task::spawn_blocking(move || {
+            let (key, pool) = open_stores(&opening)?;
+            let mut conn = pool.get().map_err(|e| OpenError::Connect {
+                url: opening.database().redacted(),
+                reason: e.to_string(),
+            })?;
+            let ring = KeyRing::load_or_create(&mut conn, &key)?;
+            Ok::<_, StartupError>((key, pool, ring))
+        })
+        .await
+        .map_err(|_| StartupError::Interrupted)??;
 
         let listener = TcpListener::bind(settings.bind).map_err(|source| StartupError::Bind {
             addr: settings.bind.to_string(),
@@ -91,8 +105,18 @@ impl Application {
         let port = local_addr.port();
         let issuer = settings.issuer(local_addr);
 
+        let oauth = Arc::new(OAuthContext {
+            issuer: issuer.clone(),
+            audience: issuer.clone(),
+            server_key: key.clone(),
+            keys: Keys::new(ring),
+            access_token_ttl: settings.access_token_ttl(),
+            refresh_token_ttl: settings.refresh_token_ttl(),
+            code_ttl: settings.code_ttl(),
+        });
         let state = web::Data::new(AppState {
             pool,
+            oauth,
             issuer: issuer.clone(),
             settings: Arc::clone(&settings),
             key,

@@ -111,6 +111,29 @@ diesel::table! {
     }
 }
 
+diesel::table! {
+    signing_keys (id) {
+        id -> BigInt,
+        kid -> Text,
+        algorithm -> Text,
+        private_key -> Text,
+        public_jwk -> Text,
+        created_at -> Timestamp,
+        retired_at -> Nullable<Timestamp>,
+    }
+}
+
+diesel::table! {
+    login_attempts (id) {
+        id -> BigInt,
+        throttle_key -> Text,
+        failures -> BigInt,
+        first_failure_at -> Timestamp,
+        last_failure_at -> Timestamp,
+        locked_until -> Nullable<Timestamp>,
+    }
+}
+
 diesel::joinable!(clients -> users (user_id));
 diesel::joinable!(client_secrets -> clients (client_id));
 diesel::joinable!(client_authorization_codes -> clients (client_id));
@@ -126,4 +149,6 @@ diesel::allow_tables_to_appear_in_same_query!(
     client_authorization_codes,
     client_refresh_tokens,
     client_access_tokens,
+    signing_keys,
+    login_attempts,
 );

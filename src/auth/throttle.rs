@@ -1,0 +1,164 @@
+//! Throttling failed sign-ins, per account and per client address, with counters in the
+//! database so that every instance sees the same ones. The password grant and the login page
+//! share them: guessing through one counts against the other.
+//!
+//! A key is locked once it has `max_failures` failures inside `window`; it stays locked for
+//! `lockout`, then starts afresh. Unknown usernames are counted like known ones, so the lock
+//! itself reveals nothing about which accounts exist.
+
+use chrono::{NaiveDateTime, TimeDelta};
+use diesel::prelude::*;
+use diesel::result::{DatabaseErrorKind, Error as DieselError};
+
+use crate::db::AnyConnection;
+use crate::db::models::LoginAttempt;
+use crate::db::schema::login_attempts;
+
+/// When a key gets locked, and for how long.
+#[derive(Debug, Clone, Copy)]
+pub struct Policy {
+    pub max_failures: i64,
+    pub window: TimeDelta,
+    pub lockout: TimeDelta,
+}
+
+/// One account: five wrong passwords in 15 minutes lock it for 15 minutes (OWASP ASVS V6.3).
+pub const ACCOUNT: Policy = Policy {
+    max_failures: 5,
+    window: TimeDelta::minutes(15),
+    lockout: TimeDelta::minutes(15),
+};
+
+/// One client address: more room, since many people may share an address.
+pub const ADDRESS: Policy = Policy {
+    max_failures: 20,
+    window: TimeDelta::minutes(15),
+    lockout: TimeDelta::minutes(15),
+};
+
+pub fn account_key(username: &str) -> String {
+    format!("account:{}", username.trim().to_lowercase())
+}
+
+pub fn address_key(address: &str) -> String {
+    format!("address:{address}")
+}
+
+/// A locked key, and when it opens again.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Locked {
+    pub until: NaiveDateTime,
+}
+
+impl Locked {
+    /// Whole minutes until the lock opens, at least 1, for "try again in N minutes".
+    pub fn minutes_left(&self, now: NaiveDateTime) -> i64 {
+        let seconds = (self.until - now).num_seconds().max(0);
+        ((seconds + 59) / 60).max(1)
+    }
+}
+
+/// The key's state before an attempt: locked, or the row to update after it (if any).
+pub fn check(
+    conn: &mut AnyConnection,
+    key: &str,
+    now: NaiveDateTime,
+) -> QueryResult<Result<Option<LoginAttempt>, Locked>> {
+    let row = LoginAttempt::find(conn, key)?;
+    match row.as_ref().and_then(|r| r.locked_until) {
+        Some(until) if until > now => Ok(Err(Locked { until })),
+        _ => Ok(Ok(row)),
+    }
+}
+
+/// Counts a failure. `previous` is what [`check`] returned. Returns the lock if this failure
+/// reached the limit.
+pub fn record_failure(
+    conn: &mut AnyConnection,
+    key: &str,
+    previous: Option<&LoginAttempt>,
+    policy: Policy,
+    now: NaiveDateTime,
+) -> QueryResult<Option<Locked>> {
+    let fresh = match previous {
+        None => true,
+        Some(r) => {
+            r.first_failure_at < now - policy.window || r.locked_until.is_some_and(|t| t <= now)
+        }
+    };
+    if fresh {
+        let restarted = match previous {
+            Some(r) => diesel::update(login_attempts::table.find(r.id))
+                .set((
+                    login_attempts::failures.eq(1),
+                    login_attempts::first_failure_at.eq(now),
+                    login_attempts::last_failure_at.eq(now),
+                    login_attempts::locked_until.eq(None::<NaiveDateTime>),
+                ))
+                .execute(conn)?,
+            None => 0,
+        };
+        if restarted == 0 {
+            let inserted = diesel::insert_into(login_attempts::table)
+                .values((
+                    login_attempts::throttle_key.eq(key),
+                    login_attempts::failures.eq(1),
+                    login_attempts::first_failure_at.eq(now),
+                    login_attempts::last_failure_at.eq(now),
+                ))
+                .execute(conn);
+            match inserted {
+                Ok(_) => return Ok(lock_if_reached(conn, key, 1, policy, now)?),
+                // Another request inserted the row first: count on top of it.
+                Err(DieselError::DatabaseError(DatabaseErrorKind::UniqueViolation, _)) => {}
+                Err(e) => return Err(e),
+            }
+        } else {
+            return Ok(lock_if_reached(conn, key, 1, policy, now)?);
+        }
+    }
+    // An atomic increment, so concurrent failures are all counted.
+    diesel::update(login_attempts::table.filter(login_attempts::throttle_key.eq(key)))
+        .set((
+            login_attempts::failures.eq(login_attempts::failures + 1),
+            login_attempts::last_failure_at.eq(now),
+        ))
+        .execute(conn)?;
+    let failures = LoginAttempt::find(conn, key)?
+        .map(|r| r.failures)
+        .unwrap_or(1);
+    lock_if_reached(conn, key, failures, policy, now)
+}
+
+fn lock_if_reached(
+    conn: &mut AnyConnection,
+    key: &str,
+    failures: i64,
+    policy: Policy,
+    now: NaiveDateTime,
+) -> QueryResult<Option<Locked>> {
+    if failures < policy.max_failures {
+        return Ok(None);
+    }
+    let until = now + policy.lockout;
+    diesel::update(
+        login_attempts::table
+            .filter(login_attempts::throttle_key.eq(key))
+            .filter(login_attempts::locked_until.is_null()),
+    )
+    .set(login_attempts::locked_until.eq(until))
+    .execute(conn)?;
+    Ok(Some(Locked { until }))
+}
+
+/// A successful sign-in clears the key's failures. Writes only if there were any.
+pub fn record_success(
+    conn: &mut AnyConnection,
+    key: &str,
+    previous: Option<&LoginAttempt>,
+) -> QueryResult<()> {
+    if previous.is_some() {
+        LoginAttempt::delete(conn, key)?;
+    }
+    Ok(())
+}

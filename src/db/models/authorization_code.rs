@@ -1,0 +1,96 @@
+//! `client_authorization_codes`: codes by SHA-256 digest, single use, bound to the client,
+//! redirect URI, user, scope and PKCE challenge (RFC 6749 §4.1.2, RFC 7636 §4.4).
+
+use chrono::NaiveDateTime;
+use diesel::prelude::*;
+
+use crate::db::AnyConnection;
+use crate::db::schema::{client_access_tokens, client_authorization_codes, client_refresh_tokens};
+
+#[derive(Debug, Clone, Queryable, Selectable, Identifiable)]
+#[diesel(table_name = client_authorization_codes)]
+pub struct AuthorizationCode {
+    pub id: i64,
+    pub client_id: i64,
+    pub user_id: i64,
+    /// SHA-256 of the code.
+    pub code: String,
+    pub scope: String,
+    pub is_used: bool,
+    pub redirect_uri: String,
+    pub code_challenge: Option<String>,
+    pub code_challenge_method: Option<String>,
+    pub nonce: Option<String>,
+    pub expired_at: NaiveDateTime,
+    pub created_at: NaiveDateTime,
+}
+
+#[derive(Debug, Insertable)]
+#[diesel(table_name = client_authorization_codes)]
+pub struct NewAuthorizationCode<'a> {
+    pub client_id: i64,
+    pub user_id: i64,
+    pub code: &'a str,
+    pub scope: &'a str,
+    pub redirect_uri: &'a str,
+    pub code_challenge: Option<&'a str>,
+    pub code_challenge_method: Option<&'a str>,
+    pub nonce: Option<&'a str>,
+    pub expired_at: NaiveDateTime,
+    pub created_at: NaiveDateTime,
+}
+
+impl AuthorizationCode {
+    pub fn insert(conn: &mut AnyConnection, new: &NewAuthorizationCode<'_>) -> QueryResult<()> {
+        diesel::insert_into(client_authorization_codes::table)
+            .values(new)
+            .execute(conn)
+            .map(|_| ())
+    }
+
+    pub fn find_by_digest(
+        conn: &mut AnyConnection,
+        digest: &str,
+    ) -> QueryResult<Option<AuthorizationCode>> {
+        client_authorization_codes::table
+            .filter(client_authorization_codes::code.eq(digest))
+            .select(AuthorizationCode::as_select())
+            .first(conn)
+            .optional()
+    }
+
+    /// Marks the code used if nobody has: exactly one of any number of concurrent redemptions
+    /// wins.
+    pub fn claim(conn: &mut AnyConnection, id: i64) -> QueryResult<bool> {
+        diesel::update(
+            client_authorization_codes::table
+                .filter(client_authorization_codes::id.eq(id))
+                .filter(client_authorization_codes::is_used.eq(false)),
+        )
+        .set(client_authorization_codes::is_used.eq(true))
+        .execute(conn)
+        .map(|rows| rows == 1)
+    }
+
+    /// Revokes every token issued from the code, and every later token of their families
+    /// (RFC 6749 §4.1.2: a code used twice SHOULD revoke what it issued).
+    pub fn revoke_issued(conn: &mut AnyConnection, id: i64, now: NaiveDateTime) -> QueryResult<()> {
+        let families: Vec<String> = client_refresh_tokens::table
+            .filter(client_refresh_tokens::client_authorization_code_id.eq(id))
+            .select(client_refresh_tokens::family_id)
+            .distinct()
+            .load(conn)?;
+        for family in &families {
+            super::RefreshToken::revoke_family(conn, family, now)?;
+            super::AccessToken::revoke_family(conn, family, now)?;
+        }
+        diesel::update(
+            client_access_tokens::table
+                .filter(client_access_tokens::client_authorization_code_id.eq(id))
+                .filter(client_access_tokens::revoked_at.is_null()),
+        )
+        .set(client_access_tokens::revoked_at.eq(now))
+        .execute(conn)?;
+        Ok(())
+    }
+}

@@ -1,0 +1,280 @@
+//! Client authentication at the token endpoint (RFC 6749 §2.3): `client_secret_basic`,
+//! `client_secret_post`, or `none` for public clients.
+//!
+//! An unknown client and a wrong secret look the same from outside: the same 401, the same body,
+//! and the same work (one query, one keyed digest, a constant-time compare against every stored
+//! digest, or a dummy one).
+
+use base64::Engine as _;
+use base64::engine::general_purpose::STANDARD;
+use chrono::{NaiveDateTime, TimeDelta};
+use diesel::prelude::*;
+use percent_encoding::percent_decode_str;
+use subtle::ConstantTimeEq as _;
+
+use super::error::{ErrorCode, OAuthError};
+use super::request::BodyCredentials;
+use crate::crypto::ServerKey;
+use crate::db::AnyConnection;
+use crate::db::models::{Client, ClientSecret};
+use crate::db::schema::{client_secrets, clients};
+
+/// How the client presented itself.
+#[derive(Clone, PartialEq, Eq)]
+pub enum Presented {
+    /// `client_secret_basic` or `client_secret_post`.
+    Secret { client_id: String, secret: String },
+    /// A public client: `client_id` only (`token_endpoint_auth_method=none`).
+    PublicClient { client_id: String },
+}
+
+impl std::fmt::Debug for Presented {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Secret { client_id, .. } => write!(f, "Secret({client_id}, ***)"),
+            Self::PublicClient { client_id } => write!(f, "PublicClient({client_id})"),
+        }
+    }
+}
+
+/// Longest client_id or secret read; anything longer cannot be ours.
+const MAX_CREDENTIAL_LEN: usize = 256;
+
+/// Combines the `Authorization` header and the body's credentials. Using both methods at once
+/// is refused (RFC 6749 §2.3: "MUST NOT use more than one authentication method").
+pub fn presented(
+    authorization: Option<&[u8]>,
+    body: &BodyCredentials,
+) -> Result<Presented, OAuthError> {
+    if let Some(header) = authorization {
+        let (client_id, secret) = parse_basic(header)?;
+        if body.client_secret.is_some() {
+            return Err(OAuthError::invalid_request(
+                "Send the client credentials either in the Authorization header or in the body, not both.",
+            ));
+        }
+        if body.client_id.as_ref().is_some_and(|id| *id != client_id) {
+            return Err(OAuthError::invalid_request(
+                "The client_id in the body differs from the one in the Authorization header.",
+            ));
+        }
+        return Ok(Presented::Secret { client_id, secret });
+    }
+    match (&body.client_id, &body.client_secret) {
+        (Some(id), Some(secret)) => Ok(Presented::Secret {
+            client_id: id.clone(),
+            secret: secret.clone(),
+        }),
+        (Some(id), None) => Ok(Presented::PublicClient {
+            client_id: id.clone(),
+        }),
+        (None, _) => Err(OAuthError::invalid_client()),
+    }
+}
+
+/// `Basic base64(urlencode(client_id) ":" urlencode(client_secret))`, RFC 6749 §2.3.1.
+fn parse_basic(header: &[u8]) -> Result<(String, String), OAuthError> {
+    let text = std::str::from_utf8(header).map_err(|_| OAuthError::invalid_client())?;
+    let (scheme, encoded) = text
+        .trim()
+        .split_once(' ')
+        .ok_or_else(OAuthError::invalid_client)?;
+    if !scheme.eq_ignore_ascii_case("basic") {
+        return Err(OAuthError::invalid_client());
+    }
+    let decoded = STANDARD
+        .decode(encoded.trim())
+        .map_err(|_| OAuthError::invalid_client())?;
+    let decoded = String::from_utf8(decoded).map_err(|_| OAuthError::invalid_client())?;
+    let (id, secret) = decoded
+        .split_once(':')
+        .ok_or_else(OAuthError::invalid_client)?;
+    let id = form_decode(id)?;
+    let secret = form_decode(secret)?;
+    if id.is_empty() || id.len() > MAX_CREDENTIAL_LEN || secret.len() > MAX_CREDENTIAL_LEN {
+        return Err(OAuthError::invalid_client());
+    }
+    Ok((id, secret))
+}
+
+/// The `application/x-www-form-urlencoded` decoding §2.3.1 asks for: `+` is a space.
+fn form_decode(text: &str) -> Result<String, OAuthError> {
+    let plus_as_space = text.replace('+', " ");
+    percent_decode_str(&plus_as_space)
+        .decode_utf8()
+        .map(|s| s.into_owned())
+        .map_err(|_| OAuthError::invalid_client())
+}
+
+/// A client that proved who it is, and the secret it used (for `last_used_at`).
+#[derive(Debug)]
+pub struct Authenticated {
+    pub client: Client,
+    pub secret: Option<ClientSecret>,
+}
+
+/// `last_used_at` is written at most this often per secret, to keep writes off the hot path.
+const LAST_USED_RESOLUTION: TimeDelta = TimeDelta::minutes(5);
+
+/// Checks the presented credentials against the database in one query.
+pub fn authenticate(
+    conn: &mut AnyConnection,
+    key: &ServerKey,
+    presented: &Presented,
+    now: NaiveDateTime,
+) -> Result<Authenticated, OAuthError> {
+    let client_id = match presented {
+        Presented::Secret { client_id, .. } | Presented::PublicClient { client_id } => client_id,
+    };
+    if client_id.len() > MAX_CREDENTIAL_LEN {
+        return Err(OAuthError::invalid_client());
+    }
+    // The client and its active secrets, in one statement.
+    let rows: Vec<(Client, Option<ClientSecret>)> = clients::table
+        .left_join(
+            client_secrets::table.on(client_secrets::client_id.eq(clients::id).and(
+                client_secrets::expires_at
+                    .is_null()
+                    .or(client_secrets::expires_at.gt(now)),
+            )),
+        )
+        .filter(clients::client_id.eq(client_id))
+        .select((Client::as_select(), Option::<ClientSecret>::as_select()))
+        .load(conn)?;
+
+    let client = rows.first().map(|(c, _)| c.clone());
+    let secrets: Vec<ClientSecret> = rows.into_iter().filter_map(|(_, s)| s).collect();
+
+    let (client, secret) = match presented {
+        Presented::Secret { secret, .. } => {
+            let digest = key.client_secret_digest(secret);
+            // Compare against every stored digest without stopping early; with none stored
+            // (unknown or public client), against a dummy, so the work is the same.
+            let mut matched: Option<&ClientSecret> = None;
+            let mut any = false;
+            for stored in &secrets {
+                any = true;
+                if bool::from(digest.as_bytes().ct_eq(stored.secret_digest.as_bytes())) {
+                    matched = Some(stored);
+                }
+            }
+            if !any {
+                let _ = digest.as_bytes().ct_eq(DUMMY_DIGEST.as_bytes());
+            }
+            match (client, matched) {
+                (Some(client), Some(secret)) if client.is_confidential => {
+                    (client, Some(secret.clone()))
+                }
+                _ => return Err(OAuthError::invalid_client()),
+            }
+        }
+        Presented::PublicClient { .. } => match client {
+            Some(client) if !client.is_confidential => (client, None),
+            _ => return Err(OAuthError::invalid_client()),
+        },
+    };
+    // Only an authenticated caller learns that the client is disabled.
+    if !client.is_enabled {
+        return Err(OAuthError::new(
+            ErrorCode::InactiveClient,
+            "This client is disabled. Its owner can enable it again in the developer portal.",
+        ));
+    }
+    Ok(Authenticated { client, secret })
+}
+
+/// Records that a secret was used, at most every few minutes.
+pub fn touch_secret(
+    conn: &mut AnyConnection,
+    secret: &ClientSecret,
+    now: NaiveDateTime,
+) -> QueryResult<()> {
+    if secret
+        .last_used_at
+        .is_some_and(|t| now - t < LAST_USED_RESOLUTION)
+    {
+        return Ok(());
+    }
+    diesel::update(client_secrets::table.find(secret.id))
+        .set(client_secrets::last_used_at.eq(now))
+        .execute(conn)
+        .map(|_| ())
+}
+
+/// Same length as a real digest (hex SHA-256).
+const DUMMY_DIGEST: &str = "0000000000000000000000000000000000000000000000000000000000000000";
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn body(id: Option<&str>, secret: Option<&str>) -> BodyCredentials {
+        BodyCredentials {
+            client_id: id.map(Into::into),
+            client_secret: secret.map(Into::into),
+        }
+    }
+
+    fn basic(raw: &str) -> Vec<u8> {
+        format!("Basic {}", STANDARD.encode(raw)).into_bytes()
+    }
+
+    #[test]
+    fn basic_credentials_are_form_decoded() {
+        let p = presented(Some(&basic("my%20id:s%2Bc+r%3At")), &body(None, None)).unwrap();
+        assert_eq!(
+            p,
+            Presented::Secret {
+                client_id: "my id".into(),
+                secret: "s+c r:t".into()
+            }
+        );
+    }
+
+    #[test]
+    fn malformed_headers_are_invalid_client() {
+        for header in [
+            b"Basic".to_vec(),
+            b"Basic !!!".to_vec(),
+            b"Bearer abc".to_vec(),
+            basic("no-colon"),
+            basic(":secret"),
+            basic("id:%FF"),
+            vec![0xff, 0xfe],
+        ] {
+            let err = presented(Some(&header), &body(None, None)).unwrap_err();
+            assert_eq!(err.code, ErrorCode::InvalidClient, "{header:?}");
+        }
+    }
+
+    #[test]
+    fn two_methods_at_once_are_refused() {
+        let err =
+            presented(Some(&basic("id:secret")), &body(Some("id"), Some("secret"))).unwrap_err();
+        assert_eq!(err.code, ErrorCode::InvalidRequest);
+        let err = presented(Some(&basic("id:secret")), &body(Some("other"), None)).unwrap_err();
+        assert_eq!(err.code, ErrorCode::InvalidRequest);
+        assert!(presented(Some(&basic("id:secret")), &body(Some("id"), None)).is_ok());
+    }
+
+    #[test]
+    fn body_methods() {
+        assert_eq!(
+            presented(None, &body(Some("id"), Some("s"))).unwrap(),
+            Presented::Secret {
+                client_id: "id".into(),
+                secret: "s".into()
+            }
+        );
+        assert_eq!(
+            presented(None, &body(Some("id"), None)).unwrap(),
+            Presented::PublicClient {
+                client_id: "id".into()
+            }
+        );
+        assert_eq!(
+            presented(None, &body(None, Some("s"))).unwrap_err().code,
+            ErrorCode::InvalidClient
+        );
+    }
+}

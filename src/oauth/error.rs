@@ -1,0 +1,137 @@
+//! Token-endpoint errors (RFC 6749 §5.2) and how each dialect spells them.
+//!
+//! Errors that go back to a redirect URI (§4.1.2.1) are a different type, in the authorization
+//! module: the two never mix.
+
+use std::fmt;
+
+/// The error codes of RFC 6749 §5.2, plus Revenue Monster's `InActiveClient`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ErrorCode {
+    InvalidRequest,
+    InvalidClient,
+    /// A disabled client. RFC dialect: `invalid_client`; Revenue Monster: `InActiveClient`.
+    InactiveClient,
+    InvalidGrant,
+    UnauthorizedClient,
+    UnsupportedGrantType,
+    InvalidScope,
+    ServerError,
+    TemporarilyUnavailable,
+}
+
+impl ErrorCode {
+    /// The RFC 6749 `error` value.
+    pub fn rfc(self) -> &'static str {
+        match self {
+            Self::InvalidRequest => "invalid_request",
+            Self::InvalidClient | Self::InactiveClient => "invalid_client",
+            Self::InvalidGrant => "invalid_grant",
+            Self::UnauthorizedClient => "unauthorized_client",
+            Self::UnsupportedGrantType => "unsupported_grant_type",
+            Self::InvalidScope => "invalid_scope",
+            Self::ServerError => "server_error",
+            Self::TemporarilyUnavailable => "temporarily_unavailable",
+        }
+    }
+
+    /// Revenue Monster's `error.code` value (their error-code table).
+    pub fn revenue_monster(self) -> &'static str {
+        match self {
+            Self::InvalidRequest => "InvalidRequest",
+            Self::InvalidClient => "InvalidClient",
+            Self::InactiveClient => "InActiveClient",
+            Self::InvalidGrant => "InvalidGrant",
+            Self::UnauthorizedClient => "UnAuthorizedClient",
+            Self::UnsupportedGrantType => "UnSupportedGrantType",
+            Self::InvalidScope => "InvalidScope",
+            Self::ServerError => "InternalError",
+            Self::TemporarilyUnavailable => "TemporaryUnAvailable",
+        }
+    }
+
+    /// HTTP status: 401 for client authentication failures (§5.2), 5xx for our faults,
+    /// 400 for everything else. The same in both dialects.
+    pub fn status(self) -> u16 {
+        match self {
+            Self::InvalidClient | Self::InactiveClient => 401,
+            Self::ServerError => 500,
+            Self::TemporarilyUnavailable => 503,
+            _ => 400,
+        }
+    }
+}
+
+/// An error answered by the token endpoint: a code and a human-readable description.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OAuthError {
+    pub code: ErrorCode,
+    pub description: String,
+}
+
+impl OAuthError {
+    pub fn new(code: ErrorCode, description: impl Into<String>) -> Self {
+        Self {
+            code,
+            description: description.into(),
+        }
+    }
+
+    pub fn invalid_request(description: impl Into<String>) -> Self {
+        Self::new(ErrorCode::InvalidRequest, description)
+    }
+
+    /// The one answer for every client authentication failure, so that an unknown client and a
+    /// wrong secret cannot be told apart.
+    pub fn invalid_client() -> Self {
+        Self::new(ErrorCode::InvalidClient, "Client authentication failed.")
+    }
+
+    pub fn invalid_grant(description: impl Into<String>) -> Self {
+        Self::new(ErrorCode::InvalidGrant, description)
+    }
+
+    pub fn invalid_scope(description: impl Into<String>) -> Self {
+        Self::new(ErrorCode::InvalidScope, description)
+    }
+
+    pub fn server_error() -> Self {
+        Self::new(
+            ErrorCode::ServerError,
+            "The server could not complete the request. Please try again.",
+        )
+    }
+
+    pub fn unavailable() -> Self {
+        Self::new(
+            ErrorCode::TemporarilyUnavailable,
+            "The server is busy. Please try again in a moment.",
+        )
+    }
+}
+
+impl fmt::Display for OAuthError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}: {}", self.code.rfc(), self.description)
+    }
+}
+
+impl std::error::Error for OAuthError {}
+
+/// Database failures become `server_error`, or `temporarily_unavailable` when the pool is
+/// exhausted; the cause is logged, never sent.
+impl From<crate::db::DbError> for OAuthError {
+    fn from(error: crate::db::DbError) -> Self {
+        tracing::error!(error = %crate::error::error_chain(&error), "token endpoint database error");
+        match error {
+            crate::db::DbError::Pool(_) => Self::unavailable(),
+            _ => Self::server_error(),
+        }
+    }
+}
+
+impl From<diesel::result::Error> for OAuthError {
+    fn from(error: diesel::result::Error) -> Self {
+        crate::db::DbError::from(error).into()
+    }
+}

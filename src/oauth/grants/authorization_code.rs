@@ -1,0 +1,108 @@
+//! `authorization_code` (RFC 6749 §4.1.3) with PKCE (RFC 7636 §4.6): the code must be unused,
+//! unexpired, issued to this client, redeemed with the same redirect URI, and, if it carries a
+//! challenge, with the matching verifier. A second redemption revokes what the first one got.
+
+use chrono::NaiveDateTime;
+use diesel::Connection as _;
+
+use crate::crypto;
+use crate::db::AnyConnection;
+use crate::db::models::{AuthorizationCode, Client};
+use crate::domain::{GrantType, Scopes};
+use crate::oauth::error::OAuthError;
+use crate::oauth::pkce;
+use crate::oauth::token::{Grantee, Issued, OAuthContext, RefreshPlan, issue};
+
+const INVALID: &str = "The authorization code is invalid, expired or already used.";
+
+enum Outcome {
+    Issued(Issued),
+    Replayed,
+}
+
+pub fn run(
+    conn: &mut AnyConnection,
+    ctx: &OAuthContext,
+    client: &Client,
+    code: &str,
+    redirect_uri: Option<&str>,
+    code_verifier: Option<&str>,
+    now: NaiveDateTime,
+) -> Result<Issued, OAuthError> {
+    let Some(stored) = AuthorizationCode::find_by_digest(conn, &crypto::token_digest(code))? else {
+        return Err(OAuthError::invalid_grant(INVALID));
+    };
+    if stored.client_id != client.id || stored.expired_at <= now {
+        return Err(OAuthError::invalid_grant(INVALID));
+    }
+    // §4.1.3: the redirect_uri must be identical to the one in the authorization request. It may
+    // be left out only where the request could leave it out: a client with one registered URI.
+    match redirect_uri {
+        Some(uri) if uri == stored.redirect_uri => {}
+        None if client.redirect_uris().len() == 1 => {}
+        Some(_) => {
+            return Err(OAuthError::invalid_grant(
+                "The redirect_uri does not match the one the code was issued for.",
+            ));
+        }
+        None => {
+            return Err(OAuthError::invalid_request(
+                "The `redirect_uri` parameter is missing.",
+            ));
+        }
+    }
+    match (&stored.code_challenge, code_verifier) {
+        (Some(challenge), Some(verifier)) => {
+            if !pkce::verify_s256(verifier, challenge) {
+                return Err(OAuthError::invalid_grant(
+                    "The code_verifier does not match the code_challenge.",
+                ));
+            }
+        }
+        (Some(_), None) => {
+            return Err(OAuthError::invalid_request(
+                "The `code_verifier` parameter is missing (PKCE).",
+            ));
+        }
+        // RFC 9700 §4.8.2: a verifier for a code issued without a challenge is a downgrade.
+        (None, Some(_)) => {
+            return Err(OAuthError::invalid_grant(
+                "This code was issued without a code_challenge; a code_verifier is not allowed.",
+            ));
+        }
+        (None, None) if !client.is_confidential => {
+            return Err(OAuthError::invalid_grant("Public clients must use PKCE."));
+        }
+        (None, None) => {}
+    }
+    let scope = Scopes::from_stored(&stored.scope);
+    let plan = if client
+        .allowed_grant_types()
+        .contains(&GrantType::RefreshToken)
+    {
+        RefreshPlan::NewFamily
+    } else {
+        RefreshPlan::None
+    };
+    let outcome = conn.transaction(|conn| {
+        if stored.is_used || !AuthorizationCode::claim(conn, stored.id)? {
+            AuthorizationCode::revoke_issued(conn, stored.id, now)?;
+            return Ok::<_, OAuthError>(Outcome::Replayed);
+        }
+        let who = Grantee {
+            client,
+            user_id: stored.user_id,
+            grant_type: GrantType::AuthorizationCode,
+            scope,
+            authorization_code_id: Some(stored.id),
+        };
+        issue(conn, ctx, &who, plan, now).map(Outcome::Issued)
+    })?;
+    match outcome {
+        Outcome::Issued(issued) => Ok(issued),
+        Outcome::Replayed => {
+            tracing::warn!(client_id = %client.client_id, "authorization code replayed; its tokens are revoked");
+            Err(OAuthError::invalid_grant(INVALID))
+        }
+    }
+}

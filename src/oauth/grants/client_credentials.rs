@@ -1,0 +1,34 @@
+//! `client_credentials` (RFC 6749 §4.4): the client acts for its owner, the merchant (seed 003:
+//! "full access of the client user").
+
+use chrono::NaiveDateTime;
+use diesel::Connection as _;
+
+use crate::db::AnyConnection;
+use crate::db::models::Client;
+use crate::domain::GrantType;
+use crate::oauth::error::OAuthError;
+use crate::oauth::token::{Grantee, Issued, OAuthContext, RefreshPlan, issue, resolve_scope};
+
+pub fn run(
+    conn: &mut AnyConnection,
+    ctx: &OAuthContext,
+    client: &Client,
+    scope: Option<&str>,
+    with_refresh: bool,
+    now: NaiveDateTime,
+) -> Result<Issued, OAuthError> {
+    let who = Grantee {
+        client,
+        user_id: client.user_id,
+        grant_type: GrantType::ClientCredentials,
+        scope: resolve_scope(scope, &client.allowed_scopes())?,
+        authorization_code_id: None,
+    };
+    if with_refresh {
+        conn.transaction(|conn| issue(conn, ctx, &who, RefreshPlan::NewFamily, now))
+    } else {
+        // One INSERT, no transaction: the cheapest path through the server.
+        issue(conn, ctx, &who, RefreshPlan::None, now)
+    }
+}

@@ -1,0 +1,93 @@
+//! `refresh_token` (RFC 6749 §6), with rotation (RFC 9700 §4.14.2): every use returns a new
+//! refresh token and retires the old one; presenting a retired one revokes its whole family,
+//! since either the legitimate client or an attacker holds a stolen copy.
+
+use chrono::NaiveDateTime;
+use diesel::Connection as _;
+
+use crate::crypto;
+use crate::db::AnyConnection;
+use crate::db::models::{AccessToken, Client, RefreshToken};
+use crate::domain::{GrantType, Scopes};
+use crate::oauth::error::OAuthError;
+use crate::oauth::token::{Grantee, Issued, OAuthContext, RefreshPlan, issue};
+
+/// One message for every unusable token, so the reason leaks nothing.
+const INVALID: &str = "The refresh token is invalid, expired or revoked.";
+
+enum Outcome {
+    Issued(Issued),
+    /// The token had already been rotated: its family is now revoked.
+    Reused,
+}
+
+pub fn run(
+    conn: &mut AnyConnection,
+    ctx: &OAuthContext,
+    client: &Client,
+    presented: &str,
+    scope: Option<&str>,
+    now: NaiveDateTime,
+) -> Result<Issued, OAuthError> {
+    let Some(token) = RefreshToken::find_by_digest(conn, &crypto::token_digest(presented))? else {
+        return Err(OAuthError::invalid_grant(INVALID));
+    };
+    // Bound to the client it was issued to (RFC 6749 §6).
+    if token.client_id != client.id || token.revoked_at.is_some() || token.expired_at <= now {
+        return Err(OAuthError::invalid_grant(INVALID));
+    }
+    // A refresh may narrow the scope, never widen it (RFC 6749 §6; seed 000). What the client
+    // may still have caps it too, in case its scopes were reduced since.
+    let granted = Scopes::from_stored(&token.scope);
+    let scope = match scope.map(Scopes::parse) {
+        None => granted.clone(),
+        Some(Err(e)) => return Err(OAuthError::invalid_scope(format!("The scope {e}."))),
+        Some(Ok(asked)) if asked.is_empty() => granted.clone(),
+        Some(Ok(asked)) => {
+            if let Some(extra) = asked.iter().find(|s| !granted.contains(s.as_str())) {
+                return Err(OAuthError::invalid_scope(format!(
+                    "The scope `{extra}` was not granted to the refresh token, so it cannot be added now."
+                )));
+            }
+            asked
+        }
+    };
+    let allowed = client.allowed_scopes();
+    let scope: Scopes = scope
+        .iter()
+        .filter(|s| allowed.contains(s.as_str()))
+        .cloned()
+        .collect();
+
+    let outcome = conn.transaction(|conn| {
+        if token.used_at.is_some() || !RefreshToken::claim(conn, token.id, now)? {
+            RefreshToken::revoke_family(conn, &token.family_id, now)?;
+            AccessToken::revoke_family(conn, &token.family_id, now)?;
+            return Ok::<_, OAuthError>(Outcome::Reused);
+        }
+        let who = Grantee {
+            client,
+            user_id: token.user_id,
+            grant_type: GrantType::RefreshToken,
+            scope,
+            authorization_code_id: token.client_authorization_code_id,
+        };
+        issue(
+            conn,
+            ctx,
+            &who,
+            RefreshPlan::Rotate {
+                family_id: &token.family_id,
+            },
+            now,
+        )
+        .map(Outcome::Issued)
+    })?;
+    match outcome {
+        Outcome::Issued(issued) => Ok(issued),
+        Outcome::Reused => {
+            tracing::warn!(client_id = %client.client_id, family = %token.family_id, "refresh token reused; family revoked");
+            Err(OAuthError::invalid_grant(INVALID))
+        }
+    }
+}

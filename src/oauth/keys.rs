@@ -1,0 +1,303 @@
+//! Signing keys: generated here, kept in `signing_keys` (private half encrypted under the server
+//! key), and loaded into a [`KeyRing`] that signs new access tokens with the newest active key
+//! and verifies with any key still listed.
+
+use std::collections::HashMap;
+use std::sync::{Arc, RwLock};
+
+use aws_lc_rs::encoding::AsDer as _;
+use aws_lc_rs::rsa::{KeySize, PublicKeyComponents};
+use aws_lc_rs::signature::KeyPair as _;
+use base64::Engine as _;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey};
+use serde_json::json;
+use zeroize::Zeroizing;
+
+use crate::crypto::ServerKey;
+use crate::db::models::signing_key::{NewSigningKey, SigningKeyRow};
+use crate::db::{self, AnyConnection};
+
+/// The signature algorithms Latchkey can sign with.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SigningAlgorithm {
+    /// RSASSA-PKCS1-v1_5 with SHA-256 and a 2048-bit key: the default, understood everywhere.
+    Rs256,
+    /// ECDSA P-256 with SHA-256: much faster signing, smaller tokens.
+    Es256,
+}
+
+impl SigningAlgorithm {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Rs256 => "RS256",
+            Self::Es256 => "ES256",
+        }
+    }
+
+    pub fn parse(text: &str) -> Option<Self> {
+        match text {
+            "RS256" => Some(Self::Rs256),
+            "ES256" => Some(Self::Es256),
+            _ => None,
+        }
+    }
+
+    fn jwt(self) -> Algorithm {
+        match self {
+            Self::Rs256 => Algorithm::RS256,
+            Self::Es256 => Algorithm::ES256,
+        }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum KeyError {
+    #[error("key generation failed")]
+    Generate,
+    #[error(
+        "signing key {0} cannot be decrypted: is LATCHKEY_SECRET_KEY the one it was created with?"
+    )]
+    Decrypt(String),
+    #[error("signing key {kid} is unusable: {reason}")]
+    Unusable { kid: String, reason: String },
+    #[error(transparent)]
+    Db(#[from] diesel::result::Error),
+}
+
+/// A key able to sign.
+pub struct Signer {
+    pub kid: String,
+    pub algorithm: SigningAlgorithm,
+    encoding: EncodingKey,
+}
+
+impl Signer {
+    /// Signs `claims` as a JWT with `typ` set (RFC 9068 §2.1 wants `at+jwt` for access tokens).
+    pub fn sign<C: serde::Serialize>(
+        &self,
+        typ: &str,
+        claims: &C,
+    ) -> Result<String, jsonwebtoken::errors::Error> {
+        let mut header = jsonwebtoken::Header::new(self.algorithm.jwt());
+        header.kid = Some(self.kid.clone());
+        header.typ = Some(typ.to_owned());
+        jsonwebtoken::encode(&header, claims, &self.encoding)
+    }
+}
+
+/// A key able to verify, with the one algorithm it may be used with (no algorithm confusion).
+pub struct Verifier {
+    pub algorithm: Algorithm,
+    pub key: DecodingKey,
+}
+
+/// The keys loaded from the database: one signer and every verifier.
+pub struct KeyRing {
+    pub signer: Signer,
+    verifiers: HashMap<String, Verifier>,
+    /// Public JWKs, newest first, as published.
+    pub jwks: Vec<serde_json::Value>,
+}
+
+impl KeyRing {
+    pub fn verifier(&self, kid: &str) -> Option<&Verifier> {
+        self.verifiers.get(kid)
+    }
+
+    /// Loads every key; creates an RS256 key first if there is no active one (first start).
+    pub fn load_or_create(
+        conn: &mut AnyConnection,
+        server_key: &ServerKey,
+    ) -> Result<Self, KeyError> {
+        let mut rows = SigningKeyRow::all(conn)?;
+        if !rows.iter().any(|r| r.retired_at.is_none()) {
+            let row = create(conn, server_key, SigningAlgorithm::Rs256)?;
+            rows.insert(0, row);
+        }
+        Self::from_rows(&rows, server_key)
+    }
+
+    fn from_rows(rows: &[SigningKeyRow], server_key: &ServerKey) -> Result<Self, KeyError> {
+        let mut verifiers = HashMap::new();
+        let mut jwks = Vec::new();
+        for row in rows {
+            let algorithm =
+                SigningAlgorithm::parse(&row.algorithm).ok_or_else(|| KeyError::Unusable {
+                    kid: row.kid.clone(),
+                    reason: format!("unknown algorithm {}", row.algorithm),
+                })?;
+            let jwk: serde_json::Value =
+                serde_json::from_str(&row.public_jwk).map_err(|e| KeyError::Unusable {
+                    kid: row.kid.clone(),
+                    reason: e.to_string(),
+                })?;
+            let decoding = decoding_key(algorithm, &jwk).ok_or_else(|| KeyError::Unusable {
+                kid: row.kid.clone(),
+                reason: "malformed public key".into(),
+            })?;
+            verifiers.insert(
+                row.kid.clone(),
+                Verifier {
+                    algorithm: algorithm.jwt(),
+                    key: decoding,
+                },
+            );
+            jwks.push(jwk);
+        }
+        // The newest active key signs.
+        let active = rows
+            .iter()
+            .filter(|r| r.retired_at.is_none())
+            .max_by_key(|r| (r.created_at, r.id))
+            .ok_or_else(|| KeyError::Unusable {
+                kid: "-".into(),
+                reason: "no active signing key".into(),
+            })?;
+        let algorithm =
+            SigningAlgorithm::parse(&active.algorithm).ok_or_else(|| KeyError::Unusable {
+                kid: active.kid.clone(),
+                reason: "unknown algorithm".into(),
+            })?;
+        let der = server_key
+            .decrypt(&active.private_key, &active.kid)
+            .map_err(|_| KeyError::Decrypt(active.kid.clone()))?;
+        let encoding = encoding_key(algorithm, &der).map_err(|reason| KeyError::Unusable {
+            kid: active.kid.clone(),
+            reason,
+        })?;
+        Ok(Self {
+            signer: Signer {
+                kid: active.kid.clone(),
+                algorithm,
+                encoding,
+            },
+            verifiers,
+            jwks,
+        })
+    }
+}
+
+/// The current key ring, shared by all workers and replaced when keys change.
+pub struct Keys(RwLock<Arc<KeyRing>>);
+
+impl Keys {
+    pub fn new(ring: KeyRing) -> Self {
+        Self(RwLock::new(Arc::new(ring)))
+    }
+
+    pub fn current(&self) -> Arc<KeyRing> {
+        match self.0.read() {
+            Ok(guard) => Arc::clone(&guard),
+            Err(poisoned) => Arc::clone(&poisoned.into_inner()),
+        }
+    }
+
+    pub fn replace(&self, ring: KeyRing) {
+        match self.0.write() {
+            Ok(mut guard) => *guard = Arc::new(ring),
+            Err(poisoned) => *poisoned.into_inner() = Arc::new(ring),
+        }
+    }
+}
+
+/// Generates a key, stores it encrypted, and returns its row.
+pub fn create(
+    conn: &mut AnyConnection,
+    server_key: &ServerKey,
+    algorithm: SigningAlgorithm,
+) -> Result<SigningKeyRow, KeyError> {
+    let now = db::now();
+    // Date-like, as Revenue Monster's (`2018-03-13`), plus randomness so two keys made the
+    // same day, or by two instances at once, never clash.
+    let kid = format!(
+        "{}-{}",
+        now.format("%Y-%m-%d"),
+        &crate::crypto::random_token(6)
+    );
+    let (pkcs8, mut jwk) = generate(algorithm)?;
+    jwk["kid"] = json!(kid);
+    jwk["alg"] = json!(algorithm.as_str());
+    jwk["use"] = json!("sig");
+    let private_key = server_key.encrypt(&pkcs8, &kid);
+    SigningKeyRow::insert(
+        conn,
+        &NewSigningKey {
+            kid: &kid,
+            algorithm: algorithm.as_str(),
+            private_key: &private_key,
+            public_jwk: &jwk.to_string(),
+            created_at: now,
+        },
+    )
+    .map_err(KeyError::from)
+}
+
+/// A new key pair: its PKCS#8 DER and its public JWK (without kid/alg/use).
+fn generate(
+    algorithm: SigningAlgorithm,
+) -> Result<(Zeroizing<Vec<u8>>, serde_json::Value), KeyError> {
+    match algorithm {
+        SigningAlgorithm::Rs256 => {
+            let pair = aws_lc_rs::rsa::KeyPair::generate(KeySize::Rsa2048)
+                .map_err(|_| KeyError::Generate)?;
+            let der = pair.as_der().map_err(|_| KeyError::Generate)?;
+            let components = PublicKeyComponents::<Vec<u8>>::from(pair.public_key());
+            let jwk = json!({
+                "kty": "RSA",
+                "n": URL_SAFE_NO_PAD.encode(strip_leading_zeros(&components.n)),
+                "e": URL_SAFE_NO_PAD.encode(strip_leading_zeros(&components.e)),
+            });
+            Ok((Zeroizing::new(der.as_ref().to_vec()), jwk))
+        }
+        SigningAlgorithm::Es256 => {
+            let pair = aws_lc_rs::signature::EcdsaKeyPair::generate(
+                &aws_lc_rs::signature::ECDSA_P256_SHA256_FIXED_SIGNING,
+            )
+            .map_err(|_| KeyError::Generate)?;
+            let der = pair.to_pkcs8v1().map_err(|_| KeyError::Generate)?;
+            // Uncompressed point: 0x04 ‖ x (32 bytes) ‖ y (32 bytes).
+            let point = pair.public_key().as_ref();
+            if point.len() != 65 || point[0] != 4 {
+                return Err(KeyError::Generate);
+            }
+            let jwk = json!({
+                "kty": "EC",
+                "crv": "P-256",
+                "x": URL_SAFE_NO_PAD.encode(&point[1..33]),
+                "y": URL_SAFE_NO_PAD.encode(&point[33..]),
+            });
+            Ok((Zeroizing::new(der.as_ref().to_vec()), jwk))
+        }
+    }
+}
+
+fn strip_leading_zeros(bytes: &[u8]) -> &[u8] {
+    let start = bytes
+        .iter()
+        .position(|b| *b != 0)
+        .unwrap_or(bytes.len().saturating_sub(1));
+    &bytes[start..]
+}
+
+fn encoding_key(algorithm: SigningAlgorithm, pkcs8: &[u8]) -> Result<EncodingKey, String> {
+    match algorithm {
+        SigningAlgorithm::Rs256 => {
+            // jsonwebtoken reads RSA keys from PEM; PKCS#8 is unwrapped there.
+            let pem = Zeroizing::new(pem::encode(&pem::Pem::new("PRIVATE KEY", pkcs8.to_vec())));
+            EncodingKey::from_rsa_pem(pem.as_bytes()).map_err(|e| e.to_string())
+        }
+        SigningAlgorithm::Es256 => Ok(EncodingKey::from_ec_der(pkcs8)),
+    }
+}
+
+fn decoding_key(algorithm: SigningAlgorithm, jwk: &serde_json::Value) -> Option<DecodingKey> {
+    match algorithm {
+        SigningAlgorithm::Rs256 => {
+            DecodingKey::from_rsa_components(jwk["n"].as_str()?, jwk["e"].as_str()?).ok()
+        }
+        SigningAlgorithm::Es256 => {
+            DecodingKey::from_ec_components(jwk["x"].as_str()?, jwk["y"].as_str()?).ok()
+        }
+    }
+}

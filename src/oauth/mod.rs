@@ -1,0 +1,13 @@
+//! The OAuth 2.0 protocol, without HTTP: plain functions over typed inputs, so every rule can be
+//! tested without a server. `routes/` turns requests into these types and results into
+//! responses.
+
+pub mod bearer;
+pub mod client_auth;
+pub mod error;
+pub mod grants;
+pub mod jwt;
+pub mod keys;
+pub mod pkce;
+pub mod request;
+pub mod token;

@@ -1,0 +1,273 @@
+//! The token endpoint's protocol logic (RFC 6749 §3.2, §5): authenticate the client, check the
+//! grant is allowed, run the grant, and issue tokens. No HTTP here; `routes::token` does that.
+
+use std::time::Duration;
+
+use chrono::{NaiveDateTime, TimeDelta};
+
+use super::client_auth::{self, Presented};
+use super::error::{ErrorCode, OAuthError};
+use super::grants;
+use super::jwt::{ACCESS_TOKEN_TYP, AccessClaims};
+use super::keys::Keys;
+use super::request::{Dialect, Grant, TokenRequest};
+use crate::crypto::{self, ServerKey};
+use crate::db::models::{AccessToken, Client, NewAccessToken, NewRefreshToken, RefreshToken};
+use crate::db::{self, AnyConnection};
+use crate::domain::{GrantType, Scopes};
+
+/// What the protocol code needs from the server's configuration.
+pub struct OAuthContext {
+    pub issuer: String,
+    /// The `aud` of access tokens: the APIs behind this server.
+    pub audience: String,
+    pub server_key: ServerKey,
+    pub keys: Keys,
+    pub access_token_ttl: Duration,
+    pub refresh_token_ttl: Duration,
+    pub code_ttl: Duration,
+}
+
+/// A successful token response, before a dialect spells it.
+#[derive(Debug, Clone)]
+pub struct Issued {
+    pub access_token: String,
+    pub expires_in: u64,
+    pub refresh_token: Option<String>,
+    pub refresh_token_expires_in: Option<u64>,
+    pub scope: Scopes,
+}
+
+/// Handles one token request. Blocking (database, argon2, signing): run inside `db::run`.
+pub fn exchange(
+    conn: &mut AnyConnection,
+    ctx: &OAuthContext,
+    authorization: Option<&[u8]>,
+    request: TokenRequest,
+    dialect: Dialect,
+) -> Result<Issued, OAuthError> {
+    let now = db::now();
+    let presented = client_auth::presented(authorization, &request.body_credentials)?;
+    let auth = client_auth::authenticate(conn, &ctx.server_key, &presented, now)?;
+    let client = auth.client;
+
+    let grant_type = request.grant.grant_type();
+    // A public client has no secret to prove who is asking, so it may never act as itself.
+    let public_client_credentials = grant_type == GrantType::ClientCredentials
+        && matches!(presented, Presented::PublicClient { .. });
+    if public_client_credentials || !client.allowed_grant_types().contains(&grant_type) {
+        return Err(OAuthError::new(
+            ErrorCode::UnauthorizedClient,
+            format!(
+                "This client may not use the {grant_type} grant. Its owner can allow it in the developer portal."
+            ),
+        ));
+    }
+
+    let issued = match request.grant {
+        Grant::ClientCredentials { scope } => {
+            // RFC 6749 §4.4.3: no refresh token. Revenue Monster's JSON dialect returns one
+            // (seed 003), so that dialect gets one when the client may use refresh_token.
+            let with_refresh = dialect == Dialect::RevenueMonster
+                && client
+                    .allowed_grant_types()
+                    .contains(&GrantType::RefreshToken);
+            grants::client_credentials::run(
+                conn,
+                ctx,
+                &client,
+                scope.as_deref(),
+                with_refresh,
+                now,
+            )?
+        }
+        Grant::Password {
+            username,
+            password,
+            scope,
+        } => grants::password::run(
+            conn,
+            ctx,
+            &client,
+            &username,
+            &password,
+            scope.as_deref(),
+            now,
+        )?,
+        Grant::RefreshToken {
+            refresh_token,
+            scope,
+        } => grants::refresh_token::run(conn, ctx, &client, &refresh_token, scope.as_deref(), now)?,
+        Grant::AuthorizationCode {
+            code,
+            redirect_uri,
+            code_verifier,
+        } => grants::authorization_code::run(
+            conn,
+            ctx,
+            &client,
+            &code,
+            redirect_uri.as_deref(),
+            code_verifier.as_deref(),
+            now,
+        )?,
+    };
+    if let Some(secret) = &auth.secret {
+        client_auth::touch_secret(conn, secret, now)?;
+    }
+    Ok(issued)
+}
+
+/// The scope to grant (RFC 6749 §3.3): none asked → everything the client may have (the seed's
+/// "full access"); otherwise what was asked, if the client may have all of it.
+pub fn resolve_scope(requested: Option<&str>, allowed: &Scopes) -> Result<Scopes, OAuthError> {
+    let Some(raw) = requested else {
+        return Ok(allowed.clone());
+    };
+    let asked =
+        Scopes::parse(raw).map_err(|e| OAuthError::invalid_scope(format!("The scope {e}.")))?;
+    if asked.is_empty() {
+        return Ok(allowed.clone());
+    }
+    if let Some(extra) = asked.iter().find(|s| !allowed.contains(s.as_str())) {
+        return Err(OAuthError::invalid_scope(format!(
+            "The scope `{extra}` is not allowed for this client."
+        )));
+    }
+    Ok(asked)
+}
+
+/// Where a new refresh token comes from.
+pub enum RefreshPlan<'a> {
+    /// No refresh token.
+    None,
+    /// The first of a new rotation family.
+    NewFamily,
+    /// The next token of an existing family.
+    Rotate { family_id: &'a str },
+}
+
+/// What a grant decided to issue.
+pub struct Grantee<'a> {
+    pub client: &'a Client,
+    pub user_id: i64,
+    pub grant_type: GrantType,
+    pub scope: Scopes,
+    pub authorization_code_id: Option<i64>,
+}
+
+/// Signs an access token and stores it (and a refresh token, per `plan`). The JWT is signed
+/// before any write, so a database write lock is never held during the signature. Call inside
+/// a transaction when other writes must go with it.
+pub fn issue(
+    conn: &mut AnyConnection,
+    ctx: &OAuthContext,
+    who: &Grantee<'_>,
+    plan: RefreshPlan<'_>,
+    now: NaiveDateTime,
+) -> Result<Issued, OAuthError> {
+    let access_ttl = ctx.access_token_ttl.as_secs();
+    let expires_at = now + TimeDelta::seconds(i64::try_from(access_ttl).unwrap_or(i64::MAX));
+    let scope = who.scope.to_stored();
+    let claims = AccessClaims {
+        iss: ctx.issuer.clone(),
+        sub: who.user_id.to_string(),
+        aud: ctx.audience.clone(),
+        exp: expires_at.and_utc().timestamp(),
+        iat: now.and_utc().timestamp(),
+        nbf: now.and_utc().timestamp(),
+        jti: crypto::random_token(16),
+        client_id: who.client.client_id.clone(),
+        scope: scope.clone(),
+        env: who.client.environment().to_owned(),
+    };
+    let ring = ctx.keys.current();
+    let access_token = ring.signer.sign(ACCESS_TOKEN_TYP, &claims).map_err(|e| {
+        tracing::error!(error = %e, "signing an access token failed");
+        OAuthError::server_error()
+    })?;
+
+    let refresh = match plan {
+        RefreshPlan::None => None,
+        RefreshPlan::NewFamily => Some(crypto::random_token(16)),
+        RefreshPlan::Rotate { family_id } => Some(family_id.to_owned()),
+    };
+    let refresh_ttl = ctx.refresh_token_ttl.as_secs();
+    let refresh_token = match &refresh {
+        None => None,
+        Some(family_id) => {
+            let token = crypto::random_token(32);
+            let id = RefreshToken::insert(
+                conn,
+                &NewRefreshToken {
+                    client_id: who.client.id,
+                    user_id: who.user_id,
+                    refresh_token: &crypto::token_digest(&token),
+                    grant_type: who.grant_type.as_str(),
+                    scope: &scope,
+                    audience: &ctx.audience,
+                    family_id,
+                    client_authorization_code_id: who.authorization_code_id,
+                    expired_at: now
+                        + TimeDelta::seconds(i64::try_from(refresh_ttl).unwrap_or(i64::MAX)),
+                    created_at: now,
+                },
+            )?;
+            Some((token, id))
+        }
+    };
+    AccessToken::insert(
+        conn,
+        &NewAccessToken {
+            client_id: who.client.id,
+            user_id: who.user_id,
+            client_refresh_token_id: refresh_token.as_ref().map(|(_, id)| *id),
+            access_token: &crypto::token_digest(&access_token),
+            grant_type: who.grant_type.as_str(),
+            scope: &scope,
+            audience: &ctx.audience,
+            client_authorization_code_id: who.authorization_code_id,
+            expired_at: expires_at,
+            created_at: now,
+        },
+    )?;
+    Ok(Issued {
+        access_token,
+        expires_in: access_ttl,
+        refresh_token_expires_in: refresh_token.as_ref().map(|_| refresh_ttl),
+        refresh_token: refresh_token.map(|(token, _)| token),
+        scope: who.scope.clone(),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn scope_resolution() {
+        let allowed = Scopes::parse("get_user_profile manage_payment").unwrap();
+        assert_eq!(resolve_scope(None, &allowed).unwrap(), allowed);
+        assert_eq!(resolve_scope(Some(" "), &allowed).unwrap(), allowed);
+        assert_eq!(
+            resolve_scope(Some("manage_payment"), &allowed)
+                .unwrap()
+                .to_stored(),
+            "manage_payment"
+        );
+        assert_eq!(
+            resolve_scope(Some("manage_payment,get_user_profile"), &allowed).unwrap(),
+            allowed
+        );
+        assert_eq!(
+            resolve_scope(Some("admin"), &allowed).unwrap_err().code,
+            ErrorCode::InvalidScope
+        );
+        assert_eq!(
+            resolve_scope(Some("Bad\"Scope"), &allowed)
+                .unwrap_err()
+                .code,
+            ErrorCode::InvalidScope
+        );
+    }
+}

@@ -1,0 +1,90 @@
+//! `GET /v1/user/profile`: the resource behind scope `get_user_profile`, the token's user.
+
+use actix_web::http::StatusCode;
+use actix_web::http::header::AUTHORIZATION;
+use actix_web::{HttpRequest, HttpResponse, web};
+use serde_json::json;
+
+use crate::db::models::User;
+use crate::db::{self, DbError};
+use crate::oauth::bearer::{self, BearerError};
+use crate::startup::AppState;
+
+pub const SCOPE: &str = "get_user_profile";
+
+pub async fn profile(req: HttpRequest, state: web::Data<AppState>) -> HttpResponse {
+    let token =
+        match bearer::token_from_header(req.headers().get(AUTHORIZATION).map(|v| v.as_bytes())) {
+            Ok(token) => token,
+            Err(e) => return refuse(&e),
+        };
+    let oauth = state.oauth.clone();
+    let result = db::run(&state.pool, move |conn| {
+        let verified = match bearer::verify(conn, &oauth, &token) {
+            Ok(v) => v,
+            Err(e) => return Ok::<_, DbError>(Err(e)),
+        };
+        if !verified.claims.has_scope(SCOPE) {
+            return Ok(Err(BearerError::InsufficientScope(SCOPE)));
+        }
+        let user = User::find(conn, verified.row.user_id)?;
+        Ok(user
+            .ok_or_else(|| BearerError::InvalidToken("The token's user no longer exists.".into())))
+    })
+    .await;
+    match result {
+        Ok(Ok(user)) => HttpResponse::Ok()
+            .insert_header(("Cache-Control", "no-store"))
+            .json(json!({ "id": user.id, "username": user.username, "name": user.name })),
+        Ok(Err(e)) => refuse(&e),
+        Err(e) => {
+            tracing::error!(error = %crate::error::error_chain(&e), "profile lookup failed");
+            HttpResponse::ServiceUnavailable()
+                .insert_header(("Cache-Control", "no-store"))
+                .json(json!({ "error": "temporarily_unavailable", "error_description": "Please try again." }))
+        }
+    }
+}
+
+/// RFC 6750 §3: a `WWW-Authenticate: Bearer` challenge with the error, and the same in the body.
+pub fn refuse(e: &BearerError) -> HttpResponse {
+    let (status, challenge, body) = match e {
+        BearerError::Missing => (
+            StatusCode::UNAUTHORIZED,
+            r#"Bearer realm="latchkey""#.to_owned(),
+            json!({ "error": "invalid_request", "error_description": "An access token is required: send `Authorization: Bearer <token>`." }),
+        ),
+        BearerError::InvalidToken(why) => (
+            StatusCode::UNAUTHORIZED,
+            format!(
+                r#"Bearer realm="latchkey", error="invalid_token", error_description="{}""#,
+                quoted(why)
+            ),
+            json!({ "error": "invalid_token", "error_description": why }),
+        ),
+        BearerError::InsufficientScope(scope) => (
+            StatusCode::FORBIDDEN,
+            format!(r#"Bearer realm="latchkey", error="insufficient_scope", scope="{scope}""#),
+            json!({ "error": "insufficient_scope", "error_description": format!("The token lacks the `{scope}` scope."), "scope": scope }),
+        ),
+        BearerError::InvalidRequest(why) => (
+            StatusCode::BAD_REQUEST,
+            format!(
+                r#"Bearer realm="latchkey", error="invalid_request", error_description="{}""#,
+                quoted(why)
+            ),
+            json!({ "error": "invalid_request", "error_description": why }),
+        ),
+    };
+    HttpResponse::build(status)
+        .insert_header(("WWW-Authenticate", challenge))
+        .insert_header(("Cache-Control", "no-store"))
+        .json(body)
+}
+
+/// RFC 6750 §3: error_description is restricted to printable ASCII without `"` and `\`.
+fn quoted(text: &str) -> String {
+    text.chars()
+        .filter(|c| matches!(c, ' '..='~') && *c != '"' && *c != '\\')
+        .collect()
+}

@@ -1,0 +1,144 @@
+//! `POST /oauth/token` and `POST /v1/token`: read the body, hand it to `oauth::token`, and spell
+//! the result in the dialect the request spoke.
+
+use actix_web::http::StatusCode;
+use actix_web::http::header::{AUTHORIZATION, CONTENT_TYPE};
+use actix_web::{HttpRequest, HttpResponse, web};
+use futures_util::StreamExt as _;
+use serde_json::json;
+
+use crate::db;
+use crate::oauth::error::{ErrorCode, OAuthError};
+use crate::oauth::request::{Dialect, Params, TokenRequest};
+use crate::oauth::token::{self, Issued};
+use crate::startup::AppState;
+
+/// Token requests are small; anything bigger is refused before it is parsed.
+pub const MAX_BODY: usize = 16 * 1024;
+
+pub async fn token(
+    req: HttpRequest,
+    mut payload: web::Payload,
+    state: web::Data<AppState>,
+) -> HttpResponse {
+    let content_type = req
+        .headers()
+        .get(CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok());
+    let dialect = Dialect::from_content_type(content_type);
+    let spoken = dialect.unwrap_or(Dialect::Rfc6749);
+
+    let mut body = web::BytesMut::new();
+    while let Some(chunk) = payload.next().await {
+        let Ok(chunk) = chunk else {
+            return error(
+                spoken,
+                &OAuthError::invalid_request("The request body could not be read."),
+            );
+        };
+        if body.len() + chunk.len() > MAX_BODY {
+            let mut response = error(
+                spoken,
+                &OAuthError::invalid_request(format!(
+                    "The request body is larger than {MAX_BODY} bytes."
+                )),
+            );
+            *response.status_mut() = StatusCode::PAYLOAD_TOO_LARGE;
+            return response;
+        }
+        body.extend_from_slice(&chunk);
+    }
+
+    let Some(dialect) = dialect else {
+        return error(
+            spoken,
+            &OAuthError::invalid_request(
+                "Content-Type must be application/x-www-form-urlencoded (RFC 6749) or application/json.",
+            ),
+        );
+    };
+    let parsed = match dialect {
+        Dialect::Rfc6749 => Params::from_form(&body),
+        Dialect::RevenueMonster => Params::from_json(&body),
+    }
+    .and_then(TokenRequest::from_params);
+    let request = match parsed {
+        Ok(request) => request,
+        Err(e) => return error(dialect, &e),
+    };
+    let authorization = req
+        .headers()
+        .get(AUTHORIZATION)
+        .map(|v| v.as_bytes().to_vec());
+    let oauth = state.oauth.clone();
+    let result = db::run(&state.pool, move |conn| {
+        token::exchange(conn, &oauth, authorization.as_deref(), request, dialect)
+    })
+    .await;
+    match result {
+        Ok(issued) => success(dialect, &issued),
+        Err(e) => error(dialect, &e),
+    }
+}
+
+/// RFC 6749 §5.1: token responses must not be cached.
+fn no_store(status: StatusCode) -> actix_web::HttpResponseBuilder {
+    let mut builder = HttpResponse::build(status);
+    builder
+        .insert_header(("Cache-Control", "no-store"))
+        .insert_header(("Pragma", "no-cache"));
+    builder
+}
+
+fn success(dialect: Dialect, issued: &Issued) -> HttpResponse {
+    let scope = issued.scope.to_stored();
+    let body = match dialect {
+        Dialect::Rfc6749 => {
+            let mut body = json!({
+                "access_token": issued.access_token,
+                "token_type": "Bearer",
+                "expires_in": issued.expires_in,
+                "scope": scope,
+            });
+            if let Some(refresh) = &issued.refresh_token {
+                body["refresh_token"] = json!(refresh);
+            }
+            body
+        }
+        // Revenue Monster's field names and order (seed 003).
+        Dialect::RevenueMonster => {
+            let mut body = json!({
+                "accessToken": issued.access_token,
+                "tokenType": "Bearer",
+                "expiresIn": issued.expires_in,
+                "scope": scope,
+            });
+            if let Some(refresh) = &issued.refresh_token {
+                body["refreshToken"] = json!(refresh);
+                body["refreshTokenExpiresIn"] = json!(issued.refresh_token_expires_in);
+            }
+            body
+        }
+    };
+    no_store(StatusCode::OK).json(body)
+}
+
+/// An error in the request's dialect. `invalid_client` is 401 with a Basic challenge
+/// (RFC 6749 §5.2).
+pub fn error(dialect: Dialect, e: &OAuthError) -> HttpResponse {
+    let status = StatusCode::from_u16(e.code.status()).unwrap_or(StatusCode::BAD_REQUEST);
+    let mut response = no_store(status);
+    if matches!(e.code, ErrorCode::InvalidClient | ErrorCode::InactiveClient) {
+        response.insert_header((
+            "WWW-Authenticate",
+            r#"Basic realm="latchkey", charset="UTF-8""#,
+        ));
+    }
+    let body = match dialect {
+        Dialect::Rfc6749 => json!({ "error": e.code.rfc(), "error_description": e.description }),
+        Dialect::RevenueMonster => {
+            json!({ "error": { "code": e.code.revenue_monster(), "message": e.description } })
+        }
+    };
+    response.json(body)
+}
