@@ -14,7 +14,7 @@ use tera::Tera;
 
 use crate::config::Settings;
 use crate::crypto::{KeyFileError, ServerKey};
-use crate::db::{self, OpenError, Pool};
+use crate::db::{self, Database, OpenError, Pool, StatementCounter};
 use crate::oauth::keys::{KeyError, KeyRing, Keys};
 use crate::oauth::token::OAuthContext;
 use crate::{routes, telemetry, templates};
@@ -22,6 +22,8 @@ use crate::{routes, telemetry, templates};
 /// Everything a handler may need, shared by all workers. No globals: each test builds its own.
 pub struct AppState {
     pub pool: Pool,
+    /// SQL statements run so far by this process.
+    pub statements: StatementCounter,
     pub settings: Arc<Settings>,
     pub key: ServerKey,
     pub templates: Tera,
@@ -53,10 +55,10 @@ pub enum StartupError {
 
 /// Opens what the server and the CLI both need: the server key, then the database (migrated).
 /// Blocking.
-pub fn open_stores(settings: &Settings) -> Result<(ServerKey, Pool), StartupError> {
+pub fn open_stores(settings: &Settings) -> Result<(ServerKey, Database), StartupError> {
     let database = settings.database();
     // Check the database first, so a bad URL fails before a key file is written.
-    let pool = db::open(&database, settings.db_pool_size)?;
+    let opened = db::open(&database, settings.db_pool_size)?;
     let (key, generated) =
         ServerKey::load_or_generate(settings.secret_key.as_ref(), &settings.data_dir)?;
     if generated {
@@ -70,26 +72,28 @@ pub fn open_stores(settings: &Settings) -> Result<(ServerKey, Pool), StartupErro
             );
         }
     }
-    Ok((key, pool))
+    Ok((key, opened))
 }
 
 pub struct Application {
     port: u16,
     server: Server,
+    statements: StatementCounter,
 }
 
 impl Application {
     pub async fn build(settings: Settings) -> Result<Self, StartupError> {
         let settings = Arc::new(settings);
         let opening = Arc::clone(&settings);
-        let (key, pool, ring) = actix_web::rt::task::spawn_blocking(move || {
-            let (key, pool) = open_stores(&opening)?;
-            let mut conn = pool.get().map_err(|e| OpenError::Connect {
+        let (key, database, ring) = actix_web::rt::task::spawn_blocking(move || {
+            let (key, database) = open_stores(&opening)?;
+            let mut conn = database.pool.get().map_err(|e| OpenError::Connect {
                 url: opening.database().redacted(),
                 reason: e.to_string(),
             })?;
             let ring = KeyRing::load_or_create(&mut conn, &key)?;
-            Ok::<_, StartupError>((key, pool, ring))
+            drop(conn);
+            Ok::<_, StartupError>((key, database, ring))
         })
         .await
         .map_err(|_| StartupError::Interrupted)??;
@@ -114,8 +118,10 @@ impl Application {
             refresh_token_ttl: settings.refresh_token_ttl(),
             code_ttl: settings.code_ttl(),
         });
+        let statements = database.statements.clone();
         let state = web::Data::new(AppState {
-            pool,
+            pool: database.pool,
+            statements: database.statements,
             oauth,
             issuer: issuer.clone(),
             settings: Arc::clone(&settings),
@@ -153,11 +159,20 @@ impl Application {
             database = %settings.database().redacted(),
             "latchkey is listening"
         );
-        Ok(Self { port, server })
+        Ok(Self {
+            port,
+            server,
+            statements,
+        })
     }
 
     pub fn port(&self) -> u16 {
         self.port
+    }
+
+    /// SQL statements run by this server so far.
+    pub fn statements(&self) -> StatementCounter {
+        self.statements.clone()
     }
 
     /// Serves until the process receives SIGTERM or SIGINT, then finishes in-flight requests.

@@ -80,54 +80,65 @@ pub fn record_failure(
     policy: Policy,
     now: NaiveDateTime,
 ) -> QueryResult<Option<Locked>> {
-    let fresh = match previous {
-        None => true,
-        Some(r) => {
-            r.first_failure_at < now - policy.window || r.locked_until.is_some_and(|t| t <= now)
-        }
+    let stale = |r: &LoginAttempt| {
+        r.first_failure_at < now - policy.window || r.locked_until.is_some_and(|t| t <= now)
     };
-    if fresh {
-        let restarted = match previous {
-            Some(r) => diesel::update(login_attempts::table.find(r.id))
-                .set((
-                    login_attempts::failures.eq(1),
-                    login_attempts::first_failure_at.eq(now),
-                    login_attempts::last_failure_at.eq(now),
-                    login_attempts::locked_until.eq(None::<NaiveDateTime>),
-                ))
-                .execute(conn)?,
-            None => 0,
-        };
-        if restarted == 0 {
-            let inserted = diesel::insert_into(login_attempts::table)
-                .values((
-                    login_attempts::throttle_key.eq(key),
-                    login_attempts::failures.eq(1),
-                    login_attempts::first_failure_at.eq(now),
-                    login_attempts::last_failure_at.eq(now),
-                ))
-                .execute(conn);
-            match inserted {
-                Ok(_) => return Ok(lock_if_reached(conn, key, 1, policy, now)?),
-                // Another request inserted the row first: count on top of it.
-                Err(DieselError::DatabaseError(DatabaseErrorKind::UniqueViolation, _)) => {}
-                Err(e) => return Err(e),
-            }
-        } else {
-            return Ok(lock_if_reached(conn, key, 1, policy, now)?);
+    let failures = match previous {
+        Some(r) if !stale(r) => increment(conn, key, now)?,
+        _ => restart(conn, key, previous, now)?,
+    };
+    lock_if_reached(conn, key, failures, policy, now)
+}
+
+/// Starts a new window with one failure.
+fn restart(
+    conn: &mut AnyConnection,
+    key: &str,
+    previous: Option<&LoginAttempt>,
+    now: NaiveDateTime,
+) -> QueryResult<i64> {
+    if let Some(r) = previous {
+        let updated = diesel::update(login_attempts::table.find(r.id))
+            .set((
+                login_attempts::failures.eq(1),
+                login_attempts::first_failure_at.eq(now),
+                login_attempts::last_failure_at.eq(now),
+                login_attempts::locked_until.eq(None::<NaiveDateTime>),
+            ))
+            .execute(conn)?;
+        if updated == 1 {
+            return Ok(1);
         }
     }
-    // An atomic increment, so concurrent failures are all counted.
+    let inserted = diesel::insert_into(login_attempts::table)
+        .values((
+            login_attempts::throttle_key.eq(key),
+            login_attempts::failures.eq(1),
+            login_attempts::first_failure_at.eq(now),
+            login_attempts::last_failure_at.eq(now),
+        ))
+        .execute(conn);
+    match inserted {
+        Ok(_) => Ok(1),
+        // Another request inserted the row first: count on top of it.
+        Err(DieselError::DatabaseError(DatabaseErrorKind::UniqueViolation, _)) => {
+            increment(conn, key, now)
+        }
+        Err(e) => Err(e),
+    }
+}
+
+/// Adds one failure atomically, so concurrent failures are all counted; returns the total.
+fn increment(conn: &mut AnyConnection, key: &str, now: NaiveDateTime) -> QueryResult<i64> {
     diesel::update(login_attempts::table.filter(login_attempts::throttle_key.eq(key)))
         .set((
             login_attempts::failures.eq(login_attempts::failures + 1),
             login_attempts::last_failure_at.eq(now),
         ))
         .execute(conn)?;
-    let failures = LoginAttempt::find(conn, key)?
+    Ok(LoginAttempt::find(conn, key)?
         .map(|r| r.failures)
-        .unwrap_or(1);
-    lock_if_reached(conn, key, failures, policy, now)
+        .unwrap_or(1))
 }
 
 fn lock_if_reached(

@@ -50,11 +50,11 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
         Command::Serve => serve(settings),
         Command::Migrate => {
-            // `open` migrates; a separate count tells the operator whether anything changed.
-            let database = settings.database();
-            let (_key, pool) = startup::open_stores(&settings)?;
-            drop(pool);
-            eprintln!("Database {} is up to date.", database.redacted());
+            // Opening the database runs any pending migrations.
+            let url = settings.database();
+            let (_key, database) = startup::open_stores(&settings)?;
+            drop(database);
+            eprintln!("Database {} is up to date.", url.redacted());
             Ok(())
         }
         Command::User(cmd) => user::run(&settings, cmd),
@@ -76,8 +76,9 @@ fn serve(settings: Settings) -> anyhow::Result<()> {
 fn connect(
     settings: &Settings,
 ) -> anyhow::Result<(crate::crypto::ServerKey, crate::db::PooledConnection)> {
-    let (key, pool) = startup::open_stores(settings)?;
-    let conn = pool
+    let (key, database) = startup::open_stores(settings)?;
+    let conn = database
+        .pool
         .get()
         .context("LATCHKEY_DATABASE_URL: no database connection available")?;
     Ok((key, conn))

@@ -11,6 +11,8 @@
 pub mod models;
 pub mod schema;
 
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use diesel::connection::SimpleConnection as _;
@@ -58,31 +60,63 @@ pub enum DbError {
     Cancelled,
 }
 
+/// Counts the SQL statements run by every connection of a pool, for `/metrics` and for tests
+/// that pin down how many statements a request costs.
+#[derive(Debug, Clone, Default)]
+pub struct StatementCounter(Arc<AtomicU64>);
+
+impl StatementCounter {
+    pub fn get(&self) -> u64 {
+        self.0.load(Ordering::Relaxed)
+    }
+}
+
+impl diesel::connection::Instrumentation for StatementCounter {
+    fn on_connection_event(&mut self, event: diesel::connection::InstrumentationEvent<'_>) {
+        if let diesel::connection::InstrumentationEvent::StartQuery { .. } = event {
+            self.0.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+}
+
+/// An open database: the pool and the counter of statements its connections ran.
+#[derive(Clone)]
+pub struct Database {
+    pub pool: Pool,
+    pub statements: StatementCounter,
+}
+
 /// Opens database connections of the backend named by the URL.
 #[derive(Debug)]
 pub struct ConnectionManager {
     url: DatabaseUrl,
+    statements: StatementCounter,
 }
 
 impl ConnectionManager {
     pub fn new(url: DatabaseUrl) -> Self {
-        Self { url }
+        Self {
+            url,
+            statements: StatementCounter::default(),
+        }
     }
 
     /// One connection, outside any pool (for the CLI and migrations).
     pub fn establish(&self) -> Result<AnyConnection, diesel::ConnectionError> {
-        match &self.url {
+        let mut conn = match &self.url {
             DatabaseUrl::Postgres(url) => {
-                diesel::PgConnection::establish(url).map(AnyConnection::Postgres)
+                AnyConnection::Postgres(diesel::PgConnection::establish(url)?)
             }
             DatabaseUrl::Sqlite(path) => {
                 let path = path.to_string_lossy();
                 let mut conn = diesel::SqliteConnection::establish(&path)?;
                 conn.batch_execute(SQLITE_PRAGMAS)
                     .map_err(|e| diesel::ConnectionError::BadConnection(e.to_string()))?;
-                Ok(AnyConnection::Sqlite(conn))
+                AnyConnection::Sqlite(conn)
             }
-        }
+        };
+        conn.set_instrumentation(self.statements.clone());
+        Ok(conn)
     }
 }
 
@@ -121,7 +155,7 @@ pub enum OpenError {
 ///
 /// The first connection is made eagerly, so an unreachable database fails here, once, with a
 /// clear message rather than on the first request.
-pub fn open(url: &DatabaseUrl, pool_size: u32) -> Result<Pool, OpenError> {
+pub fn open(url: &DatabaseUrl, pool_size: u32) -> Result<Database, OpenError> {
     if let Some(path) = url.sqlite_path()
         && let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty())
     {
@@ -141,7 +175,8 @@ pub fn open(url: &DatabaseUrl, pool_size: u32) -> Result<Pool, OpenError> {
     })?;
     drop(first);
 
-    r2d2::Pool::builder()
+    let statements = manager.statements.clone();
+    let pool = r2d2::Pool::builder()
         .max_size(pool_size)
         // The first connection already succeeded; later failures surface per request.
         .min_idle(Some(1.min(pool_size)))
@@ -151,7 +186,8 @@ pub fn open(url: &DatabaseUrl, pool_size: u32) -> Result<Pool, OpenError> {
         .map_err(|e| OpenError::Connect {
             url: url.redacted(),
             reason: one_line(&e.to_string()),
-        })
+        })?;
+    Ok(Database { pool, statements })
 }
 
 /// Runs pending migrations of the connection's backend; returns how many ran.

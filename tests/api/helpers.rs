@@ -94,6 +94,8 @@ pub struct TestApp {
     pub settings: Settings,
     pub key: ServerKey,
     pub db: TestDatabase,
+    /// SQL statements the server has run.
+    pub statements: latchkey::db::StatementCounter,
     pub data_dir: TempDir,
 }
 
@@ -141,6 +143,7 @@ async fn start(settings: Settings, db: TestDatabase, data_dir: TempDir) -> TestA
     let key = ServerKey::from_material(settings.secret_key.as_ref().unwrap());
     let app = Application::build(settings.clone()).await.unwrap();
     let port = app.port();
+    let statements = app.statements();
     tokio::spawn(app.run_until_stopped());
     let api = reqwest::Client::builder()
         .redirect(reqwest::redirect::Policy::none())
@@ -154,6 +157,7 @@ async fn start(settings: Settings, db: TestDatabase, data_dir: TempDir) -> TestA
         settings,
         key,
         db,
+        statements,
         data_dir,
     }
 }
@@ -226,6 +230,73 @@ impl TestApp {
             .n
     }
 }
+
+/// A merchant with one application, ready to ask for tokens.
+pub struct TestClient {
+    pub client_id: String,
+    pub secret: String,
+    pub owner_id: i64,
+}
+
+impl TestApp {
+    /// A user `merchant` (password `a long password 1`) and a confidential client of theirs with
+    /// the given extra `client create` arguments.
+    pub fn merchant_client(&self, extra: &[&str]) -> TestClient {
+        let owner_id =
+            match latchkey::db::models::User::find_by_username(&mut self.db.connect(), "merchant")
+                .unwrap()
+            {
+                Some(user) => user.id,
+                None => self.create_user("merchant", MERCHANT_PASSWORD),
+            };
+        let created = self.create_client("merchant", extra);
+        TestClient {
+            client_id: created["client_id"].as_str().unwrap().to_owned(),
+            secret: created["client_secret"]
+                .as_str()
+                .unwrap_or_default()
+                .to_owned(),
+            owner_id,
+        }
+    }
+
+    /// `POST /oauth/token` with a form body and optional Basic credentials.
+    pub async fn token_form(
+        &self,
+        basic: Option<&TestClient>,
+        form: &[(&str, &str)],
+    ) -> reqwest::Response {
+        let mut req = self.api.post(self.url("/oauth/token")).form(form);
+        if let Some(c) = basic {
+            req = req.basic_auth(&c.client_id, Some(&c.secret));
+        }
+        req.send().await.unwrap()
+    }
+
+    /// `POST /v1/token` with a JSON body (Revenue Monster's dialect) and optional Basic credentials.
+    pub async fn token_json(
+        &self,
+        basic: Option<&TestClient>,
+        body: serde_json::Value,
+    ) -> reqwest::Response {
+        let mut req = self.api.post(self.url("/v1/token")).json(&body);
+        if let Some(c) = basic {
+            req = req.basic_auth(&c.client_id, Some(&c.secret));
+        }
+        req.send().await.unwrap()
+    }
+
+    pub async fn profile(&self, token: &str) -> reqwest::Response {
+        self.api
+            .get(self.url("/v1/user/profile"))
+            .bearer_auth(token)
+            .send()
+            .await
+            .unwrap()
+    }
+}
+
+pub const MERCHANT_PASSWORD: &str = "a long password 1";
 
 pub struct CliOutput {
     pub status: std::process::ExitStatus,

@@ -6,4 +6,6 @@ mod cli;
 mod config;
 mod health;
 mod helpers;
+mod profile;
 mod schema;
+mod token;

@@ -158,8 +158,8 @@ async fn sqlite_connections_use_wal_and_a_busy_timeout() {
         #[diesel(sql_type = diesel::sql_types::BigInt)]
         timeout: i64,
     }
-    let pool = latchkey::db::open(&app.db.url, 2).unwrap();
-    let mut conn = pool.get().unwrap();
+    let database = latchkey::db::open(&app.db.url, 2).unwrap();
+    let mut conn = database.pool.get().unwrap();
     let mode: Mode = diesel::sql_query("PRAGMA journal_mode")
         .get_result(&mut *conn)
         .unwrap();
