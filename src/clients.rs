@@ -6,8 +6,6 @@
 
 use std::collections::BTreeSet;
 
-use diesel::Connection as _;
-
 use crate::crypto::{self, ServerKey};
 use crate::db::models::{Client, ClientSecret, NewClient, NewClientSecret, Scope, User};
 use crate::db::{self, AnyConnection, DbError};
@@ -97,7 +95,7 @@ pub fn register(
         }
     }
 
-    conn.transaction(|conn| {
+    db::write_transaction(conn, |conn| {
         let owner = User::find_by_username(conn, &reg.owner.trim().to_lowercase())?
             .ok_or_else(|| RegisterError::UnknownOwner(reg.owner.clone()))?;
         let registered: Vec<String> = Scope::all(conn)?.into_iter().map(|s| s.name).collect();

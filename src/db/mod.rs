@@ -257,3 +257,34 @@ pub fn now() -> chrono::NaiveDateTime {
 fn one_line(text: &str) -> String {
     text.split_whitespace().collect::<Vec<_>>().join(" ")
 }
+
+/// Runs `f` in a transaction meant to write. On SQLite it begins `IMMEDIATE`, taking the write
+/// lock up front (waiting under `busy_timeout`): a deferred transaction that reads first and
+/// writes later fails at once with "database is locked" if another writer committed in between.
+/// On PostgreSQL it is an ordinary transaction.
+pub fn write_transaction<T, E, F>(conn: &mut AnyConnection, f: F) -> Result<T, E>
+where
+    F: FnOnce(&mut AnyConnection) -> Result<T, E>,
+    E: From<diesel::result::Error>,
+{
+    use diesel::connection::{AnsiTransactionManager, TransactionManager};
+
+    let AnyConnection::Sqlite(sqlite) = conn else {
+        return conn.transaction(f);
+    };
+    AnsiTransactionManager::begin_transaction_sql(sqlite, "BEGIN IMMEDIATE")?;
+    let result = f(conn);
+    let AnyConnection::Sqlite(sqlite) = conn else {
+        unreachable!("a connection does not change backend");
+    };
+    match result {
+        Ok(value) => {
+            <AnsiTransactionManager as TransactionManager<diesel::SqliteConnection>>::commit_transaction(sqlite)?;
+            Ok(value)
+        }
+        Err(e) => {
+            <AnsiTransactionManager as TransactionManager<diesel::SqliteConnection>>::rollback_transaction(sqlite)?;
+            Err(e)
+        }
+    }
+}

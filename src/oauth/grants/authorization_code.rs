@@ -3,11 +3,10 @@
 //! challenge, with the matching verifier. A second redemption revokes what the first one got.
 
 use chrono::NaiveDateTime;
-use diesel::Connection as _;
 
 use crate::crypto;
-use crate::db::AnyConnection;
 use crate::db::models::{AuthorizationCode, Client};
+use crate::db::{self, AnyConnection};
 use crate::domain::{GrantType, Scopes};
 use crate::oauth::error::OAuthError;
 use crate::oauth::pkce;
@@ -84,7 +83,7 @@ pub fn run(
     } else {
         RefreshPlan::None
     };
-    let outcome = conn.transaction(|conn| {
+    let outcome = db::write_transaction(conn, |conn| {
         if stored.is_used || !AuthorizationCode::claim(conn, stored.id)? {
             AuthorizationCode::revoke_issued(conn, stored.id, now)?;
             return Ok::<_, OAuthError>(Outcome::Replayed);

@@ -2,10 +2,9 @@
 //! "full access of the client user").
 
 use chrono::NaiveDateTime;
-use diesel::Connection as _;
 
-use crate::db::AnyConnection;
 use crate::db::models::Client;
+use crate::db::{self, AnyConnection};
 use crate::domain::GrantType;
 use crate::oauth::error::OAuthError;
 use crate::oauth::token::{Grantee, Issued, OAuthContext, RefreshPlan, issue, resolve_scope};
@@ -26,7 +25,9 @@ pub fn run(
         authorization_code_id: None,
     };
     if with_refresh {
-        conn.transaction(|conn| issue(conn, ctx, &who, RefreshPlan::NewFamily, now))
+        db::write_transaction(conn, |conn| {
+            issue(conn, ctx, &who, RefreshPlan::NewFamily, now)
+        })
     } else {
         // One INSERT, no transaction: the cheapest path through the server.
         issue(conn, ctx, &who, RefreshPlan::None, now)

@@ -3,11 +3,10 @@
 //! account's sign-in throttle, shared with the login page.
 
 use chrono::NaiveDateTime;
-use diesel::Connection as _;
 
 use crate::auth::{password, throttle};
-use crate::db::AnyConnection;
 use crate::db::models::{Client, User};
+use crate::db::{self, AnyConnection};
 use crate::domain::{GrantType, Username};
 use crate::oauth::error::OAuthError;
 use crate::oauth::token::{Grantee, Issued, OAuthContext, RefreshPlan, issue, resolve_scope};
@@ -68,7 +67,7 @@ pub fn run(
     } else {
         RefreshPlan::None
     };
-    conn.transaction(|conn| issue(conn, ctx, &who, plan, now))
+    db::write_transaction(conn, |conn| issue(conn, ctx, &who, plan, now))
 }
 
 fn locked_error(locked: throttle::Locked, now: NaiveDateTime) -> OAuthError {

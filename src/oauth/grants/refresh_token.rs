@@ -3,11 +3,10 @@
 //! since either the legitimate client or an attacker holds a stolen copy.
 
 use chrono::NaiveDateTime;
-use diesel::Connection as _;
 
 use crate::crypto;
-use crate::db::AnyConnection;
 use crate::db::models::{AccessToken, Client, RefreshToken};
+use crate::db::{self, AnyConnection};
 use crate::domain::{GrantType, Scopes};
 use crate::oauth::error::OAuthError;
 use crate::oauth::token::{Grantee, Issued, OAuthContext, RefreshPlan, issue};
@@ -59,7 +58,7 @@ pub fn run(
         .cloned()
         .collect();
 
-    let outcome = conn.transaction(|conn| {
+    let outcome = db::write_transaction(conn, |conn| {
         if token.used_at.is_some() || !RefreshToken::claim(conn, token.id, now)? {
             RefreshToken::revoke_family(conn, &token.family_id, now)?;
             AccessToken::revoke_family(conn, &token.family_id, now)?;
