@@ -1,6 +1,7 @@
-//! Throttling failed sign-ins, per account and per client address, with counters in the
-//! database so that every instance sees the same ones. The password grant and the login page
-//! share them: guessing through one counts against the other.
+//! Throttling failed sign-ins, keyed by account, with counters in the database so that every
+//! instance sees the same ones. The password grant and the login page share them: guessing
+//! through one counts against the other. Keys are plain strings, so a key per client address
+//! can join later.
 //!
 //! A key is locked once it has `max_failures` failures inside `window`; it stays locked for
 //! `lockout`, then starts afresh. Unknown usernames are counted like known ones, so the lock
@@ -29,19 +30,8 @@ pub const ACCOUNT: Policy = Policy {
     lockout: TimeDelta::minutes(15),
 };
 
-/// One client address: more room, since many people may share an address.
-pub const ADDRESS: Policy = Policy {
-    max_failures: 20,
-    window: TimeDelta::minutes(15),
-    lockout: TimeDelta::minutes(15),
-};
-
 pub fn account_key(username: &str) -> String {
     format!("account:{}", username.trim().to_lowercase())
-}
-
-pub fn address_key(address: &str) -> String {
-    format!("address:{address}")
 }
 
 /// A locked key, and when it opens again.

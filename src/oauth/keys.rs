@@ -301,3 +301,54 @@ fn decoding_key(algorithm: SigningAlgorithm, jwk: &serde_json::Value) -> Option<
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[derive(serde::Serialize, serde::Deserialize, PartialEq, Debug)]
+    struct Claims {
+        sub: String,
+        exp: i64,
+    }
+
+    /// Each algorithm's generated key signs, and its published JWK verifies, while a JWK of
+    /// another key does not.
+    #[test]
+    fn generated_keys_sign_and_their_jwks_verify() {
+        for algorithm in [SigningAlgorithm::Rs256, SigningAlgorithm::Es256] {
+            let (der, jwk) = generate(algorithm).unwrap();
+            let (_, other_jwk) = generate(algorithm).unwrap();
+            let signer = Signer {
+                kid: "k1".into(),
+                algorithm,
+                encoding: encoding_key(algorithm, &der).unwrap(),
+            };
+            let claims = Claims {
+                sub: "42".into(),
+                exp: 4_102_444_800,
+            };
+            let token = signer.sign("at+jwt", &claims).unwrap();
+            let header = jsonwebtoken::decode_header(&token).unwrap();
+            assert_eq!(header.alg, algorithm.jwt());
+            assert_eq!(header.kid.as_deref(), Some("k1"));
+
+            let mut validation = jsonwebtoken::Validation::new(algorithm.jwt());
+            validation.required_spec_claims.clear();
+            let key = decoding_key(algorithm, &jwk).unwrap();
+            let decoded = jsonwebtoken::decode::<Claims>(&token, &key, &validation).unwrap();
+            assert_eq!(decoded.claims, claims);
+            let wrong = decoding_key(algorithm, &other_jwk).unwrap();
+            assert!(jsonwebtoken::decode::<Claims>(&token, &wrong, &validation).is_err());
+        }
+    }
+
+    #[test]
+    fn rsa_jwk_components_have_no_leading_zeros() {
+        let (_, jwk) = generate(SigningAlgorithm::Rs256).unwrap();
+        let n = URL_SAFE_NO_PAD.decode(jwk["n"].as_str().unwrap()).unwrap();
+        assert_eq!(n.len(), 256);
+        assert_ne!(n[0], 0);
+        assert_eq!(jwk["e"], "AQAB");
+    }
+}

@@ -156,88 +156,113 @@ pub struct Grantee<'a> {
     pub authorization_code_id: Option<i64>,
 }
 
-/// Signs an access token and stores it (and a refresh token, per `plan`). The JWT is signed
-/// before any write, so a database write lock is never held during the signature. Call inside
-/// a transaction when other writes must go with it.
-pub fn issue(
-    conn: &mut AnyConnection,
+/// Tokens made but not yet stored: the CPU-bound half of issuing, done before any database
+/// write lock is taken.
+pub struct Minted {
+    access_token: String,
+    access_expires_at: NaiveDateTime,
+    /// The refresh token and its family, if one is issued.
+    refresh: Option<(String, String)>,
+}
+
+/// Signs the access token (and draws a refresh token, per `plan`).
+pub fn mint(
     ctx: &OAuthContext,
     who: &Grantee<'_>,
     plan: RefreshPlan<'_>,
     now: NaiveDateTime,
-) -> Result<Issued, OAuthError> {
-    let access_ttl = ctx.access_token_ttl.as_secs();
-    let expires_at = now + TimeDelta::seconds(i64::try_from(access_ttl).unwrap_or(i64::MAX));
-    let scope = who.scope.to_stored();
+) -> Result<Minted, OAuthError> {
+    let access_expires_at = now + seconds(ctx.access_token_ttl);
     let claims = AccessClaims {
         iss: ctx.issuer.clone(),
         sub: who.user_id.to_string(),
         aud: ctx.audience.clone(),
-        exp: expires_at.and_utc().timestamp(),
+        exp: access_expires_at.and_utc().timestamp(),
         iat: now.and_utc().timestamp(),
         nbf: now.and_utc().timestamp(),
         jti: crypto::random_token(16),
         client_id: who.client.client_id.clone(),
-        scope: scope.clone(),
+        scope: who.scope.to_stored(),
         env: who.client.environment().to_owned(),
     };
-    let ring = ctx.keys.current();
-    let access_token = ring.signer.sign(ACCESS_TOKEN_TYP, &claims).map_err(|e| {
-        tracing::error!(error = %e, "signing an access token failed");
-        OAuthError::server_error()
-    })?;
-
-    let refresh = match plan {
+    let access_token = ctx
+        .keys
+        .current()
+        .signer
+        .sign(ACCESS_TOKEN_TYP, &claims)
+        .map_err(|e| {
+            tracing::error!(error = %e, "signing an access token failed");
+            OAuthError::server_error()
+        })?;
+    let family = match plan {
         RefreshPlan::None => None,
         RefreshPlan::NewFamily => Some(crypto::random_token(16)),
         RefreshPlan::Rotate { family_id } => Some(family_id.to_owned()),
     };
-    let refresh_ttl = ctx.refresh_token_ttl.as_secs();
-    let refresh_token = match &refresh {
+    Ok(Minted {
+        access_token,
+        access_expires_at,
+        refresh: family.map(|family| (crypto::random_token(32), family)),
+    })
+}
+
+/// Stores minted tokens: the refresh token's row (if any), then the access token's. Call inside
+/// a write transaction when other writes must go with them.
+pub fn store(
+    conn: &mut AnyConnection,
+    ctx: &OAuthContext,
+    who: &Grantee<'_>,
+    minted: Minted,
+    now: NaiveDateTime,
+) -> Result<Issued, OAuthError> {
+    let scope = who.scope.to_stored();
+    let refresh_id = match &minted.refresh {
         None => None,
-        Some(family_id) => {
-            let token = crypto::random_token(32);
-            let id = RefreshToken::insert(
-                conn,
-                &NewRefreshToken {
-                    client_id: who.client.id,
-                    user_id: who.user_id,
-                    refresh_token: &crypto::token_digest(&token),
-                    grant_type: who.grant_type.as_str(),
-                    scope: &scope,
-                    audience: &ctx.audience,
-                    family_id,
-                    client_authorization_code_id: who.authorization_code_id,
-                    expired_at: now
-                        + TimeDelta::seconds(i64::try_from(refresh_ttl).unwrap_or(i64::MAX)),
-                    created_at: now,
-                },
-            )?;
-            Some((token, id))
-        }
+        Some((token, family_id)) => Some(RefreshToken::insert(
+            conn,
+            &NewRefreshToken {
+                client_id: who.client.id,
+                user_id: who.user_id,
+                refresh_token: &crypto::token_digest(token),
+                grant_type: who.grant_type.as_str(),
+                scope: &scope,
+                audience: &ctx.audience,
+                family_id,
+                client_authorization_code_id: who.authorization_code_id,
+                expired_at: now + seconds(ctx.refresh_token_ttl),
+                created_at: now,
+            },
+        )?),
     };
     AccessToken::insert(
         conn,
         &NewAccessToken {
             client_id: who.client.id,
             user_id: who.user_id,
-            client_refresh_token_id: refresh_token.as_ref().map(|(_, id)| *id),
-            access_token: &crypto::token_digest(&access_token),
+            client_refresh_token_id: refresh_id,
+            access_token: &crypto::token_digest(&minted.access_token),
             grant_type: who.grant_type.as_str(),
             scope: &scope,
             audience: &ctx.audience,
             client_authorization_code_id: who.authorization_code_id,
-            expired_at: expires_at,
+            expired_at: minted.access_expires_at,
             created_at: now,
         },
     )?;
     Ok(Issued {
-        access_token,
-        expires_in: access_ttl,
-        refresh_token_expires_in: refresh_token.as_ref().map(|_| refresh_ttl),
-        refresh_token: refresh_token.map(|(token, _)| token),
+        access_token: minted.access_token,
+        expires_in: ctx.access_token_ttl.as_secs(),
+        refresh_token_expires_in: minted
+            .refresh
+            .as_ref()
+            .map(|_| ctx.refresh_token_ttl.as_secs()),
+        refresh_token: minted.refresh.map(|(token, _)| token),
         scope: who.scope.clone(),
     })
+}
+
+fn seconds(duration: Duration) -> TimeDelta {
+    TimeDelta::seconds(i64::try_from(duration.as_secs()).unwrap_or(i64::MAX))
 }
 
 #[cfg(test)]

@@ -10,7 +10,7 @@ use crate::db::{self, AnyConnection};
 use crate::domain::{GrantType, Scopes};
 use crate::oauth::error::OAuthError;
 use crate::oauth::pkce;
-use crate::oauth::token::{Grantee, Issued, OAuthContext, RefreshPlan, issue};
+use crate::oauth::token::{Grantee, Issued, OAuthContext, RefreshPlan, mint, store};
 
 const INVALID: &str = "The authorization code is invalid, expired or already used.";
 
@@ -83,19 +83,21 @@ pub fn run(
     } else {
         RefreshPlan::None
     };
+    let who = Grantee {
+        client,
+        user_id: stored.user_id,
+        grant_type: GrantType::AuthorizationCode,
+        scope,
+        authorization_code_id: Some(stored.id),
+    };
+    // Signed before the transaction, so no write lock is held during the signature.
+    let minted = mint(ctx, &who, plan, now)?;
     let outcome = db::write_transaction(conn, |conn| {
         if stored.is_used || !AuthorizationCode::claim(conn, stored.id)? {
             AuthorizationCode::revoke_issued(conn, stored.id, now)?;
             return Ok::<_, OAuthError>(Outcome::Replayed);
         }
-        let who = Grantee {
-            client,
-            user_id: stored.user_id,
-            grant_type: GrantType::AuthorizationCode,
-            scope,
-            authorization_code_id: Some(stored.id),
-        };
-        issue(conn, ctx, &who, plan, now).map(Outcome::Issued)
+        store(conn, ctx, &who, minted, now).map(Outcome::Issued)
     })?;
     match outcome {
         Outcome::Issued(issued) => Ok(issued),

@@ -7,7 +7,7 @@ use crate::db::models::Client;
 use crate::db::{self, AnyConnection};
 use crate::domain::GrantType;
 use crate::oauth::error::OAuthError;
-use crate::oauth::token::{Grantee, Issued, OAuthContext, RefreshPlan, issue, resolve_scope};
+use crate::oauth::token::{Grantee, Issued, OAuthContext, RefreshPlan, mint, resolve_scope, store};
 
 pub fn run(
     conn: &mut AnyConnection,
@@ -25,11 +25,11 @@ pub fn run(
         authorization_code_id: None,
     };
     if with_refresh {
-        db::write_transaction(conn, |conn| {
-            issue(conn, ctx, &who, RefreshPlan::NewFamily, now)
-        })
+        let minted = mint(ctx, &who, RefreshPlan::NewFamily, now)?;
+        db::write_transaction(conn, |conn| store(conn, ctx, &who, minted, now))
     } else {
         // One INSERT, no transaction: the cheapest path through the server.
-        issue(conn, ctx, &who, RefreshPlan::None, now)
+        let minted = mint(ctx, &who, RefreshPlan::None, now)?;
+        store(conn, ctx, &who, minted, now)
     }
 }

@@ -9,7 +9,7 @@ use crate::db::models::{Client, User};
 use crate::db::{self, AnyConnection};
 use crate::domain::{GrantType, Username};
 use crate::oauth::error::OAuthError;
-use crate::oauth::token::{Grantee, Issued, OAuthContext, RefreshPlan, issue, resolve_scope};
+use crate::oauth::token::{Grantee, Issued, OAuthContext, RefreshPlan, mint, resolve_scope, store};
 
 pub fn run(
     conn: &mut AnyConnection,
@@ -67,7 +67,8 @@ pub fn run(
     } else {
         RefreshPlan::None
     };
-    db::write_transaction(conn, |conn| issue(conn, ctx, &who, plan, now))
+    let minted = mint(ctx, &who, plan, now)?;
+    db::write_transaction(conn, |conn| store(conn, ctx, &who, minted, now))
 }
 
 fn locked_error(locked: throttle::Locked, now: NaiveDateTime) -> OAuthError {

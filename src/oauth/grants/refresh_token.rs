@@ -9,7 +9,7 @@ use crate::db::models::{AccessToken, Client, RefreshToken};
 use crate::db::{self, AnyConnection};
 use crate::domain::{GrantType, Scopes};
 use crate::oauth::error::OAuthError;
-use crate::oauth::token::{Grantee, Issued, OAuthContext, RefreshPlan, issue};
+use crate::oauth::token::{Grantee, Issued, OAuthContext, RefreshPlan, mint, store};
 
 /// One message for every unusable token, so the reason leaks nothing.
 const INVALID: &str = "The refresh token is invalid, expired or revoked.";
@@ -58,29 +58,29 @@ pub fn run(
         .cloned()
         .collect();
 
+    let who = Grantee {
+        client,
+        user_id: token.user_id,
+        grant_type: GrantType::RefreshToken,
+        scope,
+        authorization_code_id: token.client_authorization_code_id,
+    };
+    // Signed before the transaction, so no write lock is held during the signature.
+    let minted = mint(
+        ctx,
+        &who,
+        RefreshPlan::Rotate {
+            family_id: &token.family_id,
+        },
+        now,
+    )?;
     let outcome = db::write_transaction(conn, |conn| {
         if token.used_at.is_some() || !RefreshToken::claim(conn, token.id, now)? {
             RefreshToken::revoke_family(conn, &token.family_id, now)?;
             AccessToken::revoke_family(conn, &token.family_id, now)?;
             return Ok::<_, OAuthError>(Outcome::Reused);
         }
-        let who = Grantee {
-            client,
-            user_id: token.user_id,
-            grant_type: GrantType::RefreshToken,
-            scope,
-            authorization_code_id: token.client_authorization_code_id,
-        };
-        issue(
-            conn,
-            ctx,
-            &who,
-            RefreshPlan::Rotate {
-                family_id: &token.family_id,
-            },
-            now,
-        )
-        .map(Outcome::Issued)
+        store(conn, ctx, &who, minted, now).map(Outcome::Issued)
     })?;
     match outcome {
         Outcome::Issued(issued) => Ok(issued),
