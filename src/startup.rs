@@ -22,15 +22,9 @@ use crate::{routes, telemetry, templates};
 /// Everything a handler may need, shared by all workers. No globals: each test builds its own.
 pub struct AppState {
     pub pool: Pool,
-    /// SQL statements run so far by this process.
-    pub statements: StatementCounter,
-    pub settings: Arc<Settings>,
-    pub key: ServerKey,
     pub templates: Tera,
-    /// Everything the protocol code needs; cloned into blocking tasks.
+    /// Everything the protocol code needs (issuer, keys, lifetimes); cloned into blocking tasks.
     pub oauth: Arc<OAuthContext>,
-    /// `settings.issuer(…)` for the address bound, computed once.
-    pub issuer: String,
 }
 
 /// Why the server could not start. Each message names the setting to look at.
@@ -112,7 +106,7 @@ impl Application {
         let oauth = Arc::new(OAuthContext {
             issuer: issuer.clone(),
             audience: issuer.clone(),
-            server_key: key.clone(),
+            server_key: key,
             keys: Keys::new(ring),
             access_token_ttl: settings.access_token_ttl(),
             refresh_token_ttl: settings.refresh_token_ttl(),
@@ -121,11 +115,7 @@ impl Application {
         let statements = database.statements.clone();
         let state = web::Data::new(AppState {
             pool: database.pool,
-            statements: database.statements,
             oauth,
-            issuer: issuer.clone(),
-            settings: Arc::clone(&settings),
-            key,
             templates: templates::load()?,
         });
 
