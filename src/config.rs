@@ -48,6 +48,11 @@ pub struct Settings {
     #[arg(long, env = "LATCHKEY_SMTP_URL", value_parser = parse_smtp_url, hide_env_values = true, global = true)]
     pub smtp_url: Option<Url>,
 
+    /// Sender of outgoing mail.
+    #[arg(long, env = "LATCHKEY_MAIL_FROM", default_value = "Latchkey <no-reply@latchkey.localhost>",
+          value_parser = parse_mailbox, global = true)]
+    pub mail_from: lettre::message::Mailbox,
+
     /// Lifetime of access tokens, in seconds.
     #[arg(long, env = "LATCHKEY_ACCESS_TOKEN_TTL", default_value_t = 3600,
           value_parser = clap::value_parser!(u64).range(60..=86_400), global = true)]
@@ -242,6 +247,12 @@ fn parse_issuer(raw: &str) -> Result<Url, String> {
         return Err("has no host".into());
     }
     Ok(url)
+}
+
+fn parse_mailbox(raw: &str) -> Result<lettre::message::Mailbox, String> {
+    raw.trim()
+        .parse()
+        .map_err(|_| "is not an email address such as `Latchkey <no-reply@example.com>`".to_owned())
 }
 
 fn parse_smtp_url(raw: &str) -> Result<Url, String> {

@@ -1,9 +1,8 @@
-//! Errors of the HTTP layer and how each becomes a response.
+//! Errors of the page layer and how each becomes a response.
 //!
 //! Use [`AppError`] in handlers that render pages or plain responses. The person sees a short,
-//! clear message (or an opaque "something went wrong" for faults); the log gets the whole cause
-//! chain with the request id. OAuth endpoints have their own error types, which render RFC 6749
-//! error bodies instead.
+//! clear page (or an opaque "something went wrong" for faults); the log gets the whole cause
+//! chain. OAuth endpoints have their own error types, which render RFC 6749 error bodies instead.
 
 use actix_web::http::StatusCode;
 use actix_web::{HttpResponse, ResponseError};
@@ -14,18 +13,39 @@ use crate::db::DbError;
 pub enum AppError {
     #[error("not found")]
     NotFound,
+    /// A form without the session's CSRF token: refused, nothing changed.
+    #[error("CSRF token missing or wrong")]
+    Csrf,
     #[error(transparent)]
     Db(#[from] DbError),
     #[error("template rendering failed: {0}")]
     Template(#[from] tera::Error),
+    /// A failure inside the server (session storage, hashing) with its cause for the log.
+    #[error("internal failure: {0}")]
+    Internal(String),
+}
+
+impl From<actix_session::SessionInsertError> for AppError {
+    fn from(e: actix_session::SessionInsertError) -> Self {
+        Self::Internal(format!("session storage: {e}"))
+    }
+}
+
+impl From<crate::auth::password::HashError> for AppError {
+    fn from(e: crate::auth::password::HashError) -> Self {
+        Self::Internal(e.to_string())
+    }
 }
 
 impl ResponseError for AppError {
     fn status_code(&self) -> StatusCode {
         match self {
             Self::NotFound => StatusCode::NOT_FOUND,
+            Self::Csrf => StatusCode::FORBIDDEN,
             Self::Db(DbError::Pool(_)) => StatusCode::SERVICE_UNAVAILABLE,
-            Self::Db(_) | Self::Template(_) => StatusCode::INTERNAL_SERVER_ERROR,
+            Self::Db(_) | Self::Template(_) | Self::Internal(_) => {
+                StatusCode::INTERNAL_SERVER_ERROR
+            }
         }
     }
 
@@ -34,14 +54,28 @@ impl ResponseError for AppError {
         if status.is_server_error() {
             tracing::error!(error = %error_chain(self), "request failed");
         }
-        let message = match self {
-            Self::NotFound => "Not found.",
-            Self::Db(DbError::Pool(_)) => "The service is busy. Please try again in a moment.",
-            _ => "Something went wrong on our side. Please try again.",
+        let (title, message) = match self {
+            Self::NotFound => ("Page not found", "There is nothing at this address."),
+            Self::Csrf => (
+                "This form has expired",
+                "The form was not sent from this page, or your session changed since it was shown. Go back, reload the page and try again.",
+            ),
+            Self::Db(DbError::Pool(_)) => {
+                ("Busy", "The service is busy. Please try again in a moment.")
+            }
+            _ => (
+                "Something went wrong",
+                "Something went wrong on our side. Please try again.",
+            ),
         };
+        // Fixed texts only: nothing from the request is echoed here.
+        let html = format!(
+            "<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\"><meta name=\"viewport\" content=\"width=device-width, initial-scale=1\"><title>{title} · Latchkey</title><link rel=\"stylesheet\" href=\"/static/css/latchkey.css\"></head><body><main class=\"container\"><section class=\"card narrow\"><h1>{title}</h1><p>{message}</p><p><a href=\"/\">Go to the start page</a></p></section></main></body></html>"
+        );
         HttpResponse::build(status)
-            .content_type("text/plain; charset=utf-8")
-            .body(message)
+            .content_type("text/html; charset=utf-8")
+            .insert_header(("Cache-Control", "no-store"))
+            .body(html)
     }
 }
 

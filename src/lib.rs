@@ -10,6 +10,7 @@ pub mod config;
 pub mod crypto;
 pub mod db;
 pub mod domain;
+pub mod email;
 pub mod error;
 pub mod oauth;
 pub mod routes;

@@ -7,14 +7,19 @@ use std::net::TcpListener;
 use std::sync::Arc;
 use std::time::Duration;
 
+use actix_session::SessionMiddleware;
+use actix_session::config::{CookieContentSecurity, PersistentSession, TtlExtensionPolicy};
+use actix_web::cookie::{Key, SameSite};
 use actix_web::dev::Server;
 use actix_web::middleware::{self, from_fn};
 use actix_web::{App, HttpServer, web};
 use tera::Tera;
 
+use crate::auth::session_store::DbSessionStore;
 use crate::config::Settings;
 use crate::crypto::{KeyFileError, ServerKey};
 use crate::db::{self, Database, OpenError, Pool, StatementCounter};
+use crate::email::{MailError, Mailer};
 use crate::oauth::keys::{KeyError, KeyRing, Keys};
 use crate::oauth::token::OAuthContext;
 use crate::{routes, telemetry, templates};
@@ -23,6 +28,7 @@ use crate::{routes, telemetry, templates};
 pub struct AppState {
     pub pool: Pool,
     pub templates: Tera,
+    pub mailer: Mailer,
     /// Everything the protocol code needs (issuer, keys, lifetimes); cloned into blocking tasks.
     pub oauth: Arc<OAuthContext>,
 }
@@ -41,6 +47,8 @@ pub enum StartupError {
     },
     #[error("signing keys: {0}")]
     Keys(#[from] KeyError),
+    #[error(transparent)]
+    Mail(#[from] MailError),
     #[error("templates: {0}")]
     Templates(#[from] tera::Error),
     #[error("start-up was interrupted")]
@@ -75,8 +83,25 @@ pub struct Application {
     statements: StatementCounter,
 }
 
+/// A session ends after this long without a request (ASVS V7.3: idle timeout).
+const SESSION_IDLE: actix_web::cookie::time::Duration = actix_web::cookie::time::Duration::hours(2);
+
 impl Application {
+    /// Builds the server with the mailer the settings describe (SMTP or `.eml` files).
     pub async fn build(settings: Settings) -> Result<Self, StartupError> {
+        let mailer = Mailer::new(
+            settings.smtp_url.as_ref(),
+            settings.data_dir.join("mail"),
+            settings.mail_from.clone(),
+        )?;
+        Self::build_with_mailer(settings, mailer).await
+    }
+
+    /// Builds the server with a given mailer (the tests pass an in-memory one).
+    pub async fn build_with_mailer(
+        settings: Settings,
+        mailer: Mailer,
+    ) -> Result<Self, StartupError> {
         let settings = Arc::new(settings);
         let opening = Arc::clone(&settings);
         let (key, database, ring) = actix_web::rt::task::spawn_blocking(move || {
@@ -106,27 +131,51 @@ impl Application {
         let oauth = Arc::new(OAuthContext {
             issuer: issuer.clone(),
             audience: issuer.clone(),
-            server_key: key,
+            server_key: key.clone(),
             keys: Keys::new(ring),
             access_token_ttl: settings.access_token_ttl(),
             refresh_token_ttl: settings.refresh_token_ttl(),
             code_ttl: settings.code_ttl(),
         });
         let statements = database.statements.clone();
+        let secure_cookies = issuer.starts_with("https://");
+        let cookie_key = Key::from(key.cookie_key());
         let state = web::Data::new(AppState {
             pool: database.pool,
+            mailer,
             oauth,
             templates: templates::load()?,
         });
 
         let mut server = HttpServer::new(move || {
+            let sessions = SessionMiddleware::builder(
+                DbSessionStore::new(state.pool.clone()),
+                cookie_key.clone(),
+            )
+            .cookie_name("latchkey_session".to_owned())
+            .cookie_http_only(true)
+            .cookie_same_site(SameSite::Lax)
+            .cookie_secure(secure_cookies)
+            .cookie_content_security(CookieContentSecurity::Private)
+            .session_lifecycle(
+                PersistentSession::default()
+                    .session_ttl(SESSION_IDLE)
+                    .session_ttl_extension_policy(TtlExtensionPolicy::OnEveryRequest),
+            )
+            .build();
             App::new()
                 .app_data(state.clone())
                 .wrap(from_fn(telemetry::log_request))
                 .wrap(middleware::NormalizePath::new(
                     middleware::TrailingSlash::MergeOnly,
                 ))
-                .configure(routes::configure)
+                .configure(routes::api)
+                .service(
+                    web::scope("")
+                        .wrap(page_headers(secure_cookies))
+                        .wrap(sessions)
+                        .configure(routes::pages),
+                )
         })
         // In-flight requests get this long to finish after SIGTERM or SIGINT.
         .shutdown_timeout(30)
@@ -168,5 +217,27 @@ impl Application {
     /// Serves until the process receives SIGTERM or SIGINT, then finishes in-flight requests.
     pub async fn run_until_stopped(self) -> std::io::Result<()> {
         self.server.await
+    }
+}
+
+/// Headers on every page: no framing (clickjacking), a strict content security policy, no
+/// sniffing, no caching of personal pages, and HSTS when served over https.
+fn page_headers(https: bool) -> middleware::DefaultHeaders {
+    let headers = middleware::DefaultHeaders::new()
+        .add((
+            "Content-Security-Policy",
+            "default-src 'self'; img-src 'self' https: data:; style-src 'self'; script-src 'self'; object-src 'none'; base-uri 'none'; frame-ancestors 'none'",
+        ))
+        .add(("X-Frame-Options", "DENY"))
+        .add(("X-Content-Type-Options", "nosniff"))
+        .add(("Referrer-Policy", "no-referrer"))
+        .add(("Cache-Control", "no-store"));
+    if https {
+        headers.add((
+            "Strict-Transport-Security",
+            "max-age=31536000; includeSubDomains",
+        ))
+    } else {
+        headers
     }
 }

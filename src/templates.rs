@@ -9,6 +9,44 @@ use tera::Tera;
 const TEMPLATES: &[(&str, &str)] = &[
     ("base.html", include_str!("../templates/base.html")),
     ("home.html", include_str!("../templates/home.html")),
+    ("message.html", include_str!("../templates/message.html")),
+    ("login.html", include_str!("../templates/login.html")),
+    ("signup.html", include_str!("../templates/signup.html")),
+    ("forgot.html", include_str!("../templates/forgot.html")),
+    ("reset.html", include_str!("../templates/reset.html")),
+    ("account.html", include_str!("../templates/account.html")),
+    (
+        "emails/verify_email.txt",
+        include_str!("../templates/emails/verify_email.txt"),
+    ),
+    (
+        "emails/verify_email.html",
+        include_str!("../templates/emails/verify_email.html"),
+    ),
+    (
+        "emails/reset_password.txt",
+        include_str!("../templates/emails/reset_password.txt"),
+    ),
+    (
+        "emails/reset_password.html",
+        include_str!("../templates/emails/reset_password.html"),
+    ),
+    (
+        "emails/new_sign_in.txt",
+        include_str!("../templates/emails/new_sign_in.txt"),
+    ),
+    (
+        "emails/new_sign_in.html",
+        include_str!("../templates/emails/new_sign_in.html"),
+    ),
+    (
+        "emails/secret_event.txt",
+        include_str!("../templates/emails/secret_event.txt"),
+    ),
+    (
+        "emails/secret_event.html",
+        include_str!("../templates/emails/secret_event.html"),
+    ),
 ];
 
 /// Builds the template set. Fails only if a template does not parse, which a test catches.

@@ -1,4 +1,7 @@
-//! Humans: password hashing now; sessions, login throttling and CSRF join as the portal grows.
+//! Humans: password hashing, sign-in throttling, and the browser session (store, typed view,
+//! CSRF token).
 
 pub mod password;
+pub mod session;
+pub mod session_store;
 pub mod throttle;

@@ -1,7 +1,7 @@
-//! Throttling failed sign-ins, keyed by account, with counters in the database so that every
-//! instance sees the same ones. The password grant and the login page share them: guessing
-//! through one counts against the other. Keys are plain strings, so a key per client address
-//! can join later.
+//! Throttling failed sign-ins, per account and per client address, with counters in the
+//! database so that every instance sees the same ones. The password grant and the login page
+//! share the account counters: guessing through one counts against the other. (The password
+//! grant does not count per address: an app's server sends every user's attempts from one.)
 //!
 //! A key is locked once it has `max_failures` failures inside `window`; it stays locked for
 //! `lockout`, then starts afresh. Unknown usernames are counted like known ones, so the lock
@@ -29,6 +29,17 @@ pub const ACCOUNT: Policy = Policy {
     window: TimeDelta::minutes(15),
     lockout: TimeDelta::minutes(15),
 };
+
+/// One client address: more room, since many people may share an address.
+pub const ADDRESS: Policy = Policy {
+    max_failures: 20,
+    window: TimeDelta::minutes(15),
+    lockout: TimeDelta::minutes(15),
+};
+
+pub fn address_key(address: &str) -> String {
+    format!("address:{address}")
+}
 
 pub fn account_key(username: &str) -> String {
     format!("account:{}", username.trim().to_lowercase())
@@ -162,4 +173,9 @@ pub fn record_success(
         LoginAttempt::delete(conn, key)?;
     }
     Ok(())
+}
+
+/// Forgets a key's failures (after a password reset).
+pub fn clear(conn: &mut AnyConnection, key: &str) -> QueryResult<()> {
+    LoginAttempt::delete(conn, key).map(|_| ())
 }

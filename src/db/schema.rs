@@ -134,6 +134,42 @@ diesel::table! {
     }
 }
 
+diesel::table! {
+    sessions (id) {
+        id -> BigInt,
+        session_key -> Text,
+        user_id -> Nullable<BigInt>,
+        state -> Text,
+        created_at -> Timestamp,
+        expires_at -> Timestamp,
+    }
+}
+
+diesel::table! {
+    email_tokens (id) {
+        id -> BigInt,
+        user_id -> BigInt,
+        purpose -> Text,
+        token -> Text,
+        email -> Nullable<Text>,
+        expires_at -> Timestamp,
+        used_at -> Nullable<Timestamp>,
+        created_at -> Timestamp,
+    }
+}
+
+diesel::table! {
+    audit_events (id) {
+        id -> BigInt,
+        user_id -> Nullable<BigInt>,
+        client_id -> Nullable<BigInt>,
+        action -> Text,
+        detail -> Text,
+        ip -> Nullable<Text>,
+        created_at -> Timestamp,
+    }
+}
+
 diesel::joinable!(clients -> users (user_id));
 diesel::joinable!(client_secrets -> clients (client_id));
 diesel::joinable!(client_authorization_codes -> clients (client_id));
@@ -151,4 +187,7 @@ diesel::allow_tables_to_appear_in_same_query!(
     client_access_tokens,
     signing_keys,
     login_attempts,
+    sessions,
+    email_tokens,
+    audit_events,
 );

@@ -1,19 +1,65 @@
 //! HTTP handlers: thin functions that extract, call one function, and render or redirect.
+//!
+//! Two groups: the API (token endpoint, resources, probes), which never touches a session, and
+//! the pages, which run inside the session middleware and get the browser security headers.
 
+mod account;
 mod health;
 mod home;
+mod page;
+mod password;
 mod profile;
+mod session;
 mod static_files;
 mod token;
 
 use actix_web::web;
 
-/// Registers every route. Shared by the server and the tests.
-pub fn configure(cfg: &mut web::ServiceConfig) {
+/// Routes for programs: no cookies, no session lookups.
+pub fn api(cfg: &mut web::ServiceConfig) {
     cfg.route("/healthz", web::get().to(health::healthz))
         .route("/readyz", web::get().to(health::readyz))
-        .route("/", web::get().to(home::home))
         .route("/static/{path:.*}", web::get().to(static_files::serve))
         .service(web::resource(["/oauth/token", "/v1/token"]).route(web::post().to(token::token)))
         .service(web::resource("/v1/user/profile").route(web::get().to(profile::profile)));
+}
+
+/// Routes for people, served inside the session middleware.
+pub fn pages(cfg: &mut web::ServiceConfig) {
+    cfg.route("/", web::get().to(home::home))
+        .service(
+            web::resource("/login")
+                .route(web::get().to(session::login_form))
+                .route(web::post().to(session::login)),
+        )
+        .route("/logout", web::post().to(session::logout))
+        .service(
+            web::resource("/signup")
+                .route(web::get().to(session::signup_form))
+                .route(web::post().to(session::signup)),
+        )
+        .route(
+            "/verify-email/resend",
+            web::post().to(session::resend_verification),
+        )
+        .route(
+            "/verify-email/{token}",
+            web::get().to(session::verify_email),
+        )
+        .service(
+            web::resource("/password/forgot")
+                .route(web::get().to(password::forgot_form))
+                .route(web::post().to(password::forgot)),
+        )
+        .service(
+            web::resource("/password/reset/{token}")
+                .route(web::get().to(password::reset_form))
+                .route(web::post().to(password::reset)),
+        )
+        .route("/account", web::get().to(account::show))
+        .route("/account/profile", web::post().to(account::update_profile))
+        .route(
+            "/account/password",
+            web::post().to(account::change_password),
+        );
 }

@@ -91,11 +91,15 @@ pub struct TestApp {
     pub address: String,
     /// Keeps cookies, never follows redirects: tests look at each hop.
     pub api: reqwest::Client,
+    /// The cookies of `api`.
+    pub jar: std::sync::Arc<reqwest::cookie::Jar>,
     pub settings: Settings,
     pub key: ServerKey,
     pub db: TestDatabase,
     /// SQL statements the server has run.
     pub statements: latchkey::db::StatementCounter,
+    /// Every email the server sent.
+    pub outbox: latchkey::email::Outbox,
     pub data_dir: TempDir,
 }
 
@@ -108,6 +112,7 @@ pub fn test_settings(data_dir: &Path, db: &TestDatabase, secret: &SecretKeyMater
         data_dir: data_dir.to_path_buf(),
         secret_key: Some(secret.clone()),
         smtp_url: None,
+        mail_from: "Latchkey <no-reply@latchkey.test>".parse().unwrap(),
         access_token_ttl: 3600,
         refresh_token_ttl: 2_592_000,
         code_ttl: 600,
@@ -141,23 +146,28 @@ pub async fn restart(app: TestApp) -> TestApp {
 async fn start(settings: Settings, db: TestDatabase, data_dir: TempDir) -> TestApp {
     latchkey::telemetry::init(LogFormat::Text, "warn");
     let key = ServerKey::from_material(settings.secret_key.as_ref().unwrap());
-    let app = Application::build(settings.clone()).await.unwrap();
+    let (mailer, outbox) = latchkey::email::Mailer::memory(settings.mail_from.clone());
+    let app = Application::build_with_mailer(settings.clone(), mailer)
+        .await
+        .unwrap();
     let port = app.port();
     let statements = app.statements();
     tokio::spawn(app.run_until_stopped());
+    let jar = std::sync::Arc::new(reqwest::cookie::Jar::default());
     let api = reqwest::Client::builder()
         .redirect(reqwest::redirect::Policy::none())
-        .cookie_store(true)
+        .cookie_provider(jar.clone())
         .build()
         .unwrap();
     TestApp {
         address: format!("http://127.0.0.1:{port}"),
-
         api,
+        jar,
         settings,
         key,
         db,
         statements,
+        outbox,
         data_dir,
     }
 }
@@ -341,4 +351,120 @@ pub fn run_cli(args: &[&str], stdin: &str, env: &[(String, String)]) -> CliOutpu
         stdout: String::from_utf8_lossy(&stdout).into_owned(),
         stderr: String::from_utf8_lossy(&stderr).into_owned(),
     }
+}
+
+/// A page as a browser sees it.
+pub struct Html(pub scraper::Html);
+
+impl Html {
+    pub fn parse(text: &str) -> Self {
+        Self(scraper::Html::parse_document(text))
+    }
+
+    fn select(&self, css: &str) -> Vec<scraper::ElementRef<'_>> {
+        let selector = scraper::Selector::parse(css).unwrap();
+        self.0.select(&selector).collect()
+    }
+
+    /// The text of the first element matching `css`, whitespace folded.
+    pub fn text(&self, css: &str) -> Option<String> {
+        self.select(css).first().map(|e| {
+            e.text()
+                .collect::<Vec<_>>()
+                .join(" ")
+                .split_whitespace()
+                .collect::<Vec<_>>()
+                .join(" ")
+        })
+    }
+
+    pub fn attr(&self, css: &str, attr: &str) -> Option<String> {
+        self.select(css)
+            .first()
+            .and_then(|e| e.value().attr(attr))
+            .map(str::to_owned)
+    }
+
+    /// The CSRF token of the page's forms.
+    pub fn csrf(&self) -> String {
+        self.attr("input[name=csrf_token]", "value")
+            .expect("no CSRF token on the page")
+    }
+}
+
+impl TestApp {
+    /// GETs a page and parses it.
+    pub async fn page(&self, path: &str) -> (reqwest::StatusCode, Html) {
+        let res = self.get(path).await;
+        let status = res.status();
+        (status, Html::parse(&res.text().await.unwrap()))
+    }
+
+    /// POSTs a form with the CSRF token taken from `form_page`.
+    pub async fn post_form(
+        &self,
+        path: &str,
+        form_page: &str,
+        fields: &[(&str, &str)],
+    ) -> reqwest::Response {
+        let (_, page) = self.page(form_page).await;
+        let csrf = page.csrf();
+        let mut all: Vec<(&str, &str)> = fields.to_vec();
+        all.push(("csrf_token", &csrf));
+        self.api
+            .post(self.url(path))
+            .form(&all)
+            .send()
+            .await
+            .unwrap()
+    }
+
+    /// Signs in through the login page; panics unless it redirects.
+    pub async fn log_in(&self, username: &str, password: &str) {
+        let res = self
+            .post_form(
+                "/login",
+                "/login",
+                &[("username", username), ("password", password)],
+            )
+            .await;
+        assert_eq!(
+            res.status(),
+            303,
+            "login failed: {}",
+            res.text().await.unwrap_or_default()
+        );
+    }
+
+    /// Signs up through the form; returns the response (303 on success).
+    pub async fn sign_up(&self, username: &str, email: &str, password: &str) -> reqwest::Response {
+        self.post_form(
+            "/signup",
+            "/signup",
+            &[
+                ("username", username),
+                ("name", "Signed Up"),
+                ("email", email),
+                ("password", password),
+            ],
+        )
+        .await
+    }
+
+    /// A client with its own cookie jar, as a second browser would be.
+    pub fn new_browser(&self) -> reqwest::Client {
+        reqwest::Client::builder()
+            .redirect(reqwest::redirect::Policy::none())
+            .cookie_store(true)
+            .build()
+            .unwrap()
+    }
+}
+
+/// The first link to this server in an email's text body.
+pub fn link_in(text: &str, prefix: &str) -> String {
+    text.split_whitespace()
+        .find(|w| w.contains(prefix))
+        .map(|w| w.trim_end_matches(['.', ',']).to_owned())
+        .unwrap_or_else(|| panic!("no link with {prefix} in: {text}"))
 }

@@ -2,6 +2,7 @@
 //! PostgreSQL when `TEST_DATABASE_URL` is set.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+mod accounts;
 mod cli;
 mod code_grant;
 mod config;

@@ -1,0 +1,151 @@
+//! A typed view of the browser session: who is signed in, since when, the CSRF token, the
+//! re-authentication window, and one-shot flash messages.
+
+use std::future::{Ready, ready};
+
+use actix_session::{Session, SessionExt as _};
+use actix_web::dev::Payload;
+use actix_web::{FromRequest, HttpRequest};
+use chrono::TimeDelta;
+use serde::{Deserialize, Serialize};
+use subtle::ConstantTimeEq as _;
+
+use super::session_store::USER_ID_KEY;
+use crate::crypto;
+
+const SIGNED_IN_AT: &str = "signed_in_at";
+const REAUTH_AT: &str = "reauth_at";
+const CSRF: &str = "csrf";
+const FLASH: &str = "flash";
+
+/// A session older than this ends, however active (ASVS V7.3: absolute timeout).
+pub const ABSOLUTE_TIMEOUT: TimeDelta = TimeDelta::hours(12);
+/// How long re-entering the password unlocks sensitive actions (viewing a secret).
+pub const REAUTH_WINDOW: TimeDelta = TimeDelta::minutes(10);
+
+/// A message shown once, on the next page.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Flash {
+    /// `success`, `info` or `error`: the CSS class.
+    pub kind: String,
+    pub message: String,
+}
+
+pub struct TypedSession(Session);
+
+impl TypedSession {
+    pub fn from_session(session: Session) -> Self {
+        Self(session)
+    }
+
+    /// Signs `user_id` in: a new session id (no fixation, ASVS V7.2.4), a fresh CSRF token.
+    pub fn log_in(&self, user_id: i64) -> Result<(), actix_session::SessionInsertError> {
+        let flash = self.0.get::<Flash>(FLASH).ok().flatten();
+        // clear + renew: the old key is deleted from the store and the state moves to a new key.
+        // (`purge` would end the session for the rest of this request.)
+        self.0.clear();
+        self.0.renew();
+        self.0.insert(USER_ID_KEY, user_id)?;
+        self.0.insert(SIGNED_IN_AT, now())?;
+        self.0.insert(REAUTH_AT, now())?;
+        self.0.insert(CSRF, crypto::random_token(32))?;
+        if let Some(flash) = flash {
+            self.0.insert(FLASH, flash)?;
+        }
+        Ok(())
+    }
+
+    /// The signed-in user, unless the session has passed its absolute timeout.
+    pub fn user_id(&self) -> Option<i64> {
+        let user_id = self.0.get::<i64>(USER_ID_KEY).ok().flatten()?;
+        let signed_in_at = self.0.get::<i64>(SIGNED_IN_AT).ok().flatten()?;
+        if now() - signed_in_at > ABSOLUTE_TIMEOUT.num_seconds() {
+            self.0.purge();
+            return None;
+        }
+        Some(user_id)
+    }
+
+    pub fn log_out(&self) {
+        self.0.purge();
+    }
+
+    /// Records that the password was just re-entered.
+    pub fn reauthenticated(&self) -> Result<(), actix_session::SessionInsertError> {
+        self.0.insert(REAUTH_AT, now())
+    }
+
+    /// Whether the password was entered within the re-authentication window.
+    pub fn recently_authenticated(&self) -> bool {
+        self.0
+            .get::<i64>(REAUTH_AT)
+            .ok()
+            .flatten()
+            .is_some_and(|at| now() - at <= REAUTH_WINDOW.num_seconds())
+    }
+
+    /// The session's CSRF token, created on first use.
+    pub fn csrf_token(&self) -> String {
+        if let Some(token) = self.0.get::<String>(CSRF).ok().flatten() {
+            return token;
+        }
+        let token = crypto::random_token(32);
+        // If the insert fails the form simply fails its CSRF check later: safe.
+        let _ = self.0.insert(CSRF, &token);
+        token
+    }
+
+    /// Compares a submitted token with the session's, in constant time.
+    pub fn check_csrf(&self, submitted: &str) -> bool {
+        match self.0.get::<String>(CSRF).ok().flatten() {
+            Some(expected) if !submitted.is_empty() => {
+                expected.as_bytes().ct_eq(submitted.as_bytes()).into()
+            }
+            _ => false,
+        }
+    }
+
+    pub fn flash(&self, kind: &str, message: impl Into<String>) {
+        let _ = self.0.insert(
+            FLASH,
+            Flash {
+                kind: kind.to_owned(),
+                message: message.into(),
+            },
+        );
+    }
+
+    pub fn take_flash(&self) -> Option<Flash> {
+        self.0.remove_as::<Flash>(FLASH).and_then(Result::ok)
+    }
+
+    /// Stores any serialisable value under `key` (for example a pending authorization request).
+    pub fn put<T: Serialize>(
+        &self,
+        key: &str,
+        value: &T,
+    ) -> Result<(), actix_session::SessionInsertError> {
+        self.0.insert(key, value)
+    }
+
+    pub fn get<T: serde::de::DeserializeOwned>(&self, key: &str) -> Option<T> {
+        self.0.get::<T>(key).ok().flatten()
+    }
+
+    pub fn remove(&self, key: &str) {
+        self.0.remove(key);
+    }
+}
+
+fn now() -> i64 {
+    chrono::Utc::now().timestamp()
+}
+
+impl FromRequest for TypedSession {
+    type Error = actix_web::Error;
+    type Future = Ready<Result<Self, Self::Error>>;
+
+    fn from_request(req: &HttpRequest, _payload: &mut Payload) -> Self::Future {
+        ready(Ok(Self(req.get_session())))
+    }
+}

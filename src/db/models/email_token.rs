@@ -1,0 +1,89 @@
+//! `email_tokens`: single-use links sent by email, stored as SHA-256 digests.
+
+use chrono::NaiveDateTime;
+use diesel::prelude::*;
+
+use crate::db::AnyConnection;
+use crate::db::schema::email_tokens;
+
+/// What a token is for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Purpose {
+    VerifyEmail,
+    ResetPassword,
+}
+
+impl Purpose {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::VerifyEmail => "verify_email",
+            Self::ResetPassword => "reset_password",
+        }
+    }
+}
+
+#[derive(Debug, Clone, Queryable, Selectable, Identifiable)]
+#[diesel(table_name = email_tokens)]
+pub struct EmailToken {
+    pub id: i64,
+    pub user_id: i64,
+    pub purpose: String,
+    pub token: String,
+    pub email: Option<String>,
+    pub expires_at: NaiveDateTime,
+    pub used_at: Option<NaiveDateTime>,
+    pub created_at: NaiveDateTime,
+}
+
+impl EmailToken {
+    pub fn insert(
+        conn: &mut AnyConnection,
+        user_id: i64,
+        purpose: Purpose,
+        digest: &str,
+        email: Option<&str>,
+        now: NaiveDateTime,
+        expires_at: NaiveDateTime,
+    ) -> QueryResult<()> {
+        diesel::insert_into(email_tokens::table)
+            .values((
+                email_tokens::user_id.eq(user_id),
+                email_tokens::purpose.eq(purpose.as_str()),
+                email_tokens::token.eq(digest),
+                email_tokens::email.eq(email),
+                email_tokens::expires_at.eq(expires_at),
+                email_tokens::created_at.eq(now),
+            ))
+            .execute(conn)
+            .map(|_| ())
+    }
+
+    /// An unused, unexpired token for `purpose`.
+    pub fn find_usable(
+        conn: &mut AnyConnection,
+        digest: &str,
+        purpose: Purpose,
+        now: NaiveDateTime,
+    ) -> QueryResult<Option<EmailToken>> {
+        email_tokens::table
+            .filter(email_tokens::token.eq(digest))
+            .filter(email_tokens::purpose.eq(purpose.as_str()))
+            .filter(email_tokens::used_at.is_null())
+            .filter(email_tokens::expires_at.gt(now))
+            .select(EmailToken::as_select())
+            .first(conn)
+            .optional()
+    }
+
+    /// Spends the token; false if someone spent it first.
+    pub fn spend(conn: &mut AnyConnection, id: i64, now: NaiveDateTime) -> QueryResult<bool> {
+        diesel::update(
+            email_tokens::table
+                .filter(email_tokens::id.eq(id))
+                .filter(email_tokens::used_at.is_null()),
+        )
+        .set(email_tokens::used_at.eq(now))
+        .execute(conn)
+        .map(|rows| rows == 1)
+    }
+}

@@ -1,0 +1,104 @@
+//! `sessions`: browser sessions, keyed by the SHA-256 of the cookie's session key.
+
+use chrono::NaiveDateTime;
+use diesel::prelude::*;
+
+use crate::db::AnyConnection;
+use crate::db::schema::sessions;
+
+#[derive(Debug, Clone, Queryable, Selectable, Identifiable)]
+#[diesel(table_name = sessions)]
+pub struct SessionRow {
+    pub id: i64,
+    pub session_key: String,
+    pub user_id: Option<i64>,
+    pub state: String,
+    pub created_at: NaiveDateTime,
+    pub expires_at: NaiveDateTime,
+}
+
+impl SessionRow {
+    /// The live session with this key digest, if any.
+    pub fn find_live(
+        conn: &mut AnyConnection,
+        digest: &str,
+        now: NaiveDateTime,
+    ) -> QueryResult<Option<SessionRow>> {
+        sessions::table
+            .filter(sessions::session_key.eq(digest))
+            .filter(sessions::expires_at.gt(now))
+            .select(SessionRow::as_select())
+            .first(conn)
+            .optional()
+    }
+
+    pub fn insert(
+        conn: &mut AnyConnection,
+        digest: &str,
+        user_id: Option<i64>,
+        state: &str,
+        now: NaiveDateTime,
+        expires_at: NaiveDateTime,
+    ) -> QueryResult<()> {
+        diesel::insert_into(sessions::table)
+            .values((
+                sessions::session_key.eq(digest),
+                sessions::user_id.eq(user_id),
+                sessions::state.eq(state),
+                sessions::created_at.eq(now),
+                sessions::expires_at.eq(expires_at),
+            ))
+            .execute(conn)
+            .map(|_| ())
+    }
+
+    /// Replaces the state of a live session; returns whether it existed.
+    pub fn update(
+        conn: &mut AnyConnection,
+        digest: &str,
+        user_id: Option<i64>,
+        state: &str,
+        now: NaiveDateTime,
+        expires_at: NaiveDateTime,
+    ) -> QueryResult<bool> {
+        diesel::update(
+            sessions::table
+                .filter(sessions::session_key.eq(digest))
+                .filter(sessions::expires_at.gt(now)),
+        )
+        .set((
+            sessions::user_id.eq(user_id),
+            sessions::state.eq(state),
+            sessions::expires_at.eq(expires_at),
+        ))
+        .execute(conn)
+        .map(|rows| rows == 1)
+    }
+
+    pub fn touch(
+        conn: &mut AnyConnection,
+        digest: &str,
+        expires_at: NaiveDateTime,
+    ) -> QueryResult<()> {
+        diesel::update(sessions::table.filter(sessions::session_key.eq(digest)))
+            .set(sessions::expires_at.eq(expires_at))
+            .execute(conn)
+            .map(|_| ())
+    }
+
+    pub fn delete(conn: &mut AnyConnection, digest: &str) -> QueryResult<()> {
+        diesel::delete(sessions::table.filter(sessions::session_key.eq(digest)))
+            .execute(conn)
+            .map(|_| ())
+    }
+
+    /// Ends every session of a user (password reset, account changes).
+    pub fn delete_for_user(conn: &mut AnyConnection, user_id: i64) -> QueryResult<usize> {
+        diesel::delete(sessions::table.filter(sessions::user_id.eq(user_id))).execute(conn)
+    }
+
+    /// Removes expired sessions.
+    pub fn purge_expired(conn: &mut AnyConnection, now: NaiveDateTime) -> QueryResult<usize> {
+        diesel::delete(sessions::table.filter(sessions::expires_at.le(now))).execute(conn)
+    }
+}

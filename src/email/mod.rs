@@ -1,0 +1,216 @@
+//! Outgoing email: account verification, password reset, and security notices.
+//!
+//! Three transports: SMTP when `LATCHKEY_SMTP_URL` is set; otherwise each message is written as
+//! an `.eml` file under `<data-dir>/mail/` and its path logged; and an in-memory outbox that the
+//! tests read. Messages are templates with a text and an HTML body.
+
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+
+use lettre::message::{Mailbox, MultiPart};
+use lettre::{FileTransport, Message, SmtpTransport, Transport as _};
+use serde::Serialize;
+use tera::Tera;
+
+/// One message, rendered.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Email {
+    pub to: String,
+    pub subject: String,
+    pub text: String,
+    pub html: String,
+}
+
+/// Messages "sent" by the in-memory transport.
+#[derive(Debug, Clone, Default)]
+pub struct Outbox(Arc<Mutex<Vec<Email>>>);
+
+impl Outbox {
+    pub fn messages(&self) -> Vec<Email> {
+        match self.0.lock() {
+            Ok(guard) => guard.clone(),
+            Err(poisoned) => poisoned.into_inner().clone(),
+        }
+    }
+
+    /// The latest message to `address`.
+    pub fn last_to(&self, address: &str) -> Option<Email> {
+        self.messages().into_iter().rev().find(|m| m.to == address)
+    }
+
+    fn push(&self, email: Email) {
+        match self.0.lock() {
+            Ok(mut guard) => guard.push(email),
+            Err(poisoned) => poisoned.into_inner().push(email),
+        }
+    }
+}
+
+#[derive(Clone)]
+enum Transport {
+    Smtp(Box<SmtpTransport>),
+    Files(PathBuf),
+    Memory(Outbox),
+}
+
+#[derive(Clone)]
+pub struct Mailer {
+    transport: Transport,
+    from: Mailbox,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum MailError {
+    #[error("LATCHKEY_SMTP_URL: {0}")]
+    Config(String),
+    #[error("invalid address: {0}")]
+    Address(String),
+    #[error("building the message failed: {0}")]
+    Build(String),
+    #[error("sending failed: {0}")]
+    Send(String),
+    #[error("rendering the message failed: {0}")]
+    Template(#[from] tera::Error),
+}
+
+impl Mailer {
+    /// SMTP if a URL is given, else `.eml` files in `mail_dir`.
+    pub fn new(
+        smtp_url: Option<&url::Url>,
+        mail_dir: PathBuf,
+        from: Mailbox,
+    ) -> Result<Self, MailError> {
+        let transport = match smtp_url {
+            Some(url) => Transport::Smtp(Box::new(
+                SmtpTransport::from_url(url.as_str())
+                    .map_err(|e| MailError::Config(e.to_string()))?
+                    .build(),
+            )),
+            None => Transport::Files(mail_dir),
+        };
+        Ok(Self { transport, from })
+    }
+
+    /// A mailer that keeps messages in memory, for tests.
+    pub fn memory(from: Mailbox) -> (Self, Outbox) {
+        let outbox = Outbox::default();
+        (
+            Self {
+                transport: Transport::Memory(outbox.clone()),
+                from,
+            },
+            outbox,
+        )
+    }
+
+    /// Sends one message. Blocking (network or disk): call from `web::block`.
+    pub fn send(&self, email: &Email) -> Result<(), MailError> {
+        if let Transport::Memory(outbox) = &self.transport {
+            outbox.push(email.clone());
+            return Ok(());
+        }
+        let to: Mailbox = email
+            .to
+            .parse()
+            .map_err(|_| MailError::Address(email.to.clone()))?;
+        let message = Message::builder()
+            .from(self.from.clone())
+            .to(to)
+            .subject(&email.subject)
+            .multipart(MultiPart::alternative_plain_html(
+                email.text.clone(),
+                email.html.clone(),
+            ))
+            .map_err(|e| MailError::Build(e.to_string()))?;
+        match &self.transport {
+            Transport::Smtp(smtp) => smtp
+                .send(&message)
+                .map(|_| ())
+                .map_err(|e| MailError::Send(e.to_string())),
+            Transport::Files(dir) => {
+                std::fs::create_dir_all(dir).map_err(|e| MailError::Send(e.to_string()))?;
+                let id = FileTransport::new(dir)
+                    .send(&message)
+                    .map_err(|e| MailError::Send(e.to_string()))?;
+                tracing::info!(path = %dir.join(format!("{id}.eml")).display(), to = %email.to, subject = %email.subject, "email written to a file (no LATCHKEY_SMTP_URL)");
+                Ok(())
+            }
+            Transport::Memory(_) => Ok(()),
+        }
+    }
+}
+
+/// The messages Latchkey sends. Each renders `emails/<name>.txt` and `emails/<name>.html`.
+pub enum Template<'a> {
+    VerifyEmail {
+        name: &'a str,
+        link: &'a str,
+    },
+    ResetPassword {
+        name: &'a str,
+        link: &'a str,
+    },
+    NewSignIn {
+        name: &'a str,
+        when: &'a str,
+        ip: &'a str,
+    },
+    SecretEvent {
+        name: &'a str,
+        app: &'a str,
+        action: &'a str,
+        when: &'a str,
+        ip: &'a str,
+    },
+}
+
+impl Template<'_> {
+    /// Renders the message for `to`.
+    pub fn render(&self, templates: &Tera, to: &str) -> Result<Email, MailError> {
+        let mut ctx = tera::Context::new();
+        let (file, subject) = match self {
+            Self::VerifyEmail { name, link } => {
+                ctx.insert("name", name);
+                ctx.insert("link", link);
+                ("verify_email", "Confirm your email address".to_owned())
+            }
+            Self::ResetPassword { name, link } => {
+                ctx.insert("name", name);
+                ctx.insert("link", link);
+                ("reset_password", "Reset your Latchkey password".to_owned())
+            }
+            Self::NewSignIn { name, when, ip } => {
+                ctx.insert("name", name);
+                ctx.insert("when", when);
+                ctx.insert("ip", ip);
+                (
+                    "new_sign_in",
+                    "New sign-in to your Latchkey account".to_owned(),
+                )
+            }
+            Self::SecretEvent {
+                name,
+                app,
+                action,
+                when,
+                ip,
+            } => {
+                ctx.insert("name", name);
+                ctx.insert("app", app);
+                ctx.insert("action", action);
+                ctx.insert("when", when);
+                ctx.insert("ip", ip);
+                (
+                    "secret_event",
+                    format!("A client secret of {app} was {action}"),
+                )
+            }
+        };
+        Ok(Email {
+            to: to.to_owned(),
+            subject,
+            text: templates.render(&format!("emails/{file}.txt"), &ctx)?,
+            html: templates.render(&format!("emails/{file}.html"), &ctx)?,
+        })
+    }
+}

@@ -1,0 +1,247 @@
+//! `/account`: the signed-in person's name, email address and password.
+
+use std::collections::HashMap;
+
+use actix_web::http::StatusCode;
+use actix_web::{HttpResponse, web};
+use diesel::prelude::*;
+use serde::Deserialize;
+
+use super::page::{CsrfForm, CsrfProtected, CurrentUser, render, see_other};
+use super::session::send;
+use crate::accounts;
+use crate::auth::password;
+use crate::auth::session::TypedSession;
+use crate::db::models::{Purpose, User};
+use crate::db::schema::users;
+use crate::db::{self, DbError};
+use crate::domain::{DisplayName, Email, NewPassword, Username};
+use crate::email::Template;
+use crate::error::AppError;
+use crate::startup::AppState;
+
+fn page(
+    state: &AppState,
+    session: &TypedSession,
+    user: &User,
+    values: &HashMap<&str, String>,
+    errors: &HashMap<&str, String>,
+    status: StatusCode,
+) -> Result<HttpResponse, AppError> {
+    let mut ctx = tera::Context::new();
+    ctx.insert("values", values);
+    ctx.insert("errors", errors);
+    ctx.insert("min_password", &NewPassword::MIN);
+    render(state, session, Some(user), "account.html", ctx, status)
+}
+
+pub async fn show(
+    state: web::Data<AppState>,
+    session: TypedSession,
+    CurrentUser(user): CurrentUser,
+) -> Result<HttpResponse, AppError> {
+    let values = HashMap::from([
+        ("name", user.name.clone()),
+        ("email", user.email.clone().unwrap_or_default()),
+    ]);
+    page(
+        &state,
+        &session,
+        &user,
+        &values,
+        &HashMap::new(),
+        StatusCode::OK,
+    )
+}
+
+#[derive(Deserialize)]
+pub struct ProfileForm {
+    #[serde(default)]
+    name: String,
+    #[serde(default)]
+    email: String,
+    #[serde(default)]
+    csrf_token: String,
+}
+
+impl CsrfProtected for ProfileForm {
+    fn csrf_token(&self) -> &str {
+        &self.csrf_token
+    }
+}
+
+/// `POST /account/profile`: the display name and the email address. A new address must be
+/// confirmed again.
+pub async fn update_profile(
+    state: web::Data<AppState>,
+    session: TypedSession,
+    CurrentUser(user): CurrentUser,
+    CsrfForm(form): CsrfForm<ProfileForm>,
+) -> Result<HttpResponse, AppError> {
+    let values = HashMap::from([("name", form.name.clone()), ("email", form.email.clone())]);
+    let mut errors = HashMap::new();
+    let name =
+        DisplayName::parse(&form.name).map_err(|e| errors.insert("name", format!("Name {e}.")));
+    let email =
+        Email::parse(&form.email).map_err(|e| errors.insert("email", format!("Email {e}.")));
+    let (Ok(name), Ok(email)) = (name, email) else {
+        return page(
+            &state,
+            &session,
+            &user,
+            &values,
+            &errors,
+            StatusCode::UNPROCESSABLE_ENTITY,
+        );
+    };
+    let email_changed = user.email.as_deref() != Some(email.as_str());
+    let (user_id, new_email) = (user.id, email.as_str().to_owned());
+    let outcome = db::run(&state.pool, move |conn| {
+        db::write_transaction(conn, |conn| {
+            if email_changed {
+                let taken = users::table
+                    .filter(users::email.eq(&new_email))
+                    .filter(users::id.ne(user_id))
+                    .count()
+                    .get_result::<i64>(conn)?;
+                if taken > 0 {
+                    return Ok::<_, DbError>(None);
+                }
+                diesel::update(users::table.find(user_id))
+                    .set((
+                        users::email.eq(&new_email),
+                        users::email_verified_at.eq(None::<chrono::NaiveDateTime>),
+                    ))
+                    .execute(conn)?;
+            }
+            diesel::update(users::table.find(user_id))
+                .set((
+                    users::name.eq(name.as_str()),
+                    users::updated_at.eq(db::now()),
+                ))
+                .execute(conn)?;
+            let token = if email_changed {
+                Some(accounts::issue_email_token(
+                    conn,
+                    user_id,
+                    Purpose::VerifyEmail,
+                    Some(&new_email),
+                )?)
+            } else {
+                None
+            };
+            Ok(Some((User::find(conn, user_id)?, token)))
+        })
+    })
+    .await?;
+    let Some((Some(updated), token)) = outcome else {
+        errors.insert(
+            "email",
+            "Another account uses this email address.".to_owned(),
+        );
+        return page(
+            &state,
+            &session,
+            &user,
+            &values,
+            &errors,
+            StatusCode::UNPROCESSABLE_ENTITY,
+        );
+    };
+    if let Some(token) = token {
+        let link = format!("{}/verify-email/{token}", state.oauth.issuer);
+        let message = Template::VerifyEmail {
+            name: &updated.name,
+            link: &link,
+        }
+        .render(&state.templates, email.as_str());
+        send(&state, message).await;
+        session.flash(
+            "success",
+            format!(
+                "Saved. We sent a link to {} to confirm the new address.",
+                email.as_str()
+            ),
+        );
+    } else {
+        session.flash("success", "Your profile was saved.");
+    }
+    Ok(see_other("/account"))
+}
+
+#[derive(Deserialize)]
+pub struct PasswordForm {
+    #[serde(default)]
+    current_password: String,
+    #[serde(default)]
+    new_password: String,
+    #[serde(default)]
+    confirm: String,
+    #[serde(default)]
+    csrf_token: String,
+}
+
+impl CsrfProtected for PasswordForm {
+    fn csrf_token(&self) -> &str {
+        &self.csrf_token
+    }
+}
+
+/// `POST /account/password`: needs the current password. Ends every other session.
+pub async fn change_password(
+    state: web::Data<AppState>,
+    session: TypedSession,
+    CurrentUser(user): CurrentUser,
+    CsrfForm(form): CsrfForm<PasswordForm>,
+) -> Result<HttpResponse, AppError> {
+    let values = HashMap::from([
+        ("name", user.name.clone()),
+        ("email", user.email.clone().unwrap_or_default()),
+    ]);
+    let mut errors = HashMap::new();
+    let username = Username::parse(&user.username).map_err(|_| AppError::NotFound)?;
+    match NewPassword::parse(&form.new_password, &username) {
+        Err(e) => {
+            errors.insert("new_password", format!("Password {e}."));
+        }
+        Ok(_) if form.new_password != form.confirm => {
+            errors.insert("confirm", "The two passwords differ.".to_owned());
+        }
+        Ok(_) => {}
+    }
+    let stored = user.password.clone();
+    let current = form.current_password.clone();
+    let current_ok = web::block(move || password::verify(&current, Some(&stored)))
+        .await
+        .unwrap_or(false);
+    if !current_ok {
+        errors.insert(
+            "current_password",
+            "This is not your current password.".to_owned(),
+        );
+    }
+    if !errors.is_empty() {
+        return page(
+            &state,
+            &session,
+            &user,
+            &values,
+            &errors,
+            StatusCode::UNPROCESSABLE_ENTITY,
+        );
+    }
+    let (user_id, new_password) = (user.id, form.new_password);
+    db::run(&state.pool, move |conn| {
+        let hash = password::hash(&new_password)?;
+        accounts::set_password(conn, user_id, &hash, db::now())
+            .map_err(|e| AppError::from(DbError::from(e)))
+    })
+    .await?;
+    // Every session ended with the change, this one too: start a fresh one.
+    session.log_in(user.id)?;
+    session.flash(
+        "success",
+        "Your password was changed. Every other session of your account was signed out.",
+    );
+    Ok(see_other("/account"))
+}

@@ -1,0 +1,185 @@
+//! What every server-rendered page shares: rendering with the common context (signed-in user,
+//! CSRF token, flash message), the signed-in-user extractor, and CSRF-checked forms.
+
+use std::future::Future;
+use std::pin::Pin;
+
+use actix_session::SessionExt as _;
+use actix_web::http::StatusCode;
+use actix_web::http::header::LOCATION;
+use actix_web::{FromRequest, HttpRequest, HttpResponse, web};
+use serde::de::DeserializeOwned;
+use serde_json::json;
+
+use crate::auth::session::TypedSession;
+use crate::db::models::User;
+use crate::db::{self, DbError};
+use crate::error::AppError;
+use crate::startup::AppState;
+
+/// Renders `template` with the common context, with `status` (200, or 422 for a form that
+/// comes back with errors).
+pub fn render(
+    state: &AppState,
+    session: &TypedSession,
+    user: Option<&User>,
+    template: &str,
+    mut ctx: tera::Context,
+    status: StatusCode,
+) -> Result<HttpResponse, AppError> {
+    ctx.insert("csrf_token", &session.csrf_token());
+    ctx.insert("flash", &session.take_flash());
+    if let Some(user) = user {
+        ctx.insert(
+            "current_user",
+            &json!({
+                "id": user.id,
+                "username": user.username,
+                "name": user.name,
+                "email": user.email,
+                "email_verified": user.email.is_none() || user.email_verified_at.is_some(),
+            }),
+        );
+    }
+    let html = state.templates.render(template, &ctx)?;
+    Ok(HttpResponse::build(status)
+        .content_type("text/html; charset=utf-8")
+        .body(html))
+}
+
+/// `303 See Other` to a local path: the answer to every successful form POST.
+pub fn see_other(location: &str) -> HttpResponse {
+    HttpResponse::SeeOther()
+        .insert_header((LOCATION, location))
+        .finish()
+}
+
+/// A `next=` target is honoured only if it is a path on this site: `/x`, never `//host` or
+/// `/\host` (which browsers treat as another site), and never a full URL.
+pub fn safe_next(next: Option<&str>) -> Option<String> {
+    let next = next?.trim();
+    let local = next.starts_with('/')
+        && !next.starts_with("//")
+        && !next.starts_with("/\\")
+        && !next.chars().any(|c| c.is_control() || c == '\\');
+    local.then(|| next.to_owned())
+}
+
+/// The signed-in user. Pages that need one take this; without a session the visitor is sent to
+/// the login page, which brings them back afterwards.
+pub struct CurrentUser(pub User);
+
+impl FromRequest for CurrentUser {
+    type Error = actix_web::Error;
+    type Future = Pin<Box<dyn Future<Output = Result<Self, Self::Error>>>>;
+
+    fn from_request(req: &HttpRequest, _payload: &mut actix_web::dev::Payload) -> Self::Future {
+        let session = TypedSession::from_session(req.get_session());
+        let state = req.app_data::<web::Data<AppState>>().cloned();
+        let target = match req.uri().path_and_query() {
+            Some(pq) => pq.as_str().to_owned(),
+            None => req.path().to_owned(),
+        };
+        Box::pin(async move {
+            let login = || {
+                let query = url::form_urlencoded::Serializer::new(String::new())
+                    .append_pair("next", &target)
+                    .finish();
+                actix_web::error::InternalError::from_response(
+                    "sign-in required",
+                    see_other(&format!("/login?{query}")),
+                )
+                .into()
+            };
+            let Some(user_id) = session.user_id() else {
+                return Err(login());
+            };
+            let Some(state) = state else {
+                return Err(AppError::NotFound.into());
+            };
+            let user = db::run(&state.pool, move |conn| {
+                User::find(conn, user_id).map_err(DbError::from)
+            })
+            .await
+            .map_err(AppError::from)?;
+            match user {
+                Some(user) => Ok(CurrentUser(user)),
+                None => {
+                    session.log_out();
+                    Err(login())
+                }
+            }
+        })
+    }
+}
+
+/// A form carrying the session's CSRF token.
+pub trait CsrfProtected {
+    fn csrf_token(&self) -> &str;
+}
+
+/// A form whose CSRF token was checked: a missing or wrong token is a 403 and changes nothing.
+pub struct CsrfForm<T>(pub T);
+
+impl<T: DeserializeOwned + CsrfProtected + 'static> FromRequest for CsrfForm<T> {
+    type Error = actix_web::Error;
+    type Future = Pin<Box<dyn Future<Output = Result<Self, Self::Error>>>>;
+
+    fn from_request(req: &HttpRequest, payload: &mut actix_web::dev::Payload) -> Self::Future {
+        let session = TypedSession::from_session(req.get_session());
+        let form = web::Form::<T>::from_request(req, payload);
+        Box::pin(async move {
+            let form = form.await.map_err(|_| AppError::Csrf)?;
+            if !session.check_csrf(form.csrf_token()) {
+                return Err(AppError::Csrf.into());
+            }
+            Ok(CsrfForm(form.into_inner()))
+        })
+    }
+}
+
+/// A form with nothing but the CSRF token (sign out, confirmations).
+#[derive(serde::Deserialize)]
+pub struct CsrfOnly {
+    #[serde(default)]
+    pub csrf_token: String,
+}
+
+impl CsrfProtected for CsrfOnly {
+    fn csrf_token(&self) -> &str {
+        &self.csrf_token
+    }
+}
+
+/// The address a request came from, for throttling and the audit log. The socket's peer: a
+/// forwarded-for header is not trusted, since any client can send one.
+pub fn client_address(req: &HttpRequest) -> String {
+    req.peer_addr()
+        .map(|a| a.ip().to_string())
+        .unwrap_or_else(|| "unknown".to_owned())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::safe_next;
+
+    #[test]
+    fn only_local_paths_are_followed() {
+        assert_eq!(
+            safe_next(Some("/developer/applications?x=1")).as_deref(),
+            Some("/developer/applications?x=1")
+        );
+        for bad in [
+            "//evil.example",
+            "/\\evil.example",
+            "https://evil.example",
+            "evil",
+            "/a\\b",
+            "/\nx",
+            "",
+        ] {
+            assert_eq!(safe_next(Some(bad)), None, "{bad:?}");
+        }
+        assert_eq!(safe_next(None), None);
+    }
+}

@@ -1,0 +1,218 @@
+//! `/password/forgot` and `/password/reset/{token}`.
+
+use std::collections::HashMap;
+
+use actix_web::http::StatusCode;
+use actix_web::{HttpResponse, web};
+use serde::Deserialize;
+
+use super::page::{CsrfForm, CsrfProtected, render, see_other};
+use super::session::send;
+use crate::accounts;
+use crate::auth::password;
+use crate::auth::session::TypedSession;
+use crate::db::models::{Purpose, User};
+use crate::db::schema::users;
+use crate::db::{self, DbError};
+use crate::domain::{Email, NewPassword, Username};
+use crate::email::Template;
+use crate::error::AppError;
+use crate::startup::AppState;
+
+/// The same words whether or not an account exists, so the form reveals nothing.
+const NEUTRAL: &str = "If an account with that email address exists, we sent it a link to reset the password. The link works for one hour.";
+
+pub async fn forgot_form(
+    state: web::Data<AppState>,
+    session: TypedSession,
+) -> Result<HttpResponse, AppError> {
+    render(
+        &state,
+        &session,
+        None,
+        "forgot.html",
+        tera::Context::new(),
+        StatusCode::OK,
+    )
+}
+
+#[derive(Deserialize)]
+pub struct ForgotForm {
+    #[serde(default)]
+    email: String,
+    #[serde(default)]
+    csrf_token: String,
+}
+
+impl CsrfProtected for ForgotForm {
+    fn csrf_token(&self) -> &str {
+        &self.csrf_token
+    }
+}
+
+pub async fn forgot(
+    state: web::Data<AppState>,
+    session: TypedSession,
+    CsrfForm(form): CsrfForm<ForgotForm>,
+) -> Result<HttpResponse, AppError> {
+    let Ok(email) = Email::parse(&form.email) else {
+        let mut ctx = tera::Context::new();
+        ctx.insert("email", &form.email);
+        ctx.insert(
+            "error",
+            "Enter the email address of your account, such as name@example.com.",
+        );
+        return render(
+            &state,
+            &session,
+            None,
+            "forgot.html",
+            ctx,
+            StatusCode::UNPROCESSABLE_ENTITY,
+        );
+    };
+    // The lookup and the email happen after the answer, so its timing says nothing either.
+    let background = state.clone();
+    actix_web::rt::spawn(async move {
+        let address = email.as_str().to_owned();
+        let found = db::run(&background.pool, move |conn| {
+            use diesel::prelude::*;
+            let user: Option<User> = users::table
+                .filter(users::email.eq(&address))
+                .select(User::as_select())
+                .first(conn)
+                .optional()?;
+            let Some(user) = user else {
+                return Ok::<_, DbError>(None);
+            };
+            let token = accounts::issue_email_token(conn, user.id, Purpose::ResetPassword, None)?;
+            Ok(Some((user, token)))
+        })
+        .await;
+        match found {
+            Ok(Some((user, token))) => {
+                let link = format!("{}/password/reset/{token}", background.oauth.issuer);
+                let to = user.email.clone().unwrap_or_default();
+                let message = Template::ResetPassword {
+                    name: &user.name,
+                    link: &link,
+                }
+                .render(&background.templates, &to);
+                send(&background, message).await;
+            }
+            Ok(None) => {}
+            Err(e) => {
+                tracing::error!(error = %crate::error::error_chain(&e), "password reset lookup failed")
+            }
+        }
+    });
+    session.flash("info", NEUTRAL);
+    Ok(see_other("/login"))
+}
+
+fn invalid_link(state: &AppState, session: &TypedSession) -> Result<HttpResponse, AppError> {
+    let mut ctx = tera::Context::new();
+    ctx.insert("title", "This link does not work");
+    ctx.insert(
+        "message",
+        "The password reset link is invalid, was already used, or has expired. Ask for a new one from the sign-in page.",
+    );
+    render(
+        state,
+        session,
+        None,
+        "message.html",
+        ctx,
+        StatusCode::BAD_REQUEST,
+    )
+}
+
+pub async fn reset_form(
+    state: web::Data<AppState>,
+    session: TypedSession,
+    token: web::Path<String>,
+) -> Result<HttpResponse, AppError> {
+    let token = token.into_inner();
+    let probe = token.clone();
+    let found = db::run(&state.pool, move |conn| {
+        accounts::reset_token_user(conn, &probe).map_err(DbError::from)
+    })
+    .await?;
+    if found.is_none() {
+        return invalid_link(&state, &session);
+    }
+    let mut ctx = tera::Context::new();
+    ctx.insert("token", &token);
+    ctx.insert("errors", &HashMap::<&str, String>::new());
+    ctx.insert("min_password", &NewPassword::MIN);
+    render(&state, &session, None, "reset.html", ctx, StatusCode::OK)
+}
+
+#[derive(Deserialize)]
+pub struct ResetForm {
+    #[serde(default)]
+    password: String,
+    #[serde(default)]
+    confirm: String,
+    #[serde(default)]
+    csrf_token: String,
+}
+
+impl CsrfProtected for ResetForm {
+    fn csrf_token(&self) -> &str {
+        &self.csrf_token
+    }
+}
+
+pub async fn reset(
+    state: web::Data<AppState>,
+    session: TypedSession,
+    token: web::Path<String>,
+    CsrfForm(form): CsrfForm<ResetForm>,
+) -> Result<HttpResponse, AppError> {
+    let token = token.into_inner();
+    let probe = token.clone();
+    let Some((row, user)) = db::run(&state.pool, move |conn| {
+        accounts::reset_token_user(conn, &probe).map_err(DbError::from)
+    })
+    .await?
+    else {
+        return invalid_link(&state, &session);
+    };
+    let username = Username::parse(&user.username).map_err(|_| AppError::NotFound)?;
+    let mut errors = HashMap::new();
+    match NewPassword::parse(&form.password, &username) {
+        Err(e) => {
+            errors.insert("password", format!("Password {e}."));
+        }
+        Ok(_) if form.password != form.confirm => {
+            errors.insert("confirm", "The two passwords differ.".to_owned());
+        }
+        Ok(_) => {}
+    }
+    if !errors.is_empty() {
+        let mut ctx = tera::Context::new();
+        ctx.insert("token", &token);
+        ctx.insert("errors", &errors);
+        ctx.insert("min_password", &NewPassword::MIN);
+        return render(
+            &state,
+            &session,
+            None,
+            "reset.html",
+            ctx,
+            StatusCode::UNPROCESSABLE_ENTITY,
+        );
+    }
+    let new_password = form.password;
+    let changed = db::run(&state.pool, move |conn| {
+        let hash = password::hash(&new_password)?;
+        accounts::reset_password(conn, &row, &hash).map_err(|e| AppError::from(DbError::from(e)))
+    })
+    .await?;
+    if !changed {
+        return invalid_link(&state, &session);
+    }
+    session.log_out();
+    Ok(see_other("/login?password_reset=1"))
+}

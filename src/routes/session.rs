@@ -1,0 +1,419 @@
+//! Signing in and out, signing up, and confirming an email address.
+
+use std::collections::HashMap;
+
+use actix_web::http::StatusCode;
+use actix_web::{HttpRequest, HttpResponse, web};
+use serde::Deserialize;
+
+use super::page::{
+    CsrfForm, CsrfOnly, CsrfProtected, CurrentUser, client_address, render, safe_next, see_other,
+};
+use crate::accounts::{self, CreateUserError, NewAccount, SignInError};
+use crate::auth::session::TypedSession;
+use crate::db::models::{AuditEvent, Purpose, User};
+use crate::db::{self, DbError};
+use crate::domain::{DisplayName, Email, NewPassword, Username};
+use crate::email::Template;
+use crate::error::AppError;
+use crate::startup::AppState;
+
+/// Where people land after signing in, unless a `next` page asked for them.
+const HOME: &str = "/developer/applications";
+
+#[derive(Deserialize)]
+pub struct NextQuery {
+    next: Option<String>,
+    signed_out: Option<String>,
+    password_reset: Option<String>,
+}
+
+pub async fn login_form(
+    state: web::Data<AppState>,
+    session: TypedSession,
+    query: web::Query<NextQuery>,
+) -> Result<HttpResponse, AppError> {
+    if session.user_id().is_some() {
+        return Ok(see_other(
+            &safe_next(query.next.as_deref()).unwrap_or_else(|| HOME.to_owned()),
+        ));
+    }
+    let mut ctx = tera::Context::new();
+    ctx.insert("next", &safe_next(query.next.as_deref()));
+    if query.signed_out.is_some() {
+        ctx.insert("notice", "You have signed out.");
+    }
+    if query.password_reset.is_some() {
+        ctx.insert("notice", "Your password was changed and every session of your account was ended. Sign in with your new password.");
+    }
+    render(&state, &session, None, "login.html", ctx, StatusCode::OK)
+}
+
+#[derive(Deserialize)]
+pub struct LoginForm {
+    #[serde(default)]
+    username: String,
+    #[serde(default)]
+    password: String,
+    next: Option<String>,
+    #[serde(default)]
+    csrf_token: String,
+}
+
+impl CsrfProtected for LoginForm {
+    fn csrf_token(&self) -> &str {
+        &self.csrf_token
+    }
+}
+
+pub async fn login(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    session: TypedSession,
+    CsrfForm(form): CsrfForm<LoginForm>,
+) -> Result<HttpResponse, AppError> {
+    let address = client_address(&req);
+    let (username, password) = (form.username.clone(), form.password.clone());
+    let addr = address.clone();
+    let outcome = db::run(&state.pool, move |conn| {
+        accounts::sign_in(conn, &username, &password, &addr)
+    })
+    .await?;
+    let next = safe_next(form.next.as_deref());
+    match outcome {
+        Ok(user) => {
+            session.log_in(user.id)?;
+            notify_new_sign_in(&state, &user, &address).await;
+            Ok(see_other(next.as_deref().unwrap_or(HOME)))
+        }
+        Err(failure) => {
+            let message = match failure {
+                SignInError::Invalid => "Incorrect username or password.".to_owned(),
+                SignInError::Locked { minutes } => format!(
+                    "Too many failed sign-in attempts. Try again in {minutes} minute{}.",
+                    if minutes == 1 { "" } else { "s" }
+                ),
+            };
+            let mut ctx = tera::Context::new();
+            ctx.insert("next", &next);
+            ctx.insert("username", &form.username);
+            ctx.insert("error", &message);
+            render(
+                &state,
+                &session,
+                None,
+                "login.html",
+                ctx,
+                StatusCode::UNPROCESSABLE_ENTITY,
+            )
+        }
+    }
+}
+
+/// Records the sign-in, and emails the account holder when it comes from an address not seen
+/// for this account in the last 30 days.
+async fn notify_new_sign_in(state: &web::Data<AppState>, user: &User, address: &str) {
+    let (user_id, addr) = (user.id, address.to_owned());
+    let seen = db::run(&state.pool, move |conn| {
+        let seen = AuditEvent::seen_sign_in_from(conn, user_id, &addr)?;
+        AuditEvent::record(conn, Some(user_id), None, "signed_in", "", Some(&addr))?;
+        Ok::<_, DbError>(seen)
+    })
+    .await;
+    if let (Ok(false), Some(email)) = (seen, user.email.as_deref()) {
+        let when = chrono::Utc::now().format("%Y-%m-%d %H:%M UTC").to_string();
+        let message = Template::NewSignIn {
+            name: &user.name,
+            when: &when,
+            ip: address,
+        }
+        .render(&state.templates, email);
+        send(state, message).await;
+    }
+}
+
+/// Sends an email off the executor; a failure is logged, never shown (the page goes on).
+pub async fn send(
+    state: &web::Data<AppState>,
+    message: Result<crate::email::Email, crate::email::MailError>,
+) {
+    let mailer = state.mailer.clone();
+    let result = match message {
+        Ok(email) => web::block(move || mailer.send(&email))
+            .await
+            .unwrap_or_else(|_| Err(crate::email::MailError::Send("cancelled".into()))),
+        Err(e) => Err(e),
+    };
+    if let Err(e) = result {
+        tracing::error!(error = %e, "sending an email failed");
+    }
+}
+
+pub async fn logout(session: TypedSession, _form: CsrfForm<CsrfOnly>) -> HttpResponse {
+    session.log_out();
+    see_other("/login?signed_out=1")
+}
+
+pub async fn signup_form(
+    state: web::Data<AppState>,
+    session: TypedSession,
+) -> Result<HttpResponse, AppError> {
+    if session.user_id().is_some() {
+        return Ok(see_other(HOME));
+    }
+    render(
+        &state,
+        &session,
+        None,
+        "signup.html",
+        signup_context(&HashMap::new(), &HashMap::new()),
+        StatusCode::OK,
+    )
+}
+
+#[derive(Deserialize)]
+pub struct SignupForm {
+    #[serde(default)]
+    username: String,
+    #[serde(default)]
+    name: String,
+    #[serde(default)]
+    email: String,
+    #[serde(default)]
+    password: String,
+    #[serde(default)]
+    csrf_token: String,
+}
+
+impl CsrfProtected for SignupForm {
+    fn csrf_token(&self) -> &str {
+        &self.csrf_token
+    }
+}
+
+enum Signup {
+    Created(User, String),
+    Taken { username: bool, email: bool },
+}
+
+fn signup_context(values: &HashMap<&str, String>, errors: &HashMap<&str, String>) -> tera::Context {
+    let mut ctx = tera::Context::new();
+    ctx.insert("values", values);
+    ctx.insert("errors", errors);
+    ctx.insert("min_password", &NewPassword::MIN);
+    ctx
+}
+
+pub async fn signup(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    session: TypedSession,
+    CsrfForm(form): CsrfForm<SignupForm>,
+) -> Result<HttpResponse, AppError> {
+    let mut errors: HashMap<&str, String> = HashMap::new();
+    let username = Username::parse(&form.username)
+        .map_err(|e| errors.insert("username", format!("Username {e}.")));
+    let name =
+        DisplayName::parse(&form.name).map_err(|e| errors.insert("name", format!("Name {e}.")));
+    let email =
+        Email::parse(&form.email).map_err(|e| errors.insert("email", format!("Email {e}.")));
+    let password = match &username {
+        Ok(u) => NewPassword::parse(&form.password, u)
+            .map_err(|e| errors.insert("password", format!("Password {e}."))),
+        Err(_) => Err(None),
+    };
+    let values = HashMap::from([
+        ("username", form.username.clone()),
+        ("name", form.name.clone()),
+        ("email", form.email.clone()),
+    ]);
+    let (Ok(username), Ok(name), Ok(email), Ok(password)) = (username, name, email, password)
+    else {
+        if !errors.contains_key("password") && form.password.chars().count() < NewPassword::MIN {
+            errors.insert(
+                "password",
+                format!(
+                    "Password must be at least {} characters long.",
+                    NewPassword::MIN
+                ),
+            );
+        }
+        return render(
+            &state,
+            &session,
+            None,
+            "signup.html",
+            signup_context(&values, &errors),
+            StatusCode::UNPROCESSABLE_ENTITY,
+        );
+    };
+
+    let account = NewAccount {
+        username,
+        name,
+        email: Some(email),
+        password,
+    };
+    let created = db::run(&state.pool, move |conn| {
+        let email = account
+            .email
+            .as_ref()
+            .map(Email::as_str)
+            .unwrap_or_default();
+        let (username, email) =
+            accounts::taken(conn, account.username.as_str(), email).map_err(DbError::from)?;
+        if username || email {
+            return Ok::<_, CreateUserError>(Signup::Taken { username, email });
+        }
+        let user = accounts::create_user(conn, &account)?;
+        let token =
+            accounts::issue_email_token(conn, user.id, Purpose::VerifyEmail, user.email.as_deref())
+                .map_err(DbError::from)?;
+        Ok(Signup::Created(user, token))
+    })
+    .await;
+    let taken = match created {
+        Ok(Signup::Created(user, token)) => Ok((user, token)),
+        Ok(Signup::Taken { username, email }) => Err((username, email)),
+        // Lost a race with another sign-up between the check and the insert.
+        Err(CreateUserError::UsernameTaken(_)) => Err((true, false)),
+        Err(CreateUserError::EmailTaken(_)) => Err((false, true)),
+        Err(CreateUserError::Db(e)) => return Err(e.into()),
+        Err(CreateUserError::Hash(e)) => return Err(e.into()),
+    };
+    let (user, token) = match taken {
+        Ok(created) => created,
+        Err((username, email)) => {
+            let mut errors = HashMap::new();
+            if username {
+                errors.insert(
+                    "username",
+                    "This username is taken. Choose another one.".to_owned(),
+                );
+            }
+            if email {
+                errors.insert(
+                    "email",
+                    "An account with this email address already exists. Sign in instead, or reset your password.".to_owned(),
+                );
+            }
+            return render(
+                &state,
+                &session,
+                None,
+                "signup.html",
+                signup_context(&values, &errors),
+                StatusCode::UNPROCESSABLE_ENTITY,
+            );
+        }
+    };
+    send_verification(&state, &user, &token).await;
+    session.log_in(user.id)?;
+    let address = client_address(&req);
+    let user_id = user.id;
+    let _ = db::run(&state.pool, move |conn| {
+        AuditEvent::record(
+            conn,
+            Some(user_id),
+            None,
+            "signed_in",
+            "signed up",
+            Some(&address),
+        )
+        .map_err(DbError::from)
+    })
+    .await;
+    session.flash(
+        "success",
+        format!(
+            "Welcome to Latchkey! We sent a link to {} to confirm your email address.",
+            user.email.as_deref().unwrap_or_default()
+        ),
+    );
+    Ok(see_other(HOME))
+}
+
+async fn send_verification(state: &web::Data<AppState>, user: &User, token: &str) {
+    let Some(email) = user.email.as_deref() else {
+        return;
+    };
+    let link = format!("{}/verify-email/{token}", state.oauth.issuer);
+    let message = Template::VerifyEmail {
+        name: &user.name,
+        link: &link,
+    }
+    .render(&state.templates, email);
+    send(state, message).await;
+}
+
+pub async fn verify_email(
+    state: web::Data<AppState>,
+    session: TypedSession,
+    token: web::Path<String>,
+) -> Result<HttpResponse, AppError> {
+    let token = token.into_inner();
+    let verified = db::run(&state.pool, move |conn| {
+        accounts::verify_email(conn, &token).map_err(DbError::from)
+    })
+    .await?;
+    match verified {
+        Some(user) => {
+            session.flash(
+                "success",
+                format!(
+                    "Thank you: {} is confirmed.",
+                    user.email.as_deref().unwrap_or_default()
+                ),
+            );
+            Ok(see_other(if session.user_id().is_some() {
+                HOME
+            } else {
+                "/login"
+            }))
+        }
+        None => {
+            let mut ctx = tera::Context::new();
+            ctx.insert("title", "This link does not work");
+            ctx.insert(
+                "message",
+                "The confirmation link is invalid, was already used, or has expired. Sign in and ask for a new one from your account page.",
+            );
+            render(
+                &state,
+                &session,
+                None,
+                "message.html",
+                ctx,
+                StatusCode::BAD_REQUEST,
+            )
+        }
+    }
+}
+
+/// `POST /verify-email/resend`: a fresh confirmation link.
+pub async fn resend_verification(
+    state: web::Data<AppState>,
+    session: TypedSession,
+    CurrentUser(user): CurrentUser,
+    _form: CsrfForm<CsrfOnly>,
+) -> Result<HttpResponse, AppError> {
+    if user.email_verified_at.is_some() || user.email.is_none() {
+        session.flash("info", "Your email address is already confirmed.");
+        return Ok(see_other("/account"));
+    }
+    let (user_id, email) = (user.id, user.email.clone());
+    let token = db::run(&state.pool, move |conn| {
+        accounts::issue_email_token(conn, user_id, Purpose::VerifyEmail, email.as_deref())
+            .map_err(DbError::from)
+    })
+    .await?;
+    send_verification(&state, &user, &token).await;
+    session.flash(
+        "success",
+        format!(
+            "We sent a new link to {}.",
+            user.email.as_deref().unwrap_or_default()
+        ),
+    );
+    Ok(see_other("/account"))
+}

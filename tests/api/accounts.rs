@@ -1,0 +1,696 @@
+//! Accounts in the browser: sign-up and email verification, login and its throttle, sessions
+//! (fixation, logout, restart), CSRF, password reset and the account page.
+
+use diesel::prelude::*;
+use latchkey::db::models::User;
+use latchkey::db::schema::sessions;
+use reqwest::cookie::CookieStore as _;
+
+use crate::helpers::{Html, MERCHANT_PASSWORD, TestApp, link_in, spawn_app};
+
+fn location(res: &reqwest::Response) -> String {
+    res.headers()["location"].to_str().unwrap().to_owned()
+}
+
+fn session_rows(app: &TestApp) -> Vec<(String, Option<i64>)> {
+    sessions::table
+        .select((sessions::session_key, sessions::user_id))
+        .load(&mut app.db.connect())
+        .unwrap()
+}
+
+fn user(app: &TestApp, username: &str) -> User {
+    User::find_by_username(&mut app.db.connect(), username)
+        .unwrap()
+        .unwrap()
+}
+
+#[tokio::test]
+async fn sign_up_then_confirm_the_email_from_the_outbox() {
+    let app = spawn_app().await;
+    let (status, page) = app.page("/signup").await;
+    assert_eq!(status, 200);
+    assert!(
+        page.text("#password-hint")
+            .unwrap()
+            .contains("At least 10 characters")
+    );
+
+    let res = app
+        .sign_up("Alice", "Alice@Example.com", "correct horse battery")
+        .await;
+    assert_eq!(res.status(), 303);
+    assert_eq!(location(&res), "/developer/applications");
+    let alice = user(&app, "alice");
+    assert_eq!(alice.email.as_deref(), Some("alice@example.com"));
+    assert!(alice.email_verified_at.is_none());
+
+    // Signed in, with the unverified banner.
+    let (_, account) = app.page("/account").await;
+    assert!(
+        account
+            .text(".banner")
+            .unwrap()
+            .contains("confirm your email")
+    );
+    assert_eq!(
+        account
+            .text(".flash")
+            .as_deref()
+            .map(|t| t.contains("Welcome")),
+        Some(true)
+    );
+
+    let email = app.outbox.last_to("alice@example.com").unwrap();
+    assert_eq!(email.subject, "Confirm your email address");
+    let link = link_in(&email.text, "/verify-email/");
+    assert!(email.html.contains(&link.replace('/', "&#x2F;")) || email.html.contains(&link));
+    let path = link.strip_prefix(&app.address).unwrap().to_owned();
+    let res = app.get(&path).await;
+    assert_eq!(res.status(), 303);
+    assert!(user(&app, "alice").email_verified_at.is_some());
+    let (_, account) = app.page("/account").await;
+    assert!(account.text(".banner").is_none());
+    assert!(account.text(".flash").unwrap().contains("is confirmed"));
+
+    // Single use.
+    let (status, page) = app.page(&path).await;
+    assert_eq!(status, 400);
+    assert!(page.text("h1").unwrap().contains("does not work"));
+}
+
+#[tokio::test]
+async fn sign_up_errors_sit_beside_their_fields_and_keep_the_input() {
+    let app = spawn_app().await;
+    let cases: &[(&str, &str, &str, &str, &str)] = &[
+        (
+            "a",
+            "ok@example.com",
+            "long enough password",
+            "#username-error",
+            "3 to 32",
+        ),
+        (
+            "bob",
+            "not-an-email",
+            "long enough password",
+            "#email-error",
+            "not a valid email",
+        ),
+        (
+            "bob",
+            "bob@example.com",
+            "short",
+            "#password-error",
+            "at least 10",
+        ),
+        (
+            "bob1234567",
+            "bob@example.com",
+            "BOB1234567",
+            "#password-error",
+            "same as the username",
+        ),
+    ];
+    for (username, email, password, field, message) in cases {
+        let res = app.sign_up(username, email, password).await;
+        assert_eq!(res.status(), 422, "{username} {email}");
+        let page = Html::parse(&res.text().await.unwrap());
+        let error = page
+            .text(field)
+            .unwrap_or_else(|| panic!("no {field} for {username}/{email}"));
+        assert!(error.contains(message), "{error}");
+        assert_eq!(page.attr("#username", "value").as_deref(), Some(*username));
+        assert_eq!(page.attr("#email", "value").as_deref(), Some(*email));
+        assert_eq!(
+            page.attr("#password", "value"),
+            None,
+            "a password is never sent back"
+        );
+        assert!(page.text(".alert.error").is_some());
+    }
+    let blank = app
+        .post_form(
+            "/signup",
+            "/signup",
+            &[
+                ("username", "bob"),
+                ("email", "b@example.com"),
+                ("password", "long enough password"),
+            ],
+        )
+        .await;
+    let page = Html::parse(&blank.text().await.unwrap());
+    assert!(page.text("#name-error").unwrap().contains("can't be blank"));
+
+    // Taken username and email: messages on the fields.
+    assert_eq!(
+        app.sign_up("carol", "carol@example.com", "long enough password")
+            .await
+            .status(),
+        303
+    );
+    let browser = app.new_browser();
+    let (_, form) = {
+        let res = browser.get(app.url("/signup")).send().await.unwrap();
+        (res.status(), Html::parse(&res.text().await.unwrap()))
+    };
+    let res = browser
+        .post(app.url("/signup"))
+        .form(&[
+            ("username", "Carol"),
+            ("name", "C"),
+            ("email", "CAROL@example.com"),
+            ("password", "long enough password"),
+            ("csrf_token", &form.csrf()),
+        ])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 422);
+    let page = Html::parse(&res.text().await.unwrap());
+    assert!(page.text("#username-error").unwrap().contains("taken"));
+    assert!(
+        page.text("#email-error")
+            .unwrap()
+            .contains("already exists")
+    );
+    assert_eq!(app.count("users"), 1);
+}
+
+#[tokio::test]
+async fn login_gives_one_message_for_unknown_users_and_wrong_passwords() {
+    let app = spawn_app().await;
+    app.create_user("merchant", MERCHANT_PASSWORD);
+    let mut messages = Vec::new();
+    for (username, password) in [
+        ("merchant", "wrong password!"),
+        ("nobody", "wrong password!"),
+    ] {
+        let res = app
+            .post_form(
+                "/login",
+                "/login",
+                &[("username", username), ("password", password)],
+            )
+            .await;
+        assert_eq!(res.status(), 422);
+        let page = Html::parse(&res.text().await.unwrap());
+        messages.push(page.text("#login-error").unwrap());
+        assert_eq!(page.attr("#username", "value").as_deref(), Some(username));
+    }
+    assert_eq!(messages[0], "Incorrect username or password.");
+    assert_eq!(messages[0], messages[1]);
+}
+
+#[tokio::test]
+async fn login_renews_the_session_and_follows_only_local_next() {
+    let app = spawn_app().await;
+    app.create_user("merchant", MERCHANT_PASSWORD);
+    // A protected page sends to the login page with next=.
+    let res = app.get("/account").await;
+    assert_eq!(res.status(), 303);
+    assert_eq!(location(&res), "/login?next=%2Faccount");
+
+    let (_, page) = app.page("/login?next=/account").await;
+    let before = session_rows(&app);
+    assert_eq!(before.len(), 1, "the login form's anonymous session");
+    assert_eq!(
+        page.attr("input[name=next]", "value").as_deref(),
+        Some("/account")
+    );
+    let res = app
+        .api
+        .post(app.url("/login"))
+        .form(&[
+            ("username", "merchant"),
+            ("password", MERCHANT_PASSWORD),
+            ("next", "/account"),
+            ("csrf_token", &page.csrf()),
+        ])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 303);
+    assert_eq!(location(&res), "/account");
+    // No fixation: the pre-login session is gone and a new one carries the user.
+    let after = session_rows(&app);
+    assert_eq!(after.len(), 1);
+    assert_ne!(after[0].0, before[0].0);
+    assert_eq!(after[0].1, Some(user(&app, "merchant").id));
+    assert_eq!(app.get("/account").await.status(), 200);
+
+    // Cookie flags.
+    let cookie = res.headers()["set-cookie"].to_str().unwrap().to_owned();
+    assert!(cookie.starts_with("latchkey_session="), "{cookie}");
+    assert!(
+        cookie.contains("HttpOnly") && cookie.contains("SameSite=Lax"),
+        "{cookie}"
+    );
+    assert!(
+        !cookie.contains("Secure"),
+        "no Secure flag over plain http: {cookie}"
+    );
+
+    // next= that leaves the site is ignored.
+    for next in [
+        "//evil.example/x",
+        "https://evil.example",
+        "/\\evil.example",
+    ] {
+        let browser = app.new_browser();
+        let res = browser.get(app.url("/login")).send().await.unwrap();
+        let page = Html::parse(&res.text().await.unwrap());
+        let res = browser
+            .post(app.url("/login"))
+            .form(&[
+                ("username", "merchant"),
+                ("password", MERCHANT_PASSWORD),
+                ("next", next),
+                ("csrf_token", &page.csrf()),
+            ])
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(location(&res), "/developer/applications", "{next}");
+    }
+}
+
+#[tokio::test]
+async fn repeated_failures_lock_the_login_and_the_password_grant_together() {
+    let app = spawn_app().await;
+    let client = app.merchant_client(&["--grant-type", "password"]);
+    // Four failures through the token endpoint, one through the page.
+    for _ in 0..4 {
+        let res = app
+            .token_form(
+                Some(&client),
+                &[
+                    ("grant_type", "password"),
+                    ("username", "merchant"),
+                    ("password", "wrong password!"),
+                ],
+            )
+            .await;
+        assert_eq!(res.status(), 400);
+    }
+    let res = app
+        .post_form(
+            "/login",
+            "/login",
+            &[("username", "merchant"), ("password", "wrong password!")],
+        )
+        .await;
+    assert_eq!(res.status(), 422);
+    // Now even the right password is refused, with the time to wait.
+    let res = app
+        .post_form(
+            "/login",
+            "/login",
+            &[("username", "merchant"), ("password", MERCHANT_PASSWORD)],
+        )
+        .await;
+    assert_eq!(res.status(), 422);
+    let page = Html::parse(&res.text().await.unwrap());
+    assert!(
+        page.text("#login-error")
+            .unwrap()
+            .contains("Try again in 15 minutes"),
+        "{:?}",
+        page.text("#login-error")
+    );
+    let res = app
+        .token_form(
+            Some(&client),
+            &[
+                ("grant_type", "password"),
+                ("username", "merchant"),
+                ("password", MERCHANT_PASSWORD),
+            ],
+        )
+        .await;
+    assert_eq!(res.status(), 400);
+}
+
+#[tokio::test]
+async fn logout_ends_the_session_on_the_server() {
+    let app = spawn_app().await;
+    app.create_user("merchant", MERCHANT_PASSWORD);
+    app.log_in("merchant", MERCHANT_PASSWORD).await;
+    // A copy of the session cookie, as a thief would hold it.
+    let url: reqwest::Url = app.address.parse().unwrap();
+    let cookie = app.jar.cookies(&url).unwrap();
+    let thief = app.new_browser();
+    let stolen = thief
+        .get(app.url("/account"))
+        .header("Cookie", cookie.clone())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(stolen.status(), 200);
+
+    let res = app.post_form("/logout", "/account", &[]).await;
+    assert_eq!(res.status(), 303);
+    assert_eq!(location(&res), "/login?signed_out=1");
+    assert!(session_rows(&app).iter().all(|(_, user)| user.is_none()));
+    let replay = thief
+        .get(app.url("/account"))
+        .header("Cookie", cookie)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        replay.status(),
+        303,
+        "the old cookie must not work after logout"
+    );
+    let (_, page) = app.page("/login?signed_out=1").await;
+    assert!(page.text(".flash").unwrap().contains("signed out"));
+}
+
+#[tokio::test]
+async fn sessions_survive_a_restart() {
+    let app = spawn_app().await;
+    app.create_user("merchant", MERCHANT_PASSWORD);
+    app.log_in("merchant", MERCHANT_PASSWORD).await;
+    let url: reqwest::Url = app.address.parse().unwrap();
+    let cookie = app.jar.cookies(&url).unwrap();
+    let app = crate::helpers::restart(app).await;
+    let res = app
+        .api
+        .get(app.url("/account"))
+        .header("Cookie", cookie)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 200);
+}
+
+#[tokio::test]
+async fn forms_without_the_csrf_token_change_nothing() {
+    let app = spawn_app().await;
+    app.create_user("merchant", MERCHANT_PASSWORD);
+    let res = app
+        .api
+        .post(app.url("/login"))
+        .form(&[("username", "merchant"), ("password", MERCHANT_PASSWORD)])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 403);
+    assert!(session_rows(&app).iter().all(|(_, user)| user.is_none()));
+
+    app.log_in("merchant", MERCHANT_PASSWORD).await;
+    for token in ["", "wrong-token"] {
+        let res = app
+            .api
+            .post(app.url("/account/profile"))
+            .form(&[
+                ("name", "Hacked"),
+                ("email", "evil@example.com"),
+                ("csrf_token", token),
+            ])
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(res.status(), 403);
+        let page = Html::parse(&res.text().await.unwrap());
+        assert!(page.text("h1").unwrap().contains("expired"));
+    }
+    assert_eq!(user(&app, "merchant").name, "Test User");
+    let res = app.api.post(app.url("/logout")).send().await.unwrap();
+    assert_eq!(res.status(), 403);
+    assert_eq!(app.get("/account").await.status(), 200, "still signed in");
+}
+
+#[tokio::test]
+async fn password_reset_is_neutral_single_use_and_ends_every_session() {
+    let app = spawn_app().await;
+    assert_eq!(
+        app.sign_up("dave", "dave@example.com", "original password")
+            .await
+            .status(),
+        303
+    );
+    // A second browser, signed in too.
+    let other = app.new_browser();
+    let form = Html::parse(
+        &other
+            .get(app.url("/login"))
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap(),
+    );
+    other
+        .post(app.url("/login"))
+        .form(&[
+            ("username", "dave"),
+            ("password", "original password"),
+            ("csrf_token", &form.csrf()),
+        ])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        other
+            .get(app.url("/account"))
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        200
+    );
+
+    let mut notices = Vec::new();
+    for email in ["nobody@example.com", "dave@example.com"] {
+        let browser = app.new_browser();
+        let form = Html::parse(
+            &browser
+                .get(app.url("/password/forgot"))
+                .send()
+                .await
+                .unwrap()
+                .text()
+                .await
+                .unwrap(),
+        );
+        let res = browser
+            .post(app.url("/password/forgot"))
+            .form(&[("email", email), ("csrf_token", &form.csrf())])
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(res.status(), 303);
+        let page = Html::parse(
+            &browser
+                .get(app.url("/login"))
+                .send()
+                .await
+                .unwrap()
+                .text()
+                .await
+                .unwrap(),
+        );
+        notices.push(page.text(".flash").unwrap());
+    }
+    assert_eq!(notices[0], notices[1]);
+    assert!(notices[0].starts_with("If an account with that email address exists"));
+
+    // The email is sent after the answer: wait for it.
+    let mut email = None;
+    for _ in 0..50 {
+        email = app
+            .outbox
+            .messages()
+            .into_iter()
+            .find(|m| m.subject.contains("Reset"));
+        if email.is_some() {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    let email = email.expect("no reset email");
+    assert_eq!(email.to, "dave@example.com");
+    assert!(
+        app.outbox
+            .messages()
+            .iter()
+            .all(|m| m.to != "nobody@example.com")
+    );
+    let path = link_in(&email.text, "/password/reset/")
+        .strip_prefix(&app.address)
+        .unwrap()
+        .to_owned();
+
+    let browser = app.new_browser();
+    let form = Html::parse(
+        &browser
+            .get(app.url(&path))
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap(),
+    );
+    let res = browser
+        .post(app.url(&path))
+        .form(&[
+            ("password", "brand new password"),
+            ("confirm", "different password"),
+            ("csrf_token", &form.csrf()),
+        ])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 422);
+    let page = Html::parse(&res.text().await.unwrap());
+    assert!(page.text("#confirm-error").unwrap().contains("differ"));
+    let res = browser
+        .post(app.url(&path))
+        .form(&[
+            ("password", "brand new password"),
+            ("confirm", "brand new password"),
+            ("csrf_token", &form.csrf()),
+        ])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 303);
+    assert_eq!(location(&res), "/login?password_reset=1");
+
+    // Every session of the account ended; the old password no longer works, the new one does.
+    assert_eq!(
+        other
+            .get(app.url("/account"))
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        303
+    );
+    assert_eq!(app.get("/account").await.status(), 303);
+    let res = app
+        .post_form(
+            "/login",
+            "/login",
+            &[("username", "dave"), ("password", "original password")],
+        )
+        .await;
+    assert_eq!(res.status(), 422);
+    app.log_in("dave", "brand new password").await;
+    let (status, _) = app.page(&path).await;
+    assert_eq!(status, 400, "a reset link works once");
+}
+
+#[tokio::test]
+async fn the_account_page_changes_name_email_and_password() {
+    let app = spawn_app().await;
+    assert_eq!(
+        app.sign_up("erin", "erin@example.com", "original password")
+            .await
+            .status(),
+        303
+    );
+    let res = app
+        .post_form(
+            "/account/profile",
+            "/account",
+            &[("name", "Erin E."), ("email", "erin@example.com")],
+        )
+        .await;
+    assert_eq!(res.status(), 303);
+    assert_eq!(user(&app, "erin").name, "Erin E.");
+
+    // A new address needs confirming again.
+    let res = app
+        .post_form(
+            "/account/profile",
+            "/account",
+            &[("name", "Erin E."), ("email", "erin2@example.com")],
+        )
+        .await;
+    assert_eq!(res.status(), 303);
+    let erin = user(&app, "erin");
+    assert_eq!(erin.email.as_deref(), Some("erin2@example.com"));
+    assert!(erin.email_verified_at.is_none());
+    assert!(app.outbox.last_to("erin2@example.com").is_some());
+
+    let res = app
+        .post_form(
+            "/account/profile",
+            "/account",
+            &[("name", ""), ("email", "bad")],
+        )
+        .await;
+    assert_eq!(res.status(), 422);
+    let page = Html::parse(&res.text().await.unwrap());
+    assert!(page.text("#name-error").is_some() && page.text("#email-error").is_some());
+
+    let res = app
+        .post_form(
+            "/account/password",
+            "/account",
+            &[
+                ("current_password", "not it at all"),
+                ("new_password", "a newer password"),
+                ("confirm", "a newer password"),
+            ],
+        )
+        .await;
+    assert_eq!(res.status(), 422);
+    let page = Html::parse(&res.text().await.unwrap());
+    assert!(
+        page.text("#current-error")
+            .unwrap()
+            .contains("not your current password")
+    );
+    let res = app
+        .post_form(
+            "/account/password",
+            "/account",
+            &[
+                ("current_password", "original password"),
+                ("new_password", "a newer password"),
+                ("confirm", "a newer password"),
+            ],
+        )
+        .await;
+    assert_eq!(res.status(), 303);
+    assert_eq!(
+        app.get("/account").await.status(),
+        200,
+        "this session goes on"
+    );
+    let stored = user(&app, "erin").password;
+    assert!(latchkey::auth::password::verify(
+        "a newer password",
+        Some(&stored)
+    ));
+}
+
+#[tokio::test]
+async fn pages_carry_anti_framing_and_no_store_headers() {
+    let app = spawn_app().await;
+    for path in ["/login", "/signup", "/password/forgot", "/"] {
+        let res = app.get(path).await;
+        assert_eq!(res.status(), 200, "{path}");
+        let h = res.headers();
+        assert_eq!(h["x-frame-options"], "DENY", "{path}");
+        assert!(
+            h["content-security-policy"]
+                .to_str()
+                .unwrap()
+                .contains("frame-ancestors 'none'")
+        );
+        assert_eq!(h["x-content-type-options"], "nosniff");
+        assert_eq!(h["cache-control"], "no-store");
+        assert_eq!(h["referrer-policy"], "no-referrer");
+    }
+    // Programs' endpoints get no session cookie.
+    let res = app.get("/healthz").await;
+    assert!(res.headers().get("set-cookie").is_none());
+}
