@@ -8,6 +8,7 @@ use std::collections::BTreeSet;
 
 use crate::crypto::{self, ServerKey};
 use crate::db::models::{Client, ClientSecret, NewClient, NewClientSecret, Scope, User};
+use crate::db::schema::{client_access_tokens, client_refresh_tokens, client_secrets, clients};
 use crate::db::{self, AnyConnection, DbError};
 use crate::domain::{ClientId, ClientName, GrantType, Invalid, RedirectUris, ScopeName, Scopes};
 
@@ -33,11 +34,21 @@ impl From<diesel::result::Error> for RegisterError {
     }
 }
 
+/// What end users see of an application besides its name: all optional.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ClientDetails {
+    pub description: String,
+    pub home_page_url: Option<String>,
+    pub logo_url: Option<String>,
+    pub privacy_policy_url: Option<String>,
+}
+
 /// What the caller asks for, before the database has been consulted.
 #[derive(Debug)]
 pub struct Registration {
     pub owner: String,
     pub name: ClientName,
+    pub details: ClientDetails,
     pub redirect_uris: RedirectUris,
     /// `None`: the defaults for the client's kind.
     pub grant_types: Option<Vec<GrantType>>,
@@ -59,6 +70,32 @@ pub fn generate_secret() -> String {
     format!("{SECRET_PREFIX}{}", crypto::random_token(32))
 }
 
+/// Rules that hold for every client, at creation and on every edit.
+pub fn check_rules(
+    confidential: bool,
+    live: bool,
+    grant_types: &[GrantType],
+    redirect_uris: &RedirectUris,
+) -> Result<(), RegisterError> {
+    if !confidential && grant_types.contains(&GrantType::ClientCredentials) {
+        return Err(RegisterError::Invalid {
+            field: "grant types",
+            message: Invalid::new(
+                "cannot include client_credentials for a public client, which has no secret",
+            ),
+        });
+    }
+    if live {
+        for uri in redirect_uris.iter() {
+            uri.check_live().map_err(|message| RegisterError::Invalid {
+                field: "redirect URI",
+                message,
+            })?;
+        }
+    }
+    Ok(())
+}
+
 /// Checks the registration against the database and creates the client and its secret in one
 /// transaction: either both exist afterwards or neither does.
 pub fn register(
@@ -78,22 +115,7 @@ pub fn register(
         .collect::<BTreeSet<_>>()
         .into_iter()
         .collect();
-    if !reg.confidential && grant_types.contains(&GrantType::ClientCredentials) {
-        return Err(RegisterError::Invalid {
-            field: "grant types",
-            message: Invalid::new(
-                "cannot include client_credentials for a public client, which has no secret",
-            ),
-        });
-    }
-    if reg.live {
-        for uri in reg.redirect_uris.iter() {
-            uri.check_live().map_err(|message| RegisterError::Invalid {
-                field: "redirect URI",
-                message,
-            })?;
-        }
-    }
+    check_rules(reg.confidential, reg.live, &grant_types, &reg.redirect_uris)?;
 
     db::write_transaction(conn, |conn| {
         let owner = User::find_by_username(conn, &reg.owner.trim().to_lowercase())?
@@ -128,10 +150,10 @@ pub fn register(
             &NewClient {
                 client_id: client_id.as_str(),
                 name: reg.name.as_str(),
-                description: "",
-                home_page_url: None,
-                logo_url: None,
-                privacy_policy_url: None,
+                description: &reg.details.description,
+                home_page_url: reg.details.home_page_url.as_deref(),
+                logo_url: reg.details.logo_url.as_deref(),
+                privacy_policy_url: reg.details.privacy_policy_url.as_deref(),
                 user_id: owner.id,
                 is_live: reg.live,
                 redirect_uri: &reg.redirect_uris.to_stored(),
@@ -183,4 +205,243 @@ pub fn add_secret(
         },
     )
     .map_err(DbError::from)
+}
+
+/// One of `owner`'s applications. Another merchant's application is `None`, exactly like a
+/// missing one: the portal answers 404 for both.
+pub fn find_owned(
+    conn: &mut AnyConnection,
+    owner_id: i64,
+    client_id: &str,
+) -> diesel::QueryResult<Option<Client>> {
+    use diesel::prelude::*;
+    clients::table
+        .filter(clients::client_id.eq(client_id))
+        .filter(clients::user_id.eq(owner_id))
+        .select(Client::as_select())
+        .first(conn)
+        .optional()
+}
+
+/// `owner`'s applications, newest first.
+pub fn list_owned(conn: &mut AnyConnection, owner_id: i64) -> diesel::QueryResult<Vec<Client>> {
+    use diesel::prelude::*;
+    clients::table
+        .filter(clients::user_id.eq(owner_id))
+        .order(clients::id.desc())
+        .select(Client::as_select())
+        .load(conn)
+}
+
+/// An edit of an application's settings (its kind, confidential or public, never changes).
+#[derive(Debug)]
+pub struct Changes {
+    pub name: ClientName,
+    pub details: ClientDetails,
+    pub redirect_uris: RedirectUris,
+    pub grant_types: Vec<GrantType>,
+    pub scopes: Scopes,
+    pub live: bool,
+}
+
+pub fn update(
+    conn: &mut AnyConnection,
+    client: &Client,
+    changes: &Changes,
+) -> Result<Client, RegisterError> {
+    use diesel::prelude::*;
+    check_rules(
+        client.is_confidential,
+        changes.live,
+        &changes.grant_types,
+        &changes.redirect_uris,
+    )?;
+    diesel::update(clients::table.find(client.id))
+        .set((
+            clients::name.eq(changes.name.as_str()),
+            clients::description.eq(&changes.details.description),
+            clients::home_page_url.eq(changes.details.home_page_url.as_deref()),
+            clients::logo_url.eq(changes.details.logo_url.as_deref()),
+            clients::privacy_policy_url.eq(changes.details.privacy_policy_url.as_deref()),
+            clients::redirect_uri.eq(changes.redirect_uris.to_stored()),
+            clients::grant_types.eq(GrantType::join(&changes.grant_types)),
+            clients::scopes.eq(changes.scopes.to_stored()),
+            clients::is_live.eq(changes.live),
+            clients::updated_at.eq(db::now()),
+        ))
+        .execute(conn)?;
+    clients::table
+        .find(client.id)
+        .select(Client::as_select())
+        .first(conn)
+        .map_err(RegisterError::from)
+}
+
+pub fn set_enabled(
+    conn: &mut AnyConnection,
+    client: &Client,
+    enabled: bool,
+) -> diesel::QueryResult<()> {
+    use diesel::prelude::*;
+    diesel::update(clients::table.find(client.id))
+        .set((
+            clients::is_enabled.eq(enabled),
+            clients::updated_at.eq(db::now()),
+        ))
+        .execute(conn)
+        .map(|_| ())
+}
+
+/// Deletes the application. Its secrets, codes and tokens go with it (foreign keys cascade),
+/// so every token it issued stops working at once.
+pub fn delete(conn: &mut AnyConnection, client: &Client) -> diesel::QueryResult<()> {
+    use diesel::prelude::*;
+    diesel::delete(clients::table.find(client.id))
+        .execute(conn)
+        .map(|_| ())
+}
+
+/// How long the previous secret keeps working after a rotation.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Grace {
+    Now,
+    OneHour,
+    OneDay,
+    SevenDays,
+}
+
+impl Grace {
+    pub fn parse(value: &str) -> Option<Self> {
+        match value {
+            "now" => Some(Self::Now),
+            "1h" => Some(Self::OneHour),
+            "24h" => Some(Self::OneDay),
+            "7d" => Some(Self::SevenDays),
+            _ => None,
+        }
+    }
+
+    pub fn duration(self) -> chrono::TimeDelta {
+        match self {
+            Self::Now => chrono::TimeDelta::zero(),
+            Self::OneHour => chrono::TimeDelta::hours(1),
+            Self::OneDay => chrono::TimeDelta::hours(24),
+            Self::SevenDays => chrono::TimeDelta::days(7),
+        }
+    }
+}
+
+/// Issues a new secret. The current one keeps working for `grace`; one still in its grace
+/// period from an earlier rotation stops now, so at most two secrets are ever active.
+pub fn rotate_secret(
+    conn: &mut AnyConnection,
+    key: &ServerKey,
+    client: &Client,
+    grace: Grace,
+) -> Result<String, DbError> {
+    use diesel::prelude::*;
+    let now = db::now();
+    db::write_transaction(conn, |conn| {
+        diesel::update(
+            client_secrets::table
+                .filter(client_secrets::client_id.eq(client.id))
+                .filter(client_secrets::expires_at.gt(now)),
+        )
+        .set(client_secrets::expires_at.eq(now))
+        .execute(conn)?;
+        diesel::update(
+            client_secrets::table
+                .filter(client_secrets::client_id.eq(client.id))
+                .filter(client_secrets::expires_at.is_null()),
+        )
+        .set(client_secrets::expires_at.eq(now + grace.duration()))
+        .execute(conn)?;
+        let secret = generate_secret();
+        add_secret(conn, key, client, &secret)?;
+        Ok(secret)
+    })
+}
+
+/// Ends a secret that is in its grace period, at once.
+pub fn revoke_old_secret(
+    conn: &mut AnyConnection,
+    client: &Client,
+    secret_id: i64,
+) -> diesel::QueryResult<bool> {
+    use diesel::prelude::*;
+    let now = db::now();
+    diesel::update(
+        client_secrets::table
+            .filter(client_secrets::id.eq(secret_id))
+            .filter(client_secrets::client_id.eq(client.id))
+            .filter(client_secrets::expires_at.gt(now)),
+    )
+    .set(client_secrets::expires_at.eq(now))
+    .execute(conn)
+    .map(|rows| rows == 1)
+}
+
+/// The secret in clear, from its encrypted copy.
+pub fn reveal(
+    key: &ServerKey,
+    client: &Client,
+    secret: &ClientSecret,
+) -> Result<String, crate::crypto::DecryptError> {
+    let bytes = key.decrypt(&secret.secret_encrypted, &client.client_id)?;
+    String::from_utf8(bytes.to_vec()).map_err(|_| crate::crypto::DecryptError)
+}
+
+/// What the activity page shows.
+#[derive(Debug, serde::Serialize)]
+pub struct Usage {
+    /// (day, tokens issued), oldest first, 14 days ending today (UTC).
+    pub tokens_per_day: Vec<(String, i64)>,
+    /// Distinct people other than the owner holding a live refresh token from this app.
+    pub authorized_users: i64,
+}
+
+pub fn usage(conn: &mut AnyConnection, client: &Client) -> diesel::QueryResult<Usage> {
+    use diesel::prelude::*;
+    let today = chrono::Utc::now().date_naive();
+    let mut tokens_per_day = Vec::with_capacity(14);
+    for days_ago in (0..14).rev() {
+        let day = today - chrono::TimeDelta::days(days_ago);
+        let start = day.and_hms_opt(0, 0, 0).unwrap_or_default();
+        let end = start + chrono::TimeDelta::days(1);
+        // One indexed range count per day: portable across both databases.
+        let count = client_access_tokens::table
+            .filter(client_access_tokens::client_id.eq(client.id))
+            .filter(client_access_tokens::created_at.ge(start))
+            .filter(client_access_tokens::created_at.lt(end))
+            .count()
+            .get_result::<i64>(conn)?;
+        tokens_per_day.push((day.format("%Y-%m-%d").to_string(), count));
+    }
+    let now = db::now();
+    let authorized_users = client_refresh_tokens::table
+        .filter(client_refresh_tokens::client_id.eq(client.id))
+        .filter(client_refresh_tokens::user_id.ne(client.user_id))
+        .filter(client_refresh_tokens::revoked_at.is_null())
+        .filter(client_refresh_tokens::expired_at.gt(now))
+        .select(client_refresh_tokens::user_id)
+        .distinct()
+        .load::<i64>(conn)?
+        .len() as i64;
+    Ok(Usage {
+        tokens_per_day,
+        authorized_users,
+    })
+}
+
+/// Every secret of a client, newest first, active or not.
+pub fn secrets(
+    conn: &mut AnyConnection,
+    client: &Client,
+) -> diesel::QueryResult<Vec<ClientSecret>> {
+    use diesel::prelude::*;
+    client_secrets::table
+        .filter(client_secrets::client_id.eq(client.id))
+        .order(client_secrets::id.desc())
+        .select(ClientSecret::as_select())
+        .load(conn)
 }

@@ -16,6 +16,34 @@ const TEMPLATES: &[(&str, &str)] = &[
     ("reset.html", include_str!("../templates/reset.html")),
     ("account.html", include_str!("../templates/account.html")),
     (
+        "portal/list.html",
+        include_str!("../templates/portal/list.html"),
+    ),
+    (
+        "portal/form.html",
+        include_str!("../templates/portal/form.html"),
+    ),
+    (
+        "portal/show.html",
+        include_str!("../templates/portal/show.html"),
+    ),
+    (
+        "portal/reauth.html",
+        include_str!("../templates/portal/reauth.html"),
+    ),
+    (
+        "portal/secret.html",
+        include_str!("../templates/portal/secret.html"),
+    ),
+    (
+        "portal/delete.html",
+        include_str!("../templates/portal/delete.html"),
+    ),
+    (
+        "portal/activity.html",
+        include_str!("../templates/portal/activity.html"),
+    ),
+    (
         "emails/verify_email.txt",
         include_str!("../templates/emails/verify_email.txt"),
     ),
@@ -64,11 +92,18 @@ pub struct StaticFile {
     pub body: &'static [u8],
 }
 
-pub const STATIC_FILES: &[StaticFile] = &[StaticFile {
-    path: "css/latchkey.css",
-    content_type: "text/css; charset=utf-8",
-    body: include_bytes!("../static/css/latchkey.css"),
-}];
+pub const STATIC_FILES: &[StaticFile] = &[
+    StaticFile {
+        path: "css/latchkey.css",
+        content_type: "text/css; charset=utf-8",
+        body: include_bytes!("../static/css/latchkey.css"),
+    },
+    StaticFile {
+        path: "js/copy.js",
+        content_type: "text/javascript; charset=utf-8",
+        body: include_bytes!("../static/js/copy.js"),
+    },
+];
 
 #[cfg(test)]
 mod tests {

@@ -47,7 +47,6 @@ impl TypedSession {
         self.0.renew();
         self.0.insert(USER_ID_KEY, user_id)?;
         self.0.insert(SIGNED_IN_AT, now())?;
-        self.0.insert(REAUTH_AT, now())?;
         self.0.insert(CSRF, crypto::random_token(32))?;
         if let Some(flash) = flash {
             self.0.insert(FLASH, flash)?;

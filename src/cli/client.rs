@@ -66,6 +66,7 @@ pub fn run(settings: &Settings, cmd: ClientCommand) -> anyhow::Result<()> {
             let registration = Registration {
                 owner,
                 name,
+                details: Default::default(),
                 redirect_uris,
                 grant_types: (!grant_types.is_empty()).then_some(grant_types),
                 scopes: (!scopes.is_empty()).then_some(scopes),

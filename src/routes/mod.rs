@@ -8,6 +8,7 @@ mod health;
 mod home;
 mod page;
 mod password;
+mod portal;
 mod profile;
 mod session;
 mod static_files;
@@ -61,5 +62,42 @@ pub fn pages(cfg: &mut web::ServiceConfig) {
         .route(
             "/account/password",
             web::post().to(account::change_password),
+        )
+        .service(
+            web::resource("/developer/applications")
+                .route(web::get().to(portal::list))
+                .route(web::post().to(portal::create)),
+        )
+        .route("/developer/applications/new", web::get().to(portal::new))
+        .route("/developer/applications/{id}", web::get().to(portal::show))
+        .service(
+            web::resource("/developer/applications/{id}/edit")
+                .route(web::get().to(portal::edit))
+                .route(web::post().to(portal::update)),
+        )
+        .route(
+            "/developer/applications/{id}/toggle",
+            web::post().to(portal::toggle),
+        )
+        .service(
+            web::resource("/developer/applications/{id}/delete")
+                .route(web::get().to(portal::delete_confirm))
+                .route(web::post().to(portal::delete)),
+        )
+        .route(
+            "/developer/applications/{id}/secret",
+            web::post().to(portal::reveal),
+        )
+        .route(
+            "/developer/applications/{id}/secret/rotate",
+            web::post().to(portal::rotate),
+        )
+        .route(
+            "/developer/applications/{id}/secrets/{secret}/revoke",
+            web::post().to(portal::revoke_old),
+        )
+        .route(
+            "/developer/applications/{id}/activity",
+            web::get().to(portal::activity),
         );
 }

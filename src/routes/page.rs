@@ -127,13 +127,15 @@ impl<T: DeserializeOwned + CsrfProtected + 'static> FromRequest for CsrfForm<T> 
 
     fn from_request(req: &HttpRequest, payload: &mut actix_web::dev::Payload) -> Self::Future {
         let session = TypedSession::from_session(req.get_session());
-        let form = web::Form::<T>::from_request(req, payload);
+        let body = web::Bytes::from_request(req, payload);
         Box::pin(async move {
-            let form = form.await.map_err(|_| AppError::Csrf)?;
+            let body = body.await.map_err(|_| AppError::Csrf)?;
+            // serde_html_form reads repeated keys (checkboxes) into a Vec, as browsers send them.
+            let form: T = serde_html_form::from_bytes(&body).map_err(|_| AppError::Csrf)?;
             if !session.check_csrf(form.csrf_token()) {
                 return Err(AppError::Csrf.into());
             }
-            Ok(CsrfForm(form.into_inner()))
+            Ok(CsrfForm(form))
         })
     }
 }

@@ -133,10 +133,7 @@ async fn notify_new_sign_in(state: &web::Data<AppState>, user: &User, address: &
 }
 
 /// Sends an email off the executor; a failure is logged, never shown (the page goes on).
-pub async fn send(
-    state: &web::Data<AppState>,
-    message: Result<crate::email::Email, crate::email::MailError>,
-) {
+pub async fn send(state: &AppState, message: Result<crate::email::Email, crate::email::MailError>) {
     let mailer = state.mailer.clone();
     let result = match message {
         Ok(email) => web::block(move || mailer.send(&email))

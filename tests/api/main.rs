@@ -8,6 +8,7 @@ mod code_grant;
 mod config;
 mod health;
 mod helpers;
+mod portal;
 mod profile;
 mod schema;
 mod token;

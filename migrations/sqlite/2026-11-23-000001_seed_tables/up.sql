@@ -122,3 +122,4 @@ CREATE INDEX client_access_tokens_refresh_idx ON client_access_tokens (client_re
 CREATE INDEX client_access_tokens_code_idx ON client_access_tokens (client_authorization_code_id);
 CREATE INDEX client_access_tokens_client_user_idx ON client_access_tokens (client_id, user_id);
 CREATE INDEX client_access_tokens_expired_at_idx ON client_access_tokens (expired_at);
+CREATE INDEX client_access_tokens_client_created_idx ON client_access_tokens (client_id, created_at);

@@ -1,0 +1,484 @@
+//! Developer › Applications: the merchant portal. Every page is the signed-in merchant's own;
+//! another merchant's application answers 404, exactly like one that does not exist.
+
+mod activity;
+mod form;
+mod secrets;
+
+use actix_web::http::StatusCode;
+use actix_web::{HttpRequest, HttpResponse, web};
+use base64::Engine as _;
+use serde_json::json;
+
+use super::page::{CsrfForm, CsrfOnly, CurrentUser, client_address, render, see_other};
+use crate::auth::session::TypedSession;
+use crate::clients::{self, Changes, RegisterError, Registration};
+use crate::db::models::{AuditEvent, Client, ClientSecret, Scope, User};
+use crate::db::{self, DbError};
+use crate::error::AppError;
+use crate::startup::AppState;
+use form::AppForm;
+
+pub use activity::show as activity;
+pub use secrets::{reveal, revoke_old, rotate};
+
+const LIST: &str = "/developer/applications";
+
+/// The session key under which a just-issued secret waits to be shown once.
+fn fresh_secret_key(client_id: &str) -> String {
+    format!("fresh_secret:{client_id}")
+}
+
+fn app_path(client: &Client) -> String {
+    format!("{LIST}/{}", client.client_id)
+}
+
+/// Loads one of the merchant's applications, or 404.
+async fn owned(state: &AppState, user: &User, client_id: String) -> Result<Client, AppError> {
+    let owner = user.id;
+    db::run(&state.pool, move |conn| {
+        clients::find_owned(conn, owner, &client_id).map_err(DbError::from)
+    })
+    .await?
+    .ok_or(AppError::NotFound)
+}
+
+/// Records an audit event; a failure is logged, never shown.
+async fn audit(
+    state: &AppState,
+    req: &HttpRequest,
+    user: &User,
+    client: Option<&Client>,
+    action: &'static str,
+    detail: String,
+) {
+    let (user_id, client_id, ip) = (user.id, client.map(|c| c.id), client_address(req));
+    let result = db::run(&state.pool, move |conn| {
+        AuditEvent::record(conn, Some(user_id), client_id, action, &detail, Some(&ip))
+            .map_err(DbError::from)
+    })
+    .await;
+    if let Err(e) = result {
+        tracing::error!(error = %crate::error::error_chain(&e), "recording an audit event failed");
+    }
+}
+
+/// What the list and the detail page show of an application.
+fn summary(client: &Client) -> serde_json::Value {
+    json!({
+        "client_id": client.client_id,
+        "name": client.name,
+        "initials": initials(&client.name),
+        "description": client.description,
+        "logo_url": client.logo_url,
+        "home_page_url": client.home_page_url,
+        "privacy_policy_url": client.privacy_policy_url,
+        "live": client.is_live,
+        "environment": if client.is_live { "Live" } else { "Sandbox" },
+        "confidential": client.is_confidential,
+        "enabled": client.is_enabled,
+        "created": client.created_at.format("%Y-%m-%d").to_string(),
+        "redirect_uris": client.redirect_uris().iter().map(|u| u.as_str().to_owned()).collect::<Vec<_>>(),
+        "grant_types": client.allowed_grant_types().iter().map(|g| g.as_str()).collect::<Vec<_>>(),
+        "scopes": client.allowed_scopes().iter().map(|s| s.as_str().to_owned()).collect::<Vec<_>>(),
+    })
+}
+
+/// Up to two letters, for the logo placeholder.
+fn initials(name: &str) -> String {
+    name.split_whitespace()
+        .filter_map(|w| w.chars().next())
+        .filter(|c| c.is_alphanumeric())
+        .take(2)
+        .flat_map(char::to_uppercase)
+        .collect()
+}
+
+pub async fn list(
+    state: web::Data<AppState>,
+    session: TypedSession,
+    CurrentUser(user): CurrentUser,
+) -> Result<HttpResponse, AppError> {
+    let owner = user.id;
+    let apps = db::run(&state.pool, move |conn| {
+        clients::list_owned(conn, owner).map_err(DbError::from)
+    })
+    .await?;
+    let mut ctx = tera::Context::new();
+    ctx.insert("apps", &apps.iter().map(summary).collect::<Vec<_>>());
+    render(
+        &state,
+        &session,
+        Some(&user),
+        "portal/list.html",
+        ctx,
+        StatusCode::OK,
+    )
+}
+
+async fn registered_scopes(state: &AppState) -> Result<Vec<Scope>, AppError> {
+    Ok(db::run(&state.pool, |conn| Scope::all(conn).map_err(DbError::from)).await?)
+}
+
+fn email_verified(user: &User) -> bool {
+    user.email.is_none() || user.email_verified_at.is_some()
+}
+
+pub async fn new(
+    state: web::Data<AppState>,
+    session: TypedSession,
+    CurrentUser(user): CurrentUser,
+) -> Result<HttpResponse, AppError> {
+    let scopes = registered_scopes(&state).await?;
+    let mut blank = form::blank();
+    blank.scopes = scopes.iter().map(|s| s.name.clone()).collect();
+    let ctx = form::context(&blank, &form::Errors::new(), &scopes, None);
+    render(
+        &state,
+        &session,
+        Some(&user),
+        "portal/form.html",
+        ctx,
+        StatusCode::OK,
+    )
+}
+
+pub async fn create(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    session: TypedSession,
+    CurrentUser(user): CurrentUser,
+    CsrfForm(input): CsrfForm<AppForm>,
+) -> Result<HttpResponse, AppError> {
+    let scopes = registered_scopes(&state).await?;
+    let checked = match form::check(&input, &scopes, email_verified(&user)) {
+        Ok(checked) => checked,
+        Err(errors) => {
+            let ctx = form::context(&input, &errors, &scopes, None);
+            return render(
+                &state,
+                &session,
+                Some(&user),
+                "portal/form.html",
+                ctx,
+                StatusCode::UNPROCESSABLE_ENTITY,
+            );
+        }
+    };
+    let registration = Registration {
+        owner: user.username.clone(),
+        name: checked.name,
+        details: checked.details,
+        redirect_uris: checked.redirect_uris,
+        grant_types: Some(checked.grant_types),
+        scopes: Some(checked.scopes.iter().cloned().collect()),
+        confidential: checked.confidential,
+        live: checked.live,
+    };
+    let key = state.oauth.server_key.clone();
+    let registered = db::run(&state.pool, move |conn| {
+        clients::register(conn, &key, &registration)
+    })
+    .await;
+    let registered = match registered {
+        Ok(r) => r,
+        Err(RegisterError::Db(e)) => return Err(e.into()),
+        Err(e) => {
+            // The form's checks mirror these rules; this is the backstop.
+            let errors = form::Errors::from([("name", e.to_string())]);
+            let ctx = form::context(&input, &errors, &scopes, None);
+            return render(
+                &state,
+                &session,
+                Some(&user),
+                "portal/form.html",
+                ctx,
+                StatusCode::UNPROCESSABLE_ENTITY,
+            );
+        }
+    };
+    let client = registered.client;
+    audit(&state, &req, &user, Some(&client), "created", String::new()).await;
+    if let Some(secret) = registered.secret {
+        session.put(&fresh_secret_key(&client.client_id), &secret)?;
+    }
+    session.flash("success", format!("Application “{}” created.", client.name));
+    Ok(see_other(&app_path(&client)))
+}
+
+pub async fn show(
+    state: web::Data<AppState>,
+    session: TypedSession,
+    CurrentUser(user): CurrentUser,
+    path: web::Path<String>,
+) -> Result<HttpResponse, AppError> {
+    let client = owned(&state, &user, path.into_inner()).await?;
+    let lookup = client.clone();
+    let secrets = db::run(&state.pool, move |conn| {
+        clients::secrets(conn, &lookup).map_err(DbError::from)
+    })
+    .await?;
+    let fresh: Option<String> = session.get(&fresh_secret_key(&client.client_id));
+    if fresh.is_some() {
+        session.remove(&fresh_secret_key(&client.client_id));
+    }
+    let mut ctx = tera::Context::new();
+    ctx.insert("app", &summary(&client));
+    ctx.insert("secrets", &secret_rows(&secrets));
+    ctx.insert("fresh_secret", &fresh);
+    ctx.insert("token_url", &format!("{}/oauth/token", state.oauth.issuer));
+    let shown_secret = fresh
+        .clone()
+        .unwrap_or_else(|| "YOUR_CLIENT_SECRET".to_owned());
+    let basic = base64::engine::general_purpose::STANDARD
+        .encode(format!("{}:{}", client.client_id, shown_secret));
+    ctx.insert("basic", &basic);
+    render(
+        &state,
+        &session,
+        Some(&user),
+        "portal/show.html",
+        ctx,
+        StatusCode::OK,
+    )
+}
+
+fn secret_rows(secrets: &[ClientSecret]) -> Vec<serde_json::Value> {
+    let now = db::now();
+    secrets
+        .iter()
+        .filter(|s| s.expires_at.is_none_or(|t| t > now))
+        .map(|s| {
+            json!({
+                "id": s.id,
+                "hint": s.secret_hint,
+                "created": s.created_at.format("%Y-%m-%d %H:%M UTC").to_string(),
+                "last_used": s.last_used_at.map(|t| t.format("%Y-%m-%d %H:%M UTC").to_string()),
+                "expires": s.expires_at.map(|t| t.format("%Y-%m-%d %H:%M UTC").to_string()),
+                "current": s.expires_at.is_none(),
+            })
+        })
+        .collect()
+}
+
+pub async fn edit(
+    state: web::Data<AppState>,
+    session: TypedSession,
+    CurrentUser(user): CurrentUser,
+    path: web::Path<String>,
+) -> Result<HttpResponse, AppError> {
+    let client = owned(&state, &user, path.into_inner()).await?;
+    let scopes = registered_scopes(&state).await?;
+    let ctx = form::context(
+        &form::from_client(&client),
+        &form::Errors::new(),
+        &scopes,
+        Some(&client),
+    );
+    render(
+        &state,
+        &session,
+        Some(&user),
+        "portal/form.html",
+        ctx,
+        StatusCode::OK,
+    )
+}
+
+pub async fn update(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    session: TypedSession,
+    CurrentUser(user): CurrentUser,
+    path: web::Path<String>,
+    CsrfForm(mut input): CsrfForm<AppForm>,
+) -> Result<HttpResponse, AppError> {
+    let client = owned(&state, &user, path.into_inner()).await?;
+    // The kind of client is fixed at creation.
+    input.client_type = if client.is_confidential {
+        "confidential"
+    } else {
+        "public"
+    }
+    .to_owned();
+    let scopes = registered_scopes(&state).await?;
+    let checked = match form::check(&input, &scopes, email_verified(&user) || client.is_live) {
+        Ok(checked) => checked,
+        Err(errors) => {
+            let ctx = form::context(&input, &errors, &scopes, Some(&client));
+            return render(
+                &state,
+                &session,
+                Some(&user),
+                "portal/form.html",
+                ctx,
+                StatusCode::UNPROCESSABLE_ENTITY,
+            );
+        }
+    };
+    let changes = Changes {
+        name: checked.name,
+        details: checked.details,
+        redirect_uris: checked.redirect_uris,
+        grant_types: checked.grant_types,
+        scopes: checked.scopes,
+        live: checked.live,
+    };
+    let before = client.clone();
+    let updated = db::run(&state.pool, move |conn| {
+        clients::update(conn, &before, &changes)
+    })
+    .await;
+    let updated = match updated {
+        Ok(c) => c,
+        Err(RegisterError::Db(e)) => return Err(e.into()),
+        Err(e) => {
+            let errors = form::Errors::from([("name", e.to_string())]);
+            let ctx = form::context(&input, &errors, &scopes, Some(&client));
+            return render(
+                &state,
+                &session,
+                Some(&user),
+                "portal/form.html",
+                ctx,
+                StatusCode::UNPROCESSABLE_ENTITY,
+            );
+        }
+    };
+    let changed = changed_fields(&client, &updated);
+    audit(
+        &state,
+        &req,
+        &user,
+        Some(&updated),
+        "edited",
+        changed.join(", "),
+    )
+    .await;
+    session.flash("success", "Your changes were saved.");
+    Ok(see_other(&app_path(&updated)))
+}
+
+/// Names of the settings an edit changed, for the activity log.
+fn changed_fields(before: &Client, after: &Client) -> Vec<&'static str> {
+    let pairs: [(&'static str, bool); 9] = [
+        ("name", before.name != after.name),
+        ("description", before.description != after.description),
+        ("home page", before.home_page_url != after.home_page_url),
+        ("logo", before.logo_url != after.logo_url),
+        (
+            "privacy policy",
+            before.privacy_policy_url != after.privacy_policy_url,
+        ),
+        ("redirect URIs", before.redirect_uri != after.redirect_uri),
+        ("grant types", before.grant_types != after.grant_types),
+        ("scopes", before.scopes != after.scopes),
+        ("environment", before.is_live != after.is_live),
+    ];
+    pairs.iter().filter(|(_, c)| *c).map(|(n, _)| *n).collect()
+}
+
+pub async fn toggle(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    session: TypedSession,
+    CurrentUser(user): CurrentUser,
+    path: web::Path<String>,
+    _form: CsrfForm<CsrfOnly>,
+) -> Result<HttpResponse, AppError> {
+    let client = owned(&state, &user, path.into_inner()).await?;
+    let enable = !client.is_enabled;
+    let target = client.clone();
+    db::run(&state.pool, move |conn| {
+        clients::set_enabled(conn, &target, enable).map_err(DbError::from)
+    })
+    .await?;
+    audit(
+        &state,
+        &req,
+        &user,
+        Some(&client),
+        if enable { "enabled" } else { "disabled" },
+        String::new(),
+    )
+    .await;
+    session.flash(
+        "success",
+        if enable {
+            "Application enabled: it can get tokens again."
+        } else {
+            "Application disabled: it gets invalid_client everywhere until you enable it."
+        },
+    );
+    Ok(see_other(&app_path(&client)))
+}
+
+pub async fn delete_confirm(
+    state: web::Data<AppState>,
+    session: TypedSession,
+    CurrentUser(user): CurrentUser,
+    path: web::Path<String>,
+) -> Result<HttpResponse, AppError> {
+    let client = owned(&state, &user, path.into_inner()).await?;
+    let target = client.clone();
+    let usage = db::run(&state.pool, move |conn| {
+        clients::usage(conn, &target).map_err(DbError::from)
+    })
+    .await?;
+    let mut ctx = tera::Context::new();
+    ctx.insert("app", &summary(&client));
+    ctx.insert("authorized_users", &usage.authorized_users);
+    render(
+        &state,
+        &session,
+        Some(&user),
+        "portal/delete.html",
+        ctx,
+        StatusCode::OK,
+    )
+}
+
+pub async fn delete(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    session: TypedSession,
+    CurrentUser(user): CurrentUser,
+    path: web::Path<String>,
+    _form: CsrfForm<CsrfOnly>,
+) -> Result<HttpResponse, AppError> {
+    let client = owned(&state, &user, path.into_inner()).await?;
+    let target = client.clone();
+    db::run(&state.pool, move |conn| {
+        clients::delete(conn, &target).map_err(DbError::from)
+    })
+    .await?;
+    // The application's own log goes with it; the account keeps a record.
+    audit(
+        &state,
+        &req,
+        &user,
+        None,
+        "deleted",
+        format!("{} ({})", client.name, client.client_id),
+    )
+    .await;
+    session.flash(
+        "success",
+        format!(
+            "Application “{}” deleted. Every token it had was revoked.",
+            client.name
+        ),
+    );
+    Ok(see_other(LIST))
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn initials_for_the_logo_placeholder() {
+        assert_eq!(super::initials("acme shop"), "AS");
+        assert_eq!(super::initials("Toko"), "T");
+        assert_eq!(super::initials("  "), "");
+        assert_eq!(super::initials("a b c"), "AB");
+    }
+}

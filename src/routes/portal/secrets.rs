@@ -1,0 +1,229 @@
+//! A client secret after creation: viewing it again (after re-entering the password), rotating
+//! it with a grace period, and ending an old one early. Each is audited and emailed.
+
+use actix_web::http::StatusCode;
+use actix_web::{HttpRequest, HttpResponse, web};
+use serde::Deserialize;
+
+use super::{app_path, audit, fresh_secret_key, owned, summary};
+use crate::auth::password;
+use crate::auth::session::TypedSession;
+use crate::clients::{self, Grace};
+use crate::db::models::{Client, User};
+use crate::db::{self, DbError};
+use crate::email::Template;
+use crate::error::AppError;
+use crate::routes::page::{
+    CsrfForm, CsrfOnly, CsrfProtected, CurrentUser, client_address, render, see_other,
+};
+use crate::routes::session::send;
+use crate::startup::AppState;
+
+#[derive(Deserialize)]
+pub struct RevealForm {
+    /// Present when the re-authentication form is submitted.
+    password: Option<String>,
+    #[serde(default)]
+    csrf_token: String,
+}
+
+impl CsrfProtected for RevealForm {
+    fn csrf_token(&self) -> &str {
+        &self.csrf_token
+    }
+}
+
+/// Emails the owner that a secret of `client` was `action` (revealed, rotated).
+async fn notify(state: &AppState, req: &HttpRequest, user: &User, client: &Client, action: &str) {
+    let Some(to) = user.email.as_deref() else {
+        return;
+    };
+    let when = chrono::Utc::now().format("%Y-%m-%d %H:%M UTC").to_string();
+    let ip = client_address(req);
+    let message = Template::SecretEvent {
+        name: &user.name,
+        app: &client.name,
+        action,
+        when: &when,
+        ip: &ip,
+    }
+    .render(&state.templates, to);
+    send(state, message).await;
+}
+
+/// `POST /developer/applications/{id}/secret`: shows the current secret, if the password was
+/// entered in the last 10 minutes; otherwise asks for it first.
+pub async fn reveal(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    session: TypedSession,
+    CurrentUser(user): CurrentUser,
+    path: web::Path<String>,
+    CsrfForm(form): CsrfForm<RevealForm>,
+) -> Result<HttpResponse, AppError> {
+    let client = owned(&state, &user, path.into_inner()).await?;
+    let mut ctx = tera::Context::new();
+    ctx.insert("app", &summary(&client));
+    if !session.recently_authenticated() {
+        let Some(given) = form.password else {
+            return render(
+                &state,
+                &session,
+                Some(&user),
+                "portal/reauth.html",
+                ctx,
+                StatusCode::OK,
+            );
+        };
+        let stored = user.password.clone();
+        let ok = web::block(move || password::verify(&given, Some(&stored)))
+            .await
+            .unwrap_or(false);
+        if !ok {
+            ctx.insert("error", "That is not your password.");
+            return render(
+                &state,
+                &session,
+                Some(&user),
+                "portal/reauth.html",
+                ctx,
+                StatusCode::UNPROCESSABLE_ENTITY,
+            );
+        }
+        session.reauthenticated()?;
+    }
+    let lookup = client.clone();
+    let secrets = db::run(&state.pool, move |conn| {
+        clients::secrets(conn, &lookup).map_err(DbError::from)
+    })
+    .await?;
+    let Some(current) = secrets.iter().find(|s| s.expires_at.is_none()) else {
+        session.flash("error", "This application has no current secret.");
+        return Ok(see_other(&app_path(&client)));
+    };
+    let secret = clients::reveal(&state.oauth.server_key, &client, current)
+        .map_err(|e| AppError::Internal(e.to_string()))?;
+    audit(
+        &state,
+        &req,
+        &user,
+        Some(&client),
+        "secret_viewed",
+        format!("…{}", current.secret_hint),
+    )
+    .await;
+    notify(&state, &req, &user, &client, "revealed").await;
+    ctx.insert("secret", &secret);
+    render(
+        &state,
+        &session,
+        Some(&user),
+        "portal/secret.html",
+        ctx,
+        StatusCode::OK,
+    )
+}
+
+#[derive(Deserialize)]
+pub struct RotateForm {
+    #[serde(default)]
+    grace: String,
+    #[serde(default)]
+    csrf_token: String,
+}
+
+impl CsrfProtected for RotateForm {
+    fn csrf_token(&self) -> &str {
+        &self.csrf_token
+    }
+}
+
+/// `POST /developer/applications/{id}/secret/rotate`: a new secret, shown once; the old one
+/// works on for the chosen grace period.
+pub async fn rotate(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    session: TypedSession,
+    CurrentUser(user): CurrentUser,
+    path: web::Path<String>,
+    CsrfForm(form): CsrfForm<RotateForm>,
+) -> Result<HttpResponse, AppError> {
+    let client = owned(&state, &user, path.into_inner()).await?;
+    if !client.is_confidential {
+        session.flash("error", "Public applications have no secret.");
+        return Ok(see_other(&app_path(&client)));
+    }
+    let Some(grace) = Grace::parse(&form.grace) else {
+        session.flash("error", "Choose how long the old secret keeps working.");
+        return Ok(see_other(&app_path(&client)));
+    };
+    let key = state.oauth.server_key.clone();
+    let target = client.clone();
+    let secret = db::run(&state.pool, move |conn| {
+        clients::rotate_secret(conn, &key, &target, grace)
+    })
+    .await?;
+    audit(
+        &state,
+        &req,
+        &user,
+        Some(&client),
+        "secret_rotated",
+        format!("old secret works for {}", form.grace),
+    )
+    .await;
+    notify(&state, &req, &user, &client, "rotated").await;
+    session.put(&fresh_secret_key(&client.client_id), &secret)?;
+    session.flash(
+        "success",
+        match grace {
+            Grace::Now => "New secret issued. The old one stopped working.".to_owned(),
+            _ => format!(
+                "New secret issued. The old one keeps working for {}.",
+                human(grace)
+            ),
+        },
+    );
+    Ok(see_other(&app_path(&client)))
+}
+
+fn human(grace: Grace) -> &'static str {
+    match grace {
+        Grace::Now => "no time",
+        Grace::OneHour => "1 hour",
+        Grace::OneDay => "24 hours",
+        Grace::SevenDays => "7 days",
+    }
+}
+
+/// `POST /developer/applications/{id}/secrets/{secret}/revoke`: ends an old secret now.
+pub async fn revoke_old(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    session: TypedSession,
+    CurrentUser(user): CurrentUser,
+    path: web::Path<(String, i64)>,
+    _form: CsrfForm<CsrfOnly>,
+) -> Result<HttpResponse, AppError> {
+    let (client_id, secret_id) = path.into_inner();
+    let client = owned(&state, &user, client_id).await?;
+    let target = client.clone();
+    let revoked = db::run(&state.pool, move |conn| {
+        clients::revoke_old_secret(conn, &target, secret_id).map_err(DbError::from)
+    })
+    .await?;
+    if !revoked {
+        return Err(AppError::NotFound);
+    }
+    audit(
+        &state,
+        &req,
+        &user,
+        Some(&client),
+        "secret_revoked",
+        String::new(),
+    )
+    .await;
+    session.flash("success", "The old secret stopped working.");
+    Ok(see_other(&app_path(&client)))
+}

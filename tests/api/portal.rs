@@ -1,0 +1,557 @@
+//! Developer › Applications: creating, viewing, re-viewing and rotating secrets, editing,
+//! disabling, deleting, the activity page, and isolation between merchants.
+
+use diesel::prelude::*;
+use latchkey::db::models::Client;
+use latchkey::db::schema::{audit_events, client_secrets, users};
+use serde_json::Value;
+
+use crate::helpers::{Html, MERCHANT_PASSWORD, TestApp, TestClient, spawn_app};
+
+const APPS: &str = "/developer/applications";
+
+/// Signs up and confirms `username`'s email, leaving them signed in.
+async fn merchant(app: &TestApp, username: &str) {
+    let email = format!("{username}@example.com");
+    assert_eq!(
+        app.sign_up(username, &email, MERCHANT_PASSWORD)
+            .await
+            .status(),
+        303
+    );
+    let mut conn = app.db.connect();
+    diesel::update(users::table.filter(users::username.eq(username)))
+        .set(users::email_verified_at.eq(chrono::Utc::now().naive_utc()))
+        .execute(&mut conn)
+        .unwrap();
+}
+
+fn location(res: &reqwest::Response) -> String {
+    res.headers()["location"].to_str().unwrap().to_owned()
+}
+
+fn valid_form() -> Vec<(&'static str, &'static str)> {
+    vec![
+        ("name", "Acme Shop"),
+        ("description", "Our online shop"),
+        ("home_page_url", "https://shop.example.com"),
+        ("logo_url", "https://shop.example.com/logo.png"),
+        ("privacy_policy_url", "https://shop.example.com/privacy"),
+        (
+            "redirect_uris",
+            "https://shop.example.com/callback\r\nhttp://localhost:3000/callback",
+        ),
+        ("environment", "sandbox"),
+        ("client_type", "confidential"),
+        ("grant_types", "client_credentials"),
+        ("grant_types", "authorization_code"),
+        ("grant_types", "refresh_token"),
+        ("scopes", "get_user_profile"),
+    ]
+}
+
+/// Creates an application through the form; returns its client_id and the secret shown once.
+async fn create_app(app: &TestApp, form: &[(&str, &str)]) -> TestClient {
+    let res = app.post_form(APPS, &format!("{APPS}/new"), form).await;
+    assert_eq!(res.status(), 303, "{}", res.text().await.unwrap());
+    let path = location(&res);
+    let client_id = path.rsplit('/').next().unwrap().to_owned();
+    let (status, page) = app.page(&path).await;
+    assert_eq!(status, 200);
+    let secret = page.attr("#client-secret", "value").unwrap_or_default();
+    TestClient {
+        client_id,
+        secret,
+        owner_id: 0,
+    }
+}
+
+async fn token_status(app: &TestApp, client_id: &str, secret: &str) -> u16 {
+    let client = TestClient {
+        client_id: client_id.into(),
+        secret: secret.into(),
+        owner_id: 0,
+    };
+    app.token_form(Some(&client), &[("grant_type", "client_credentials")])
+        .await
+        .status()
+        .as_u16()
+}
+
+#[tokio::test]
+async fn the_list_starts_empty_and_invites_the_first_application() {
+    let app = spawn_app().await;
+    merchant(&app, "acme").await;
+    let (status, page) = app.page(APPS).await;
+    assert_eq!(status, 200);
+    assert_eq!(
+        page.text(".empty h2").as_deref(),
+        Some("Register your first application")
+    );
+    assert_eq!(
+        page.attr(".empty a.button", "href").as_deref(),
+        Some("/developer/applications/new")
+    );
+}
+
+#[tokio::test]
+async fn creating_shows_the_secret_once_and_it_works() {
+    let app = spawn_app().await;
+    merchant(&app, "acme").await;
+    let created = create_app(&app, &valid_form()).await;
+    assert!(
+        created.secret.starts_with("lks_"),
+        "secret shown after creation"
+    );
+    assert_eq!(
+        token_status(&app, &created.client_id, &created.secret).await,
+        200
+    );
+
+    // Shown once: a reload masks it.
+    let (_, page) = app.page(&format!("{APPS}/{}", created.client_id)).await;
+    assert!(page.attr("#client-secret", "value").is_none());
+    assert!(
+        page.text("table.table")
+            .unwrap()
+            .contains(&created.secret[created.secret.len() - 4..])
+    );
+    assert_eq!(
+        page.attr("#client-id", "value").as_deref(),
+        Some(created.client_id.as_str())
+    );
+    assert!(page.text("#curl").unwrap().contains("/oauth/token"));
+
+    // The list shows it with its badges.
+    let (_, list) = app.page(APPS).await;
+    assert_eq!(list.text(".app-name").as_deref(), Some("Acme Shop"));
+    assert_eq!(list.text(".badge.sandbox").as_deref(), Some("Sandbox"));
+
+    let stored = Client::find_by_client_id(&mut app.db.connect(), &created.client_id)
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        stored.home_page_url.as_deref(),
+        Some("https://shop.example.com")
+    );
+    assert_eq!(
+        stored.redirect_uri,
+        "https://shop.example.com/callback http://localhost:3000/callback"
+    );
+    assert_eq!(
+        stored.grant_types,
+        "authorization_code client_credentials refresh_token"
+    );
+}
+
+#[tokio::test]
+async fn every_field_error_sits_beside_its_field_with_the_input_kept() {
+    let app = spawn_app().await;
+    merchant(&app, "acme").await;
+    let with = |field: &'static str, value: &'static str| {
+        let mut form: Vec<(&str, &str)> = valid_form()
+            .into_iter()
+            .filter(|(k, _)| *k != field)
+            .collect();
+        if !value.is_empty() || field != "grant_types" {
+            form.push((field, value));
+        }
+        form
+    };
+    type Case = (
+        Vec<(&'static str, &'static str)>,
+        &'static str,
+        &'static str,
+    );
+    let cases: Vec<Case> = vec![
+        (with("name", ""), "#name-error", "can't be blank"),
+        (
+            with("home_page_url", "shop.example.com"),
+            "#home_page_url-error",
+            "https://",
+        ),
+        (
+            with("logo_url", "javascript:alert(1)"),
+            "#logo_url-error",
+            "https://",
+        ),
+        (
+            with("privacy_policy_url", "ftp://x.example"),
+            "#privacy_policy_url-error",
+            "https://",
+        ),
+        (
+            with("redirect_uris", "https://shop.example.com/cb#frag"),
+            "#redirect_uris-error",
+            "fragment",
+        ),
+        (
+            with("redirect_uris", "/relative"),
+            "#redirect_uris-error",
+            "absolute URL",
+        ),
+        (
+            with("redirect_uris", ""),
+            "#redirect_uris-error",
+            "at least one redirect URI",
+        ),
+        (
+            with("grant_types", ""),
+            "#grant_types-error",
+            "at least one",
+        ),
+        (with("scopes", "admin"), "#scopes-error", "not a scope"),
+        (
+            with("description", Box::leak("x".repeat(501).into_boxed_str())),
+            "#description-error",
+            "at most 500",
+        ),
+    ];
+    for (form, field, message) in cases {
+        let res = app.post_form(APPS, &format!("{APPS}/new"), &form).await;
+        assert_eq!(res.status(), 422, "{field}");
+        let page = Html::parse(&res.text().await.unwrap());
+        let error = page.text(field).unwrap_or_else(|| panic!("no {field}"));
+        assert!(error.contains(message), "{field}: {error}");
+        assert!(page.text(".alert.error").is_some());
+        // The rest of the input is kept.
+        if field != "#name-error" {
+            assert_eq!(
+                page.attr("#name", "value").as_deref(),
+                Some("Acme Shop"),
+                "{field}"
+            );
+        }
+    }
+    // Public applications cannot use client credentials.
+    let mut public = valid_form();
+    public.retain(|(k, _)| *k != "client_type");
+    public.push(("client_type", "public"));
+    let res = app.post_form(APPS, &format!("{APPS}/new"), &public).await;
+    let page = Html::parse(&res.text().await.unwrap());
+    assert!(
+        page.text("#grant_types-error")
+            .unwrap()
+            .contains("public application")
+    );
+    // Live needs https redirect URIs (localhost excepted).
+    let mut live = with("redirect_uris", "http://shop.example.com/cb");
+    live.retain(|(k, _)| *k != "environment");
+    live.push(("environment", "live"));
+    let res = app.post_form(APPS, &format!("{APPS}/new"), &live).await;
+    let page = Html::parse(&res.text().await.unwrap());
+    assert!(
+        page.text("#redirect_uris-error")
+            .unwrap()
+            .contains("https://")
+    );
+    assert_eq!(app.count("clients"), 0);
+}
+
+#[tokio::test]
+async fn an_unverified_account_cannot_go_live() {
+    let app = spawn_app().await;
+    assert_eq!(
+        app.sign_up("newbie", "newbie@example.com", MERCHANT_PASSWORD)
+            .await
+            .status(),
+        303
+    );
+    let mut form = valid_form();
+    form.retain(|(k, _)| *k != "environment");
+    form.push(("environment", "live"));
+    let res = app.post_form(APPS, &format!("{APPS}/new"), &form).await;
+    assert_eq!(res.status(), 422);
+    let page = Html::parse(&res.text().await.unwrap());
+    assert!(
+        page.text("#environment-error")
+            .unwrap()
+            .contains("Confirm your email")
+    );
+    assert!(
+        page.attr("#env-live", "checked").is_some(),
+        "the choice is kept"
+    );
+}
+
+#[tokio::test]
+async fn viewing_the_secret_again_needs_the_password_and_is_recorded() {
+    let app = spawn_app().await;
+    merchant(&app, "acme").await;
+    let created = create_app(&app, &valid_form()).await;
+    let show = format!("{APPS}/{}", created.client_id);
+    let secret_url = format!("{show}/secret");
+
+    let res = app.post_form(&secret_url, &show, &[]).await;
+    assert_eq!(res.status(), 200);
+    let page = Html::parse(&res.text().await.unwrap());
+    assert!(page.text("h1").unwrap().contains("Confirm it is you"));
+    assert!(page.attr("#client-secret", "value").is_none());
+
+    let res = app
+        .post_form(&secret_url, &show, &[("password", "not my password")])
+        .await;
+    assert_eq!(res.status(), 422);
+    let page = Html::parse(&res.text().await.unwrap());
+    assert!(page.text("#password-error").is_some());
+
+    let res = app
+        .post_form(&secret_url, &show, &[("password", MERCHANT_PASSWORD)])
+        .await;
+    assert_eq!(res.status(), 200);
+    assert_eq!(res.headers()["cache-control"], "no-store");
+    let page = Html::parse(&res.text().await.unwrap());
+    assert_eq!(
+        page.attr("#client-secret", "value").as_deref(),
+        Some(created.secret.as_str())
+    );
+
+    // Within 10 minutes, no second prompt.
+    let res = app.post_form(&secret_url, &show, &[]).await;
+    let page = Html::parse(&res.text().await.unwrap());
+    assert_eq!(
+        page.attr("#client-secret", "value").as_deref(),
+        Some(created.secret.as_str())
+    );
+
+    let viewed: i64 = audit_events::table
+        .filter(audit_events::action.eq("secret_viewed"))
+        .count()
+        .get_result(&mut app.db.connect())
+        .unwrap();
+    assert_eq!(viewed, 2);
+    let email = app.outbox.last_to("acme@example.com").unwrap();
+    assert_eq!(email.subject, "A client secret of Acme Shop was revealed");
+}
+
+#[tokio::test]
+async fn rotation_keeps_the_old_secret_for_the_chosen_time() {
+    let app = spawn_app().await;
+    merchant(&app, "acme").await;
+    let created = create_app(&app, &valid_form()).await;
+    let show = format!("{APPS}/{}", created.client_id);
+    let res = app
+        .post_form(&format!("{show}/secret/rotate"), &show, &[("grace", "1h")])
+        .await;
+    assert_eq!(res.status(), 303);
+    let (_, page) = app.page(&show).await;
+    let new_secret = page
+        .attr("#client-secret", "value")
+        .expect("the new secret is shown once");
+    assert_ne!(new_secret, created.secret);
+    assert!(page.text(".flash").unwrap().contains("1 hour"));
+    assert!(page.text("table.table").unwrap().contains("Works until"));
+
+    // Both work during the overlap.
+    assert_eq!(
+        token_status(&app, &created.client_id, &created.secret).await,
+        200
+    );
+    assert_eq!(
+        token_status(&app, &created.client_id, &new_secret).await,
+        200
+    );
+    // When the overlap ends, the old one is refused.
+    let mut conn = app.db.connect();
+    diesel::update(client_secrets::table.filter(client_secrets::expires_at.is_not_null()))
+        .set(
+            client_secrets::expires_at
+                .eq(chrono::Utc::now().naive_utc() - chrono::TimeDelta::seconds(1)),
+        )
+        .execute(&mut conn)
+        .unwrap();
+    assert_eq!(
+        token_status(&app, &created.client_id, &created.secret).await,
+        401
+    );
+    assert_eq!(
+        token_status(&app, &created.client_id, &new_secret).await,
+        200
+    );
+
+    // Rotating with "now" ends the previous secret at once.
+    app.post_form(&format!("{show}/secret/rotate"), &show, &[("grace", "now")])
+        .await;
+    let (_, page) = app.page(&show).await;
+    let newest = page.attr("#client-secret", "value").unwrap();
+    assert_eq!(
+        token_status(&app, &created.client_id, &new_secret).await,
+        401
+    );
+    assert_eq!(token_status(&app, &created.client_id, &newest).await, 200);
+    assert!(
+        app.outbox
+            .messages()
+            .iter()
+            .any(|m| m.subject == "A client secret of Acme Shop was rotated")
+    );
+}
+
+#[tokio::test]
+async fn editing_disabling_and_the_activity_log() {
+    let app = spawn_app().await;
+    merchant(&app, "acme").await;
+    let created = create_app(&app, &valid_form()).await;
+    let show = format!("{APPS}/{}", created.client_id);
+
+    let (_, edit) = app.page(&format!("{show}/edit")).await;
+    assert_eq!(edit.attr("#name", "value").as_deref(), Some("Acme Shop"));
+    let mut form: Vec<(&str, &str)> = valid_form()
+        .into_iter()
+        .filter(|(k, _)| !matches!(*k, "name" | "environment" | "redirect_uris"))
+        .collect();
+    form.extend([
+        ("name", "Acme Store"),
+        ("environment", "live"),
+        ("redirect_uris", "https://store.example.com/cb"),
+    ]);
+    let res = app
+        .post_form(&format!("{show}/edit"), &format!("{show}/edit"), &form)
+        .await;
+    assert_eq!(res.status(), 303);
+    let stored = Client::find_by_client_id(&mut app.db.connect(), &created.client_id)
+        .unwrap()
+        .unwrap();
+    assert_eq!(stored.name, "Acme Store");
+    assert!(stored.is_live);
+    assert_eq!(stored.redirect_uri, "https://store.example.com/cb");
+
+    let res = app.post_form(&format!("{show}/toggle"), &show, &[]).await;
+    assert_eq!(res.status(), 303);
+    assert_eq!(
+        token_status(&app, &created.client_id, &created.secret).await,
+        401
+    );
+    let (_, page) = app.page(&show).await;
+    assert_eq!(page.text(".badge.disabled").as_deref(), Some("Disabled"));
+    app.post_form(&format!("{show}/toggle"), &show, &[]).await;
+    assert_eq!(
+        token_status(&app, &created.client_id, &created.secret).await,
+        200
+    );
+
+    let (status, activity) = app.page(&format!("{show}/activity")).await;
+    assert_eq!(status, 200);
+    let log = activity.text("section:nth-of-type(2) table").unwrap();
+    for action in ["created", "edited", "disabled", "enabled"] {
+        assert!(log.contains(action), "{action} missing from {log}");
+    }
+    assert!(log.contains("acme") && log.contains("127.0.0.1"), "{log}");
+    assert!(log.contains("name, redirect URIs, environment"), "{log}");
+    assert_eq!(
+        activity
+            .0
+            .select(&scraper::Selector::parse("svg.chart rect").unwrap())
+            .count(),
+        14
+    );
+    // One token was issued today (the request while disabled got none).
+    let today = chrono::Utc::now().format("%Y-%m-%d").to_string();
+    let table = activity.text("table.visually-hidden").unwrap();
+    assert!(table.contains(&format!("{today} 1")), "{table}");
+}
+
+#[tokio::test]
+async fn deleting_says_what_breaks_then_revokes_everything() {
+    let app = spawn_app().await;
+    merchant(&app, "acme").await;
+    let created = create_app(&app, &valid_form()).await;
+    let body: Value = app
+        .token_form(Some(&created), &[("grant_type", "client_credentials")])
+        .await
+        .json()
+        .await
+        .unwrap();
+    let token = body["access_token"].as_str().unwrap().to_owned();
+    assert_eq!(app.profile(&token).await.status(), 200);
+
+    let show = format!("{APPS}/{}", created.client_id);
+    let (status, confirm) = app.page(&format!("{show}/delete")).await;
+    assert_eq!(status, 200);
+    let text = confirm.text("section").unwrap();
+    assert!(
+        text.contains("cannot be undone") && text.contains("token") && text.contains("disable"),
+        "{text}"
+    );
+
+    let res = app
+        .post_form(&format!("{show}/delete"), &format!("{show}/delete"), &[])
+        .await;
+    assert_eq!(res.status(), 303);
+    assert_eq!(location(&res), APPS);
+    assert_eq!(app.profile(&token).await.status(), 401);
+    assert_eq!(
+        token_status(&app, &created.client_id, &created.secret).await,
+        401
+    );
+    assert_eq!(app.count("clients"), 0);
+    assert_eq!(app.count("client_access_tokens"), 0);
+    let (_, list) = app.page(APPS).await;
+    assert!(list.text(".flash").unwrap().contains("deleted"));
+    assert_eq!(app.page(&show).await.0, 404);
+}
+
+#[tokio::test]
+async fn another_merchants_application_is_404_for_every_page_and_post() {
+    let app = spawn_app().await;
+    merchant(&app, "acme").await;
+    let created = create_app(&app, &valid_form()).await;
+    let show = format!("{APPS}/{}", created.client_id);
+    // The intruder, in a browser of their own.
+    let intruder = crate::helpers::spawn_browser(&app, "mallory").await;
+    for path in [
+        show.clone(),
+        format!("{show}/edit"),
+        format!("{show}/delete"),
+        format!("{show}/activity"),
+    ] {
+        let res = intruder.get(app.url(&path)).send().await.unwrap();
+        assert_eq!(res.status(), 404, "GET {path}");
+    }
+    let page = Html::parse(
+        &intruder
+            .get(app.url(APPS))
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap(),
+    );
+    let csrf = page.csrf();
+    let posts: Vec<(String, Vec<(&str, &str)>)> = vec![
+        (format!("{show}/edit"), valid_form()),
+        (format!("{show}/toggle"), vec![]),
+        (format!("{show}/delete"), vec![]),
+        (
+            format!("{show}/secret"),
+            vec![("password", MERCHANT_PASSWORD)],
+        ),
+        (format!("{show}/secret/rotate"), vec![("grace", "now")]),
+        (format!("{show}/secrets/1/revoke"), vec![]),
+    ];
+    for (path, mut form) in posts {
+        form.push(("csrf_token", &csrf));
+        let res = intruder
+            .post(app.url(&path))
+            .form(&form)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(res.status(), 404, "POST {path}");
+    }
+    let stored = Client::find_by_client_id(&mut app.db.connect(), &created.client_id)
+        .unwrap()
+        .unwrap();
+    assert_eq!(stored.name, "Acme Shop");
+    assert!(stored.is_enabled);
+    assert_eq!(
+        token_status(&app, &created.client_id, &created.secret).await,
+        200
+    );
+    let secrets: i64 = client_secrets::table
+        .count()
+        .get_result(&mut app.db.connect())
+        .unwrap();
+    assert_eq!(secrets, 1);
+}
