@@ -124,12 +124,21 @@ pub fn test_settings(data_dir: &Path, db: &TestDatabase, secret: &SecretKeyMater
 }
 
 pub async fn spawn_app() -> TestApp {
+    spawn_app_with(|_| None).await
+}
+
+/// `spawn_app` with the settings adjusted, and optionally a mailer of its own (else the
+/// in-memory outbox).
+pub async fn spawn_app_with(
+    adjust: impl FnOnce(&mut Settings) -> Option<latchkey::email::Mailer>,
+) -> TestApp {
     let data_dir = tempfile::tempdir().unwrap();
     let db = TestDatabase::create(data_dir.path());
     let mut secret = vec![0u8; 32];
     rand::rngs::OsRng.fill_bytes(&mut secret);
-    let settings = test_settings(data_dir.path(), &db, &SecretKeyMaterial(secret));
-    start(settings, db, data_dir).await
+    let mut settings = test_settings(data_dir.path(), &db, &SecretKeyMaterial(secret));
+    let mailer = adjust(&mut settings);
+    start(settings, db, data_dir, mailer).await
 }
 
 /// Starts a server on an existing test's database and data folder, as a restart would.
@@ -140,13 +149,19 @@ pub async fn restart(app: TestApp) -> TestApp {
         data_dir,
         ..
     } = app;
-    start(settings, db, data_dir).await
+    start(settings, db, data_dir, None).await
 }
 
-async fn start(settings: Settings, db: TestDatabase, data_dir: TempDir) -> TestApp {
+async fn start(
+    settings: Settings,
+    db: TestDatabase,
+    data_dir: TempDir,
+    mailer: Option<latchkey::email::Mailer>,
+) -> TestApp {
     latchkey::telemetry::init(LogFormat::Text, "warn");
     let key = ServerKey::from_material(settings.secret_key.as_ref().unwrap());
-    let (mailer, outbox) = latchkey::email::Mailer::memory(settings.mail_from.clone());
+    let (memory, outbox) = latchkey::email::Mailer::memory(settings.mail_from.clone());
+    let mailer = mailer.unwrap_or(memory);
     let app = Application::build_with_mailer(settings.clone(), mailer)
         .await
         .unwrap();

@@ -11,4 +11,5 @@ mod helpers;
 mod portal;
 mod profile;
 mod schema;
+mod smtp;
 mod token;
