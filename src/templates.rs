@@ -16,6 +16,14 @@ const TEMPLATES: &[(&str, &str)] = &[
     ("reset.html", include_str!("../templates/reset.html")),
     ("account.html", include_str!("../templates/account.html")),
     (
+        "account/authorized.html",
+        include_str!("../templates/account/authorized.html"),
+    ),
+    (
+        "account/revoke.html",
+        include_str!("../templates/account/revoke.html"),
+    ),
+    (
         "portal/list.html",
         include_str!("../templates/portal/list.html"),
     ),

@@ -4,6 +4,7 @@
 //! the pages, which run inside the session middleware and get the browser security headers.
 
 mod account;
+mod authorized;
 mod health;
 mod home;
 mod page;
@@ -62,6 +63,12 @@ pub fn pages(cfg: &mut web::ServiceConfig) {
         .route(
             "/account/password",
             web::post().to(account::change_password),
+        )
+        .route("/account/authorized-apps", web::get().to(authorized::list))
+        .service(
+            web::resource("/account/authorized-apps/{client_id}/revoke")
+                .route(web::get().to(authorized::confirm))
+                .route(web::post().to(authorized::revoke)),
         )
         .service(
             web::resource("/developer/applications")

@@ -694,3 +694,73 @@ async fn pages_carry_anti_framing_and_no_store_headers() {
     let res = app.get("/healthz").await;
     assert!(res.headers().get("set-cookie").is_none());
 }
+
+#[tokio::test]
+async fn authorized_apps_lists_and_revokes_what_acts_for_the_user() {
+    let app = spawn_app().await;
+    let client = app.merchant_client(&[
+        "--grant-type",
+        "password",
+        "--grant-type",
+        "refresh_token",
+        "--grant-type",
+        "client_credentials",
+    ]);
+    app.create_user("yussuf", "yussuf password 1");
+    app.log_in("yussuf", "yussuf password 1").await;
+    let (_, page) = app.page("/account/authorized-apps").await;
+    assert!(
+        page.text(".empty h2")
+            .unwrap()
+            .contains("not authorized any")
+    );
+    // The merchant's own client_credentials tokens do not count as anyone's authorization.
+    app.token_form(Some(&client), &[("grant_type", "client_credentials")])
+        .await;
+
+    let res = app
+        .token_form(
+            Some(&client),
+            &[
+                ("grant_type", "password"),
+                ("username", "yussuf"),
+                ("password", "yussuf password 1"),
+            ],
+        )
+        .await;
+    let tokens: serde_json::Value = res.json().await.unwrap();
+    let (_, page) = app.page("/account/authorized-apps").await;
+    let table = page.text("table").unwrap();
+    assert!(
+        table.contains("Test App") && table.contains("get_user_profile"),
+        "{table}"
+    );
+
+    let revoke = format!("/account/authorized-apps/{}/revoke", client.client_id);
+    let (status, confirm) = app.page(&revoke).await;
+    assert_eq!(status, 200);
+    assert!(confirm.text("h1").unwrap().contains("Revoke access"));
+    let res = app.post_form(&revoke, &revoke, &[]).await;
+    assert_eq!(res.status(), 303);
+    assert_eq!(
+        app.profile(tokens["access_token"].as_str().unwrap())
+            .await
+            .status(),
+        401
+    );
+    let res = app
+        .token_form(
+            Some(&client),
+            &[
+                ("grant_type", "refresh_token"),
+                ("refresh_token", tokens["refresh_token"].as_str().unwrap()),
+            ],
+        )
+        .await;
+    assert_eq!(res.status(), 400);
+    let (_, page) = app.page("/account/authorized-apps").await;
+    assert!(page.text(".flash").unwrap().contains("Access revoked"));
+    assert!(page.text(".empty").is_some());
+    // Nothing to revoke: 404.
+    assert_eq!(app.page(&revoke).await.0, 404);
+}

@@ -1,0 +1,110 @@
+//! What an end user has authorized: the applications holding live tokens that act for them,
+//! and taking that access back.
+//!
+//! Until consents are stored (the authorization-code flow adds them), an application counts as
+//! authorized while it holds an unrevoked, unexpired token issued for the user by a user-facing
+//! grant (password, authorization_code, or a refresh of those).
+
+use std::collections::BTreeMap;
+
+use chrono::NaiveDateTime;
+use diesel::prelude::*;
+
+use crate::db::models::Client;
+use crate::db::schema::{client_access_tokens, client_refresh_tokens, clients};
+use crate::db::{self, AnyConnection};
+use crate::domain::Scopes;
+
+/// One authorized application, as the list shows it.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct Authorized {
+    pub client_id: String,
+    pub name: String,
+    pub home_page_url: Option<String>,
+    pub scopes: Vec<String>,
+    pub since: String,
+}
+
+/// Applications holding live tokens for `user_id`, by name.
+pub fn list(conn: &mut AnyConnection, user_id: i64) -> QueryResult<Vec<Authorized>> {
+    let now = db::now();
+    let refresh: Vec<(Client, String, NaiveDateTime)> = client_refresh_tokens::table
+        .inner_join(clients::table)
+        .filter(client_refresh_tokens::user_id.eq(user_id))
+        .filter(client_refresh_tokens::grant_type.ne("client_credentials"))
+        .filter(client_refresh_tokens::revoked_at.is_null())
+        .filter(client_refresh_tokens::used_at.is_null())
+        .filter(client_refresh_tokens::expired_at.gt(now))
+        .select((
+            Client::as_select(),
+            client_refresh_tokens::scope,
+            client_refresh_tokens::created_at,
+        ))
+        .load(conn)?;
+    let access: Vec<(Client, String, NaiveDateTime)> = client_access_tokens::table
+        .inner_join(clients::table)
+        .filter(client_access_tokens::user_id.eq(user_id))
+        .filter(client_access_tokens::grant_type.ne("client_credentials"))
+        .filter(client_access_tokens::revoked_at.is_null())
+        .filter(client_access_tokens::expired_at.gt(now))
+        .select((
+            Client::as_select(),
+            client_access_tokens::scope,
+            client_access_tokens::created_at,
+        ))
+        .load(conn)?;
+    let mut by_client: BTreeMap<i64, (Client, Scopes, NaiveDateTime)> = BTreeMap::new();
+    for (client, scope, created) in refresh.into_iter().chain(access) {
+        let entry = by_client
+            .entry(client.id)
+            .or_insert_with(|| (client.clone(), Scopes::default(), created));
+        entry.1 = entry
+            .1
+            .iter()
+            .chain(Scopes::from_stored(&scope).iter())
+            .cloned()
+            .collect();
+        entry.2 = entry.2.min(created);
+    }
+    let mut list: Vec<Authorized> = by_client
+        .into_values()
+        .map(|(client, scopes, since)| Authorized {
+            client_id: client.client_id,
+            name: client.name,
+            home_page_url: client.home_page_url,
+            scopes: scopes.iter().map(|s| s.as_str().to_owned()).collect(),
+            since: since.format("%Y-%m-%d").to_string(),
+        })
+        .collect();
+    list.sort_by(|a, b| a.name.to_lowercase().cmp(&b.name.to_lowercase()));
+    Ok(list)
+}
+
+/// Revokes every token `client_id` holds for `user_id`. Returns how many were live.
+pub fn revoke(conn: &mut AnyConnection, user_id: i64, client_id: &str) -> QueryResult<usize> {
+    let now = db::now();
+    let Some(client) = Client::find_by_client_id(conn, client_id)? else {
+        return Ok(0);
+    };
+    db::write_transaction(conn, |conn| {
+        let refresh = diesel::update(
+            client_refresh_tokens::table
+                .filter(client_refresh_tokens::client_id.eq(client.id))
+                .filter(client_refresh_tokens::user_id.eq(user_id))
+                .filter(client_refresh_tokens::grant_type.ne("client_credentials"))
+                .filter(client_refresh_tokens::revoked_at.is_null()),
+        )
+        .set(client_refresh_tokens::revoked_at.eq(now))
+        .execute(conn)?;
+        let access = diesel::update(
+            client_access_tokens::table
+                .filter(client_access_tokens::client_id.eq(client.id))
+                .filter(client_access_tokens::user_id.eq(user_id))
+                .filter(client_access_tokens::grant_type.ne("client_credentials"))
+                .filter(client_access_tokens::revoked_at.is_null()),
+        )
+        .set(client_access_tokens::revoked_at.eq(now))
+        .execute(conn)?;
+        Ok(refresh + access)
+    })
+}
