@@ -76,7 +76,7 @@ pub fn list(conn: &mut AnyConnection, user_id: i64) -> QueryResult<Vec<Authorize
             since: since.format("%Y-%m-%d").to_string(),
         })
         .collect();
-    list.sort_by(|a, b| a.name.to_lowercase().cmp(&b.name.to_lowercase()));
+    list.sort_by_key(|a| a.name.to_lowercase());
     Ok(list)
 }
 
