@@ -176,6 +176,7 @@ impl Application {
                         .wrap(sessions)
                         .configure(routes::pages),
                 )
+                .default_service(web::to(routes::not_found))
         })
         // In-flight requests get this long to finish after SIGTERM or SIGINT.
         .shutdown_timeout(30)

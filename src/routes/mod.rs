@@ -108,3 +108,8 @@ pub fn pages(cfg: &mut web::ServiceConfig) {
             web::get().to(portal::activity),
         );
 }
+
+/// Any other path: our 404 page.
+pub async fn not_found() -> Result<actix_web::HttpResponse, crate::error::AppError> {
+    Err(crate::error::AppError::NotFound)
+}
