@@ -214,3 +214,92 @@ impl Template<'_> {
         })
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn email() -> Email {
+        Email {
+            to: "merchant@example.com".into(),
+            subject: "Confirm your email address".into(),
+            text: "Open https://auth.example.com/verify-email/abc".into(),
+            html: "<p><a href=\"https://auth.example.com/verify-email/abc\">Confirm</a></p>".into(),
+        }
+    }
+
+    #[test]
+    fn without_smtp_messages_become_eml_files() {
+        let dir = tempfile::tempdir().unwrap();
+        let mail_dir = dir.path().join("mail");
+        let mailer = Mailer::new(
+            None,
+            mail_dir.clone(),
+            "Latchkey <no-reply@example.com>".parse().unwrap(),
+        )
+        .unwrap();
+        mailer.send(&email()).unwrap();
+        let files: Vec<_> = std::fs::read_dir(&mail_dir)
+            .unwrap()
+            .map(|e| e.unwrap().path())
+            .collect();
+        assert_eq!(files.len(), 1);
+        assert_eq!(files[0].extension().and_then(|e| e.to_str()), Some("eml"));
+        let raw = std::fs::read_to_string(&files[0]).unwrap();
+        assert!(raw.contains("To: merchant@example.com"), "{raw}");
+        assert!(raw.contains("Subject: Confirm your email address"));
+        assert!(raw.contains("multipart/alternative"));
+    }
+
+    #[test]
+    fn the_memory_outbox_keeps_messages_in_order() {
+        let (mailer, outbox) = Mailer::memory("Latchkey <no-reply@example.com>".parse().unwrap());
+        mailer.send(&email()).unwrap();
+        let mut second = email();
+        second.subject = "Second".into();
+        mailer.send(&second).unwrap();
+        assert_eq!(outbox.messages().len(), 2);
+        assert_eq!(
+            outbox.last_to("merchant@example.com").unwrap().subject,
+            "Second"
+        );
+        assert!(outbox.last_to("other@example.com").is_none());
+    }
+
+    #[test]
+    fn every_template_renders_with_its_values_escaped_in_html() {
+        let tera = crate::templates::load().unwrap();
+        let cases = [
+            Template::VerifyEmail {
+                name: "<b>Ann</b>",
+                link: "https://x/verify",
+            },
+            Template::ResetPassword {
+                name: "<b>Ann</b>",
+                link: "https://x/reset",
+            },
+            Template::NewSignIn {
+                name: "<b>Ann</b>",
+                when: "now",
+                ip: "127.0.0.1",
+            },
+            Template::SecretEvent {
+                name: "<b>Ann</b>",
+                app: "Shop",
+                action: "rotated",
+                when: "now",
+                ip: "127.0.0.1",
+            },
+        ];
+        for template in cases {
+            let email = template.render(&tera, "ann@example.com").unwrap();
+            assert!(email.text.contains("<b>Ann</b>"), "plain text is not HTML");
+            assert!(
+                email.html.contains("&lt;b&gt;Ann&lt;&#x2F;b&gt;"),
+                "{}",
+                email.html
+            );
+            assert!(!email.subject.is_empty());
+        }
+    }
+}

@@ -764,3 +764,49 @@ async fn authorized_apps_lists_and_revokes_what_acts_for_the_user() {
     // Nothing to revoke: 404.
     assert_eq!(app.page(&revoke).await.0, 404);
 }
+
+/// Edits the signed-in session's stored state, as time passing would.
+fn age_session(app: &TestApp, edit: impl Fn(&mut serde_json::Map<String, serde_json::Value>)) {
+    let mut conn = app.db.connect();
+    let rows: Vec<(i64, String)> = sessions::table
+        .filter(sessions::user_id.is_not_null())
+        .select((sessions::id, sessions::state))
+        .load(&mut conn)
+        .unwrap();
+    assert_eq!(rows.len(), 1);
+    let mut state: serde_json::Map<String, serde_json::Value> =
+        serde_json::from_str(&rows[0].1).unwrap();
+    edit(&mut state);
+    diesel::update(sessions::table.find(rows[0].0))
+        .set(sessions::state.eq(serde_json::to_string(&state).unwrap()))
+        .execute(&mut conn)
+        .unwrap();
+}
+
+#[tokio::test]
+async fn sessions_end_after_the_absolute_and_the_idle_timeout() {
+    let app = spawn_app().await;
+    app.create_user("merchant", MERCHANT_PASSWORD);
+    app.log_in("merchant", MERCHANT_PASSWORD).await;
+    assert_eq!(app.get("/account").await.status(), 200);
+    // Signed in 13 hours ago: past the 12-hour absolute limit, however active.
+    let thirteen_hours_ago = (chrono::Utc::now() - chrono::TimeDelta::hours(13)).timestamp();
+    age_session(&app, |state| {
+        state.insert(
+            "signed_in_at".into(),
+            serde_json::Value::String(thirteen_hours_ago.to_string()),
+        );
+    });
+    assert_eq!(app.get("/account").await.status(), 303);
+
+    // Idle: a session whose expiry has passed is gone.
+    app.log_in("merchant", MERCHANT_PASSWORD).await;
+    assert_eq!(app.get("/account").await.status(), 200);
+    diesel::update(sessions::table)
+        .set(
+            sessions::expires_at.eq(chrono::Utc::now().naive_utc() - chrono::TimeDelta::seconds(1)),
+        )
+        .execute(&mut app.db.connect())
+        .unwrap();
+    assert_eq!(app.get("/account").await.status(), 303);
+}
