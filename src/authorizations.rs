@@ -1,17 +1,16 @@
-//! What an end user has authorized: the applications holding live tokens that act for them,
-//! and taking that access back.
+//! What an end user has authorized, and taking that access back.
 //!
-//! Until consents are stored (the authorization-code flow adds them), an application counts as
-//! authorized while it holds an unrevoked, unexpired token issued for the user by a user-facing
-//! grant (password, authorization_code, or a refresh of those).
+//! An application counts as authorized when the person approved it on the consent page (a row
+//! in `consents`), or while it holds an unrevoked, unexpired token issued for them by the
+//! password grant (which has no consent page).
 
 use std::collections::BTreeMap;
 
 use chrono::NaiveDateTime;
 use diesel::prelude::*;
 
-use crate::db::models::Client;
-use crate::db::schema::{client_access_tokens, client_refresh_tokens, clients};
+use crate::db::models::{Client, Consent};
+use crate::db::schema::{client_access_tokens, client_refresh_tokens, clients, consents};
 use crate::db::{self, AnyConnection};
 use crate::domain::Scopes;
 
@@ -53,8 +52,13 @@ pub fn list(conn: &mut AnyConnection, user_id: i64) -> QueryResult<Vec<Authorize
             client_access_tokens::created_at,
         ))
         .load(conn)?;
+    let consented: Vec<(Client, String, NaiveDateTime)> = consents::table
+        .inner_join(clients::table)
+        .filter(consents::user_id.eq(user_id))
+        .select((Client::as_select(), consents::scope, consents::created_at))
+        .load(conn)?;
     let mut by_client: BTreeMap<i64, (Client, Scopes, NaiveDateTime)> = BTreeMap::new();
-    for (client, scope, created) in refresh.into_iter().chain(access) {
+    for (client, scope, created) in consented.into_iter().chain(refresh).chain(access) {
         let entry = by_client
             .entry(client.id)
             .or_insert_with(|| (client.clone(), Scopes::default(), created));
@@ -80,13 +84,15 @@ pub fn list(conn: &mut AnyConnection, user_id: i64) -> QueryResult<Vec<Authorize
     Ok(list)
 }
 
-/// Revokes every token `client_id` holds for `user_id`. Returns how many were live.
+/// Removes the consent and revokes every token `client_id` holds for `user_id`. Returns how
+/// many of those there were.
 pub fn revoke(conn: &mut AnyConnection, user_id: i64, client_id: &str) -> QueryResult<usize> {
     let now = db::now();
     let Some(client) = Client::find_by_client_id(conn, client_id)? else {
         return Ok(0);
     };
     db::write_transaction(conn, |conn| {
+        let consent = Consent::delete(conn, user_id, client.id)?;
         let refresh = diesel::update(
             client_refresh_tokens::table
                 .filter(client_refresh_tokens::client_id.eq(client.id))
@@ -105,6 +111,6 @@ pub fn revoke(conn: &mut AnyConnection, user_id: i64, client_id: &str) -> QueryR
         )
         .set(client_access_tokens::revoked_at.eq(now))
         .execute(conn)?;
-        Ok(refresh + access)
+        Ok(consent + refresh + access)
     })
 }

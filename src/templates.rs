@@ -24,6 +24,14 @@ const TEMPLATES: &[(&str, &str)] = &[
         include_str!("../templates/account/revoke.html"),
     ),
     (
+        "oauth/error.html",
+        include_str!("../templates/oauth/error.html"),
+    ),
+    (
+        "oauth/consent.html",
+        include_str!("../templates/oauth/consent.html"),
+    ),
+    (
         "portal/list.html",
         include_str!("../templates/portal/list.html"),
     ),
@@ -115,6 +123,36 @@ pub const STATIC_FILES: &[StaticFile] = &[
 
 #[cfg(test)]
 mod tests {
+    /// Every file under `templates/` is compiled in, so none is missing at run time.
+    #[test]
+    fn every_template_file_is_registered() {
+        fn walk(dir: &std::path::Path, root: &std::path::Path, out: &mut Vec<String>) {
+            for entry in std::fs::read_dir(dir).unwrap() {
+                let path = entry.unwrap().path();
+                if path.is_dir() {
+                    walk(&path, root, out);
+                } else {
+                    out.push(
+                        path.strip_prefix(root)
+                            .unwrap()
+                            .to_string_lossy()
+                            .replace('\\', "/"),
+                    );
+                }
+            }
+        }
+        let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("templates");
+        let mut files = Vec::new();
+        walk(&root, &root, &mut files);
+        files.sort();
+        let mut registered: Vec<String> = super::TEMPLATES
+            .iter()
+            .map(|(name, _)| (*name).to_owned())
+            .collect();
+        registered.sort();
+        assert_eq!(files, registered);
+    }
+
     #[test]
     fn templates_parse_and_escape() {
         let tera = super::load().unwrap();

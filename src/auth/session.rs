@@ -17,6 +17,8 @@ const SIGNED_IN_AT: &str = "signed_in_at";
 const REAUTH_AT: &str = "reauth_at";
 const CSRF: &str = "csrf";
 const FLASH: &str = "flash";
+/// An authorization request waiting for the person to sign in and decide (see `oauth::authorize`).
+pub const PENDING_AUTHORIZATION: &str = "pending_authorization";
 
 /// A session older than this ends, however active (ASVS V7.3: absolute timeout).
 pub const ABSOLUTE_TIMEOUT: TimeDelta = TimeDelta::hours(12);
@@ -40,16 +42,35 @@ impl TypedSession {
 
     /// Signs `user_id` in: a new session id (no fixation, ASVS V7.2.4), a fresh CSRF token.
     pub fn log_in(&self, user_id: i64) -> Result<(), actix_session::SessionInsertError> {
-        let flash = self.0.get::<Flash>(FLASH).ok().flatten();
-        // clear + renew: the old key is deleted from the store and the state moves to a new key.
-        // (`purge` would end the session for the rest of this request.)
-        self.0.clear();
-        self.0.renew();
+        self.restart()?;
         self.0.insert(USER_ID_KEY, user_id)?;
         self.0.insert(SIGNED_IN_AT, now())?;
+        Ok(())
+    }
+
+    /// Signs out but keeps a pending authorization request, so another account can answer it.
+    pub fn switch_account(&self) -> Result<(), actix_session::SessionInsertError> {
+        self.restart()
+    }
+
+    /// A new session id and CSRF token, keeping only the flash message and a pending
+    /// authorization request. clear + renew: the old key is deleted from the store and the state
+    /// moves to a new one (`purge` would end the session for the rest of this request).
+    fn restart(&self) -> Result<(), actix_session::SessionInsertError> {
+        let flash = self.0.get::<Flash>(FLASH).ok().flatten();
+        let pending = self
+            .0
+            .get::<serde_json::Value>(PENDING_AUTHORIZATION)
+            .ok()
+            .flatten();
+        self.0.clear();
+        self.0.renew();
         self.0.insert(CSRF, crypto::random_token(32))?;
         if let Some(flash) = flash {
             self.0.insert(FLASH, flash)?;
+        }
+        if let Some(pending) = pending {
+            self.0.insert(PENDING_AUTHORIZATION, pending)?;
         }
         Ok(())
     }

@@ -170,7 +170,19 @@ diesel::table! {
     }
 }
 
+diesel::table! {
+    consents (id) {
+        id -> BigInt,
+        user_id -> BigInt,
+        client_id -> BigInt,
+        scope -> Text,
+        created_at -> Timestamp,
+        updated_at -> Timestamp,
+    }
+}
+
 diesel::joinable!(clients -> users (user_id));
+diesel::joinable!(consents -> clients (client_id));
 diesel::joinable!(client_secrets -> clients (client_id));
 diesel::joinable!(client_authorization_codes -> clients (client_id));
 diesel::joinable!(client_refresh_tokens -> clients (client_id));
@@ -190,4 +202,5 @@ diesel::allow_tables_to_appear_in_same_query!(
     sessions,
     email_tokens,
     audit_events,
+    consents,
 );

@@ -2,6 +2,7 @@
 //! tested without a server. `routes/` turns requests into these types and results into
 //! responses.
 
+pub mod authorize;
 pub mod bearer;
 pub mod client_auth;
 pub mod error;

@@ -4,6 +4,7 @@
 //! the pages, which run inside the session middleware and get the browser security headers.
 
 mod account;
+mod authorize;
 mod authorized;
 mod health;
 mod home;
@@ -29,6 +30,13 @@ pub fn api(cfg: &mut web::ServiceConfig) {
 /// Routes for people, served inside the session middleware.
 pub fn pages(cfg: &mut web::ServiceConfig) {
     cfg.route("/", web::get().to(home::home))
+        .service(
+            web::resource("/oauth/authorize")
+                .route(web::get().to(authorize::start))
+                .route(web::post().to(authorize::decide)),
+        )
+        .route("/oauth/authorize/resume", web::get().to(authorize::resume))
+        .route("/oauth/authorize/switch", web::post().to(authorize::switch))
         .service(
             web::resource("/login")
                 .route(web::get().to(session::login_form))

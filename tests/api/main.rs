@@ -3,6 +3,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod accounts;
+mod authorize;
 mod cli;
 mod code_grant;
 mod config;

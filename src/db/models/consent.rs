@@ -1,0 +1,79 @@
+//! `consents`: the scopes a person granted an application, one row per (person, application).
+
+use chrono::NaiveDateTime;
+use diesel::prelude::*;
+
+use crate::db::AnyConnection;
+use crate::db::schema::consents;
+
+#[derive(Debug, Clone, Queryable, Selectable, Identifiable)]
+#[diesel(table_name = consents)]
+pub struct Consent {
+    pub id: i64,
+    pub user_id: i64,
+    /// `clients.id`
+    pub client_id: i64,
+    pub scope: String,
+    pub created_at: NaiveDateTime,
+    pub updated_at: NaiveDateTime,
+}
+
+impl Consent {
+    pub fn find(
+        conn: &mut AnyConnection,
+        user_id: i64,
+        client: i64,
+    ) -> QueryResult<Option<Consent>> {
+        consents::table
+            .filter(consents::user_id.eq(user_id))
+            .filter(consents::client_id.eq(client))
+            .select(Consent::as_select())
+            .first(conn)
+            .optional()
+    }
+
+    /// Records a grant of `scope`, replacing the stored scopes (callers pass the union).
+    pub fn grant(
+        conn: &mut AnyConnection,
+        user_id: i64,
+        client: i64,
+        scope: &str,
+        now: NaiveDateTime,
+    ) -> QueryResult<()> {
+        let updated = diesel::update(
+            consents::table
+                .filter(consents::user_id.eq(user_id))
+                .filter(consents::client_id.eq(client)),
+        )
+        .set((consents::scope.eq(scope), consents::updated_at.eq(now)))
+        .execute(conn)?;
+        if updated == 0 {
+            diesel::insert_into(consents::table)
+                .values((
+                    consents::user_id.eq(user_id),
+                    consents::client_id.eq(client),
+                    consents::scope.eq(scope),
+                    consents::created_at.eq(now),
+                    consents::updated_at.eq(now),
+                ))
+                .execute(conn)?;
+        }
+        Ok(())
+    }
+
+    pub fn delete(conn: &mut AnyConnection, user_id: i64, client: i64) -> QueryResult<usize> {
+        diesel::delete(
+            consents::table
+                .filter(consents::user_id.eq(user_id))
+                .filter(consents::client_id.eq(client)),
+        )
+        .execute(conn)
+    }
+
+    pub fn for_user(conn: &mut AnyConnection, user_id: i64) -> QueryResult<Vec<Consent>> {
+        consents::table
+            .filter(consents::user_id.eq(user_id))
+            .select(Consent::as_select())
+            .load(conn)
+    }
+}

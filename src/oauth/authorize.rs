@@ -1,0 +1,384 @@
+//! The authorization endpoint's protocol logic (RFC 6749 §4.1.1–4.1.2, RFC 7636, RFC 9700).
+//!
+//! Checks run in the order that decides where an error may go: first the client and the
+//! redirect URI, whose errors are shown on our own page and never redirected (§4.1.2.1, so the
+//! endpoint cannot be used as an open redirector); then everything else, whose errors go back to
+//! the verified redirect URI with `error`, `error_description` and `state`.
+
+use serde::{Deserialize, Serialize};
+use url::Url;
+
+use super::pkce;
+use crate::crypto;
+use crate::db::models::authorization_code::NewAuthorizationCode;
+use crate::db::models::{AuthorizationCode, Client, Consent};
+use crate::db::{self, AnyConnection};
+use crate::domain::Scopes;
+
+/// Parameters, by their RFC names; Revenue Monster's camelCase spellings are accepted too.
+const KNOWN: &[(&str, &str)] = &[
+    ("client_id", "clientId"),
+    ("redirect_uri", "redirectUri"),
+    ("response_type", "responseType"),
+    ("scope", "scope"),
+    ("state", "state"),
+    ("code_challenge", "codeChallenge"),
+    ("code_challenge_method", "codeChallengeMethod"),
+    ("nonce", "nonce"),
+    ("response_mode", "responseMode"),
+];
+
+/// The request's parameters, or the name of one sent twice.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct Params {
+    values: std::collections::HashMap<&'static str, String>,
+    repeated: Option<&'static str>,
+}
+
+impl Params {
+    /// Reads a query string. Empty values count as absent (RFC 6749 §3.1).
+    pub fn from_query(query: &str) -> Self {
+        let mut params = Self::default();
+        for (name, value) in url::form_urlencoded::parse(query.as_bytes()) {
+            let Some(canonical) = KNOWN
+                .iter()
+                .find(|(s, c)| *s == name || *c == name)
+                .map(|(s, _)| *s)
+            else {
+                continue;
+            };
+            if value.is_empty() {
+                continue;
+            }
+            if params
+                .values
+                .insert(canonical, value.into_owned())
+                .is_some()
+            {
+                params.repeated.get_or_insert(canonical);
+            }
+        }
+        params
+    }
+
+    fn get(&self, name: &str) -> Option<&str> {
+        self.values.get(name).map(String::as_str)
+    }
+}
+
+/// A request that passed every check, kept in the session while the person signs in and decides.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Pending {
+    /// Random id, echoed by the consent form, so a form can only answer the request it showed.
+    pub id: String,
+    pub client_id: String,
+    pub redirect_uri: String,
+    /// Space separated.
+    pub scope: String,
+    pub state: Option<String>,
+    pub code_challenge: Option<String>,
+    pub nonce: Option<String>,
+}
+
+/// Why a request was refused, and where the answer goes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Refusal {
+    /// Unknown or disabled client, or a redirect URI that is not registered: shown on our page.
+    Page {
+        title: &'static str,
+        message: String,
+    },
+    /// Anything else: a redirect to the verified redirect URI.
+    Redirect(Url),
+}
+
+/// Builds `redirect_uri` with `pairs` appended to its query, with a URL library (never by
+/// string concatenation).
+pub fn redirect_with(redirect_uri: &str, pairs: &[(&str, &str)]) -> Option<Url> {
+    let mut url = Url::parse(redirect_uri).ok()?;
+    {
+        let mut query = url.query_pairs_mut();
+        for (name, value) in pairs {
+            query.append_pair(name, value);
+        }
+    }
+    Some(url)
+}
+
+fn error_redirect(
+    redirect_uri: &str,
+    error: &str,
+    description: &str,
+    state: Option<&str>,
+) -> Refusal {
+    let mut pairs = vec![("error", error), ("error_description", description)];
+    if let Some(state) = state {
+        pairs.push(("state", state));
+    }
+    match redirect_with(redirect_uri, &pairs) {
+        Some(url) => Refusal::Redirect(url),
+        None => Refusal::Page {
+            title: "Invalid redirect URI",
+            message: "The application's redirect URI cannot be used.".into(),
+        },
+    }
+}
+
+/// Checks an authorization request (§4.1.1) against the database.
+pub fn validate(
+    conn: &mut AnyConnection,
+    params: &Params,
+) -> diesel::QueryResult<Result<(Client, Pending), Refusal>> {
+    let page = |title: &'static str, message: &str| {
+        Ok(Err(Refusal::Page {
+            title,
+            message: message.to_owned(),
+        }))
+    };
+    let Some(client_id) = params.get("client_id") else {
+        return page(
+            "Unknown application",
+            "The request does not say which application is asking (client_id is missing).",
+        );
+    };
+    if params.repeated == Some("client_id") || params.repeated == Some("redirect_uri") {
+        return page(
+            "Invalid request",
+            "The request names its application or redirect URI more than once.",
+        );
+    }
+    let client = match Client::find_by_client_id(conn, client_id)? {
+        Some(client) if client.is_enabled => client,
+        Some(_) => {
+            return page(
+                "Application disabled",
+                "This application has been disabled by its owner.",
+            );
+        }
+        None => {
+            return page(
+                "Unknown application",
+                "No application has this client_id. Please contact the maker of the app you tried to use.",
+            );
+        }
+    };
+    // Exact, byte-for-byte match (RFC 9700 §4.1.3); may be left out only with one registered.
+    let registered = client.redirect_uris();
+    let redirect_uri = match params.get("redirect_uri") {
+        Some(uri) if registered.contains_exact(uri) => uri.to_owned(),
+        None if registered.len() == 1 => registered
+            .iter()
+            .next()
+            .map(|u| u.as_str().to_owned())
+            .unwrap_or_default(),
+        None => {
+            return page(
+                "Invalid redirect URI",
+                "The request has no redirect_uri, and the application registered more than one.",
+            );
+        }
+        Some(_) => {
+            return page(
+                "Invalid redirect URI",
+                "The redirect URI does not match any URI this application registered. Redirect URIs must match exactly.",
+            );
+        }
+    };
+    let state = params.get("state");
+    let fail = |error: &str, description: &str| {
+        Ok(Err(error_redirect(
+            &redirect_uri,
+            error,
+            description,
+            state,
+        )))
+    };
+
+    if let Some(name) = params.repeated {
+        return fail(
+            "invalid_request",
+            &format!("The `{name}` parameter was sent more than once."),
+        );
+    }
+    match params.get("response_type") {
+        Some("code") => {}
+        None => return fail("invalid_request", "The response_type parameter is missing."),
+        Some(_) => {
+            return fail(
+                "unsupported_response_type",
+                "Only response_type=code is supported.",
+            );
+        }
+    }
+    if params.get("response_mode").is_some_and(|m| m != "query") {
+        return fail("invalid_request", "Only response_mode=query is supported.");
+    }
+    let allowed = client.allowed_scopes();
+    let scope = match params.get("scope").map(Scopes::parse) {
+        None => allowed.clone(),
+        Some(Err(e)) => return fail("invalid_scope", &format!("The scope {e}.")),
+        Some(Ok(asked)) if asked.is_empty() => allowed.clone(),
+        Some(Ok(asked)) => {
+            if let Some(extra) = asked.iter().find(|s| !allowed.contains(s.as_str())) {
+                return fail(
+                    "invalid_scope",
+                    &format!("The scope `{extra}` is not allowed for this application."),
+                );
+            }
+            asked
+        }
+    };
+    let challenge = params.get("code_challenge");
+    match (challenge, params.get("code_challenge_method")) {
+        (None, Some(_)) => {
+            return fail(
+                "invalid_request",
+                "code_challenge_method was sent without a code_challenge.",
+            );
+        }
+        (Some(_), Some(method)) if method != pkce::S256 => {
+            return fail(
+                "invalid_request",
+                "Only the S256 code_challenge_method is supported.",
+            );
+        }
+        // RFC 7636 §4.3: without a method the default is `plain`, which is refused.
+        (Some(_), None) => {
+            return fail("invalid_request", "code_challenge_method=S256 is required.");
+        }
+        (Some(c), Some(_)) if !pkce::is_valid_challenge(c) => {
+            return fail(
+                "invalid_request",
+                "The code_challenge is not a valid S256 challenge.",
+            );
+        }
+        (None, None) if !client.is_confidential => {
+            return fail(
+                "invalid_request",
+                "PKCE is required: send code_challenge and code_challenge_method=S256.",
+            );
+        }
+        _ => {}
+    }
+    if !client
+        .allowed_grant_types()
+        .contains(&crate::domain::GrantType::AuthorizationCode)
+    {
+        return fail(
+            "unauthorized_client",
+            "This application may not use the authorization code grant.",
+        );
+    }
+    let pending = Pending {
+        id: crypto::random_token(16),
+        client_id: client.client_id.clone(),
+        redirect_uri,
+        scope: scope.to_stored(),
+        state: state.map(str::to_owned),
+        code_challenge: challenge.map(str::to_owned),
+        nonce: params.get("nonce").map(str::to_owned),
+    };
+    Ok(Ok((client, pending)))
+}
+
+/// Whether the person already granted this application every scope asked for.
+pub fn already_granted(
+    conn: &mut AnyConnection,
+    user_id: i64,
+    client: &Client,
+    pending: &Pending,
+) -> diesel::QueryResult<Option<Scopes>> {
+    let granted = Consent::find(conn, user_id, client.id)?.map(|c| Scopes::from_stored(&c.scope));
+    Ok(granted.filter(|g| Scopes::from_stored(&pending.scope).is_subset(g)))
+}
+
+/// Records the consent and issues a code (§4.1.2): 256 random bits, stored as a digest, bound
+/// to the client, redirect URI, user, scope and PKCE challenge. Returns the redirect.
+pub fn approve(
+    conn: &mut AnyConnection,
+    client: &Client,
+    user_id: i64,
+    pending: &Pending,
+    code_ttl: std::time::Duration,
+) -> diesel::QueryResult<Url> {
+    let now = db::now();
+    let code = crypto::random_token(32);
+    db::write_transaction(conn, |conn| {
+        let previous = Consent::find(conn, user_id, client.id)?
+            .map(|c| Scopes::from_stored(&c.scope))
+            .unwrap_or_default();
+        let union: Scopes = previous
+            .iter()
+            .chain(Scopes::from_stored(&pending.scope).iter())
+            .cloned()
+            .collect();
+        Consent::grant(conn, user_id, client.id, &union.to_stored(), now)?;
+        AuthorizationCode::insert(
+            conn,
+            &NewAuthorizationCode {
+                client_id: client.id,
+                user_id,
+                code: &crypto::token_digest(&code),
+                scope: &pending.scope,
+                redirect_uri: &pending.redirect_uri,
+                code_challenge: pending.code_challenge.as_deref(),
+                code_challenge_method: pending.code_challenge.as_ref().map(|_| pkce::S256),
+                nonce: pending.nonce.as_deref(),
+                expired_at: now
+                    + chrono::TimeDelta::seconds(i64::try_from(code_ttl.as_secs()).unwrap_or(600)),
+                created_at: now,
+            },
+        )
+    })?;
+    let mut pairs = vec![("code", code.as_str())];
+    if let Some(state) = &pending.state {
+        pairs.push(("state", state));
+    }
+    redirect_with(&pending.redirect_uri, &pairs).ok_or(diesel::result::Error::NotFound)
+}
+
+/// The redirect for a person who said no (§4.1.2.1 `access_denied`).
+pub fn deny(pending: &Pending) -> Option<Url> {
+    let mut pairs = vec![
+        ("error", "access_denied"),
+        ("error_description", "The user denied the request."),
+    ];
+    if let Some(state) = &pending.state {
+        pairs.push(("state", state));
+    }
+    redirect_with(&pending.redirect_uri, &pairs)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn camel_case_aliases_and_repeats() {
+        let p = Params::from_query(
+            "clientId=1&redirectUri=https%3A%2F%2Fa.example%2Fcb&responseType=code&scope=a,b&state=s",
+        );
+        assert_eq!(p.get("client_id"), Some("1"));
+        assert_eq!(p.get("redirect_uri"), Some("https://a.example/cb"));
+        assert_eq!(p.get("response_type"), Some("code"));
+        assert_eq!(p.get("scope"), Some("a,b"));
+        assert_eq!(p.repeated, None);
+        let p = Params::from_query("client_id=1&clientId=2");
+        assert_eq!(p.repeated, Some("client_id"));
+        let p = Params::from_query("state=&scope=x&unknown=y");
+        assert_eq!(p.get("state"), None);
+    }
+
+    #[test]
+    fn redirects_keep_the_registered_query_and_encode_values() {
+        let url = redirect_with(
+            "https://a.example/cb?tenant=7",
+            &[("code", "x y"), ("state", "a&b=c")],
+        )
+        .unwrap();
+        assert_eq!(
+            url.as_str(),
+            "https://a.example/cb?tenant=7&code=x+y&state=a%26b%3Dc"
+        );
+    }
+}

@@ -1,0 +1,670 @@
+//! The authorization code flow in a browser: /oauth/authorize → login → consent → code →
+//! token → /v1/user/profile, remembered consent, deny, redirect URI near-misses, redirected
+//! errors, PKCE, CSRF and tampering, headers, authorized apps, and the `oauth2` crate's client.
+
+use std::collections::HashMap;
+
+use reqwest::Url;
+use serde_json::{Value, json};
+
+use crate::helpers::{Html, MERCHANT_PASSWORD, TestApp, TestClient, spawn_app};
+
+const CALLBACK: &str = "https://app.example.com/callback";
+/// RFC 7636 Appendix B.
+const VERIFIER: &str = "dBjftJeZ4CVP-mB92K27uhbUJU1p1r_wW1gFWFOEjXk";
+const CHALLENGE: &str = "E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM";
+const END_USER: &str = "enduser";
+const END_USER_PASSWORD: &str = "end user password";
+
+fn location(res: &reqwest::Response) -> String {
+    res.headers()
+        .get("location")
+        .map(|v| v.to_str().unwrap().to_owned())
+        .unwrap_or_default()
+}
+
+fn query_of(url: &str) -> HashMap<String, String> {
+    Url::parse(url)
+        .unwrap()
+        .query_pairs()
+        .into_owned()
+        .collect()
+}
+
+/// A merchant's confidential client with the callback and a second scope, and an end user.
+fn setup(app: &TestApp) -> TestClient {
+    let out = app.cli(
+        &[
+            "scope",
+            "create",
+            "manage_payment",
+            "--description",
+            "Take payments on your behalf",
+        ],
+        "",
+    );
+    assert!(out.success());
+    let client = app.merchant_client(&[
+        "--redirect-uri",
+        CALLBACK,
+        "--scope",
+        "get_user_profile",
+        "--scope",
+        "manage_payment",
+    ]);
+    app.create_user(END_USER, END_USER_PASSWORD);
+    client
+}
+
+fn authorize_path(pairs: &[(&str, &str)]) -> String {
+    let query: String = url::form_urlencoded::Serializer::new(String::new())
+        .extend_pairs(pairs)
+        .finish();
+    format!("/oauth/authorize?{query}")
+}
+
+/// From a redirect to the login page, signs in and follows back to the authorization request.
+async fn log_in_and_resume(
+    app: &TestApp,
+    login_location: &str,
+    username: &str,
+    password: &str,
+) -> reqwest::Response {
+    assert_eq!(login_location, "/login?next=%2Foauth%2Fauthorize%2Fresume");
+    let (_, login) = app.page(login_location).await;
+    let next = login.attr("input[name=next]", "value").unwrap();
+    let res = app
+        .api
+        .post(app.url("/login"))
+        .form(&[
+            ("username", username),
+            ("password", password),
+            ("next", &next),
+            ("csrf_token", &login.csrf()),
+        ])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 303);
+    assert_eq!(location(&res), "/oauth/authorize/resume");
+    app.get("/oauth/authorize/resume").await
+}
+
+/// Answers the consent page shown in `res`.
+async fn decide(app: &TestApp, consent: Html, decision: &str) -> reqwest::Response {
+    app.api
+        .post(app.url("/oauth/authorize"))
+        .form(&[
+            ("csrf_token", consent.csrf().as_str()),
+            (
+                "request_id",
+                consent
+                    .attr("input[name=request_id]", "value")
+                    .unwrap()
+                    .as_str(),
+            ),
+            ("decision", decision),
+        ])
+        .send()
+        .await
+        .unwrap()
+}
+
+/// The whole browser part: authorize, sign in, allow. Returns the callback URL reached.
+async fn authorize_and_allow(app: &TestApp, pairs: &[(&str, &str)]) -> String {
+    let res = app.get(&authorize_path(pairs)).await;
+    assert_eq!(res.status(), 303);
+    let res = log_in_and_resume(app, &location(&res), END_USER, END_USER_PASSWORD).await;
+    assert_eq!(res.status(), 200);
+    let consent = Html::parse(&res.text().await.unwrap());
+    let res = decide(app, consent, "allow").await;
+    assert_eq!(res.status(), 303);
+    location(&res)
+}
+
+#[tokio::test]
+async fn the_whole_flow_with_pkce_in_the_rfc_dialect() {
+    let app = spawn_app().await;
+    let client = setup(&app);
+    let callback = authorize_and_allow(
+        &app,
+        &[
+            ("client_id", &client.client_id),
+            ("response_type", "code"),
+            ("redirect_uri", CALLBACK),
+            ("scope", "get_user_profile"),
+            ("state", "st4te"),
+            ("code_challenge", CHALLENGE),
+            ("code_challenge_method", "S256"),
+        ],
+    )
+    .await;
+    assert!(
+        callback.starts_with(&format!("{CALLBACK}?code=")),
+        "{callback}"
+    );
+    let params = query_of(&callback);
+    assert_eq!(params["state"], "st4te");
+    let code = &params["code"];
+    assert_eq!(code.len(), 43, "256 random bits");
+
+    let res = app
+        .token_form(
+            Some(&client),
+            &[
+                ("grant_type", "authorization_code"),
+                ("code", code),
+                ("redirect_uri", CALLBACK),
+                ("code_verifier", VERIFIER),
+            ],
+        )
+        .await;
+    assert_eq!(res.status(), 200);
+    let tokens: Value = res.json().await.unwrap();
+    assert_eq!(tokens["scope"], "get_user_profile");
+    let profile: Value = app
+        .profile(tokens["access_token"].as_str().unwrap())
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(profile["username"], END_USER);
+}
+
+#[tokio::test]
+async fn revenue_monsters_camel_case_request_and_json_token_exchange() {
+    let app = spawn_app().await;
+    let client = setup(&app);
+    let callback = authorize_and_allow(
+        &app,
+        &[
+            ("responseType", "code"),
+            ("clientId", &client.client_id),
+            ("redirectUri", CALLBACK),
+            ("scope", "manage_payment,get_user_profile"),
+            ("state", "testing"),
+        ],
+    )
+    .await;
+    let params = query_of(&callback);
+    assert_eq!(params["state"], "testing");
+    let res = app
+        .token_json(Some(&client), json!({"grantType": "authorization_code", "code": params["code"], "redirectUri": CALLBACK}))
+        .await;
+    assert_eq!(res.status(), 200);
+    let tokens: Value = res.json().await.unwrap();
+    assert_eq!(tokens["scope"], "get_user_profile manage_payment");
+    assert!(tokens["refreshToken"].is_string());
+    assert_eq!(
+        app.profile(tokens["accessToken"].as_str().unwrap())
+            .await
+            .status(),
+        200
+    );
+}
+
+#[tokio::test]
+async fn the_consent_page_says_who_asks_for_what_and_where_you_go() {
+    let app = spawn_app().await;
+    let client = setup(&app);
+    let res = app
+        .get(&authorize_path(&[
+            ("client_id", &client.client_id),
+            ("response_type", "code"),
+            ("redirect_uri", CALLBACK),
+            ("state", "s"),
+        ]))
+        .await;
+    let res = log_in_and_resume(&app, &location(&res), END_USER, END_USER_PASSWORD).await;
+    let headers = res.headers().clone();
+    let page = Html::parse(&res.text().await.unwrap());
+    assert_eq!(page.text("h1").as_deref(), Some("Authorize Test App"));
+    assert!(page.text(".consent").unwrap().contains("Made by Test User"));
+    assert!(
+        page.text(".consent")
+            .unwrap()
+            .contains("Signed in as Test User (enduser)")
+    );
+    let scopes = page.text("ul.scopes").unwrap();
+    assert!(
+        scopes.contains("Read your user profile")
+            && scopes.contains("Take payments on your behalf"),
+        "{scopes}"
+    );
+    assert!(
+        page.text(".consent")
+            .unwrap()
+            .contains("You will be redirected to app.example.com")
+    );
+    assert_eq!(page.text(".badge.sandbox").as_deref(), Some("Sandbox"));
+    assert_eq!(
+        page.text(".app-logo").as_deref(),
+        Some("TA"),
+        "initials when there is no logo"
+    );
+    assert!(
+        page.text("button[value=allow]").is_some() && page.text("button[value=deny]").is_some()
+    );
+    assert!(
+        page.text("form[action='/oauth/authorize/switch'] button")
+            .unwrap()
+            .contains("Not you?")
+    );
+    assert_eq!(headers["x-frame-options"], "DENY");
+    assert!(
+        headers["content-security-policy"]
+            .to_str()
+            .unwrap()
+            .contains("frame-ancestors 'none'")
+    );
+    assert_eq!(headers["referrer-policy"], "no-referrer");
+    assert_eq!(headers["cache-control"], "no-store");
+}
+
+#[tokio::test]
+async fn remembered_consent_skips_the_page_until_new_scopes_are_asked() {
+    let app = spawn_app().await;
+    let client = setup(&app);
+    let base = |scope: &'static str| {
+        vec![
+            ("client_id", client.client_id.clone()),
+            ("response_type", "code".to_owned()),
+            ("redirect_uri", CALLBACK.to_owned()),
+            ("scope", scope.to_owned()),
+            ("state", "again".to_owned()),
+        ]
+    };
+    let first = base("get_user_profile");
+    let pairs: Vec<(&str, &str)> = first.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    authorize_and_allow(&app, &pairs).await;
+
+    // Same scope: straight back with a code.
+    let res = app.get(&authorize_path(&pairs)).await;
+    assert_eq!(res.status(), 303);
+    let callback = location(&res);
+    assert!(
+        callback.starts_with(CALLBACK) && query_of(&callback).contains_key("code"),
+        "{callback}"
+    );
+
+    // A new scope: the page again, the new one highlighted.
+    let wider = base("get_user_profile manage_payment");
+    let pairs: Vec<(&str, &str)> = wider.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    let res = app.get(&authorize_path(&pairs)).await;
+    assert_eq!(res.status(), 200);
+    let page = Html::parse(&res.text().await.unwrap());
+    let scopes = page.text("ul.scopes").unwrap();
+    assert!(
+        scopes.contains("Take payments on your behalf New"),
+        "{scopes}"
+    );
+    assert!(!scopes.contains("Read your user profile New"), "{scopes}");
+}
+
+#[tokio::test]
+async fn deny_goes_back_with_access_denied_and_the_state() {
+    let app = spawn_app().await;
+    let client = setup(&app);
+    let res = app
+        .get(&authorize_path(&[
+            ("client_id", &client.client_id),
+            ("response_type", "code"),
+            ("redirect_uri", CALLBACK),
+            ("state", "x y&z"),
+        ]))
+        .await;
+    let res = log_in_and_resume(&app, &location(&res), END_USER, END_USER_PASSWORD).await;
+    let consent = Html::parse(&res.text().await.unwrap());
+    let res = decide(&app, consent, "deny").await;
+    assert_eq!(res.status(), 303);
+    let callback = location(&res);
+    let params = query_of(&callback);
+    assert_eq!(params["error"], "access_denied");
+    assert_eq!(params["state"], "x y&z");
+    assert!(callback.starts_with(CALLBACK));
+    assert_eq!(app.count("client_authorization_codes"), 0);
+    assert_eq!(app.count("consents"), 0);
+}
+
+#[tokio::test]
+async fn redirect_uri_near_misses_are_refused_on_our_page_without_redirecting() {
+    let app = spawn_app().await;
+    let client = setup(&app);
+    let near_misses = [
+        "https://app.example.com/callback/",
+        "https://APP.example.com/callback",
+        "https://app.example.com:443/callback",
+        "https://app.example.com:8443/callback",
+        "https://app.example.com/callback/extra",
+        "https://app.example.com/other/../callback",
+        "https://app.example.com/%63allback",
+        "https://app.example.com/callback%2F",
+        "https://app.example.com/callback?x=1",
+        "https://app.example.com/callback#fragment",
+        "https://app.example.com@evil.example/callback",
+        "https://evil.example/callback",
+        "http://app.example.com/callback",
+        "app.example.com/callback",
+    ];
+    for uri in near_misses {
+        let res = app
+            .get(&authorize_path(&[
+                ("client_id", &client.client_id),
+                ("response_type", "code"),
+                ("redirect_uri", uri),
+                ("state", "s"),
+            ]))
+            .await;
+        assert_eq!(res.status(), 400, "{uri}");
+        assert!(res.headers().get("location").is_none(), "{uri} redirected");
+        let page = Html::parse(&res.text().await.unwrap());
+        assert_eq!(
+            page.text("h1").as_deref(),
+            Some("Invalid redirect URI"),
+            "{uri}"
+        );
+    }
+    // Unknown and disabled clients: our page too, even with a valid-looking redirect URI.
+    let res = app
+        .get(&authorize_path(&[
+            ("client_id", "999"),
+            ("response_type", "code"),
+            ("redirect_uri", CALLBACK),
+        ]))
+        .await;
+    assert_eq!(res.status(), 400);
+    assert!(res.headers().get("location").is_none());
+    let mut conn = app.db.connect();
+    use diesel::prelude::*;
+    diesel::update(latchkey::db::schema::clients::table)
+        .set(latchkey::db::schema::clients::is_enabled.eq(false))
+        .execute(&mut conn)
+        .unwrap();
+    let res = app
+        .get(&authorize_path(&[
+            ("client_id", &client.client_id),
+            ("response_type", "code"),
+            ("redirect_uri", CALLBACK),
+        ]))
+        .await;
+    assert_eq!(res.status(), 400);
+    assert!(res.headers().get("location").is_none());
+}
+
+#[tokio::test]
+async fn other_errors_go_back_to_the_app_with_the_state() {
+    let app = spawn_app().await;
+    let client = setup(&app);
+    let public = app.create_client("merchant", &["--public", "--redirect-uri", CALLBACK]);
+    let public_id = public["client_id"].as_str().unwrap();
+    let id = client.client_id.as_str();
+    let cases: Vec<(Vec<(&str, &str)>, &str)> = vec![
+        (
+            vec![("client_id", id), ("response_type", "token")],
+            "unsupported_response_type",
+        ),
+        (vec![("client_id", id)], "invalid_request"),
+        (
+            vec![
+                ("client_id", id),
+                ("response_type", "code"),
+                ("scope", "admin"),
+            ],
+            "invalid_scope",
+        ),
+        (
+            vec![
+                ("client_id", id),
+                ("response_type", "code"),
+                ("code_challenge", CHALLENGE),
+                ("code_challenge_method", "plain"),
+            ],
+            "invalid_request",
+        ),
+        (
+            vec![
+                ("client_id", id),
+                ("response_type", "code"),
+                ("code_challenge", CHALLENGE),
+            ],
+            "invalid_request",
+        ),
+        (
+            vec![
+                ("client_id", id),
+                ("response_type", "code"),
+                ("code_challenge", "short"),
+                ("code_challenge_method", "S256"),
+            ],
+            "invalid_request",
+        ),
+        (
+            vec![
+                ("client_id", id),
+                ("response_type", "code"),
+                ("response_mode", "fragment"),
+            ],
+            "invalid_request",
+        ),
+        (
+            vec![
+                ("client_id", id),
+                ("response_type", "code"),
+                ("scope", "a"),
+                ("scope", "b"),
+            ],
+            "invalid_request",
+        ),
+        (
+            vec![("client_id", public_id), ("response_type", "code")],
+            "invalid_request",
+        ),
+    ];
+    for (mut pairs, error) in cases {
+        pairs.push(("redirect_uri", CALLBACK));
+        pairs.push(("state", "keep-me"));
+        let res = app.get(&authorize_path(&pairs)).await;
+        assert_eq!(res.status(), 303, "{pairs:?}");
+        let callback = location(&res);
+        assert!(callback.starts_with(&format!("{CALLBACK}?")), "{callback}");
+        let params = query_of(&callback);
+        assert_eq!(params["error"], error, "{pairs:?}");
+        assert_eq!(params["state"], "keep-me");
+        assert!(!params["error_description"].is_empty());
+    }
+}
+
+#[tokio::test]
+async fn consent_posts_need_the_csrf_token_and_the_stored_request() {
+    let app = spawn_app().await;
+    let client = setup(&app);
+    let res = app
+        .get(&authorize_path(&[
+            ("client_id", &client.client_id),
+            ("response_type", "code"),
+            ("redirect_uri", CALLBACK),
+            ("scope", "get_user_profile"),
+        ]))
+        .await;
+    let res = log_in_and_resume(&app, &location(&res), END_USER, END_USER_PASSWORD).await;
+    let consent = Html::parse(&res.text().await.unwrap());
+    let request_id = consent.attr("input[name=request_id]", "value").unwrap();
+    let csrf = consent.csrf();
+    let post = |fields: Vec<(&'static str, String)>| {
+        app.api
+            .post(app.url("/oauth/authorize"))
+            .form(&fields)
+            .send()
+    };
+
+    let res = post(vec![
+        ("request_id", request_id.clone()),
+        ("decision", "allow".into()),
+    ])
+    .await
+    .unwrap();
+    assert_eq!(res.status(), 403, "no CSRF token");
+    let res = post(vec![
+        ("request_id", request_id.clone()),
+        ("decision", "allow".into()),
+        ("csrf_token", "wrong".into()),
+    ])
+    .await
+    .unwrap();
+    assert_eq!(res.status(), 403, "wrong CSRF token");
+    for (name, value) in [
+        ("scope", "get_user_profile manage_payment"),
+        ("client_id", "1234567890123456789"),
+    ] {
+        let res = post(vec![
+            ("request_id", request_id.clone()),
+            ("decision", "allow".into()),
+            ("csrf_token", csrf.clone()),
+            (name, value.into()),
+        ])
+        .await
+        .unwrap();
+        assert_eq!(res.status(), 400, "tampered {name}");
+        assert!(res.headers().get("location").is_none());
+    }
+    assert_eq!(app.count("client_authorization_codes"), 0);
+    // A request id that is not the one shown.
+    let res = app.get("/oauth/authorize/resume").await;
+    assert_eq!(res.status(), 400, "the tampered request was dropped");
+    let res = post(vec![
+        ("request_id", "other".into()),
+        ("decision", "allow".into()),
+        ("csrf_token", csrf),
+    ])
+    .await
+    .unwrap();
+    assert_eq!(res.status(), 400);
+    assert_eq!(app.count("client_authorization_codes"), 0);
+}
+
+#[tokio::test]
+async fn switching_account_keeps_the_request() {
+    let app = spawn_app().await;
+    let client = setup(&app);
+    app.create_user("second", "second password");
+    let res = app
+        .get(&authorize_path(&[
+            ("client_id", &client.client_id),
+            ("response_type", "code"),
+            ("redirect_uri", CALLBACK),
+            ("state", "s"),
+        ]))
+        .await;
+    let res = log_in_and_resume(&app, &location(&res), END_USER, END_USER_PASSWORD).await;
+    let consent = Html::parse(&res.text().await.unwrap());
+    let res = app
+        .api
+        .post(app.url("/oauth/authorize/switch"))
+        .form(&[("csrf_token", consent.csrf())])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 303);
+    let res = log_in_and_resume(&app, &location(&res), "second", "second password").await;
+    let page = Html::parse(&res.text().await.unwrap());
+    assert!(page.text(".consent").unwrap().contains("(second)"));
+}
+
+#[tokio::test]
+async fn authorized_apps_revocation_removes_the_consent_and_the_tokens() {
+    let app = spawn_app().await;
+    let client = setup(&app);
+    let pairs = [
+        ("client_id", client.client_id.as_str()),
+        ("response_type", "code"),
+        ("redirect_uri", CALLBACK),
+        ("scope", "get_user_profile"),
+    ];
+    let callback = authorize_and_allow(&app, &pairs).await;
+    let code = query_of(&callback)["code"].clone();
+    let tokens: Value = app
+        .token_form(
+            Some(&client),
+            &[
+                ("grant_type", "authorization_code"),
+                ("code", &code),
+                ("redirect_uri", CALLBACK),
+            ],
+        )
+        .await
+        .json()
+        .await
+        .unwrap();
+    let (_, page) = app.page("/account/authorized-apps").await;
+    assert!(page.text("table").unwrap().contains("Test App"));
+    let revoke = format!("/account/authorized-apps/{}/revoke", client.client_id);
+    assert_eq!(app.post_form(&revoke, &revoke, &[]).await.status(), 303);
+    assert_eq!(app.count("consents"), 0);
+    assert_eq!(
+        app.profile(tokens["access_token"].as_str().unwrap())
+            .await
+            .status(),
+        401
+    );
+    let res = app
+        .token_form(
+            Some(&client),
+            &[
+                ("grant_type", "refresh_token"),
+                ("refresh_token", tokens["refresh_token"].as_str().unwrap()),
+            ],
+        )
+        .await;
+    assert_eq!(res.status(), 400);
+    // The next request asks again.
+    let res = app.get(&authorize_path(&pairs)).await;
+    assert_eq!(res.status(), 200, "consent page again");
+}
+
+#[tokio::test]
+async fn the_oauth2_crate_runs_the_code_flow_with_pkce() {
+    use oauth2::basic::BasicClient;
+    use oauth2::{
+        AuthUrl, AuthorizationCode, ClientId, ClientSecret, CsrfToken, PkceCodeChallenge,
+        RedirectUrl, Scope, TokenResponse, TokenUrl,
+    };
+
+    let app = spawn_app().await;
+    let client = setup(&app);
+    let oauth = BasicClient::new(ClientId::new(client.client_id.clone()))
+        .set_client_secret(ClientSecret::new(client.secret.clone()))
+        .set_auth_uri(AuthUrl::new(app.url("/oauth/authorize")).unwrap())
+        .set_token_uri(TokenUrl::new(app.url("/oauth/token")).unwrap())
+        .set_redirect_uri(RedirectUrl::new(CALLBACK.into()).unwrap());
+    let (challenge, verifier) = PkceCodeChallenge::new_random_sha256();
+    let (auth_url, csrf_state) = oauth
+        .authorize_url(CsrfToken::new_random)
+        .add_scope(Scope::new("get_user_profile".into()))
+        .set_pkce_challenge(challenge)
+        .url();
+
+    // The browser part, done by the test's HTTP client.
+    let path = format!("{}?{}", auth_url.path(), auth_url.query().unwrap());
+    let res = app.get(&path).await;
+    let res = log_in_and_resume(&app, &location(&res), END_USER, END_USER_PASSWORD).await;
+    let res = decide(&app, Html::parse(&res.text().await.unwrap()), "allow").await;
+    let params = query_of(&location(&res));
+    assert_eq!(&params["state"], csrf_state.secret());
+
+    let http = oauth2::reqwest::Client::builder()
+        .redirect(oauth2::reqwest::redirect::Policy::none())
+        .build()
+        .unwrap();
+    let tokens = oauth
+        .exchange_code(AuthorizationCode::new(params["code"].clone()))
+        .set_pkce_verifier(verifier)
+        .request_async(&http)
+        .await
+        .unwrap();
+    assert_eq!(
+        app.profile(tokens.access_token().secret()).await.status(),
+        200
+    );
+    assert!(tokens.refresh_token().is_some());
+    let _ = MERCHANT_PASSWORD;
+}
