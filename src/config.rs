@@ -68,6 +68,12 @@ pub struct Settings {
           value_parser = clap::value_parser!(u64).range(10..=600), global = true)]
     pub code_ttl: u64,
 
+    /// How often each instance reloads the signing keys, in seconds: a `keys rotate` takes
+    /// effect everywhere within this time.
+    #[arg(long, env = "LATCHKEY_KEY_REFRESH", default_value_t = 30,
+          value_parser = clap::value_parser!(u64).range(1..=3600), global = true)]
+    pub key_refresh: u64,
+
     /// Database connections per process.
     #[arg(long, env = "LATCHKEY_DB_POOL_SIZE", default_value_t = 10,
           value_parser = clap::value_parser!(u32).range(1..=500), global = true)]

@@ -110,7 +110,7 @@ impl Application {
                 url: opening.database().redacted(),
                 reason: e.to_string(),
             })?;
-            let ring = KeyRing::load_or_create(&mut conn, &key)?;
+            let ring = KeyRing::load_or_create(&mut conn, &key, opening.access_token_ttl())?;
             drop(conn);
             Ok::<_, StartupError>((key, database, ring))
         })
@@ -137,6 +137,12 @@ impl Application {
             refresh_token_ttl: settings.refresh_token_ttl(),
             code_ttl: settings.code_ttl(),
         });
+        spawn_key_refresh(
+            Arc::clone(&oauth),
+            database.pool.clone(),
+            settings.access_token_ttl(),
+            Duration::from_secs(settings.key_refresh),
+        );
         let statements = database.statements.clone();
         let secure_cookies = issuer.starts_with("https://");
         let cookie_key = Key::from(key.cookie_key());
@@ -241,4 +247,28 @@ fn page_headers(https: bool) -> middleware::DefaultHeaders {
     } else {
         headers
     }
+}
+
+/// Reloads the key ring every `every` (`LATCHKEY_KEY_REFRESH`), so a `latchkey keys rotate` is
+/// used by every instance within that time. A failure keeps the current ring and is logged.
+fn spawn_key_refresh(oauth: Arc<OAuthContext>, pool: Pool, token_ttl: Duration, every: Duration) {
+    tokio::spawn(async move {
+        let mut ticks = tokio::time::interval(every);
+        ticks.tick().await;
+        loop {
+            ticks.tick().await;
+            let key = oauth.server_key.clone();
+            let loaded = db::run(&pool, move |conn| {
+                KeyRing::load_or_create(conn, &key, token_ttl)
+                    .map_err(|e| crate::db::DbError::Refresh(e.to_string()))
+            })
+            .await;
+            match loaded {
+                Ok(ring) => oauth.keys.replace(ring),
+                Err(e) => {
+                    tracing::warn!(error = %e, "reloading signing keys failed; keeping the current ones")
+                }
+            }
+        }
+    });
 }

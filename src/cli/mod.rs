@@ -4,6 +4,7 @@
 //! before anything is opened, so bad input exits non-zero having written nothing.
 
 mod client;
+mod keys;
 mod scope;
 mod user;
 
@@ -42,6 +43,9 @@ pub enum Command {
     /// Manage the scopes clients may request.
     #[command(subcommand)]
     Scope(scope::ScopeCommand),
+    /// Manage the keys that sign access tokens.
+    #[command(subcommand)]
+    Keys(keys::KeysCommand),
 }
 
 /// Runs a parsed command line. Errors come back as one chain, printed by `main` on one line.
@@ -60,6 +64,7 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Command::User(cmd) => user::run(&settings, cmd),
         Command::Client(cmd) => client::run(&settings, cmd),
         Command::Scope(cmd) => scope::run(&settings, cmd),
+        Command::Keys(cmd) => keys::run(&settings, cmd),
     }
 }
 

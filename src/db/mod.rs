@@ -58,6 +58,8 @@ pub enum DbError {
     Pool(#[from] r2d2::PoolError),
     #[error("database task was cancelled")]
     Cancelled,
+    #[error("reloading failed: {0}")]
+    Refresh(String),
 }
 
 /// Counts the SQL statements run by every connection of a pool, for `/metrics` and for tests

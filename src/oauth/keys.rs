@@ -106,22 +106,37 @@ impl KeyRing {
     }
 
     /// Loads every key; creates an RS256 key first if there is no active one (first start).
+    /// A retired key is kept for verification (and published) until `token_ttl` after it
+    /// stopped signing, when the last token it signed has expired.
     pub fn load_or_create(
         conn: &mut AnyConnection,
         server_key: &ServerKey,
+        token_ttl: std::time::Duration,
     ) -> Result<Self, KeyError> {
         let mut rows = SigningKeyRow::all(conn)?;
         if !rows.iter().any(|r| r.retired_at.is_none()) {
             let row = create(conn, server_key, SigningAlgorithm::Rs256)?;
             rows.insert(0, row);
         }
-        Self::from_rows(&rows, server_key)
+        Self::from_rows(&rows, server_key, token_ttl)
     }
 
-    fn from_rows(rows: &[SigningKeyRow], server_key: &ServerKey) -> Result<Self, KeyError> {
+    fn from_rows(
+        rows: &[SigningKeyRow],
+        server_key: &ServerKey,
+        token_ttl: std::time::Duration,
+    ) -> Result<Self, KeyError> {
         let mut verifiers = HashMap::new();
         let mut jwks = Vec::new();
-        for row in rows {
+        // A minute of slack for clock skew and requests in flight.
+        let keep = chrono::TimeDelta::seconds(
+            i64::try_from(token_ttl.as_secs()).unwrap_or(i64::MAX / 2) + 60,
+        );
+        let now = db::now();
+        for row in rows
+            .iter()
+            .filter(|r| r.retired_at.is_none_or(|at| at + keep > now))
+        {
             let algorithm =
                 SigningAlgorithm::parse(&row.algorithm).ok_or_else(|| KeyError::Unusable {
                     kid: row.kid.clone(),
@@ -199,6 +214,26 @@ impl Keys {
             Err(poisoned) => *poisoned.into_inner() = Arc::new(ring),
         }
     }
+}
+
+/// Makes a new key the signer and retires every other active one (`latchkey keys rotate`).
+/// Running servers pick it up at their next key refresh.
+pub fn rotate(
+    conn: &mut AnyConnection,
+    server_key: &ServerKey,
+    algorithm: SigningAlgorithm,
+) -> Result<SigningKeyRow, KeyError> {
+    use crate::db::schema::signing_keys;
+    use diesel::prelude::*;
+    let row = create(conn, server_key, algorithm)?;
+    diesel::update(
+        signing_keys::table
+            .filter(signing_keys::id.ne(row.id))
+            .filter(signing_keys::retired_at.is_null()),
+    )
+    .set(signing_keys::retired_at.eq(db::now()))
+    .execute(conn)?;
+    Ok(row)
 }
 
 /// Generates a key, stores it encrypted, and returns its row.

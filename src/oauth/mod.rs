@@ -7,6 +7,7 @@ pub mod bearer;
 pub mod client_auth;
 pub mod error;
 pub mod grants;
+pub mod introspect;
 pub mod jwt;
 pub mod keys;
 pub mod pkce;

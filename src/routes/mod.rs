@@ -6,8 +6,10 @@
 mod account;
 mod authorize;
 mod authorized;
+mod discovery;
 mod health;
 mod home;
+mod introspect;
 mod page;
 mod password;
 mod portal;
@@ -24,7 +26,10 @@ pub fn api(cfg: &mut web::ServiceConfig) {
         .route("/readyz", web::get().to(health::readyz))
         .route("/static/{path:.*}", web::get().to(static_files::serve))
         .service(web::resource(["/oauth/token", "/v1/token"]).route(web::post().to(token::token)))
-        .service(web::resource("/v1/user/profile").route(web::get().to(profile::profile)));
+        .service(web::resource("/v1/user/profile").route(web::get().to(profile::profile)))
+        .service(web::resource("/oauth/introspect").route(web::post().to(introspect::introspect)))
+        .service(web::resource("/oauth/revoke").route(web::post().to(introspect::revoke)))
+        .route("/.well-known/jwks.json", web::get().to(discovery::jwks));
 }
 
 /// Routes for people, served inside the session middleware.

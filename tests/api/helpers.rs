@@ -117,6 +117,7 @@ pub fn test_settings(data_dir: &Path, db: &TestDatabase, secret: &SecretKeyMater
         refresh_token_ttl: 2_592_000,
         code_ttl: 600,
         db_pool_size: 8,
+        key_refresh: 1,
         workers: Some(1),
         log_format: LogFormat::Text,
         log: "warn".into(),

@@ -11,6 +11,7 @@ mod health;
 mod helpers;
 mod portal;
 mod profile;
+mod resource;
 mod schema;
 mod smtp;
 mod token;

@@ -133,7 +133,8 @@ async fn revoked_tokens_and_disabled_clients_are_refused_at_once() {
 /// Claims like a real token's, signed with the server's real key.
 fn forge(app: &TestApp, client: &TestClient, edit: impl FnOnce(&mut AccessClaims)) -> String {
     let mut conn = app.db.connect();
-    let ring = KeyRing::load_or_create(&mut conn, &app.key).unwrap();
+    let ring =
+        KeyRing::load_or_create(&mut conn, &app.key, std::time::Duration::from_secs(3600)).unwrap();
     let now = chrono::Utc::now().timestamp();
     let mut claims = AccessClaims {
         iss: app.address.clone(),
@@ -214,7 +215,8 @@ async fn tampered_and_forged_signatures_are_refused() {
 
     // HS256 "signed" with the public key (the algorithm-confusion attack).
     let mut conn = app.db.connect();
-    let ring = KeyRing::load_or_create(&mut conn, &app.key).unwrap();
+    let ring =
+        KeyRing::load_or_create(&mut conn, &app.key, std::time::Duration::from_secs(3600)).unwrap();
     let jwk = &ring.jwks[0];
     let mut hs_header = jsonwebtoken::Header::new(jsonwebtoken::Algorithm::HS256);
     hs_header.kid = header["kid"].as_str().map(str::to_owned);

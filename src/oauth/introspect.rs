@@ -1,0 +1,178 @@
+//! Token introspection (RFC 7662) and revocation (RFC 7009), for resource servers and clients.
+//!
+//! Both take a token of either kind. Access tokens are found by the digest of the JWT (and their
+//! signature is checked), refresh tokens by the digest of the opaque value. `token_type_hint`
+//! only decides which table is looked in first (RFC 7662 §2.1, RFC 7009 §2.1).
+
+use chrono::NaiveDateTime;
+use diesel::prelude::*;
+use serde_json::{Value, json};
+
+use super::jwt;
+use super::token::OAuthContext;
+use crate::crypto;
+use crate::db::models::{AccessToken, Client, RefreshToken, User};
+use crate::db::schema::{client_access_tokens, client_refresh_tokens, clients};
+use crate::db::{self, AnyConnection};
+
+/// Which kind of token the caller believes it holds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Hint {
+    AccessToken,
+    RefreshToken,
+}
+
+impl Hint {
+    /// Unknown hints are ignored, as RFC 7662 §2.1 allows.
+    pub fn parse(value: Option<&str>) -> Option<Self> {
+        match value? {
+            "access_token" => Some(Self::AccessToken),
+            "refresh_token" => Some(Self::RefreshToken),
+            _ => None,
+        }
+    }
+}
+
+enum Found {
+    Access(AccessToken, Client),
+    Refresh(RefreshToken, Client),
+}
+
+fn find(conn: &mut AnyConnection, token: &str, hint: Option<Hint>) -> QueryResult<Option<Found>> {
+    if token.is_empty() || token.len() > jwt::MAX_TOKEN_LEN {
+        return Ok(None);
+    }
+    let digest = crypto::token_digest(token);
+    let access = |conn: &mut AnyConnection| -> QueryResult<Option<Found>> {
+        client_access_tokens::table
+            .inner_join(clients::table)
+            .filter(client_access_tokens::access_token.eq(&digest))
+            .select((AccessToken::as_select(), Client::as_select()))
+            .first(conn)
+            .optional()
+            .map(|row| row.map(|(t, c)| Found::Access(t, c)))
+    };
+    let refresh = |conn: &mut AnyConnection| -> QueryResult<Option<Found>> {
+        client_refresh_tokens::table
+            .inner_join(clients::table)
+            .filter(client_refresh_tokens::refresh_token.eq(&digest))
+            .select((RefreshToken::as_select(), Client::as_select()))
+            .first(conn)
+            .optional()
+            .map(|row| row.map(|(t, c)| Found::Refresh(t, c)))
+    };
+    match hint {
+        Some(Hint::RefreshToken) => match refresh(conn)? {
+            Some(found) => Ok(Some(found)),
+            None => access(conn),
+        },
+        _ => match access(conn)? {
+            Some(found) => Ok(Some(found)),
+            None => refresh(conn),
+        },
+    }
+}
+
+fn timestamp(at: NaiveDateTime) -> i64 {
+    at.and_utc().timestamp()
+}
+
+/// RFC 7662 §2.2: `{"active": false}` for anything not currently valid, never an error.
+pub fn introspect(
+    conn: &mut AnyConnection,
+    ctx: &OAuthContext,
+    token: &str,
+    hint: Option<Hint>,
+) -> QueryResult<Value> {
+    let inactive = json!({ "active": false });
+    let now = db::now();
+    let Some(found) = find(conn, token, hint)? else {
+        return Ok(inactive);
+    };
+    let (client, user_id, scope, iat, exp, aud, token_type) = match &found {
+        Found::Access(row, client) => {
+            // The signature and claims must hold too: a row alone is not enough.
+            let ring = ctx.keys.current();
+            if jwt::verify(&ring, token, &ctx.issuer, &ctx.audience).is_err()
+                || row.revoked_at.is_some()
+                || row.expired_at <= now
+            {
+                return Ok(inactive);
+            }
+            (
+                client,
+                row.user_id,
+                &row.scope,
+                row.created_at,
+                row.expired_at,
+                &row.audience,
+                "Bearer",
+            )
+        }
+        Found::Refresh(row, client) => {
+            if row.revoked_at.is_some() || row.used_at.is_some() || row.expired_at <= now {
+                return Ok(inactive);
+            }
+            (
+                client,
+                row.user_id,
+                &row.scope,
+                row.created_at,
+                row.expired_at,
+                &row.audience,
+                "refresh_token",
+            )
+        }
+    };
+    if !client.is_enabled {
+        return Ok(inactive);
+    }
+    let username = User::find(conn, user_id)?.map(|u| u.username);
+    Ok(json!({
+        "active": true,
+        "scope": scope,
+        "client_id": client.client_id,
+        "username": username,
+        "sub": user_id.to_string(),
+        "aud": aud,
+        "iss": ctx.issuer,
+        "exp": timestamp(exp),
+        "iat": timestamp(iat),
+        "token_type": token_type,
+        "env": client.environment(),
+    }))
+}
+
+/// RFC 7009 §2.1: revokes the token if it belongs to `caller`; anything else changes nothing.
+/// A refresh token takes its whole family with it, and the access tokens issued from it.
+pub fn revoke(
+    conn: &mut AnyConnection,
+    caller: &Client,
+    token: &str,
+    hint: Option<Hint>,
+) -> QueryResult<bool> {
+    let now = db::now();
+    let Some(found) = find(conn, token, hint)? else {
+        return Ok(false);
+    };
+    match found {
+        Found::Access(row, client) if client.id == caller.id => {
+            diesel::update(
+                client_access_tokens::table
+                    .find(row.id)
+                    .filter(client_access_tokens::revoked_at.is_null()),
+            )
+            .set(client_access_tokens::revoked_at.eq(now))
+            .execute(conn)?;
+            Ok(true)
+        }
+        Found::Refresh(row, client) if client.id == caller.id => {
+            db::write_transaction(conn, |conn| {
+                RefreshToken::revoke_family(conn, &row.family_id, now)?;
+                AccessToken::revoke_family(conn, &row.family_id, now)?;
+                Ok(true)
+            })
+        }
+        _ => Ok(false),
+    }
+}
