@@ -52,7 +52,7 @@ pub struct Registration {
     pub redirect_uris: RedirectUris,
     /// `None`: the defaults for the client's kind.
     pub grant_types: Option<Vec<GrantType>>,
-    /// `None`: every registered scope.
+    /// `None`: every registered scope except OpenID Connect's.
     pub scopes: Option<Vec<ScopeName>>,
     pub confidential: bool,
     pub live: bool,
@@ -68,6 +68,14 @@ pub struct Registered {
 /// A new client secret: `lks_` and 256 random bits, base64url.
 pub fn generate_secret() -> String {
     format!("{SECRET_PREFIX}{}", crypto::random_token(32))
+}
+
+/// OpenID Connect's scopes. A client gets them only when asked for (`--scope openid`, or the
+/// box ticked in the portal): they are about signing people in, not about calling the API.
+pub const IDENTITY_SCOPES: [&str; 3] = ["openid", "profile", "email"];
+
+pub fn is_identity_scope(name: &str) -> bool {
+    IDENTITY_SCOPES.contains(&name)
 }
 
 /// Rules that hold for every client, at creation and on every edit.
@@ -124,6 +132,7 @@ pub fn register(
         let scopes: Scopes = match &reg.scopes {
             None => registered
                 .iter()
+                .filter(|s| !is_identity_scope(s))
                 .filter_map(|s| ScopeName::parse(s).ok())
                 .collect(),
             Some(asked) => {

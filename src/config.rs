@@ -74,6 +74,11 @@ pub struct Settings {
           value_parser = clap::value_parser!(u64).range(1..=3600), global = true)]
     pub key_refresh: u64,
 
+    /// How often expired codes, tokens and sessions are deleted, in seconds.
+    #[arg(long, env = "LATCHKEY_CLEANUP_INTERVAL", default_value_t = 600,
+          value_parser = clap::value_parser!(u64).range(1..=86_400), global = true)]
+    pub cleanup_interval: u64,
+
     /// Database connections per process.
     #[arg(long, env = "LATCHKEY_DB_POOL_SIZE", default_value_t = 10,
           value_parser = clap::value_parser!(u32).range(1..=500), global = true)]

@@ -5,6 +5,7 @@
 pub mod accounts;
 pub mod auth;
 pub mod authorizations;
+pub mod cleanup;
 pub mod cli;
 pub mod clients;
 pub mod config;

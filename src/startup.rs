@@ -143,6 +143,10 @@ impl Application {
             settings.access_token_ttl(),
             Duration::from_secs(settings.key_refresh),
         );
+        spawn_cleanup(
+            database.pool.clone(),
+            Duration::from_secs(settings.cleanup_interval),
+        );
         let statements = database.statements.clone();
         let secure_cookies = issuer.starts_with("https://");
         let cookie_key = Key::from(key.cookie_key());
@@ -268,6 +272,29 @@ fn spawn_key_refresh(oauth: Arc<OAuthContext>, pool: Pool, token_ttl: Duration, 
                 Err(e) => {
                     tracing::warn!(error = %e, "reloading signing keys failed; keeping the current ones")
                 }
+            }
+        }
+    });
+}
+
+/// Deletes expired rows every `every` (`LATCHKEY_CLEANUP_INTERVAL`). With several instances each
+/// sweeps; the deletes are idempotent.
+fn spawn_cleanup(pool: Pool, every: Duration) {
+    tokio::spawn(async move {
+        let mut ticks = tokio::time::interval(every);
+        ticks.tick().await;
+        loop {
+            ticks.tick().await;
+            let swept = db::run(&pool, |conn| {
+                crate::cleanup::sweep(conn, db::now()).map_err(crate::db::DbError::from)
+            })
+            .await;
+            match swept {
+                Ok(removed) if removed.total() > 0 => {
+                    tracing::info!(?removed, "deleted expired rows")
+                }
+                Ok(_) => {}
+                Err(e) => tracing::warn!(error = %crate::error::error_chain(&e), "cleanup failed"),
             }
         }
     });

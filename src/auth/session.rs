@@ -86,6 +86,11 @@ impl TypedSession {
         Some(user_id)
     }
 
+    /// When the signed-in person entered their password (seconds since the epoch).
+    pub fn signed_in_at(&self) -> Option<i64> {
+        self.0.get::<i64>(SIGNED_IN_AT).ok().flatten()
+    }
+
     pub fn log_out(&self) {
         self.0.purge();
     }

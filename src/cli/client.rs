@@ -27,7 +27,8 @@ pub enum ClientCommand {
         /// authorization_code and refresh_token (public clients: no client_credentials).
         #[arg(long = "grant-type", value_name = "GRANT", value_parser = |s: &str| s.parse::<GrantType>().map_err(|e| e.to_string()))]
         grant_types: Vec<GrantType>,
-        /// An allowed scope (repeat for several). Default: every registered scope.
+        /// An allowed scope (repeat for several). Default: every registered scope except
+        /// OpenID Connect's (openid, profile, email), which are added only when named.
         #[arg(long = "scope", value_name = "SCOPE", value_parser = |s: &str| ScopeName::parse(s).map_err(|e| e.to_string()))]
         scopes: Vec<ScopeName>,
         /// A public client (no secret; must use PKCE).

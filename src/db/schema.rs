@@ -73,6 +73,7 @@ diesel::table! {
         nonce -> Nullable<Text>,
         expired_at -> Timestamp,
         created_at -> Timestamp,
+        auth_time -> Nullable<Timestamp>,
     }
 }
 

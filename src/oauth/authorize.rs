@@ -300,6 +300,7 @@ pub fn approve(
     user_id: i64,
     pending: &Pending,
     code_ttl: std::time::Duration,
+    auth_time: Option<chrono::NaiveDateTime>,
 ) -> diesel::QueryResult<Url> {
     let now = db::now();
     let code = crypto::random_token(32);
@@ -327,6 +328,7 @@ pub fn approve(
                 expired_at: now
                     + chrono::TimeDelta::seconds(i64::try_from(code_ttl.as_secs()).unwrap_or(600)),
                 created_at: now,
+                auth_time,
             },
         )
     })?;

@@ -32,6 +32,8 @@ pub struct OAuthContext {
 #[derive(Debug, Clone)]
 pub struct Issued {
     pub access_token: String,
+    /// OpenID Connect, for the authorization-code grant with scope `openid`.
+    pub id_token: Option<String>,
     pub expires_in: u64,
     pub refresh_token: Option<String>,
     pub refresh_token_expires_in: Option<u64>,
@@ -160,6 +162,7 @@ pub struct Grantee<'a> {
 /// write lock is taken.
 pub struct Minted {
     access_token: String,
+    id_token: Option<String>,
     access_expires_at: NaiveDateTime,
     /// The refresh token and its family, if one is issued.
     refresh: Option<(String, String)>,
@@ -201,6 +204,7 @@ pub fn mint(
     };
     Ok(Minted {
         access_token,
+        id_token: None,
         access_expires_at,
         refresh: family.map(|family| (crypto::random_token(32), family)),
     })
@@ -258,7 +262,87 @@ pub fn store(
             .map(|_| ctx.refresh_token_ttl.as_secs()),
         refresh_token: minted.refresh.map(|(token, _)| token),
         scope: who.scope.clone(),
+        id_token: minted.id_token,
     })
+}
+
+/// What an id_token says about the person (OpenID Connect Core §2, §5.4).
+pub struct Identity<'a> {
+    pub user: &'a crate::db::models::User,
+    pub auth_time: Option<NaiveDateTime>,
+    pub nonce: Option<&'a str>,
+}
+
+#[derive(serde::Serialize)]
+struct IdClaims<'a> {
+    iss: &'a str,
+    sub: String,
+    aud: &'a str,
+    exp: i64,
+    iat: i64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    auth_time: Option<i64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    nonce: Option<&'a str>,
+    at_hash: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    name: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    preferred_username: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    email: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    email_verified: Option<bool>,
+}
+
+impl Minted {
+    /// Adds an id_token for `who` (OpenID Connect Core §3.1.3.6), audience the client, with
+    /// `at_hash` binding it to this access token.
+    pub fn with_id_token(
+        mut self,
+        ctx: &OAuthContext,
+        who: &Grantee<'_>,
+        identity: &Identity<'_>,
+        now: NaiveDateTime,
+    ) -> Result<Self, OAuthError> {
+        use base64::Engine as _;
+        use sha2::Digest as _;
+        // §3.1.3.6: the left half of the hash of the access token, with the hash of the id_token's
+        // algorithm (SHA-256 for both RS256 and ES256).
+        let digest = sha2::Sha256::digest(self.access_token.as_bytes());
+        let at_hash = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(&digest[..16]);
+        let profile = who.scope.contains("profile");
+        let email = who.scope.contains("email");
+        let claims = IdClaims {
+            iss: &ctx.issuer,
+            sub: identity.user.id.to_string(),
+            aud: &who.client.client_id,
+            exp: (now + seconds(ctx.access_token_ttl)).and_utc().timestamp(),
+            iat: now.and_utc().timestamp(),
+            auth_time: identity.auth_time.map(|t| t.and_utc().timestamp()),
+            nonce: identity.nonce,
+            at_hash,
+            name: profile.then_some(identity.user.name.as_str()),
+            preferred_username: profile.then_some(identity.user.username.as_str()),
+            email: if email {
+                identity.user.email.as_deref()
+            } else {
+                None
+            },
+            email_verified: email.then_some(identity.user.email_verified_at.is_some()),
+        };
+        let token = ctx
+            .keys
+            .current()
+            .signer
+            .sign("JWT", &claims)
+            .map_err(|e| {
+                tracing::error!(error = %e, "signing an id_token failed");
+                OAuthError::server_error()
+            })?;
+        self.id_token = Some(token);
+        Ok(self)
+    }
 }
 
 fn seconds(duration: Duration) -> TimeDelta {

@@ -112,6 +112,10 @@ async fn proceed(
         return Ok(see_other(&format!("/login?next={}", urlencode(RESUME))));
     };
     let ttl = state.oauth.code_ttl;
+    let auth_time = session
+        .signed_in_at()
+        .and_then(|t| chrono::DateTime::from_timestamp(t, 0))
+        .map(|t| t.naive_utc());
     let (lookup_client, lookup_pending) = (client.clone(), pending.clone());
     let decided = db::run(&state.pool, move |conn| {
         let user = User::find(conn, user_id)?;
@@ -127,6 +131,7 @@ async fn proceed(
                 user_id,
                 &lookup_pending,
                 ttl,
+                auth_time,
             )?),
             None => None,
         };
@@ -243,13 +248,19 @@ pub async fn decide(
     match form.decision.as_str() {
         "allow" => {
             let ttl = state.oauth.code_ttl;
+            let auth_time = session
+                .signed_in_at()
+                .and_then(|t| chrono::DateTime::from_timestamp(t, 0))
+                .map(|t| t.naive_utc());
             let url = db::run(&state.pool, move |conn| {
                 let client =
                     Client::find_by_client_id(conn, &pending.client_id)?.filter(|c| c.is_enabled);
                 match client {
-                    Some(client) => authorize::approve(conn, &client, user_id, &pending, ttl)
-                        .map(Some)
-                        .map_err(DbError::from),
+                    Some(client) => {
+                        authorize::approve(conn, &client, user_id, &pending, ttl, auth_time)
+                            .map(Some)
+                            .map_err(DbError::from)
+                    }
                     None => Ok(None),
                 }
             })

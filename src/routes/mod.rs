@@ -29,7 +29,20 @@ pub fn api(cfg: &mut web::ServiceConfig) {
         .service(web::resource("/v1/user/profile").route(web::get().to(profile::profile)))
         .service(web::resource("/oauth/introspect").route(web::post().to(introspect::introspect)))
         .service(web::resource("/oauth/revoke").route(web::post().to(introspect::revoke)))
-        .route("/.well-known/jwks.json", web::get().to(discovery::jwks));
+        .route("/.well-known/jwks.json", web::get().to(discovery::jwks))
+        .route(
+            "/.well-known/oauth-authorization-server",
+            web::get().to(discovery::metadata),
+        )
+        .route(
+            "/.well-known/openid-configuration",
+            web::get().to(discovery::metadata),
+        )
+        .service(
+            web::resource("/oauth/userinfo")
+                .route(web::get().to(profile::userinfo))
+                .route(web::post().to(profile::userinfo)),
+        );
 }
 
 /// Routes for people, served inside the session middleware.

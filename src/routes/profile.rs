@@ -88,3 +88,47 @@ fn quoted(text: &str) -> String {
         .filter(|c| matches!(c, ' '..='~') && *c != '"' && *c != '\\')
         .collect()
 }
+
+/// `GET|POST /oauth/userinfo` (OpenID Connect Core §5.3): who the token's user is. Needs scope
+/// `openid`; the email address only with scope `email`.
+pub async fn userinfo(req: HttpRequest, state: web::Data<AppState>) -> HttpResponse {
+    let token =
+        match bearer::token_from_header(req.headers().get(AUTHORIZATION).map(|v| v.as_bytes())) {
+            Ok(token) => token,
+            Err(e) => return refuse(&e),
+        };
+    let oauth = state.oauth.clone();
+    let result = db::run(&state.pool, move |conn| {
+        let verified = match bearer::verify(conn, &oauth, &token) {
+            Ok(v) => v,
+            Err(e) => return Ok::<_, DbError>(Err(e)),
+        };
+        if !verified.claims.has_scope("openid") {
+            return Ok(Err(BearerError::InsufficientScope("openid")));
+        }
+        let user = User::find(conn, verified.row.user_id)?;
+        Ok(user
+            .map(|u| (u, verified.claims.has_scope("email")))
+            .ok_or_else(|| BearerError::InvalidToken("The token's user no longer exists.".into())))
+    })
+    .await;
+    match result {
+        Ok(Ok((user, email))) => {
+            let mut body = json!({ "sub": user.id.to_string(), "name": user.name, "preferred_username": user.username });
+            if email {
+                body["email"] = json!(user.email);
+                body["email_verified"] = json!(user.email_verified_at.is_some());
+            }
+            HttpResponse::Ok()
+                .insert_header(("Cache-Control", "no-store"))
+                .json(body)
+        }
+        Ok(Err(e)) => refuse(&e),
+        Err(e) => {
+            tracing::error!(error = %crate::error::error_chain(&e), "userinfo lookup failed");
+            HttpResponse::ServiceUnavailable()
+                .insert_header(("Cache-Control", "no-store"))
+                .json(json!({ "error": "temporarily_unavailable", "error_description": "Please try again." }))
+        }
+    }
+}

@@ -103,6 +103,9 @@ fn success(dialect: Dialect, issued: &Issued) -> HttpResponse {
             if let Some(refresh) = &issued.refresh_token {
                 body["refresh_token"] = json!(refresh);
             }
+            if let Some(id_token) = &issued.id_token {
+                body["id_token"] = json!(id_token);
+            }
             body
         }
         // Revenue Monster's field names and order (seed 003).
@@ -116,6 +119,9 @@ fn success(dialect: Dialect, issued: &Issued) -> HttpResponse {
             if let Some(refresh) = &issued.refresh_token {
                 body["refreshToken"] = json!(refresh);
                 body["refreshTokenExpiresIn"] = json!(issued.refresh_token_expires_in);
+            }
+            if let Some(id_token) = &issued.id_token {
+                body["idToken"] = json!(id_token);
             }
             body
         }

@@ -9,21 +9,21 @@ use serde_json::{Value, json};
 
 use crate::helpers::{Html, MERCHANT_PASSWORD, TestApp, TestClient, spawn_app};
 
-const CALLBACK: &str = "https://app.example.com/callback";
+pub const CALLBACK: &str = "https://app.example.com/callback";
 /// RFC 7636 Appendix B.
-const VERIFIER: &str = "dBjftJeZ4CVP-mB92K27uhbUJU1p1r_wW1gFWFOEjXk";
-const CHALLENGE: &str = "E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM";
-const END_USER: &str = "enduser";
-const END_USER_PASSWORD: &str = "end user password";
+pub const VERIFIER: &str = "dBjftJeZ4CVP-mB92K27uhbUJU1p1r_wW1gFWFOEjXk";
+pub const CHALLENGE: &str = "E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM";
+pub const END_USER: &str = "enduser";
+pub const END_USER_PASSWORD: &str = "end user password";
 
-fn location(res: &reqwest::Response) -> String {
+pub fn location(res: &reqwest::Response) -> String {
     res.headers()
         .get("location")
         .map(|v| v.to_str().unwrap().to_owned())
         .unwrap_or_default()
 }
 
-fn query_of(url: &str) -> HashMap<String, String> {
+pub fn query_of(url: &str) -> HashMap<String, String> {
     Url::parse(url)
         .unwrap()
         .query_pairs()
@@ -32,7 +32,7 @@ fn query_of(url: &str) -> HashMap<String, String> {
 }
 
 /// A merchant's confidential client with the callback and a second scope, and an end user.
-fn setup(app: &TestApp) -> TestClient {
+pub fn setup(app: &TestApp) -> TestClient {
     let out = app.cli(
         &[
             "scope",
@@ -56,7 +56,7 @@ fn setup(app: &TestApp) -> TestClient {
     client
 }
 
-fn authorize_path(pairs: &[(&str, &str)]) -> String {
+pub fn authorize_path(pairs: &[(&str, &str)]) -> String {
     let query: String = url::form_urlencoded::Serializer::new(String::new())
         .extend_pairs(pairs)
         .finish();
@@ -64,7 +64,7 @@ fn authorize_path(pairs: &[(&str, &str)]) -> String {
 }
 
 /// From a redirect to the login page, signs in and follows back to the authorization request.
-async fn log_in_and_resume(
+pub async fn log_in_and_resume(
     app: &TestApp,
     login_location: &str,
     username: &str,
@@ -91,7 +91,7 @@ async fn log_in_and_resume(
 }
 
 /// Answers the consent page shown in `res`.
-async fn decide(app: &TestApp, consent: Html, decision: &str) -> reqwest::Response {
+pub async fn decide(app: &TestApp, consent: Html, decision: &str) -> reqwest::Response {
     app.api
         .post(app.url("/oauth/authorize"))
         .form(&[

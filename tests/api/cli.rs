@@ -357,6 +357,15 @@ async fn scopes_are_created_listed_and_unique() {
         .iter()
         .map(|s| s["name"].as_str().unwrap())
         .collect();
-    assert_eq!(names, ["get_user_profile", "manage_store"]);
-    assert_eq!(app.count("scopes"), 2);
+    assert_eq!(
+        names,
+        [
+            "email",
+            "get_user_profile",
+            "manage_store",
+            "openid",
+            "profile"
+        ]
+    );
+    assert_eq!(app.count("scopes"), 5);
 }

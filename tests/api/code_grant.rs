@@ -46,6 +46,7 @@ fn issue_code(app: &TestApp, client_id: &str, user_id: i64, spec: CodeSpec<'_>) 
             nonce: None,
             expired_at: now + chrono::TimeDelta::seconds(spec.expires_in),
             created_at: now,
+            auth_time: Some(now),
         },
     )
     .unwrap();

@@ -118,6 +118,7 @@ pub fn test_settings(data_dir: &Path, db: &TestDatabase, secret: &SecretKeyMater
         code_ttl: 600,
         db_pool_size: 8,
         key_refresh: 1,
+        cleanup_interval: 3600,
         workers: Some(1),
         log_format: LogFormat::Text,
         log: "warn".into(),

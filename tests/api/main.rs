@@ -9,6 +9,7 @@ mod code_grant;
 mod config;
 mod health;
 mod helpers;
+mod oidc;
 mod portal;
 mod profile;
 mod resource;

@@ -117,13 +117,21 @@ async fn the_seed_tables_exist_with_their_columns() {
 }
 
 #[tokio::test]
-async fn scopes_are_seeded_with_get_user_profile() {
+async fn scopes_are_seeded_with_get_user_profile_and_openid_connects() {
     let app = spawn_app().await;
     let mut conn = app.db.connect();
-    let scopes = Scope::all(&mut conn).unwrap();
-    assert_eq!(scopes.len(), 1);
-    assert_eq!(scopes[0].name, "get_user_profile");
-    assert_eq!(scopes[0].description, "Read your user profile");
+    let scopes: Vec<(String, String)> = Scope::all(&mut conn)
+        .unwrap()
+        .into_iter()
+        .map(|s| (s.name, s.description))
+        .collect();
+    let expected = [
+        ("email", "See your email address"),
+        ("get_user_profile", "Read your user profile"),
+        ("openid", "Sign you in with your Latchkey account"),
+        ("profile", "See your name and username"),
+    ];
+    assert_eq!(scopes, expected.map(|(n, d)| (n.to_owned(), d.to_owned())));
 }
 
 #[tokio::test]

@@ -23,6 +23,8 @@ pub struct AuthorizationCode {
     pub nonce: Option<String>,
     pub expired_at: NaiveDateTime,
     pub created_at: NaiveDateTime,
+    /// When the person signed in, for the id_token's `auth_time`.
+    pub auth_time: Option<NaiveDateTime>,
 }
 
 #[derive(Debug, Insertable)]
@@ -38,6 +40,7 @@ pub struct NewAuthorizationCode<'a> {
     pub nonce: Option<&'a str>,
     pub expired_at: NaiveDateTime,
     pub created_at: NaiveDateTime,
+    pub auth_time: Option<NaiveDateTime>,
 }
 
 impl AuthorizationCode {

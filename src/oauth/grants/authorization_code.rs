@@ -5,12 +5,12 @@
 use chrono::NaiveDateTime;
 
 use crate::crypto;
-use crate::db::models::{AuthorizationCode, Client};
+use crate::db::models::{AuthorizationCode, Client, User};
 use crate::db::{self, AnyConnection};
 use crate::domain::{GrantType, Scopes};
 use crate::oauth::error::OAuthError;
 use crate::oauth::pkce;
-use crate::oauth::token::{Grantee, Issued, OAuthContext, RefreshPlan, mint, store};
+use crate::oauth::token::{Grantee, Identity, Issued, OAuthContext, RefreshPlan, mint, store};
 
 const INVALID: &str = "The authorization code is invalid, expired or already used.";
 
@@ -91,7 +91,18 @@ pub fn run(
         authorization_code_id: Some(stored.id),
     };
     // Signed before the transaction, so no write lock is held during the signature.
-    let minted = mint(ctx, &who, plan, now)?;
+    let mut minted = mint(ctx, &who, plan, now)?;
+    // OpenID Connect: scope `openid` adds an id_token.
+    if who.scope.contains("openid") {
+        let user =
+            User::find(conn, stored.user_id)?.ok_or_else(|| OAuthError::invalid_grant(INVALID))?;
+        let identity = Identity {
+            user: &user,
+            auth_time: stored.auth_time,
+            nonce: stored.nonce.as_deref(),
+        };
+        minted = minted.with_id_token(ctx, &who, &identity, now)?;
+    }
     let outcome = db::write_transaction(conn, |conn| {
         if stored.is_used || !AuthorizationCode::claim(conn, stored.id)? {
             AuthorizationCode::revoke_issued(conn, stored.id, now)?;

@@ -131,7 +131,11 @@ pub async fn new(
 ) -> Result<HttpResponse, AppError> {
     let scopes = registered_scopes(&state).await?;
     let mut blank = form::blank();
-    blank.scopes = scopes.iter().map(|s| s.name.clone()).collect();
+    blank.scopes = scopes
+        .iter()
+        .filter(|s| !clients::is_identity_scope(&s.name))
+        .map(|s| s.name.clone())
+        .collect();
     let ctx = form::context(&blank, &form::Errors::new(), &scopes, None);
     render(
         &state,
