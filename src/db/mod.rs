@@ -37,11 +37,12 @@ pub type PooledConnection = r2d2::PooledConnection<ConnectionManager>;
 const SQLITE_MIGRATIONS: EmbeddedMigrations = embed_migrations!("migrations/sqlite");
 const POSTGRES_MIGRATIONS: EmbeddedMigrations = embed_migrations!("migrations/postgres");
 
-/// Pragmas applied to every pooled SQLite connection. WAL lets readers run beside the one
-/// writer; `busy_timeout` makes a second writer wait instead of failing at once; foreign keys are
+/// Pragmas applied to every pooled SQLite connection. `busy_timeout` comes first, so that even
+/// switching a new file to WAL waits for another process instead of failing; WAL lets readers
+/// run beside the one writer; foreign keys are
 /// off by default in SQLite; `synchronous=NORMAL` is durable under WAL except on power loss.
-const SQLITE_PRAGMAS: &str = "PRAGMA journal_mode = WAL;
-PRAGMA busy_timeout = 5000;
+const SQLITE_PRAGMAS: &str = "PRAGMA busy_timeout = 5000;
+PRAGMA journal_mode = WAL;
 PRAGMA foreign_keys = ON;
 PRAGMA synchronous = NORMAL;";
 
@@ -195,10 +196,16 @@ pub fn open(url: &DatabaseUrl, pool_size: u32) -> Result<Database, OpenError> {
 /// Runs pending migrations of the connection's backend; returns how many ran.
 pub fn migrate(conn: &mut AnyConnection) -> Result<usize, String> {
     match conn {
-        AnyConnection::Sqlite(c) => c
-            .run_pending_migrations(SQLITE_MIGRATIONS)
-            .map(|done| done.len())
-            .map_err(|e| e.to_string()),
+        // Under SQLite's write lock (BEGIN IMMEDIATE): two processes starting on one file
+        // cannot both see a migration as pending.
+        AnyConnection::Sqlite(_) => write_transaction(conn, |conn| match conn {
+            AnyConnection::Sqlite(c) => c
+                .run_pending_migrations(SQLITE_MIGRATIONS)
+                .map(|done| done.len())
+                .map_err(|e| MigrateError(e.to_string())),
+            AnyConnection::Postgres(_) => Ok(0),
+        })
+        .map_err(|e| e.0),
         AnyConnection::Postgres(c) => {
             let lock = format!(
                 "SELECT pg_advisory_lock({MIGRATION_LOCK_KEY}, hashtext(current_schema()))"
@@ -215,6 +222,15 @@ pub fn migrate(conn: &mut AnyConnection) -> Result<usize, String> {
             let _ = c.batch_execute(&unlock);
             result
         }
+    }
+}
+
+/// A migration failure, as text (diesel's migration errors are boxed trait objects).
+struct MigrateError(String);
+
+impl From<diesel::result::Error> for MigrateError {
+    fn from(e: diesel::result::Error) -> Self {
+        Self(e.to_string())
     }
 }
 

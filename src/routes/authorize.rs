@@ -167,7 +167,7 @@ async fn proceed(
         "app",
         &json!({
             "name": client.name,
-            "initials": client.name.split_whitespace().filter_map(|w| w.chars().next()).take(2).flat_map(char::to_uppercase).collect::<String>(),
+            "initials": super::portal::initials(&client.name),
             "logo_url": client.logo_url,
             "home_page_url": client.home_page_url,
             "privacy_policy_url": client.privacy_policy_url,

@@ -13,6 +13,7 @@ mod oidc;
 mod portal;
 mod profile;
 mod resource;
+mod scale;
 mod schema;
 mod smtp;
 mod token;

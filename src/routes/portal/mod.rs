@@ -84,8 +84,8 @@ fn summary(client: &Client) -> serde_json::Value {
     })
 }
 
-/// Up to two letters, for the logo placeholder.
-fn initials(name: &str) -> String {
+/// Up to two letters, for the logo placeholder (the portal and the consent page).
+pub fn initials(name: &str) -> String {
     name.split_whitespace()
         .filter_map(|w| w.chars().next())
         .filter(|c| c.is_alphanumeric())

@@ -1,0 +1,360 @@
+//! Two `latchkey serve` instances on one database act as one server: sessions, tokens,
+//! revocation, key rotation, the authorization flow, single-use codes and the login lockout are
+//! all shared. (CI runs this on PostgreSQL, where several instances are meant to run; on SQLite
+//! the instances share the file.)
+
+use latchkey::startup::Application;
+use serde_json::Value;
+
+use crate::authorize::{
+    CALLBACK, CHALLENGE, END_USER, END_USER_PASSWORD, VERIFIER, authorize_path, location, query_of,
+    setup,
+};
+use crate::helpers::{Html, MERCHANT_PASSWORD, TestApp, spawn_app_with};
+
+/// The first instance. Instances behind one load balancer share one issuer URL (they must:
+/// it is in every token), so the tests set one rather than default to each instance's port.
+async fn spawn_app() -> TestApp {
+    spawn_app_with(|settings| {
+        settings.issuer = Some(url::Url::parse("http://latchkey.test").unwrap());
+        None
+    })
+    .await
+}
+
+/// A second instance on the same database and settings; returns its base URL.
+async fn second_instance(app: &TestApp) -> String {
+    let (mailer, _) = latchkey::email::Mailer::memory(app.settings.mail_from.clone());
+    let other = Application::build_with_mailer(app.settings.clone(), mailer)
+        .await
+        .unwrap();
+    let address = format!("http://127.0.0.1:{}", other.port());
+    tokio::spawn(other.run_until_stopped());
+    address
+}
+
+#[tokio::test]
+async fn a_session_started_on_one_instance_works_and_ends_on_the_other() {
+    let a = spawn_app().await;
+    let b = second_instance(&a).await;
+    a.create_user("merchant", MERCHANT_PASSWORD);
+    a.log_in("merchant", MERCHANT_PASSWORD).await;
+    // The same browser (cookies are per host, not per port) uses the portal on B.
+    let res = a
+        .api
+        .get(format!("{b}/developer/applications"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 200);
+    let page = Html::parse(&res.text().await.unwrap());
+    // A form shown by B is accepted by A: the CSRF token lives in the shared session.
+    let res = a
+        .api
+        .post(a.url("/logout"))
+        .form(&[("csrf_token", page.csrf())])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 303);
+    let res = a
+        .api
+        .get(format!("{b}/developer/applications"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 303, "logout on A ends the session on B");
+}
+
+#[tokio::test]
+async fn tokens_revocation_and_key_rotation_are_shared() {
+    let a = spawn_app().await;
+    let b = second_instance(&a).await;
+    let client = a.merchant_client(&[]);
+    let body: Value = a
+        .token_form(Some(&client), &[("grant_type", "client_credentials")])
+        .await
+        .json()
+        .await
+        .unwrap();
+    let token = body["access_token"].as_str().unwrap().to_owned();
+    let on_b = |path: &str| format!("{b}{path}");
+
+    let res = a
+        .api
+        .get(on_b("/v1/user/profile"))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 200, "a token from A works at B");
+    let introspect = |token: String| {
+        a.api
+            .post(on_b("/oauth/introspect"))
+            .basic_auth(&client.client_id, Some(&client.secret))
+            .form(&[("token", token)])
+            .send()
+    };
+    assert_eq!(
+        introspect(token.clone())
+            .await
+            .unwrap()
+            .json::<Value>()
+            .await
+            .unwrap()["active"],
+        true
+    );
+    let res = a
+        .api
+        .post(a.url("/oauth/revoke"))
+        .basic_auth(&client.client_id, Some(&client.secret))
+        .form(&[("token", token.as_str())])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 200);
+    assert_eq!(
+        a.api
+            .get(on_b("/v1/user/profile"))
+            .bearer_auth(&token)
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        401
+    );
+    assert_eq!(
+        introspect(token.clone())
+            .await
+            .unwrap()
+            .json::<Value>()
+            .await
+            .unwrap()["active"],
+        false
+    );
+
+    // Rotate while both run: both sign with the new key within LATCHKEY_KEY_REFRESH (1 s here).
+    let out = a.cli(&["keys", "rotate"], "");
+    assert!(out.success(), "{}", out.stderr);
+    let new_kid = out.stdout.trim().to_owned();
+    for base in [a.address.clone(), b.clone()] {
+        let mut signed_with_new = false;
+        for _ in 0..40 {
+            let res = a
+                .api
+                .post(format!("{base}/oauth/token"))
+                .basic_auth(&client.client_id, Some(&client.secret))
+                .form(&[("grant_type", "client_credentials")])
+                .send()
+                .await
+                .unwrap();
+            let token: Value = res.json().await.unwrap();
+            let kid = jsonwebtoken::decode_header(token["access_token"].as_str().unwrap())
+                .unwrap()
+                .kid
+                .unwrap();
+            if kid == new_kid {
+                signed_with_new = true;
+                break;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        }
+        assert!(signed_with_new, "{base} never signed with {new_kid}");
+        let jwks: Value = a
+            .api
+            .get(format!("{base}/.well-known/jwks.json"))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        assert_eq!(
+            jwks["keys"].as_array().unwrap().len(),
+            2,
+            "{base} publishes both keys"
+        );
+    }
+}
+
+#[tokio::test]
+async fn the_authorization_flow_started_on_one_instance_finishes_on_the_other() {
+    let a = spawn_app().await;
+    let b = second_instance(&a).await;
+    let client = setup(&a);
+    let res = a
+        .get(&authorize_path(&[
+            ("client_id", &client.client_id),
+            ("response_type", "code"),
+            ("redirect_uri", CALLBACK),
+            ("state", "across"),
+            ("code_challenge", CHALLENGE),
+            ("code_challenge_method", "S256"),
+        ]))
+        .await;
+    assert_eq!(res.status(), 303);
+    // Sign in and decide on B.
+    let login = Html::parse(
+        &a.api
+            .get(format!("{b}{}", location(&res)))
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap(),
+    );
+    let res = a
+        .api
+        .post(format!("{b}/login"))
+        .form(&[
+            ("username", END_USER),
+            ("password", END_USER_PASSWORD),
+            ("next", "/oauth/authorize/resume"),
+            ("csrf_token", &login.csrf()),
+        ])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 303);
+    let consent = Html::parse(
+        &a.api
+            .get(format!("{b}/oauth/authorize/resume"))
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap(),
+    );
+    let res = a
+        .api
+        .post(format!("{b}/oauth/authorize"))
+        .form(&[
+            ("csrf_token", consent.csrf()),
+            (
+                "request_id",
+                consent.attr("input[name=request_id]", "value").unwrap(),
+            ),
+            ("decision", "allow".to_owned()),
+        ])
+        .send()
+        .await
+        .unwrap();
+    let params = query_of(&location(&res));
+    assert_eq!(params["state"], "across");
+    let code = params["code"].clone();
+
+    // Twenty concurrent redemptions split across A and B: exactly one succeeds.
+    let requests = (0..20).map(|i| {
+        let base = if i % 2 == 0 {
+            a.address.clone()
+        } else {
+            b.clone()
+        };
+        let req = a
+            .api
+            .post(format!("{base}/oauth/token"))
+            .basic_auth(&client.client_id, Some(&client.secret))
+            .form(&[
+                ("grant_type", "authorization_code"),
+                ("code", code.as_str()),
+                ("redirect_uri", CALLBACK),
+                ("code_verifier", VERIFIER),
+            ]);
+        async move { req.send().await.unwrap().status().as_u16() }
+    });
+    let statuses = futures_util::future::join_all(requests).await;
+    assert_eq!(
+        statuses.iter().filter(|s| **s == 200).count(),
+        1,
+        "{statuses:?}"
+    );
+    assert!(
+        statuses.iter().all(|s| *s == 200 || *s == 400),
+        "{statuses:?}"
+    );
+}
+
+#[tokio::test]
+async fn the_login_lockout_counts_failures_on_both_instances() {
+    let a = spawn_app().await;
+    let b = second_instance(&a).await;
+    a.create_user("merchant", MERCHANT_PASSWORD);
+    let attempt = |base: String, password: &'static str| {
+        let api = a.new_browser();
+        async move {
+            let page = Html::parse(
+                &api.get(format!("{base}/login"))
+                    .send()
+                    .await
+                    .unwrap()
+                    .text()
+                    .await
+                    .unwrap(),
+            );
+            let res = api
+                .post(format!("{base}/login"))
+                .form(&[
+                    ("username", "merchant"),
+                    ("password", password),
+                    ("csrf_token", &page.csrf()),
+                ])
+                .send()
+                .await
+                .unwrap();
+            (res.status().as_u16(), res.text().await.unwrap())
+        }
+    };
+    for i in 0..5 {
+        let base = if i % 2 == 0 {
+            a.address.clone()
+        } else {
+            b.clone()
+        };
+        assert_eq!(attempt(base, "wrong password!").await.0, 422);
+    }
+    for base in [a.address.clone(), b.clone()] {
+        let (status, body) = attempt(base.clone(), MERCHANT_PASSWORD).await;
+        assert_eq!(status, 422, "{base}");
+        assert!(body.contains("Try again in 15 minutes"), "{base}");
+    }
+}
+
+#[tokio::test]
+async fn instances_starting_together_on_a_fresh_database_migrate_once() {
+    let data_dir = tempfile::tempdir().unwrap();
+    let db = crate::helpers::TestDatabase::create(data_dir.path());
+    let settings = crate::helpers::test_settings(
+        data_dir.path(),
+        &db,
+        &latchkey::config::SecretKeyMaterial(vec![7; 32]),
+    );
+    let starts = (0..3).map(|_| {
+        let settings = settings.clone();
+        async move {
+            let (mailer, _) = latchkey::email::Mailer::memory(settings.mail_from.clone());
+            Application::build_with_mailer(settings, mailer)
+                .await
+                .map(|app| app.port())
+        }
+    });
+    for started in futures_util::future::join_all(starts).await {
+        assert!(started.is_ok(), "{:?}", started.err());
+    }
+    #[derive(diesel::QueryableByName)]
+    struct Count {
+        #[diesel(sql_type = diesel::sql_types::BigInt)]
+        n: i64,
+    }
+    use diesel::RunQueryDsl as _;
+    let applied: Count = diesel::sql_query("SELECT COUNT(*) AS n FROM __diesel_schema_migrations")
+        .get_result(&mut db.connect())
+        .unwrap();
+    let (expected, _) = latchkey::db::migration_names();
+    assert_eq!(
+        applied.n,
+        expected.len() as i64,
+        "each migration ran exactly once"
+    );
+}
