@@ -84,6 +84,17 @@ pub struct Settings {
           value_parser = clap::value_parser!(u32).range(1..=500), global = true)]
     pub db_pool_size: u32,
 
+    /// Addresses of reverse proxies / load balancers in front of Latchkey, comma separated. For
+    /// requests from them, the client address (for throttling and the audit log) is taken from
+    /// `X-Forwarded-For`; from anyone else that header is ignored.
+    #[arg(
+        long,
+        env = "LATCHKEY_TRUSTED_PROXIES",
+        value_delimiter = ',',
+        global = true
+    )]
+    pub trusted_proxies: Vec<std::net::IpAddr>,
+
     /// HTTP worker threads. Default: one per CPU core.
     #[arg(long, env = "LATCHKEY_WORKERS", value_parser = clap::value_parser!(u16).range(1..=256), global = true)]
     pub workers: Option<u16>,

@@ -15,6 +15,7 @@ pub mod domain;
 pub mod email;
 pub mod error;
 pub mod oauth;
+pub mod rekey;
 pub mod routes;
 pub mod startup;
 pub mod telemetry;

@@ -29,6 +29,8 @@ pub struct AppState {
     pub pool: Pool,
     pub templates: Tera,
     pub mailer: Mailer,
+    /// Proxies whose `X-Forwarded-For` is believed (`LATCHKEY_TRUSTED_PROXIES`).
+    pub trusted_proxies: Vec<std::net::IpAddr>,
     /// Everything the protocol code needs (issuer, keys, lifetimes); cloned into blocking tasks.
     pub oauth: Arc<OAuthContext>,
 }
@@ -153,6 +155,7 @@ impl Application {
         let state = web::Data::new(AppState {
             pool: database.pool,
             mailer,
+            trusted_proxies: settings.trusted_proxies.clone(),
             oauth,
             templates: templates::load()?,
         });

@@ -6,6 +6,7 @@
 mod client;
 mod keys;
 mod scope;
+mod secret_key;
 mod user;
 
 use anyhow::Context as _;
@@ -46,6 +47,9 @@ pub enum Command {
     /// Manage the keys that sign access tokens.
     #[command(subcommand)]
     Keys(keys::KeysCommand),
+    /// Move to a new server secret key.
+    #[command(subcommand, name = "secret-key")]
+    SecretKey(secret_key::SecretKeyCommand),
 }
 
 /// Runs a parsed command line. Errors come back as one chain, printed by `main` on one line.
@@ -65,6 +69,7 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Client(cmd) => client::run(&settings, cmd),
         Command::Scope(cmd) => scope::run(&settings, cmd),
         Command::Keys(cmd) => keys::run(&settings, cmd),
+        Command::SecretKey(cmd) => secret_key::run(&settings, cmd),
     }
 }
 

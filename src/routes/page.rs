@@ -153,17 +153,79 @@ impl CsrfProtected for CsrfOnly {
     }
 }
 
-/// The address a request came from, for throttling and the audit log. The socket's peer: a
-/// forwarded-for header is not trusted, since any client can send one.
+/// The address a request came from, for throttling and the audit log: the socket's peer, or,
+/// when the peer is a trusted proxy, the last address in `X-Forwarded-For` that is not one of
+/// ours (anyone can put anything at the start of that header).
 pub fn client_address(req: &HttpRequest) -> String {
-    req.peer_addr()
-        .map(|a| a.ip().to_string())
-        .unwrap_or_else(|| "unknown".to_owned())
+    let trusted: &[std::net::IpAddr] = req
+        .app_data::<web::Data<AppState>>()
+        .map(|s| s.trusted_proxies.as_slice())
+        .unwrap_or_default();
+    let Some(peer) = req.peer_addr().map(|a| a.ip()) else {
+        return "unknown".to_owned();
+    };
+    forwarded_client(
+        peer,
+        req.headers()
+            .get("x-forwarded-for")
+            .and_then(|v| v.to_str().ok()),
+        trusted,
+    )
+    .to_string()
+}
+
+fn forwarded_client(
+    peer: std::net::IpAddr,
+    forwarded_for: Option<&str>,
+    trusted: &[std::net::IpAddr],
+) -> std::net::IpAddr {
+    if !trusted.contains(&peer) {
+        return peer;
+    }
+    let hops = forwarded_for
+        .unwrap_or_default()
+        .split(',')
+        .rev()
+        .map(str::trim);
+    let mut client = peer;
+    for hop in hops {
+        match hop.parse::<std::net::IpAddr>() {
+            Ok(ip) => {
+                client = ip;
+                if !trusted.contains(&ip) {
+                    break;
+                }
+            }
+            Err(_) => break,
+        }
+    }
+    client
 }
 
 #[cfg(test)]
 mod tests {
     use super::safe_next;
+
+    #[test]
+    fn forwarded_for_is_believed_only_from_trusted_proxies() {
+        use super::forwarded_client;
+        let proxy: std::net::IpAddr = "10.0.0.2".parse().unwrap();
+        let other: std::net::IpAddr = "203.0.113.9".parse().unwrap();
+        let trusted = [proxy];
+        // Not from a proxy: the header is ignored.
+        assert_eq!(forwarded_client(other, Some("1.2.3.4"), &trusted), other);
+        // From the proxy: the last hop it added.
+        assert_eq!(
+            forwarded_client(proxy, Some("6.6.6.6, 198.51.100.7"), &trusted).to_string(),
+            "198.51.100.7"
+        );
+        assert_eq!(
+            forwarded_client(proxy, Some("198.51.100.7, 10.0.0.2"), &trusted).to_string(),
+            "198.51.100.7"
+        );
+        assert_eq!(forwarded_client(proxy, None, &trusted), proxy);
+        assert_eq!(forwarded_client(proxy, Some("garbage"), &trusted), proxy);
+    }
 
     #[test]
     fn only_local_paths_are_followed() {

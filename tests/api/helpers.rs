@@ -120,6 +120,7 @@ pub fn test_settings(data_dir: &Path, db: &TestDatabase, secret: &SecretKeyMater
         key_refresh: 1,
         cleanup_interval: 3600,
         workers: Some(1),
+        trusted_proxies: Vec::new(),
         log_format: LogFormat::Text,
         log: "warn".into(),
     }

@@ -358,3 +358,76 @@ async fn instances_starting_together_on_a_fresh_database_migrate_once() {
         "each migration ran exactly once"
     );
 }
+
+#[tokio::test]
+async fn the_secret_key_can_be_rotated_without_losing_clients_or_keys() {
+    let a = spawn_app().await;
+    let client = a.merchant_client(&[]);
+    let before: Value = a
+        .token_form(Some(&client), &[("grant_type", "client_credentials")])
+        .await
+        .json()
+        .await
+        .unwrap();
+    let old_token = before["access_token"].as_str().unwrap().to_owned();
+    let kid = jsonwebtoken::decode_header(&old_token)
+        .unwrap()
+        .kid
+        .unwrap();
+
+    let new_key = "ab".repeat(32);
+    let out = a.cli(&["secret-key", "rotate"], &format!("{new_key}\n"));
+    assert!(out.success(), "{}", out.stderr);
+    assert!(
+        out.stderr
+            .contains("Moved 1 client secrets and 1 signing keys"),
+        "{}",
+        out.stderr
+    );
+    // The stored digest changed: nothing verifies under the old key any more.
+    let again = a.cli(&["secret-key", "rotate"], &format!("{new_key}\n"));
+    assert!(
+        !again.success(),
+        "the old key no longer decrypts: {}",
+        again.stderr
+    );
+
+    // An instance started with the new key serves the same client and the same signing key.
+    let mut settings = a.settings.clone();
+    settings.secret_key = Some(latchkey::config::parse_secret_key(&new_key).unwrap());
+    let (mailer, _) = latchkey::email::Mailer::memory(settings.mail_from.clone());
+    let b = Application::build_with_mailer(settings, mailer)
+        .await
+        .unwrap();
+    let b_url = format!("http://127.0.0.1:{}", b.port());
+    tokio::spawn(b.run_until_stopped());
+    let res = a
+        .api
+        .post(format!("{b_url}/oauth/token"))
+        .basic_auth(&client.client_id, Some(&client.secret))
+        .form(&[("grant_type", "client_credentials")])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 200);
+    let after: Value = res.json().await.unwrap();
+    assert_eq!(
+        jsonwebtoken::decode_header(after["access_token"].as_str().unwrap())
+            .unwrap()
+            .kid
+            .unwrap(),
+        kid
+    );
+    let res = a
+        .api
+        .get(format!("{b_url}/v1/user/profile"))
+        .bearer_auth(&old_token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        res.status(),
+        200,
+        "tokens from before the rotation still verify"
+    );
+}
