@@ -113,8 +113,21 @@ impl ConnectionManager {
             DatabaseUrl::Sqlite(path) => {
                 let path = path.to_string_lossy();
                 let mut conn = diesel::SqliteConnection::establish(&path)?;
-                conn.batch_execute(SQLITE_PRAGMAS)
-                    .map_err(|e| diesel::ConnectionError::BadConnection(e.to_string()))?;
+                // Switching a new file to WAL needs it to itself; when another process is
+                // creating it at that moment, SQLite answers "locked" at once rather than wait.
+                let mut attempt = 0;
+                loop {
+                    match conn.batch_execute(SQLITE_PRAGMAS) {
+                        Ok(()) => break,
+                        Err(e) if attempt < 50 && e.to_string().contains("locked") => {
+                            attempt += 1;
+                            std::thread::sleep(Duration::from_millis(100));
+                        }
+                        Err(e) => {
+                            return Err(diesel::ConnectionError::BadConnection(e.to_string()));
+                        }
+                    }
+                }
                 AnyConnection::Sqlite(conn)
             }
         };

@@ -115,8 +115,21 @@ impl KeyRing {
     ) -> Result<Self, KeyError> {
         let mut rows = SigningKeyRow::all(conn)?;
         if !rows.iter().any(|r| r.retired_at.is_none()) {
-            let row = create(conn, server_key, SigningAlgorithm::Rs256)?;
-            rows.insert(0, row);
+            // First start. Instances starting together must not each make a key of their own
+            // (each would sign with one the others do not know yet), so the check and the
+            // insert happen under a lock: SQLite's write lock, plus an advisory lock on
+            // PostgreSQL, whose transactions would otherwise both see no key.
+            rows = db::write_transaction(conn, |conn| {
+                if let AnyConnection::Postgres(pg) = conn {
+                    use diesel::connection::SimpleConnection as _;
+                    pg.batch_execute("SELECT pg_advisory_xact_lock(1281450851, 2)")?;
+                }
+                let mut rows = SigningKeyRow::all(conn)?;
+                if !rows.iter().any(|r| r.retired_at.is_none()) {
+                    rows.insert(0, create(conn, server_key, SigningAlgorithm::Rs256)?);
+                }
+                Ok::<_, KeyError>(rows)
+            })?;
         }
         Self::from_rows(&rows, server_key, token_ttl)
     }
