@@ -62,11 +62,9 @@ impl SessionStore for DbSessionStore {
         let digest = crypto::token_digest(&key);
         let user_id = user_id_of(&session_state);
         let expires_at = expiry(ttl);
+        // Expired sessions are swept by `cleanup`, not here, so a new visitor costs one INSERT.
         db::run(&self.pool, move |conn| {
-            let now = db::now();
-            // New sessions are rare (sign-ins): a good moment to sweep out expired ones.
-            SessionRow::purge_expired(conn, now)?;
-            SessionRow::insert(conn, &digest, user_id, &state, now, expires_at)
+            SessionRow::insert(conn, &digest, user_id, &state, db::now(), expires_at)
                 .map_err(DbError::from)
         })
         .await

@@ -96,9 +96,4 @@ impl SessionRow {
     pub fn delete_for_user(conn: &mut AnyConnection, user_id: i64) -> QueryResult<usize> {
         diesel::delete(sessions::table.filter(sessions::user_id.eq(user_id))).execute(conn)
     }
-
-    /// Removes expired sessions.
-    pub fn purge_expired(conn: &mut AnyConnection, now: NaiveDateTime) -> QueryResult<usize> {
-        diesel::delete(sessions::table.filter(sessions::expires_at.le(now))).execute(conn)
-    }
 }
