@@ -810,3 +810,72 @@ async fn sessions_end_after_the_absolute_and_the_idle_timeout() {
         .unwrap();
     assert_eq!(app.get("/account").await.status(), 303);
 }
+
+#[tokio::test]
+async fn many_failures_from_one_address_lock_that_address() {
+    let app = spawn_app().await;
+    app.create_user("merchant", MERCHANT_PASSWORD);
+    // Twenty failures spread over made-up accounts (so no single account locks)…
+    for i in 0..20 {
+        let res = app
+            .post_form(
+                "/login",
+                "/login",
+                &[
+                    ("username", &format!("guess{i}")),
+                    ("password", "wrong password!"),
+                ],
+            )
+            .await;
+        assert_eq!(res.status(), 422);
+    }
+    // …lock the address, even for a real account with the right password.
+    let res = app
+        .post_form(
+            "/login",
+            "/login",
+            &[("username", "merchant"), ("password", MERCHANT_PASSWORD)],
+        )
+        .await;
+    assert_eq!(res.status(), 422);
+    let page = Html::parse(&res.text().await.unwrap());
+    assert!(
+        page.text("#login-error").unwrap().contains("Try again in"),
+        "{:?}",
+        page.text("#login-error")
+    );
+}
+
+#[tokio::test]
+async fn a_sign_in_from_a_new_address_is_emailed_once() {
+    let app = spawn_app().await;
+    assert_eq!(
+        app.sign_up("frank", "frank@example.com", "frank password 1")
+            .await
+            .status(),
+        303
+    );
+    let sign_ins = |app: &TestApp| {
+        app.outbox
+            .messages()
+            .into_iter()
+            .filter(|m| m.subject == "New sign-in to your Latchkey account")
+            .count()
+    };
+    app.post_form("/logout", "/account", &[]).await;
+    app.log_in("frank", "frank password 1").await;
+    // Signing up counted as the first sign-in from this address: no email.
+    assert_eq!(sign_ins(&app), 0);
+    // From an address not seen before (recorded sign-ins are per address).
+    diesel::delete(latchkey::db::schema::audit_events::table)
+        .execute(&mut app.db.connect())
+        .unwrap();
+    app.post_form("/logout", "/account", &[]).await;
+    app.log_in("frank", "frank password 1").await;
+    assert_eq!(sign_ins(&app), 1);
+    let email = app.outbox.last_to("frank@example.com").unwrap();
+    assert!(email.text.contains("127.0.0.1"), "{}", email.text);
+    app.post_form("/logout", "/account", &[]).await;
+    app.log_in("frank", "frank password 1").await;
+    assert_eq!(sign_ins(&app), 1, "the same address again: no second email");
+}
