@@ -10,7 +10,7 @@ use aws_lc_rs::rsa::{KeySize, PublicKeyComponents};
 use aws_lc_rs::signature::KeyPair as _;
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey};
+use jsonwebtoken::{Algorithm, DecodingKey};
 use serde_json::json;
 use zeroize::Zeroizing;
 
@@ -65,24 +65,69 @@ pub enum KeyError {
     Db(#[from] diesel::result::Error),
 }
 
-/// A key able to sign.
+/// A key able to sign, parsed once when the ring is loaded.
+///
+/// jsonwebtoken's `encode` parses (and for RSA, fully validates) the private key on every call,
+/// which costs about as much as the signature itself; so tokens are assembled here (RFC 7515
+/// §7.1 compact serialization, with jsonwebtoken's own `Header`) and signed with the key pair
+/// held in memory. Verification stays with jsonwebtoken.
 pub struct Signer {
     pub kid: String,
     pub algorithm: SigningAlgorithm,
-    encoding: EncodingKey,
+    key: SigningKeyPair,
+}
+
+enum SigningKeyPair {
+    Rsa(aws_lc_rs::rsa::KeyPair),
+    Ecdsa(aws_lc_rs::signature::EcdsaKeyPair),
+}
+
+/// Why a token could not be signed.
+#[derive(Debug, thiserror::Error)]
+pub enum SignError {
+    #[error("serializing the token failed: {0}")]
+    Json(#[from] serde_json::Error),
+    #[error("the signature could not be computed")]
+    Crypto,
 }
 
 impl Signer {
     /// Signs `claims` as a JWT with `typ` set (RFC 9068 §2.1 wants `at+jwt` for access tokens).
-    pub fn sign<C: serde::Serialize>(
-        &self,
-        typ: &str,
-        claims: &C,
-    ) -> Result<String, jsonwebtoken::errors::Error> {
+    pub fn sign<C: serde::Serialize>(&self, typ: &str, claims: &C) -> Result<String, SignError> {
         let mut header = jsonwebtoken::Header::new(self.algorithm.jwt());
         header.kid = Some(self.kid.clone());
         header.typ = Some(typ.to_owned());
-        jsonwebtoken::encode(&header, claims, &self.encoding)
+        let mut token = String::with_capacity(640);
+        URL_SAFE_NO_PAD.encode_string(serde_json::to_vec(&header)?, &mut token);
+        token.push('.');
+        URL_SAFE_NO_PAD.encode_string(serde_json::to_vec(claims)?, &mut token);
+        let signature = self.signature(token.as_bytes())?;
+        token.push('.');
+        URL_SAFE_NO_PAD.encode_string(signature, &mut token);
+        Ok(token)
+    }
+
+    /// RFC 7518 §3.3 (RSASSA-PKCS1-v1_5 with SHA-256) or §3.4 (ECDSA P-256, the fixed-width
+    /// `r ‖ s` form JWS uses).
+    fn signature(&self, message: &[u8]) -> Result<Vec<u8>, SignError> {
+        let rng = aws_lc_rs::rand::SystemRandom::new();
+        match &self.key {
+            SigningKeyPair::Rsa(pair) => {
+                let mut signature = vec![0; pair.public_modulus_len()];
+                pair.sign(
+                    &aws_lc_rs::signature::RSA_PKCS1_SHA256,
+                    &rng,
+                    message,
+                    &mut signature,
+                )
+                .map_err(|_| SignError::Crypto)?;
+                Ok(signature)
+            }
+            SigningKeyPair::Ecdsa(pair) => pair
+                .sign(&rng, message)
+                .map(|signature| signature.as_ref().to_vec())
+                .map_err(|_| SignError::Crypto),
+        }
     }
 }
 
@@ -190,7 +235,7 @@ impl KeyRing {
         let der = server_key
             .decrypt(&active.private_key, &active.kid)
             .map_err(|_| KeyError::Decrypt(active.kid.clone()))?;
-        let encoding = encoding_key(algorithm, &der).map_err(|reason| KeyError::Unusable {
+        let key = signing_key(algorithm, &der).map_err(|reason| KeyError::Unusable {
             kid: active.kid.clone(),
             reason,
         })?;
@@ -198,7 +243,7 @@ impl KeyRing {
             signer: Signer {
                 kid: active.kid.clone(),
                 algorithm,
-                encoding,
+                key,
             },
             verifiers,
             jwks,
@@ -328,14 +373,17 @@ fn strip_leading_zeros(bytes: &[u8]) -> &[u8] {
     &bytes[start..]
 }
 
-fn encoding_key(algorithm: SigningAlgorithm, pkcs8: &[u8]) -> Result<EncodingKey, String> {
+fn signing_key(algorithm: SigningAlgorithm, pkcs8: &[u8]) -> Result<SigningKeyPair, String> {
     match algorithm {
-        SigningAlgorithm::Rs256 => {
-            // jsonwebtoken reads RSA keys from PEM; PKCS#8 is unwrapped there.
-            let pem = Zeroizing::new(pem::encode(&pem::Pem::new("PRIVATE KEY", pkcs8.to_vec())));
-            EncodingKey::from_rsa_pem(pem.as_bytes()).map_err(|e| e.to_string())
-        }
-        SigningAlgorithm::Es256 => Ok(EncodingKey::from_ec_der(pkcs8)),
+        SigningAlgorithm::Rs256 => aws_lc_rs::rsa::KeyPair::from_pkcs8(pkcs8)
+            .map(SigningKeyPair::Rsa)
+            .map_err(|e| e.to_string()),
+        SigningAlgorithm::Es256 => aws_lc_rs::signature::EcdsaKeyPair::from_pkcs8(
+            &aws_lc_rs::signature::ECDSA_P256_SHA256_FIXED_SIGNING,
+            pkcs8,
+        )
+        .map(SigningKeyPair::Ecdsa)
+        .map_err(|e| e.to_string()),
     }
 }
 
@@ -370,7 +418,7 @@ mod tests {
             let signer = Signer {
                 kid: "k1".into(),
                 algorithm,
-                encoding: encoding_key(algorithm, &der).unwrap(),
+                key: signing_key(algorithm, &der).unwrap(),
             };
             let claims = Claims {
                 sub: "42".into(),
