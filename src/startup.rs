@@ -33,6 +33,8 @@ pub struct AppState {
     pub trusted_proxies: Vec<std::net::IpAddr>,
     /// Everything the protocol code needs (issuer, keys, lifetimes); cloned into blocking tasks.
     pub oauth: Arc<OAuthContext>,
+    /// SQL statements run by the pool's connections, for `/metrics`.
+    pub statements: StatementCounter,
 }
 
 /// Why the server could not start. Each message names the setting to look at.
@@ -158,6 +160,7 @@ impl Application {
             trusted_proxies: settings.trusted_proxies.clone(),
             oauth,
             templates: templates::load()?,
+            statements: statements.clone(),
         });
 
         let mut server = HttpServer::new(move || {

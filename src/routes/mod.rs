@@ -24,6 +24,7 @@ use actix_web::web;
 pub fn api(cfg: &mut web::ServiceConfig) {
     cfg.route("/healthz", web::get().to(health::healthz))
         .route("/readyz", web::get().to(health::readyz))
+        .route("/metrics", web::get().to(health::metrics))
         .route("/static/{path:.*}", web::get().to(static_files::serve))
         .service(web::resource(["/oauth/token", "/v1/token"]).route(web::post().to(token::token)))
         .service(web::resource("/v1/user/profile").route(web::get().to(profile::profile)))
