@@ -1,0 +1,461 @@
+//! The journey, as people live it: a merchant registers an application in the portal, and an
+//! end user signs in to that application through Latchkey, then takes the access back.
+//!
+//! Run four times (desktop and phone, JavaScript on and off), one at a time: each run is a
+//! browser, and the machine may have two cores.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use fantoccini::key::Key;
+use serde_json::Value;
+
+use crate::a11y;
+use crate::browser::{Browser, Width, tools_or_skip};
+use crate::callback::{CHALLENGE, CallbackServer};
+use crate::helpers::{MERCHANT_PASSWORD, TestApp, TestClient, hex_id, link_in, spawn_app};
+
+static ONE_AT_A_TIME: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+
+const END_USER: &str = "shopper";
+const END_USER_PASSWORD: &str = "shopper's long password";
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn journey_at_desktop_width() {
+    run("journey_at_desktop_width", Width::Desktop, true).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn journey_at_phone_width() {
+    run("journey_at_phone_width", Width::Phone, true).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn journey_at_desktop_width_without_javascript() {
+    run(
+        "journey_at_desktop_width_without_javascript",
+        Width::Desktop,
+        false,
+    )
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn journey_at_phone_width_without_javascript() {
+    run(
+        "journey_at_phone_width_without_javascript",
+        Width::Phone,
+        false,
+    )
+    .await;
+}
+
+/// Starts a server and a browser, walks the journey, and always ends the browser (also when an
+/// assertion fails, so that no Chromium is left behind).
+async fn run(test: &str, width: Width, js: bool) {
+    let Some(tools) = tools_or_skip(test) else {
+        return;
+    };
+    let _turn = ONE_AT_A_TIME.lock().await;
+    let app = Arc::new(spawn_app().await);
+    let browser = Arc::new(Browser::launch(&tools, width, js).await);
+    let outcome = tokio::spawn({
+        let (app, browser) = (app.clone(), browser.clone());
+        async move { Journey::new(&app, &browser).walk().await }
+    })
+    .await;
+    let log = browser.log_tail();
+    if outcome.is_err() {
+        let file = format!("target/screenshots/FAILED-{}.png", browser.label());
+        browser
+            .screenshot(&Path::new(env!("CARGO_MANIFEST_DIR")).join(&file))
+            .await;
+        crate::browser::say(&format!("{test}: the page when it failed is in {file}"));
+    }
+    if let Ok(browser) = Arc::try_unwrap(browser) {
+        browser.quit().await;
+    }
+    if let Err(e) = outcome {
+        if e.is_panic() {
+            crate::browser::say(&format!("chromedriver log:\n{log}"));
+            std::panic::resume_unwind(e.into_panic());
+        }
+        panic!("{test}: {e}");
+    }
+}
+
+struct Journey<'a> {
+    app: &'a TestApp,
+    b: &'a Browser,
+    shots: PathBuf,
+    step: usize,
+}
+
+impl<'a> Journey<'a> {
+    fn new(app: &'a TestApp, b: &'a Browser) -> Self {
+        let mut shots = Path::new(env!("CARGO_MANIFEST_DIR")).join("target/screenshots");
+        if !b.js {
+            shots.push("no-js");
+        }
+        Journey {
+            app,
+            b,
+            shots,
+            step: 0,
+        }
+    }
+
+    /// On every Latchkey page of the journey: a screenshot, axe-core in the light and the dark
+    /// colour scheme, and a walk through it with the Tab key.
+    async fn page(&mut self, name: &str) {
+        self.shot(name).await;
+        a11y::axe(self.b, name, "light").await;
+        a11y::axe(self.b, name, "dark").await;
+        a11y::keyboard(self.b, name).await;
+    }
+
+    async fn shot(&mut self, name: &str) {
+        self.step += 1;
+        let file = format!("{:02}-{name}-{}.png", self.step, self.b.width.name());
+        self.b.screenshot(&self.shots.join(file)).await;
+    }
+
+    async fn walk(mut self) {
+        let callback = CallbackServer::start(&self.app.address);
+        let client = self.merchant_registers_an_application(&callback).await;
+        callback.configure(&client.client_id, &client.secret);
+        self.end_user_authorizes_and_revokes(&client, &callback)
+            .await;
+        callback.stop().await;
+    }
+
+    async fn merchant_registers_an_application(&mut self, callback: &CallbackServer) -> TestClient {
+        let (app, b) = (self.app, self.b);
+
+        // Sign up.
+        b.goto(&app.url("/signup")).await;
+        self.page("sign-up").await;
+        b.fill("Username", "acme").await;
+        b.fill("Display name", "Acme Sdn Bhd").await;
+        b.fill("Email address", "acme@example.com").await;
+        b.fill("Password", MERCHANT_PASSWORD).await;
+        b.click("Create account").await;
+        b.wait_for_path("/developer/applications").await;
+        assert!(
+            b.text(".banner").await.contains("confirm your email"),
+            "a new account is asked to confirm its email"
+        );
+        self.page("applications-unconfirmed").await;
+
+        // Sign out, confirm the email from the link in the message, sign in.
+        b.click("Sign out").await;
+        b.wait_for_path("/login").await;
+        let email = app
+            .outbox
+            .last_to("acme@example.com")
+            .expect("a confirmation email");
+        assert_eq!(email.subject, "Confirm your email address");
+        b.goto(&link_in(&email.text, "/verify-email/")).await;
+        b.wait_for_path("/login").await;
+        assert!(
+            b.text(".flash").await.contains("is confirmed"),
+            "{}",
+            b.text("main").await
+        );
+        self.page("sign-in-email-confirmed").await;
+        b.fill("Username", "acme").await;
+        b.fill("Password", MERCHANT_PASSWORD).await;
+        b.click("Sign in").await;
+        b.wait_for_path("/developer/applications").await;
+        assert!(!b.has(".banner").await, "the email is confirmed");
+        assert_eq!(b.text(".empty h2").await, "Register your first application");
+        self.page("applications-empty").await;
+
+        // A new application, with a mistake corrected on the way.
+        b.click("New application").await;
+        b.wait_for_path("/developer/applications/new").await;
+        self.page("new-application").await;
+        b.fill("Application name", "Acme Shop").await;
+        b.fill("Description", "Our online shop").await;
+        b.fill("Home page URL", "shop.example.com").await;
+        b.fill("Privacy policy URL", "https://shop.example.com/privacy")
+            .await;
+        b.fill("Redirect URIs", &callback.redirect_uri).await;
+        for id in ["grant-authorization_code", "grant-refresh_token"] {
+            assert!(
+                b.find(&format!("#{id}")).await.is_selected().await.unwrap(),
+                "{id} is ticked by default"
+            );
+        }
+        let scope = b.find("#scope-get_user_profile").await;
+        if !scope.is_selected().await.unwrap() {
+            b.find("label[for=scope-get_user_profile]")
+                .await
+                .click()
+                .await
+                .unwrap();
+        }
+        b.click("Create application").await;
+        b.wait_for("#home_page_url-error", None).await;
+        assert!(
+            b.text("#home_page_url-error").await.contains("https://"),
+            "the error says what is wrong"
+        );
+        assert!(b.text(".alert.error").await.contains("Please correct"));
+        assert_eq!(b.value("#name").await, "Acme Shop", "the input is kept");
+        self.page("new-application-errors").await;
+        b.fill("Home page URL", "https://shop.example.com").await;
+        b.click("Create application").await;
+        b.wait_for_path("/developer/applications/").await;
+
+        // Copy the client_id and the secret shown once, from the read-only fields.
+        let client_id = b.field("Client ID").await.prop("value").await.unwrap();
+        let client_id = client_id.unwrap_or_default();
+        let secret = b
+            .field("Client secret")
+            .await
+            .prop("value")
+            .await
+            .unwrap()
+            .unwrap_or_default();
+        assert!(secret.starts_with("lks_"), "the secret is shown: {secret}");
+        assert!(
+            b.path().await.ends_with(&client_id),
+            "the page is the application's"
+        );
+        self.copy_buttons_are_an_enhancement(&secret).await;
+        self.page("application-created").await;
+        assert_eq!(token_status(app, &client_id, &secret).await, 200);
+
+        // View the secret again: the password first.
+        b.click("View").await;
+        b.wait_for_path(&format!("/developer/applications/{client_id}/secret"))
+            .await;
+        b.wait_for("h1", Some("Confirm it is you")).await;
+        self.page("confirm-password").await;
+        b.fill("Password", MERCHANT_PASSWORD).await;
+        b.click("Confirm").await;
+        b.wait_for("h1", Some("Secret of Acme Shop")).await;
+        let again = b
+            .field("Client secret")
+            .await
+            .prop("value")
+            .await
+            .unwrap()
+            .unwrap_or_default();
+        assert_eq!(again, secret, "the same secret is shown again");
+        self.page("secret-viewed-again").await;
+        assert!(
+            app.outbox
+                .messages()
+                .iter()
+                .any(|m| m.to == "acme@example.com" && m.text.contains("was revealed")),
+            "the owner is told the secret was viewed"
+        );
+
+        // Rotate it, the old one stopping at once.
+        b.click("Back to Acme Shop").await;
+        b.wait_for_path(&format!("/developer/applications/{client_id}"))
+            .await;
+        b.field("When you rotate, the current secret keeps working for")
+            .await
+            .select_by_value("now")
+            .await
+            .unwrap();
+        b.click("Rotate secret").await;
+        b.wait_for(".flash", None).await;
+        assert!(b.text(".flash").await.contains("old one stopped working"));
+        let rotated = b
+            .field("Client secret")
+            .await
+            .prop("value")
+            .await
+            .unwrap()
+            .unwrap_or_default();
+        assert!(rotated.starts_with("lks_") && rotated != secret);
+        self.page("secret-rotated").await;
+        assert_eq!(token_status(app, &client_id, &secret).await, 401);
+        assert_eq!(token_status(app, &client_id, &rotated).await, 200);
+
+        b.click("Sign out").await;
+        b.wait_for_path("/login").await;
+        TestClient {
+            client_id,
+            secret: rotated,
+            owner_id: 0,
+        }
+    }
+
+    /// With JavaScript the copy buttons appear and copy; without it they stay hidden and the
+    /// values are in read-only fields, to select and copy by hand.
+    async fn copy_buttons_are_an_enhancement(&self, secret: &str) {
+        let b = self.b;
+        let button = b.find("button.copy[data-copy=client-secret]").await;
+        let field = b.field("Client secret").await;
+        assert_eq!(
+            field.attr("readonly").await.unwrap().as_deref(),
+            Some("true")
+        );
+        if !b.js {
+            assert!(
+                !button.is_displayed().await.unwrap(),
+                "JavaScript is off, so the script that shows the copy buttons did not run"
+            );
+            return;
+        }
+        assert!(button.is_displayed().await.unwrap(), "copy.js ran");
+        let origin = b.client.current_url().await.unwrap().origin();
+        b.cdp(
+            "Browser.grantPermissions",
+            serde_json::json!({
+                "origin": origin.ascii_serialization(),
+                "permissions": ["clipboardReadWrite", "clipboardSanitizedWrite"]
+            }),
+        )
+        .await;
+        button.click().await.unwrap();
+        let mut tries = 0;
+        while button.text().await.unwrap() != "Copied" {
+            tries += 1;
+            assert!(tries < 40, "the copy button did not say Copied");
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        }
+        let pasted = b
+            .client
+            .execute_async(
+                "const done = arguments[arguments.length - 1]; navigator.clipboard.readText().then(done, (e) => done('error: ' + e));",
+                vec![],
+            )
+            .await
+            .unwrap();
+        assert_eq!(
+            pasted.as_str(),
+            Some(secret),
+            "the button copied the secret"
+        );
+        // The label comes back, so the screenshot shows the page as it rests.
+        while button.text().await.unwrap() != "Copy" {
+            tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        }
+    }
+
+    /// The end user uses the keyboard only: Tab, typing, Enter.
+    async fn end_user_authorizes_and_revokes(
+        &mut self,
+        client: &TestClient,
+        callback: &CallbackServer,
+    ) {
+        let (app, b) = (self.app, self.b);
+        app.create_user(END_USER, END_USER_PASSWORD);
+
+        let state = hex_id();
+        let mut authorize = url::Url::parse(&app.url("/oauth/authorize")).unwrap();
+        authorize
+            .query_pairs_mut()
+            .append_pair("client_id", &client.client_id)
+            .append_pair("response_type", "code")
+            .append_pair("redirect_uri", &callback.redirect_uri)
+            .append_pair("scope", "get_user_profile")
+            .append_pair("state", &state)
+            .append_pair("code_challenge", CHALLENGE)
+            .append_pair("code_challenge_method", "S256");
+        b.goto(authorize.as_str()).await;
+        b.wait_for_path("/login").await;
+        self.page("authorize-sign-in").await;
+        b.tab_to("#username").await;
+        b.type_text(END_USER).await;
+        b.tab_to("#password").await;
+        b.type_text(END_USER_PASSWORD).await;
+        b.press(Key::Enter).await;
+        b.wait_for_path("/oauth/authorize").await;
+
+        b.wait_for("h1", Some("Authorize Acme Shop")).await;
+        assert_eq!(b.text(".scopes").await, "Read your user profile");
+        assert!(
+            b.text("main")
+                .await
+                .contains("Signed in as Test User (shopper)")
+        );
+        self.page("consent").await;
+        b.reset_focus().await;
+        b.tab_to("button[value=allow]").await;
+        b.press(Key::Enter).await;
+
+        let mut tries = 0;
+        while !b
+            .client
+            .current_url()
+            .await
+            .unwrap()
+            .as_str()
+            .starts_with(&callback.redirect_uri)
+        {
+            tries += 1;
+            assert!(tries < 200, "never reached the application's callback");
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        }
+        assert_eq!(b.text("#who").await, "Signed in as Test User (shopper)");
+        self.shot("application-callback").await;
+        let visits = callback.visits();
+        assert_eq!(visits.len(), 1);
+        let visit = &visits[0];
+        assert_eq!(visit.query["state"], state);
+        assert_eq!(visit.token_status, 200, "{}", visit.tokens);
+        assert_eq!(visit.tokens["scope"], "get_user_profile");
+        assert_eq!(visit.profile["username"], END_USER);
+
+        // The application keeps access: its refresh token works (and rotates).
+        let refreshed = refresh(app, client, &visit.tokens["refresh_token"]).await;
+        assert_eq!(refreshed.0, 200, "{}", refreshed.1);
+        let refresh_token = refreshed.1["refresh_token"].clone();
+        let access_token = refreshed.1["access_token"].as_str().unwrap().to_owned();
+        assert_eq!(app.profile(&access_token).await.status(), 200);
+
+        // Authorized apps: take the access back.
+        b.goto(&app.url("/account/authorized-apps")).await;
+        assert!(b.text("table").await.contains("Acme Shop"));
+        self.page("authorized-apps").await;
+        b.reset_focus().await;
+        b.tab_to("a[href$='/revoke']").await;
+        b.press(Key::Enter).await;
+        b.wait_for_path("/account/authorized-apps/").await;
+        b.wait_for("h1", Some("Revoke access for Acme Shop?")).await;
+        self.page("revoke-confirm").await;
+        b.reset_focus().await;
+        b.tab_to("button.danger").await;
+        b.press(Key::Enter).await;
+        b.wait_for(".empty", None).await;
+        assert_eq!(b.path().await, "/account/authorized-apps");
+        self.page("authorized-apps-revoked").await;
+
+        let after = refresh(app, client, &refresh_token).await;
+        assert_eq!(after.0, 400, "{}", after.1);
+        assert_eq!(after.1["error"], "invalid_grant");
+        assert_eq!(app.profile(&access_token).await.status(), 401);
+    }
+}
+
+async fn token_status(app: &TestApp, client_id: &str, secret: &str) -> u16 {
+    let client = TestClient {
+        client_id: client_id.to_owned(),
+        secret: secret.to_owned(),
+        owner_id: 0,
+    };
+    app.token_form(Some(&client), &[("grant_type", "client_credentials")])
+        .await
+        .status()
+        .as_u16()
+}
+
+async fn refresh(app: &TestApp, client: &TestClient, token: &Value) -> (u16, Value) {
+    let res = app
+        .token_form(
+            Some(client),
+            &[
+                ("grant_type", "refresh_token"),
+                ("refresh_token", token.as_str().unwrap_or_default()),
+            ],
+        )
+        .await;
+    (res.status().as_u16(), res.json().await.unwrap_or_default())
+}
