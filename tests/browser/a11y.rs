@@ -1,5 +1,9 @@
-//! Accessibility checks on the page in the browser: axe-core's rules, and the keyboard (every
-//! control reachable with Tab, and the focus visible on each).
+//! Accessibility checks on the page in the browser: axe-core's rules (in the light and the dark
+//! colour scheme), a label for every field, and the keyboard (every control reachable with Tab,
+//! in reading order, with the focus visible on each).
+//!
+//! Each check returns the problems it found, so that `checks_catch_known_problems` can show that
+//! they fail on a page built to break them; `page` asserts there are none.
 
 use serde_json::{Value, json};
 
@@ -8,9 +12,33 @@ use crate::browser::Browser;
 /// axe-core, vendored from the npm registry (version and licence in `fixtures/README.md`).
 const AXE: &str = include_str!("fixtures/axe.min.js");
 
-/// Runs axe-core on the page and fails on any serious or critical violation. Minor and moderate
-/// ones are printed, not failed on. `scheme` is `light` or `dark` (the stylesheet has both).
-pub async fn axe(browser: &Browser, page: &str, scheme: &str) {
+/// Every check on the page now; fails on any problem. axe-core's minor and moderate findings are
+/// printed, not failed on.
+pub async fn page(browser: &Browser, page: &str) {
+    let mut problems = Vec::new();
+    for scheme in ["light", "dark"] {
+        let (serious, other) = axe(browser, scheme).await;
+        for line in other {
+            crate::browser::say(&format!(
+                "axe on {page} [{} {scheme}]: {line}",
+                browser.label()
+            ));
+        }
+        problems.extend(serious.into_iter().map(|v| format!("axe ({scheme}): {v}")));
+    }
+    problems.extend(unlabelled_fields(browser).await);
+    problems.extend(keyboard(browser).await);
+    assert!(
+        problems.is_empty(),
+        "accessibility problems on {page} [{}]:\n{}",
+        browser.label(),
+        problems.join("\n")
+    );
+}
+
+/// Runs axe-core on the page in the `light` or `dark` colour scheme; returns the serious and
+/// critical violations, and the others.
+pub async fn axe(browser: &Browser, scheme: &str) -> (Vec<String>, Vec<String>) {
     browser
         .cdp(
             "Emulation.setEmulatedMedia",
@@ -25,10 +53,7 @@ pub async fn axe(browser: &Browser, page: &str, scheme: &str) {
         )
         .await
         .unwrap();
-    assert!(
-        loaded.is_string(),
-        "axe-core did not load on {page}: {loaded}"
-    );
+    assert!(loaded.is_string(), "axe-core did not load: {loaded}");
     if !browser.js {
         // With JavaScript off the page's timers never fire, and axe-core waits on a few
         // zero-delay ones. Run those after the current microtasks instead; longer ones are
@@ -63,29 +88,18 @@ pub async fn axe(browser: &Browser, page: &str, scheme: &str) {
         .await;
     assert!(
         result["error"].is_null(),
-        "axe-core failed on {page}: {}",
+        "axe-core failed: {}",
         result["error"]
     );
     let violations = result["violations"].as_array().cloned().unwrap_or_default();
-    let mut serious = Vec::new();
+    let (mut serious, mut other) = (Vec::new(), Vec::new());
     for v in &violations {
-        let impact = v["impact"].as_str().unwrap_or("unknown");
-        let line = describe(v);
-        if matches!(impact, "serious" | "critical") {
-            serious.push(line);
-        } else {
-            crate::browser::say(&format!(
-                "axe ({impact}) on {page} [{} {scheme}]: {line}",
-                browser.label()
-            ));
+        match v["impact"].as_str() {
+            Some("serious" | "critical") => serious.push(describe(v)),
+            _ => other.push(describe(v)),
         }
     }
-    assert!(
-        serious.is_empty(),
-        "axe-core found serious or critical violations on {page} [{} {scheme}]:\n{}",
-        browser.label(),
-        serious.join("\n")
-    );
+    (serious, other)
 }
 
 fn describe(v: &Value) -> String {
@@ -112,6 +126,26 @@ fn describe(v: &Value) -> String {
         v["help"].as_str().unwrap_or_default(),
         targets.join("; ")
     )
+}
+
+/// Every field has a `<label>` (or `aria-labelledby` pointing at visible text): a placeholder
+/// or a title is not a label.
+pub async fn unlabelled_fields(browser: &Browser) -> Vec<String> {
+    serde_json::from_value(
+        browser
+            .client
+            .execute(
+                r#"return Array.from(document.querySelectorAll('input:not([type=hidden]), select, textarea'))
+                     .filter((e) => !(e.labels && e.labels.length > 0 && Array.from(e.labels).some((l) => l.textContent.trim()))
+                       && !(e.getAttribute('aria-labelledby') || '').split(' ').some((id) => {
+                         const l = id && document.getElementById(id); return l && l.textContent.trim(); }))
+                     .map((e) => 'no label: ' + e.tagName.toLowerCase() + (e.id ? '#' + e.id : '') + (e.name ? '[name=' + e.name + ']' : ''));"#,
+                vec![],
+            )
+            .await
+            .unwrap(),
+    )
+    .unwrap()
 }
 
 /// Every control a mouse can use, listed in document order (what Tab should visit).
@@ -156,12 +190,12 @@ const FOCUSED: &str = r#"
 
 /// Tabs through the whole page from the top: each control must be reached, in reading order,
 /// and show a visible focus indicator.
-pub async fn keyboard(browser: &Browser, page: &str) {
+pub async fn keyboard(browser: &Browser) -> Vec<String> {
     let expected: Vec<String> =
         serde_json::from_value(browser.client.execute(CONTROLS, vec![]).await.unwrap()).unwrap();
     browser.reset_focus().await;
     let mut reached = Vec::new();
-    let mut invisible = Vec::new();
+    let mut problems = Vec::new();
     for _ in 0..expected.len() + 2 {
         browser.press(fantoccini::key::Key::Tab).await;
         let focused = browser.client.execute(FOCUSED, vec![]).await.unwrap();
@@ -173,27 +207,64 @@ pub async fn keyboard(browser: &Browser, page: &str) {
             break; // wrapped round
         }
         if focused["visible"] != json!(true) {
-            invisible.push(format!("{key}: {}", focused["style"]));
+            problems.push(format!("focus not visible on {key}: {}", focused["style"]));
         }
         reached.push(key);
     }
     browser.reset_focus().await;
-    assert!(
-        invisible.is_empty(),
-        "focus is not visible on {page} [{}] for:\n{}",
-        browser.label(),
-        invisible.join("\n")
-    );
     let missed: Vec<&String> = expected.iter().filter(|e| !reached.contains(e)).collect();
+    if !missed.is_empty() {
+        problems.push(format!(
+            "Tab does not reach {missed:?} (it reached {reached:?})"
+        ));
+    } else if reached != expected {
+        problems.push(format!(
+            "Tab order {reached:?} differs from the reading order {expected:?}"
+        ));
+    }
+    problems
+}
+
+/// The checks are worth something only if they fail: on a page with faint text, fields without a
+/// label and a button without a focus ring, each one reports its problem.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn checks_catch_known_problems() {
+    use crate::browser::{ONE_AT_A_TIME, Width, tools_or_skip};
+    use base64::Engine as _;
+
+    let Some(tools) = tools_or_skip("checks_catch_known_problems") else {
+        return;
+    };
+    let _turn = ONE_AT_A_TIME.lock().await;
+    let browser = Browser::launch(&tools, Width::Desktop, true).await;
+    let page =
+        base64::engine::general_purpose::STANDARD.encode(include_str!("fixtures/broken.html"));
+    browser.goto(&format!("data:text/html;base64,{page}")).await;
+    let (serious, _) = axe(&browser, "light").await;
+    let labels = unlabelled_fields(&browser).await;
+    let keys = keyboard(&browser).await;
+    browser.quit().await;
+
+    let rule = |id: &str| serious.iter().any(|v| v.starts_with(&format!("{id} [")));
     assert!(
-        missed.is_empty(),
-        "Tab does not reach these controls on {page} [{}]: {missed:?}\nreached: {reached:?}",
-        browser.label()
+        rule("color-contrast"),
+        "axe-core missed the faint text: {serious:?}"
     );
+    assert!(
+        rule("label"),
+        "axe-core missed the unlabelled field: {serious:?}"
+    );
+    // axe-core takes a placeholder for a name; this suite does not.
     assert_eq!(
-        reached,
-        expected,
-        "Tab order on {page} [{}] differs from the reading order",
-        browser.label()
+        labels,
+        [
+            "no label: input[name=nameless]",
+            "no label: input[name=bare]"
+        ]
+    );
+    assert!(
+        keys.iter()
+            .any(|p| p.starts_with("focus not visible on button|No focus ring")),
+        "the keyboard check missed the button without a focus ring: {keys:?}"
     );
 }

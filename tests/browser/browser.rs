@@ -16,6 +16,9 @@ use fantoccini::{Client, ClientBuilder, Locator};
 use serde_json::{Value, json};
 use tempfile::TempDir;
 
+/// One browser at a time: each is a few processes, and the machine may have two cores.
+pub static ONE_AT_A_TIME: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+
 /// The two widths every journey runs at.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Width {
@@ -56,10 +59,12 @@ fn on_path(names: &[&str]) -> Option<PathBuf> {
 fn find_tools() -> Result<Tools, String> {
     let chromedriver = std::env::var_os("CHROMEDRIVER")
         .map(PathBuf::from)
+        .filter(|p| p.is_file())
         .or_else(|| on_path(&["chromedriver"]))
         .ok_or("chromedriver is not installed (Debian: apt-get install chromium-driver)")?;
     let chromium = std::env::var_os("CHROMIUM")
         .map(PathBuf::from)
+        .filter(|p| p.is_file())
         .or_else(|| on_path(&["chromium", "chromium-browser", "google-chrome"]))
         .ok_or("Chromium is not installed (Debian: apt-get install chromium)")?;
     Ok(Tools {
@@ -77,16 +82,18 @@ pub fn say(line: &str) {
 /// The browser tools, or `None` after saying why the test is skipped. Under `CI=true` a missing
 /// browser is a failure, so that CI cannot pass without having run the journey.
 pub fn tools_or_skip(test: &str) -> Option<Tools> {
-    let opt_out = std::env::var("LATCHKEY_BROWSER_TESTS").unwrap_or_default();
+    let opt_out = std::env::var("TEST_BROWSER").unwrap_or_default();
     if matches!(opt_out.as_str(), "0" | "off" | "false" | "no") {
         say(&format!(
-            "skipped: {test}: LATCHKEY_BROWSER_TESTS={opt_out} (run `cargo test --test browser` to run it)"
+            "skipped: {test}: TEST_BROWSER={opt_out} (CI runs the browser tests in a step of their own)"
         ));
         return None;
     }
     match find_tools() {
         Ok(tools) => Some(tools),
-        Err(why) if std::env::var("CI").is_ok_and(|v| v == "true") => {
+        Err(why)
+            if std::env::var("CI").is_ok_and(|v| matches!(v.as_str(), "true" | "1" | "yes")) =>
+        {
             panic!("CI=true and {why}; .ci/run installs it")
         }
         Err(why) => {

@@ -11,11 +11,9 @@ use fantoccini::key::Key;
 use serde_json::Value;
 
 use crate::a11y;
-use crate::browser::{Browser, Width, tools_or_skip};
+use crate::browser::{Browser, ONE_AT_A_TIME, Width, tools_or_skip};
 use crate::callback::{CHALLENGE, CallbackServer};
 use crate::helpers::{MERCHANT_PASSWORD, TestApp, TestClient, hex_id, link_in, spawn_app};
-
-static ONE_AT_A_TIME: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
 
 const END_USER: &str = "shopper";
 const END_USER_PASSWORD: &str = "shopper's long password";
@@ -105,13 +103,11 @@ impl<'a> Journey<'a> {
         }
     }
 
-    /// On every Latchkey page of the journey: a screenshot, axe-core in the light and the dark
-    /// colour scheme, and a walk through it with the Tab key.
+    /// On every Latchkey page of the journey: a screenshot, then the accessibility checks
+    /// (axe-core in the light and the dark colour scheme, labels, the Tab key).
     async fn page(&mut self, name: &str) {
         self.shot(name).await;
-        a11y::axe(self.b, name, "light").await;
-        a11y::axe(self.b, name, "dark").await;
-        a11y::keyboard(self.b, name).await;
+        a11y::page(self.b, name).await;
     }
 
     async fn shot(&mut self, name: &str) {

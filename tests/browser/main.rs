@@ -9,7 +9,7 @@
 //!
 //! Needs `chromium` and `chromedriver` (Debian: `apt-get install chromium chromium-driver`).
 //! Without them the tests say "skipped" and pass, except under `CI=true`, where a missing
-//! browser fails. `LATCHKEY_BROWSER_TESTS=0` skips them on purpose (CI's other `cargo test` runs
+//! browser fails. `TEST_BROWSER=0` skips them on purpose (CI's other `cargo test` runs
 //! do, because CI runs this target in a step of its own).
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
