@@ -110,6 +110,9 @@ pub struct Browser {
     pub client: Client,
     pub width: Width,
     pub js: bool,
+    /// Fill in and press things with the keyboard alone (Tab, typing, Space, Enter), never the
+    /// mouse. The runs without JavaScript do.
+    pub keyboard_only: bool,
     driver: Child,
     log: PathBuf,
     _profile: TempDir,
@@ -205,6 +208,7 @@ impl Browser {
             client,
             width,
             js,
+            keyboard_only: !js,
             driver,
             log,
             _profile: profile,
@@ -305,12 +309,55 @@ impl Browser {
     /// Types into the field labelled `label`, replacing what it held.
     pub async fn fill(&self, label: &str, value: &str) {
         let field = self.field(label).await;
-        field.clear().await.unwrap();
-        field.send_keys(value).await.unwrap();
+        if self.keyboard_only {
+            self.tab_to_element(&field).await;
+            self.chord(Key::Control, 'a').await;
+            self.press(Key::Backspace).await;
+            self.type_text(value).await;
+        } else {
+            field.clear().await.unwrap();
+            field.send_keys(value).await.unwrap();
+        }
     }
 
-    /// Clicks the button or link whose text is `text`: in the page's content first, then in the
-    /// header's navigation.
+    /// Ticks or unticks the checkbox with this `id`: a click on its label, or Tab to it and
+    /// Space.
+    pub async fn toggle(&self, id: &str) {
+        if self.keyboard_only {
+            self.tab_to_element(&self.find(&format!("#{id}")).await)
+                .await;
+            self.press(Key::Space).await;
+        } else {
+            self.find(&format!("label[for={id}]"))
+                .await
+                .click()
+                .await
+                .unwrap();
+        }
+    }
+
+    /// Chooses the option `value` of the list labelled `label`: with the mouse, or with the
+    /// arrow keys.
+    pub async fn choose(&self, label: &str, value: &str) {
+        let select = self.field(label).await;
+        if !self.keyboard_only {
+            select.select_by_value(value).await.unwrap();
+            return;
+        }
+        self.tab_to_element(&select).await;
+        for key in [Key::Up, Key::Down] {
+            for _ in 0..20 {
+                if select.prop("value").await.unwrap().as_deref() == Some(value) {
+                    return;
+                }
+                self.press(key).await;
+            }
+        }
+        panic!("the arrow keys never chose {value} in {label:?}");
+    }
+
+    /// Activates the button or link whose text is `text` (in the page's content first, then in
+    /// the header's navigation): a click, or Tab to it and Enter.
     pub async fn click(&self, text: &str) {
         for area in ["main", "header"] {
             let candidates = self
@@ -320,12 +367,31 @@ impl Browser {
                 .unwrap();
             for c in candidates {
                 if c.text().await.unwrap().trim() == text && c.is_displayed().await.unwrap() {
-                    c.click().await.unwrap();
+                    if self.keyboard_only {
+                        self.tab_to_element(&c).await;
+                        self.press(Key::Enter).await;
+                    } else {
+                        c.click().await.unwrap();
+                    }
                     return;
                 }
             }
         }
         panic!("nothing to click called {text:?} on {}", self.path().await)
+    }
+
+    /// Presses `key` with `modifier` held (Control+A).
+    pub async fn chord(&self, modifier: Key, key: char) {
+        let actions = KeyActions::new("keyboard".into())
+            .then(KeyAction::Down {
+                value: modifier.into(),
+            })
+            .then(KeyAction::Down { value: key })
+            .then(KeyAction::Up { value: key })
+            .then(KeyAction::Up {
+                value: modifier.into(),
+            });
+        self.client.perform_actions(actions).await.unwrap();
     }
 
     /// Presses and releases one key on whatever has the focus.
@@ -361,24 +427,41 @@ impl Browser {
 
     /// Presses Tab until the element matching `css` has the focus; fails if it never does.
     pub async fn tab_to(&self, css: &str) {
-        for _ in 0..60 {
+        self.tab_until(
+            "return !!document.activeElement && document.activeElement.matches(arguments[0]);",
+            json!(css),
+            css,
+        )
+        .await;
+    }
+
+    /// From the top of the page, presses Tab until `element` has the focus.
+    pub async fn tab_to_element(&self, element: &Element) {
+        self.reset_focus().await;
+        let what = element.html(false).await.unwrap_or_default();
+        let what: String = what.chars().take(80).collect();
+        self.tab_until(
+            "return document.activeElement === arguments[0];",
+            serde_json::to_value(element).unwrap(),
+            &what,
+        )
+        .await;
+    }
+
+    async fn tab_until(&self, script: &str, arg: Value, what: &str) {
+        for _ in 0..80 {
             self.press(Key::Tab).await;
-            let focused: bool = serde_json::from_value(
-                self.client
-                    .execute(
-                        "return !!document.activeElement && document.activeElement.matches(arguments[0]);",
-                        vec![json!(css)],
-                    )
-                    .await
-                    .unwrap(),
-            )
-            .unwrap();
-            if focused {
+            let focused = self
+                .client
+                .execute(script, vec![arg.clone()])
+                .await
+                .unwrap();
+            if focused == json!(true) {
                 return;
             }
         }
         panic!(
-            "Tab never reached {css} on {} with the keyboard",
+            "Tab never reached {what} on {} with the keyboard",
             self.path().await
         )
     }

@@ -185,12 +185,9 @@ impl<'a> Journey<'a> {
         }
         let scope = b.find("#scope-get_user_profile").await;
         if !scope.is_selected().await.unwrap() {
-            b.find("label[for=scope-get_user_profile]")
-                .await
-                .click()
-                .await
-                .unwrap();
+            b.toggle("scope-get_user_profile").await;
         }
+        assert!(scope.is_selected().await.unwrap());
         b.click("Create application").await;
         b.wait_for("#home_page_url-error", None).await;
         assert!(
@@ -253,11 +250,11 @@ impl<'a> Journey<'a> {
         b.click("Back to Acme Shop").await;
         b.wait_for_path(&format!("/developer/applications/{client_id}"))
             .await;
-        b.field("When you rotate, the current secret keeps working for")
-            .await
-            .select_by_value("now")
-            .await
-            .unwrap();
+        b.choose(
+            "When you rotate, the current secret keeps working for",
+            "now",
+        )
+        .await;
         b.click("Rotate secret").await;
         b.wait_for(".flash", None).await;
         assert!(b.text(".flash").await.contains("old one stopped working"));
