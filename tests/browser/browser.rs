@@ -513,26 +513,41 @@ impl Browser {
 
     /// A full-page PNG of what is on screen now, at this run's width.
     pub async fn screenshot(&self, path: &Path) {
-        let metrics = self.cdp("Page.getLayoutMetrics", json!({})).await;
+        if let Err(e) = self.try_screenshot(path).await {
+            panic!("screenshot {}: {e}", path.display());
+        }
+    }
+
+    /// `screenshot` that reports a failure instead of panicking: after a failed step the browser
+    /// may be gone, and the step's own message matters more.
+    pub async fn try_screenshot(&self, path: &Path) -> Result<(), String> {
+        let cdp = |cmd: &'static str, params: Value| async move {
+            self.client
+                .issue_cmd(Cdp { cmd, params })
+                .await
+                .map_err(|e| format!("{cmd}: {e}"))
+        };
+        let metrics = cdp("Page.getLayoutMetrics", json!({})).await?;
         let (w, h) = self.width.size();
         let content = metrics["cssContentSize"]["height"].as_f64().unwrap_or(0.0);
         let height = content.max(f64::from(h)).ceil();
-        let shot = self
-            .cdp(
-                "Page.captureScreenshot",
-                json!({
-                    "format": "png",
-                    "captureBeyondViewport": true,
-                    "clip": {"x": 0, "y": 0, "width": w, "height": height, "scale": 1}
-                }),
-            )
-            .await;
+        let shot = cdp(
+            "Page.captureScreenshot",
+            json!({
+                "format": "png",
+                "captureBeyondViewport": true,
+                "clip": {"x": 0, "y": 0, "width": w, "height": height, "scale": 1}
+            }),
+        )
+        .await?;
         use base64::Engine as _;
         let png = base64::engine::general_purpose::STANDARD
-            .decode(shot["data"].as_str().unwrap())
-            .unwrap();
-        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
-        std::fs::write(path, png).unwrap();
+            .decode(shot["data"].as_str().unwrap_or_default())
+            .map_err(|e| e.to_string())?;
+        if let Some(dir) = path.parent() {
+            std::fs::create_dir_all(dir).map_err(|e| e.to_string())?;
+        }
+        std::fs::write(path, png).map_err(|e| e.to_string())
     }
 
     /// Ends the session (Chromium exits) and chromedriver.

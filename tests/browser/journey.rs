@@ -65,10 +65,13 @@ async fn run(test: &str, width: Width, js: bool) {
     let log = browser.log_tail();
     if outcome.is_err() {
         let file = format!("target/screenshots/FAILED-{}.png", browser.label());
-        browser
-            .screenshot(&Path::new(env!("CARGO_MANIFEST_DIR")).join(&file))
+        let saved = browser
+            .try_screenshot(&Path::new(env!("CARGO_MANIFEST_DIR")).join(&file))
             .await;
-        crate::browser::say(&format!("{test}: the page when it failed is in {file}"));
+        crate::browser::say(&match saved {
+            Ok(()) => format!("{test}: the page when it failed is in {file}"),
+            Err(e) => format!("{test}: no screenshot of the failure: {e}"),
+        });
     }
     if let Ok(browser) = Arc::try_unwrap(browser) {
         browser.quit().await;
