@@ -190,6 +190,8 @@ impl Application {
                     web::scope("")
                         .wrap(page_headers(secure_cookies))
                         .wrap(sessions)
+                        // Outside the sessions: a session store outage becomes our 503 page.
+                        .wrap(from_fn(crate::error::session_store_outage))
                         .configure(routes::pages),
                 )
                 .default_service(web::to(routes::not_found))

@@ -7,6 +7,12 @@
 //! Diesel is blocking. Handlers never touch a connection on the async executor; they call
 //! [`run`], which checks a connection out of the pool and runs the closure on actix's blocking
 //! thread pool.
+//!
+//! When the database stops answering, requests fail fast rather than hang: a connection is
+//! waited for at most [`CHECKOUT_TIMEOUT`], PostgreSQL connects give up after
+//! [`PG_CONNECT_TIMEOUT_SECS`], and a connection that lost its server is dropped from the pool
+//! when it is returned, so service resumes on its own once the database is back.
+//! [`DbError::is_unavailable`] tells such outages (answered 503 with `Retry-After`) from bugs.
 
 pub mod models;
 pub mod schema;
@@ -37,14 +43,30 @@ pub type PooledConnection = r2d2::PooledConnection<ConnectionManager>;
 const SQLITE_MIGRATIONS: EmbeddedMigrations = embed_migrations!("migrations/sqlite");
 const POSTGRES_MIGRATIONS: EmbeddedMigrations = embed_migrations!("migrations/postgres");
 
-/// Pragmas applied to every pooled SQLite connection. `busy_timeout` comes first, so that even
+/// Pragmas applied to every pooled SQLite connection. `busy_timeout` (3 s: a write waits that
+/// long for another writer, then the request is answered 503) comes first, so that even
 /// switching a new file to WAL waits for another process instead of failing; WAL lets readers
 /// run beside the one writer; foreign keys are
 /// off by default in SQLite; `synchronous=NORMAL` is durable under WAL except on power loss.
-const SQLITE_PRAGMAS: &str = "PRAGMA busy_timeout = 5000;
+const SQLITE_PRAGMAS: &str = "PRAGMA busy_timeout = 3000;
 PRAGMA journal_mode = WAL;
 PRAGMA foreign_keys = ON;
 PRAGMA synchronous = NORMAL;";
+
+/// How long a request waits for a pooled connection before it is answered 503. Shorter than a
+/// load balancer's or a client's patience, so an outage shows as a quick, clear error.
+pub const CHECKOUT_TIMEOUT: Duration = Duration::from_secs(3);
+
+/// libpq's `connect_timeout`, added to a PostgreSQL URL that sets none: a database host that
+/// does not answer (a dropped route, a blackholing firewall) fails a connect in this long
+/// instead of the kernel's minutes. libpq's minimum is 2.
+pub const PG_CONNECT_TIMEOUT_SECS: u32 = 3;
+
+/// The `Retry-After` (seconds) sent with every 503 caused by the database.
+pub const RETRY_AFTER_SECS: u32 = 5;
+
+/// The first of [`SQLITE_PRAGMAS`], to put back after a probe changed it.
+const SQLITE_BUSY_TIMEOUT: &str = "PRAGMA busy_timeout = 3000";
 
 /// Key of the PostgreSQL advisory lock held while migrating, so that several instances starting
 /// at once migrate one at a time. The second key is the schema, so separate schemas (as in the
@@ -63,6 +85,66 @@ pub enum DbError {
     Refresh(String),
 }
 
+impl DbError {
+    /// Whether the database is down, unreachable or busy (so the request may succeed later and
+    /// is answered 503 with `Retry-After`) rather than the query being wrong (a 500).
+    pub fn is_unavailable(&self) -> bool {
+        match self {
+            Self::Pool(_) | Self::Cancelled => true,
+            Self::Query(e) => is_transient(e),
+            Self::Refresh(_) => false,
+        }
+    }
+}
+
+/// A query error that says nothing about the query: the connection is gone, the server is
+/// shutting down, a statement was cancelled by a timeout, or SQLite's write lock was not free
+/// within `busy_timeout`.
+pub fn is_transient(error: &diesel::result::Error) -> bool {
+    use diesel::result::{DatabaseErrorKind, Error};
+    match error {
+        Error::DatabaseError(
+            DatabaseErrorKind::ClosedConnection | DatabaseErrorKind::UnableToSendCommand,
+            _,
+        )
+        | Error::BrokenTransactionManager => true,
+        Error::DatabaseError(_, info) => {
+            let message = info.message();
+            [
+                "database is locked",
+                "database is busy",
+                "database table is locked",
+                "statement timeout",
+                "terminating connection",
+                "the database system is",
+                "server closed the connection",
+                "no connection to the server",
+                "could not connect",
+            ]
+            .iter()
+            .any(|needle| message.contains(needle))
+        }
+        Error::RollbackErrorOnCommit {
+            rollback_error,
+            commit_error,
+        } => is_transient(rollback_error) || is_transient(commit_error),
+        _ => false,
+    }
+}
+
+/// Whether an error means this connection's server is gone, so the connection must not go back
+/// into the pool. (diesel's own `is_broken` only looks at the transaction state.)
+fn is_connection_lost(error: &diesel::result::Error) -> bool {
+    use diesel::result::{DatabaseErrorKind, Error};
+    matches!(
+        error,
+        Error::DatabaseError(
+            DatabaseErrorKind::ClosedConnection | DatabaseErrorKind::UnableToSendCommand,
+            _,
+        ) | Error::BrokenTransactionManager
+    )
+}
+
 /// Counts the SQL statements run by every connection of a pool, for `/metrics` and for tests
 /// that pin down how many statements a request costs.
 #[derive(Debug, Clone, Default)]
@@ -79,6 +161,27 @@ impl diesel::connection::Instrumentation for StatementCounter {
         if let diesel::connection::InstrumentationEvent::StartQuery { .. } = event {
             self.0.fetch_add(1, Ordering::Relaxed);
         }
+    }
+}
+
+/// The instrumentation of one pooled connection: counts its statements into the pool's
+/// [`StatementCounter`] and remembers whether one failed because the server went away, which
+/// [`ConnectionManager::has_broken`] reads to drop the connection.
+struct ConnectionMonitor {
+    statements: StatementCounter,
+    lost: bool,
+}
+
+impl diesel::connection::Instrumentation for ConnectionMonitor {
+    fn on_connection_event(&mut self, event: diesel::connection::InstrumentationEvent<'_>) {
+        if let diesel::connection::InstrumentationEvent::FinishQuery {
+            error: Some(error), ..
+        } = &event
+            && is_connection_lost(error)
+        {
+            self.lost = true;
+        }
+        self.statements.on_connection_event(event);
     }
 }
 
@@ -107,9 +210,9 @@ impl ConnectionManager {
     /// One connection, outside any pool (for the CLI and migrations).
     pub fn establish(&self) -> Result<AnyConnection, diesel::ConnectionError> {
         let mut conn = match &self.url {
-            DatabaseUrl::Postgres(url) => {
-                AnyConnection::Postgres(diesel::PgConnection::establish(url)?)
-            }
+            DatabaseUrl::Postgres(url) => AnyConnection::Postgres(diesel::PgConnection::establish(
+                &with_connect_timeout(url),
+            )?),
             DatabaseUrl::Sqlite(path) => {
                 let path = path.to_string_lossy();
                 let mut conn = diesel::SqliteConnection::establish(&path)?;
@@ -131,7 +234,10 @@ impl ConnectionManager {
                 AnyConnection::Sqlite(conn)
             }
         };
-        conn.set_instrumentation(self.statements.clone());
+        conn.set_instrumentation(ConnectionMonitor {
+            statements: self.statements.clone(),
+            lost: false,
+        });
         Ok(conn)
     }
 }
@@ -149,8 +255,24 @@ impl r2d2::ManageConnection for ConnectionManager {
     }
 
     fn has_broken(&self, conn: &mut AnyConnection) -> bool {
-        std::thread::panicking() || conn.is_broken()
+        let lost = conn
+            .instrumentation()
+            .downcast_ref::<ConnectionMonitor>()
+            .is_some_and(|m| m.lost);
+        std::thread::panicking() || lost || conn.is_broken()
     }
+}
+
+/// A PostgreSQL URL with libpq's `connect_timeout` added unless it sets one (keyword/value
+/// connection strings are left alone).
+fn with_connect_timeout(url: &str) -> String {
+    if !(url.starts_with("postgres://") || url.starts_with("postgresql://"))
+        || url.contains("connect_timeout=")
+    {
+        return url.to_owned();
+    }
+    let separator = if url.contains('?') { '&' } else { '?' };
+    format!("{url}{separator}connect_timeout={PG_CONNECT_TIMEOUT_SECS}")
 }
 
 /// Why the database could not be opened at start-up. Each message is one line.
@@ -196,7 +318,7 @@ pub fn open(url: &DatabaseUrl, pool_size: u32) -> Result<Database, OpenError> {
         .max_size(pool_size)
         // The first connection already succeeded; later failures surface per request.
         .min_idle(Some(1.min(pool_size)))
-        .connection_timeout(Duration::from_secs(10))
+        .connection_timeout(CHECKOUT_TIMEOUT)
         .test_on_check_out(false)
         .build(manager)
         .map_err(|e| OpenError::Connect {
@@ -274,9 +396,22 @@ where
     .map_err(|_| E::from(DbError::Cancelled))?
 }
 
-/// Whether the database answers a trivial query.
+/// Whether the database answers a trivial query and, on SQLite, whether its write lock can be
+/// taken: with WAL, reads go on while another process holds the lock, but every request that
+/// writes (tokens, sign-ins, sessions) would time out, so the instance is not ready.
 pub fn ping(conn: &mut AnyConnection) -> Result<(), DbError> {
-    conn.batch_execute("SELECT 1").map_err(DbError::from)
+    match conn {
+        AnyConnection::Postgres(pg) => pg.batch_execute("SELECT 1").map_err(DbError::from),
+        AnyConnection::Sqlite(sqlite) => {
+            // A probe must answer quickly: wait for the lock a second at most, then restore the
+            // connection's usual patience whatever happened.
+            sqlite.batch_execute("PRAGMA busy_timeout = 1000")?;
+            let probe = sqlite.batch_execute("BEGIN IMMEDIATE; ROLLBACK;");
+            let restore = sqlite.batch_execute(SQLITE_BUSY_TIMEOUT);
+            probe?;
+            restore.map_err(DbError::from)
+        }
+    }
 }
 
 /// Current time in UTC, as stored in `Timestamp` columns.

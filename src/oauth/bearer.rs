@@ -22,6 +22,8 @@ pub enum BearerError {
     InsufficientScope(&'static str),
     /// 400 `invalid_request`: a malformed Authorization header.
     InvalidRequest(String),
+    /// 503: the database could not be asked whether the token is still live.
+    Unavailable,
 }
 
 /// The token from `Authorization: Bearer <token>` (RFC 6750 §2.1).
@@ -69,7 +71,7 @@ pub fn verify(
         .optional()
         .map_err(|e| {
             tracing::error!(error = %e, "looking up an access token failed");
-            BearerError::InvalidToken("The token could not be checked.".into())
+            BearerError::Unavailable
         })?;
     match found {
         Some((row, true)) if row.revoked_at.is_none() => Ok(Verified { claims, row }),

@@ -105,7 +105,7 @@ impl OAuthError {
     pub fn unavailable() -> Self {
         Self::new(
             ErrorCode::TemporarilyUnavailable,
-            "The server is busy. Please try again in a moment.",
+            "The database is unavailable. Please try again in a few seconds.",
         )
     }
 }
@@ -118,14 +118,17 @@ impl fmt::Display for OAuthError {
 
 impl std::error::Error for OAuthError {}
 
-/// Database failures become `server_error`, or `temporarily_unavailable` when the pool is
-/// exhausted; the cause is logged, never sent.
+/// Database failures become `temporarily_unavailable` (503, `Retry-After`) when the database is
+/// down or busy, else `server_error`; the cause is logged, never sent.
 impl From<crate::db::DbError> for OAuthError {
     fn from(error: crate::db::DbError) -> Self {
-        tracing::error!(error = %crate::error::error_chain(&error), "token endpoint database error");
-        match error {
-            crate::db::DbError::Pool(_) => Self::unavailable(),
-            _ => Self::server_error(),
+        let chain = crate::error::error_chain(&error);
+        if error.is_unavailable() {
+            tracing::warn!(error = %chain, "database unavailable");
+            Self::unavailable()
+        } else {
+            tracing::error!(error = %chain, "token endpoint database error");
+            Self::server_error()
         }
     }
 }

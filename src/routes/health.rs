@@ -15,7 +15,8 @@ pub async fn healthz() -> HttpResponse {
         .json(json!({ "status": "ok" }))
 }
 
-/// `GET /readyz`: the database answers, so this instance can take traffic.
+/// `GET /readyz`: the database answers (and, on SQLite, its write lock can be taken), so this
+/// instance can take traffic. Answers within about [`db::CHECKOUT_TIMEOUT`] when it does not.
 pub async fn readyz(state: web::Data<AppState>) -> HttpResponse {
     match db::run(&state.pool, db::ping).await {
         Ok(()) => HttpResponse::Ok()
@@ -25,6 +26,7 @@ pub async fn readyz(state: web::Data<AppState>) -> HttpResponse {
             tracing::warn!(error = %crate::error::error_chain(&error), "readiness check failed");
             HttpResponse::ServiceUnavailable()
                 .insert_header(("Cache-Control", "no-store"))
+                .insert_header(crate::error::retry_after())
                 .json(json!({ "status": "unavailable", "database": "unreachable" }))
         }
     }

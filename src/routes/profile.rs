@@ -38,10 +38,8 @@ pub async fn profile(req: HttpRequest, state: web::Data<AppState>) -> HttpRespon
             .json(json!({ "id": user.id, "username": user.username, "name": user.name })),
         Ok(Err(e)) => refuse(&e),
         Err(e) => {
-            tracing::error!(error = %crate::error::error_chain(&e), "profile lookup failed");
-            HttpResponse::ServiceUnavailable()
-                .insert_header(("Cache-Control", "no-store"))
-                .json(json!({ "error": "temporarily_unavailable", "error_description": "Please try again." }))
+            tracing::warn!(error = %crate::error::error_chain(&e), "profile lookup failed");
+            crate::error::unavailable_json()
         }
     }
 }
@@ -49,6 +47,8 @@ pub async fn profile(req: HttpRequest, state: web::Data<AppState>) -> HttpRespon
 /// RFC 6750 §3: a `WWW-Authenticate: Bearer` challenge with the error, and the same in the body.
 pub fn refuse(e: &BearerError) -> HttpResponse {
     let (status, challenge, body) = match e {
+        // Not the token's fault: no challenge, the same answer as any database outage.
+        BearerError::Unavailable => return crate::error::unavailable_json(),
         BearerError::Missing => (
             StatusCode::UNAUTHORIZED,
             r#"Bearer realm="latchkey""#.to_owned(),
@@ -125,10 +125,8 @@ pub async fn userinfo(req: HttpRequest, state: web::Data<AppState>) -> HttpRespo
         }
         Ok(Err(e)) => refuse(&e),
         Err(e) => {
-            tracing::error!(error = %crate::error::error_chain(&e), "userinfo lookup failed");
-            HttpResponse::ServiceUnavailable()
-                .insert_header(("Cache-Control", "no-store"))
-                .json(json!({ "error": "temporarily_unavailable", "error_description": "Please try again." }))
+            tracing::warn!(error = %crate::error::error_chain(&e), "userinfo lookup failed");
+            crate::error::unavailable_json()
         }
     }
 }

@@ -130,10 +130,13 @@ fn success(dialect: Dialect, issued: &Issued) -> HttpResponse {
 }
 
 /// An error in the request's dialect. `invalid_client` is 401 with a Basic challenge
-/// (RFC 6749 §5.2).
+/// (RFC 6749 §5.2); `temporarily_unavailable` is 503 with `Retry-After`.
 pub fn error(dialect: Dialect, e: &OAuthError) -> HttpResponse {
     let status = StatusCode::from_u16(e.code.status()).unwrap_or(StatusCode::BAD_REQUEST);
     let mut response = no_store(status);
+    if e.code == ErrorCode::TemporarilyUnavailable {
+        response.insert_header(crate::error::retry_after());
+    }
     if matches!(e.code, ErrorCode::InvalidClient | ErrorCode::InactiveClient) {
         response.insert_header((
             "WWW-Authenticate",

@@ -175,7 +175,7 @@ async fn sqlite_connections_use_wal_and_a_busy_timeout() {
     let timeout: Timeout = diesel::sql_query("PRAGMA busy_timeout")
         .get_result(&mut *conn)
         .unwrap();
-    assert_eq!(timeout.timeout, 5000);
+    assert_eq!(timeout.timeout, 3000);
 }
 
 #[tokio::test]
