@@ -148,7 +148,12 @@ pub fn register(
                         )),
                     });
                 }
-                asked.iter().cloned().collect()
+                Scopes::for_client(asked.iter().cloned()).map_err(|message| {
+                    RegisterError::Invalid {
+                        field: "scopes",
+                        message,
+                    }
+                })?
             }
         };
 

@@ -181,6 +181,9 @@ impl Application {
             .build();
             App::new()
                 .app_data(state.clone())
+                // Page forms (CsrfForm reads the body as bytes); the API sets its own, smaller.
+                .app_data(web::PayloadConfig::new(routes::limits::MAX_FORM_BODY))
+                .wrap(from_fn(routes::limits::header_limits))
                 .wrap(from_fn(telemetry::log_request))
                 .wrap(middleware::NormalizePath::new(
                     middleware::TrailingSlash::MergeOnly,

@@ -234,8 +234,9 @@ fn is_loopback(url: &Url) -> bool {
 pub struct RedirectUris(Vec<RedirectUri>);
 
 impl RedirectUris {
-    /// At most this many per application.
-    pub const MAX_COUNT: usize = 20;
+    /// At most this many per application: enough for every environment of an app, few enough
+    /// that the list stays reviewable.
+    pub const MAX_COUNT: usize = 10;
 
     pub fn parse<'a>(raw: impl IntoIterator<Item = &'a str>, live: bool) -> Result<Self, Invalid> {
         let mut uris: Vec<RedirectUri> = Vec::new();
@@ -250,7 +251,8 @@ impl RedirectUris {
         }
         if uris.len() > Self::MAX_COUNT {
             return Err(Invalid::new(format!(
-                "at most {} are allowed",
+                "list has {} entries: at most {} are allowed",
+                uris.len(),
                 Self::MAX_COUNT
             )));
         }

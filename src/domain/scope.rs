@@ -47,6 +47,23 @@ impl fmt::Display for ScopeName {
 pub struct Scopes(BTreeSet<ScopeName>);
 
 impl Scopes {
+    /// At most this many scopes per client: more is a mistake, and every token, consent page
+    /// and introspection answer carries the list.
+    pub const MAX_PER_CLIENT: usize = 20;
+
+    /// The scopes an application may ask for, at most [`Self::MAX_PER_CLIENT`].
+    pub fn for_client(names: impl IntoIterator<Item = ScopeName>) -> Result<Self, Invalid> {
+        let scopes: Self = names.into_iter().collect();
+        if scopes.0.len() > Self::MAX_PER_CLIENT {
+            return Err(Invalid::new(format!(
+                "are limited to {} per application ({} given)",
+                Self::MAX_PER_CLIENT,
+                scopes.0.len()
+            )));
+        }
+        Ok(scopes)
+    }
+
     /// Parses a list separated by spaces (RFC 6749 §3.3) or commas (Revenue Monster's
     /// `scope=manage_payment,get_merchant_profile`).
     pub fn parse(raw: &str) -> Result<Self, Invalid> {
@@ -113,5 +130,13 @@ mod tests {
         let small = Scopes::parse("get_user_profile").unwrap();
         assert!(small.is_subset(&s));
         assert!(!s.is_subset(&small));
+    }
+
+    #[test]
+    fn a_client_has_at_most_twenty_scopes() {
+        let names = |n: usize| (0..n).map(|i| ScopeName::parse(&format!("s{i}")).unwrap());
+        assert_eq!(Scopes::for_client(names(20)).unwrap().iter().count(), 20);
+        let err = Scopes::for_client(names(21)).unwrap_err();
+        assert!(err.to_string().contains("limited to 20"), "{err}");
     }
 }

@@ -209,6 +209,20 @@ pub async fn change_password(
         }
         Ok(_) => {}
     }
+    if form.current_password.len() > NewPassword::MAX {
+        errors.insert(
+            "current_password",
+            format!("A password has at most {} characters.", NewPassword::MAX),
+        );
+        return page(
+            &state,
+            &session,
+            &user,
+            &values,
+            &errors,
+            StatusCode::UNPROCESSABLE_ENTITY,
+        );
+    }
     let stored = user.password.clone();
     let current = form.current_password.clone();
     let current_ok = web::block(move || password::verify(&current, Some(&stored)))

@@ -54,10 +54,30 @@ enum Action {
 
 async fn handle(
     req: HttpRequest,
-    body: web::Bytes,
+    body: Result<web::Bytes, actix_web::Error>,
     state: web::Data<AppState>,
     action: Action,
 ) -> HttpResponse {
+    let body = match body {
+        Ok(body) => body,
+        Err(e) if super::limits::is_too_large(&e) => {
+            let mut response = error(
+                Dialect::Rfc6749,
+                &OAuthError::invalid_request(format!(
+                    "The request body is larger than {} bytes.",
+                    super::limits::MAX_API_BODY
+                )),
+            );
+            *response.status_mut() = StatusCode::PAYLOAD_TOO_LARGE;
+            return response;
+        }
+        Err(_) => {
+            return error(
+                Dialect::Rfc6749,
+                &OAuthError::invalid_request("The request body could not be read."),
+            );
+        }
+    };
     let mut form = match fields(&body) {
         Ok(form) => form,
         Err(e) => return error(Dialect::Rfc6749, &e),
@@ -107,7 +127,7 @@ async fn handle(
 
 pub async fn introspect(
     req: HttpRequest,
-    body: web::Bytes,
+    body: Result<web::Bytes, actix_web::Error>,
     state: web::Data<AppState>,
 ) -> HttpResponse {
     handle(req, body, state, Action::Introspect).await
@@ -115,7 +135,7 @@ pub async fn introspect(
 
 pub async fn revoke(
     req: HttpRequest,
-    body: web::Bytes,
+    body: Result<web::Bytes, actix_web::Error>,
     state: web::Data<AppState>,
 ) -> HttpResponse {
     handle(req, body, state, Action::Revoke).await

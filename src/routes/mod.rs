@@ -10,6 +10,7 @@ mod discovery;
 mod health;
 mod home;
 mod introspect;
+pub mod limits;
 mod page;
 mod password;
 mod portal;
@@ -28,8 +29,16 @@ pub fn api(cfg: &mut web::ServiceConfig) {
         .route("/static/{path:.*}", web::get().to(static_files::serve))
         .service(web::resource(["/oauth/token", "/v1/token"]).route(web::post().to(token::token)))
         .service(web::resource("/v1/user/profile").route(web::get().to(profile::profile)))
-        .service(web::resource("/oauth/introspect").route(web::post().to(introspect::introspect)))
-        .service(web::resource("/oauth/revoke").route(web::post().to(introspect::revoke)))
+        .service(
+            web::resource("/oauth/introspect")
+                .app_data(web::PayloadConfig::new(limits::MAX_API_BODY))
+                .route(web::post().to(introspect::introspect)),
+        )
+        .service(
+            web::resource("/oauth/revoke")
+                .app_data(web::PayloadConfig::new(limits::MAX_API_BODY))
+                .route(web::post().to(introspect::revoke)),
+        )
         .route("/.well-known/jwks.json", web::get().to(discovery::jwks))
         .route(
             "/.well-known/oauth-authorization-server",

@@ -129,7 +129,15 @@ impl<T: DeserializeOwned + CsrfProtected + 'static> FromRequest for CsrfForm<T> 
         let session = TypedSession::from_session(req.get_session());
         let body = web::Bytes::from_request(req, payload);
         Box::pin(async move {
-            let body = body.await.map_err(|_| AppError::Csrf)?;
+            let body = body.await.map_err(|e| {
+                if super::limits::is_too_large(&e) {
+                    AppError::TooLarge {
+                        limit: super::limits::MAX_FORM_BODY,
+                    }
+                } else {
+                    AppError::Csrf
+                }
+            })?;
             // serde_html_form reads repeated keys (checkboxes) into a Vec, as browsers send them.
             let form: T = serde_html_form::from_bytes(&body).map_err(|_| AppError::Csrf)?;
             if !session.check_csrf(form.csrf_token()) {

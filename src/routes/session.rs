@@ -72,6 +72,28 @@ pub async fn login(
     session: TypedSession,
     CsrfForm(form): CsrfForm<LoginForm>,
 ) -> Result<HttpResponse, AppError> {
+    // Longer than any account's can be: refused before hashing, and not counted as a failure.
+    if form.username.chars().count() > Username::MAX || form.password.len() > NewPassword::MAX {
+        let mut ctx = tera::Context::new();
+        ctx.insert("next", &safe_next(form.next.as_deref()));
+        ctx.insert("username", "");
+        ctx.insert(
+            "error",
+            &format!(
+                "A username has at most {} characters and a password at most {}.",
+                Username::MAX,
+                NewPassword::MAX
+            ),
+        );
+        return render(
+            &state,
+            &session,
+            None,
+            "login.html",
+            ctx,
+            StatusCode::UNPROCESSABLE_ENTITY,
+        );
+    }
     let address = client_address(&req);
     let (username, password) = (form.username.clone(), form.password.clone());
     let addr = address.clone();

@@ -14,7 +14,7 @@ use crate::oauth::token::{self, Issued};
 use crate::startup::AppState;
 
 /// Token requests are small; anything bigger is refused before it is parsed.
-pub const MAX_BODY: usize = 16 * 1024;
+pub const MAX_BODY: usize = super::limits::MAX_API_BODY;
 
 pub async fn token(
     req: HttpRequest,

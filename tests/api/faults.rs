@@ -304,6 +304,8 @@ async fn a_locked_sqlite_file_answers_503_and_service_resumes_when_released() {
     let (browser, csrf) = login_form(&app).await;
     let body: Value = client_token(&app, &client).await.json().await.unwrap();
     let token = body["access_token"].as_str().unwrap().to_owned();
+    let (_, new_app) = app.page("/developer/applications/new").await;
+    let portal_csrf = new_app.csrf();
 
     // Another process (here: connection) takes SQLite's write lock and keeps it.
     let mut locker = app.db.connect();
@@ -311,11 +313,21 @@ async fn a_locked_sqlite_file_answers_503_and_service_resumes_when_released() {
     let started = Instant::now();
     let (token_res, page_res, login_res, ready_res, profile_res) = tokio::join!(
         client_token(&app, &client),
-        app.get("/developer/applications"),
+        app.api
+            .post(app.url("/developer/applications"))
+            .form(&[
+                ("name", "Locked Out"),
+                ("environment", "sandbox"),
+                ("client_type", "confidential"),
+                ("grant_types", "client_credentials"),
+                ("csrf_token", portal_csrf.as_str()),
+            ])
+            .send(),
         post_login(&app, &browser, &csrf),
         app.get("/readyz"),
         app.profile(&token),
     );
+    let page_res = page_res.unwrap();
     let took = started.elapsed();
     // Writes (a token row, a sign-in, the session's expiry) wait for busy_timeout, then 503.
     assert_api_unavailable("token endpoint", token_res).await;

@@ -10,6 +10,7 @@ mod config;
 mod faults;
 mod health;
 mod helpers;
+mod limits;
 mod oidc;
 mod portal;
 mod profile;

@@ -176,6 +176,14 @@ pub fn check(
         }
     }
 
+    let scopes = match Scopes::for_client(scopes) {
+        Ok(scopes) => scopes,
+        Err(e) => {
+            errors.insert("scopes", format!("Scopes {e}."));
+            Scopes::default()
+        }
+    };
+
     match (name, redirect_uris) {
         (Some(name), Some(redirect_uris)) if errors.is_empty() => Ok(Checked {
             name,
@@ -189,7 +197,7 @@ pub fn check(
             live,
             confidential,
             grant_types,
-            scopes: scopes.into_iter().collect(),
+            scopes,
         }),
         _ => Err(errors),
     }
