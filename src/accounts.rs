@@ -6,7 +6,8 @@ use chrono::{NaiveDateTime, TimeDelta};
 use diesel::prelude::*;
 use diesel::result::{DatabaseErrorKind, Error as DieselError};
 
-use crate::auth::{password, throttle};
+use crate::auth::password::{self, Passwords};
+use crate::auth::throttle;
 use crate::crypto;
 use crate::db::models::{EmailToken, NewUser, Purpose, SessionRow, User};
 use crate::db::schema::users;
@@ -41,9 +42,10 @@ pub struct NewAccount {
 /// Hashes the password (argon2id, slow by design) and inserts the user.
 pub fn create_user(
     conn: &mut AnyConnection,
+    passwords: &Passwords,
     account: &NewAccount,
 ) -> Result<User, CreateUserError> {
-    let hash = password::hash(account.password.expose())?;
+    let hash = passwords.hash(account.password.expose())?;
     let now = db::now();
     let new = NewUser {
         name: account.name.as_str(),
@@ -97,6 +99,7 @@ pub enum SignInError {
 /// plus one per client address. Unknown users cost the same argon2 work as known ones.
 pub fn sign_in(
     conn: &mut AnyConnection,
+    passwords: &Passwords,
     username: &str,
     given: &str,
     address: &str,
@@ -104,27 +107,20 @@ pub fn sign_in(
     let now = db::now();
     let account_key = throttle::account_key(username);
     let address_key = throttle::address_key(address);
-    let account = match throttle::check(conn, &account_key, now)? {
-        Ok(previous) => previous,
-        Err(locked) => {
-            return Ok(Err(SignInError::Locked {
-                minutes: locked.minutes_left(now),
-            }));
-        }
-    };
-    let from_address = match throttle::check(conn, &address_key, now)? {
-        Ok(previous) => previous,
-        Err(locked) => {
-            return Ok(Err(SignInError::Locked {
-                minutes: locked.minutes_left(now),
-            }));
-        }
-    };
+    let [account, from_address] =
+        match throttle::check_all(conn, [account_key.as_str(), address_key.as_str()], now)? {
+            Ok(previous) => previous,
+            Err(locked) => {
+                return Ok(Err(SignInError::Locked {
+                    minutes: locked.minutes_left(now),
+                }));
+            }
+        };
     let user = match Username::parse(username) {
         Ok(name) => User::find_by_username(conn, name.as_str())?,
         Err(_) => None,
     };
-    let verified = password::verify(given, user.as_ref().map(|u| u.password.as_str()));
+    let verified = passwords.verify(given, user.as_ref().map(|u| u.password.as_str()));
     match user {
         Some(user) if verified => {
             throttle::record_success(conn, &account_key, account.as_ref())?;

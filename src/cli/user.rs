@@ -40,6 +40,7 @@ pub fn run(settings: &Settings, cmd: UserCommand) -> anyhow::Result<()> {
             let (_key, mut conn) = super::connect(settings)?;
             let user = accounts::create_user(
                 &mut conn,
+                &Default::default(),
                 &NewAccount {
                     username,
                     name,

@@ -26,6 +26,8 @@ pub struct OAuthContext {
     pub access_token_ttl: Duration,
     pub refresh_token_ttl: Duration,
     pub code_ttl: Duration,
+    /// argon2id, with its bound on how many run at once.
+    pub passwords: crate::auth::password::Passwords,
 }
 
 /// A successful token response, before a dialect spells it.

@@ -10,7 +10,6 @@ use serde::Deserialize;
 use super::page::{CsrfForm, CsrfProtected, CurrentUser, render, see_other};
 use super::session::send;
 use crate::accounts;
-use crate::auth::password;
 use crate::auth::session::TypedSession;
 use crate::db::models::{Purpose, User};
 use crate::db::schema::users;
@@ -225,7 +224,8 @@ pub async fn change_password(
     }
     let stored = user.password.clone();
     let current = form.current_password.clone();
-    let current_ok = web::block(move || password::verify(&current, Some(&stored)))
+    let passwords = state.oauth.passwords.clone();
+    let current_ok = web::block(move || passwords.verify(&current, Some(&stored)))
         .await
         .unwrap_or(false);
     if !current_ok {
@@ -245,8 +245,9 @@ pub async fn change_password(
         );
     }
     let (user_id, new_password) = (user.id, form.new_password);
+    let passwords = state.oauth.passwords.clone();
     db::run(&state.pool, move |conn| {
-        let hash = password::hash(&new_password)?;
+        let hash = passwords.hash(&new_password)?;
         accounts::set_password(conn, user_id, &hash, db::now())
             .map_err(|e| AppError::from(DbError::from(e)))
     })

@@ -9,7 +9,6 @@ use serde::Deserialize;
 use super::page::{CsrfForm, CsrfProtected, render, see_other};
 use super::session::send;
 use crate::accounts;
-use crate::auth::password;
 use crate::auth::session::TypedSession;
 use crate::db::models::{Purpose, User};
 use crate::db::schema::users;
@@ -205,8 +204,9 @@ pub async fn reset(
         );
     }
     let new_password = form.password;
+    let passwords = state.oauth.passwords.clone();
     let changed = db::run(&state.pool, move |conn| {
-        let hash = password::hash(&new_password)?;
+        let hash = passwords.hash(&new_password)?;
         accounts::reset_password(conn, &row, &hash).map_err(|e| AppError::from(DbError::from(e)))
     })
     .await?;

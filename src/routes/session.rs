@@ -97,8 +97,9 @@ pub async fn login(
     let address = client_address(&req);
     let (username, password) = (form.username.clone(), form.password.clone());
     let addr = address.clone();
+    let passwords = state.oauth.passwords.clone();
     let outcome = db::run(&state.pool, move |conn| {
-        accounts::sign_in(conn, &username, &password, &addr)
+        accounts::sign_in(conn, &passwords, &username, &password, &addr)
     })
     .await?;
     let next = safe_next(form.next.as_deref());
@@ -273,6 +274,7 @@ pub async fn signup(
         email: Some(email),
         password,
     };
+    let passwords = state.oauth.passwords.clone();
     let created = db::run(&state.pool, move |conn| {
         let email = account
             .email
@@ -284,7 +286,7 @@ pub async fn signup(
         if username || email {
             return Ok::<_, CreateUserError>(Signup::Taken { username, email });
         }
-        let user = accounts::create_user(conn, &account)?;
+        let user = accounts::create_user(conn, &passwords, &account)?;
         let token =
             accounts::issue_email_token(conn, user.id, Purpose::VerifyEmail, user.email.as_deref())
                 .map_err(DbError::from)?;

@@ -38,10 +38,10 @@ async fn user_create_reads_the_password_from_stdin_and_stores_only_a_hash() {
         user.password
     );
     assert!(!user.password.contains("correct horse"));
-    assert!(latchkey::auth::password::verify(
-        "correct horse battery",
-        Some(&user.password)
-    ));
+    assert!(
+        latchkey::auth::password::Passwords::default()
+            .verify("correct horse battery", Some(&user.password))
+    );
 }
 
 #[tokio::test]

@@ -4,7 +4,7 @@
 
 use chrono::NaiveDateTime;
 
-use crate::auth::{password, throttle};
+use crate::auth::throttle;
 use crate::db::models::{Client, User};
 use crate::db::{self, AnyConnection};
 use crate::domain::{GrantType, Username};
@@ -32,7 +32,9 @@ pub fn run(
         Err(_) => None,
     };
     // argon2id for a known user, the same work on a dummy hash for an unknown one.
-    let verified = password::verify(given_password, user.as_ref().map(|u| u.password.as_str()));
+    let verified = ctx
+        .passwords
+        .verify(given_password, user.as_ref().map(|u| u.password.as_str()));
     let user = match user {
         Some(user) if verified => user,
         _ => {

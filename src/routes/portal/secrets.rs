@@ -6,7 +6,6 @@ use actix_web::{HttpRequest, HttpResponse, web};
 use serde::Deserialize;
 
 use super::{app_path, audit, fresh_secret_key, owned, summary};
-use crate::auth::password;
 use crate::auth::session::TypedSession;
 use crate::clients::{self, Grace};
 use crate::db::models::{Client, User};
@@ -76,7 +75,8 @@ pub async fn reveal(
             );
         };
         let stored = user.password.clone();
-        let ok = web::block(move || password::verify(&given, Some(&stored)))
+        let passwords = state.oauth.passwords.clone();
+        let ok = web::block(move || passwords.verify(&given, Some(&stored)))
             .await
             .unwrap_or(false);
         if !ok {
