@@ -8,8 +8,8 @@ use super::jwt::{self, AccessClaims, TokenRejected};
 use super::token::OAuthContext;
 use crate::crypto;
 use crate::db::AnyConnection;
-use crate::db::models::AccessToken;
-use crate::db::schema::{client_access_tokens, clients};
+use crate::db::models::{AccessToken, User};
+use crate::db::schema::{client_access_tokens, clients, users};
 
 /// Why a request carrying (or lacking) a bearer token is refused, per RFC 6750 §3.1.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -47,14 +47,16 @@ pub fn token_from_header(header: Option<&[u8]>) -> Result<String, BearerError> {
     Ok(token.to_owned())
 }
 
-/// A token that passed every check, with its stored row.
+/// A token that passed every check, with its stored row and the user it acts for.
 #[derive(Debug)]
 pub struct Verified {
     pub claims: AccessClaims,
     pub row: AccessToken,
+    pub user: User,
 }
 
-/// Verifies the token and checks that it is still live in the database.
+/// Verifies the token and checks that it is still live in the database: one statement, which
+/// also reads the token's user (resources answer about them).
 pub fn verify(
     conn: &mut AnyConnection,
     ctx: &OAuthContext,
@@ -63,10 +65,15 @@ pub fn verify(
     let ring = ctx.keys.current();
     let claims = jwt::verify(&ring, token, &ctx.issuer, &ctx.audience)
         .map_err(|e| BearerError::InvalidToken(describe(e)))?;
-    let found: Option<(AccessToken, bool)> = client_access_tokens::table
+    let found: Option<(AccessToken, bool, User)> = client_access_tokens::table
         .inner_join(clients::table)
+        .inner_join(users::table.on(users::id.eq(client_access_tokens::user_id)))
         .filter(client_access_tokens::access_token.eq(crypto::token_digest(token)))
-        .select((AccessToken::as_select(), clients::is_enabled))
+        .select((
+            AccessToken::as_select(),
+            clients::is_enabled,
+            User::as_select(),
+        ))
         .first(conn)
         .optional()
         .map_err(|e| {
@@ -74,8 +81,8 @@ pub fn verify(
             BearerError::Unavailable
         })?;
     match found {
-        Some((row, true)) if row.revoked_at.is_none() => Ok(Verified { claims, row }),
-        Some((_, false)) => Err(BearerError::InvalidToken(
+        Some((row, true, user)) if row.revoked_at.is_none() => Ok(Verified { claims, row, user }),
+        Some((_, false, _)) => Err(BearerError::InvalidToken(
             "The client this token was issued to is disabled.".into(),
         )),
         _ => Err(BearerError::InvalidToken(

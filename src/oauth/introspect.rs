@@ -11,8 +11,8 @@ use serde_json::{Value, json};
 use super::jwt;
 use super::token::OAuthContext;
 use crate::crypto;
-use crate::db::models::{AccessToken, Client, RefreshToken, User};
-use crate::db::schema::{client_access_tokens, client_refresh_tokens, clients};
+use crate::db::models::{AccessToken, Client, RefreshToken};
+use crate::db::schema::{client_access_tokens, client_refresh_tokens, clients, users};
 use crate::db::{self, AnyConnection};
 
 /// Which kind of token the caller believes it holds.
@@ -33,9 +33,10 @@ impl Hint {
     }
 }
 
+/// A stored token, its client and its user's username.
 enum Found {
-    Access(AccessToken, Client),
-    Refresh(RefreshToken, Client),
+    Access(AccessToken, Client, String),
+    Refresh(RefreshToken, Client, String),
 }
 
 fn find(conn: &mut AnyConnection, token: &str, hint: Option<Hint>) -> QueryResult<Option<Found>> {
@@ -46,20 +47,30 @@ fn find(conn: &mut AnyConnection, token: &str, hint: Option<Hint>) -> QueryResul
     let access = |conn: &mut AnyConnection| -> QueryResult<Option<Found>> {
         client_access_tokens::table
             .inner_join(clients::table)
+            .inner_join(users::table.on(users::id.eq(client_access_tokens::user_id)))
             .filter(client_access_tokens::access_token.eq(&digest))
-            .select((AccessToken::as_select(), Client::as_select()))
+            .select((
+                AccessToken::as_select(),
+                Client::as_select(),
+                users::username,
+            ))
             .first(conn)
             .optional()
-            .map(|row| row.map(|(t, c)| Found::Access(t, c)))
+            .map(|row| row.map(|(t, c, u)| Found::Access(t, c, u)))
     };
     let refresh = |conn: &mut AnyConnection| -> QueryResult<Option<Found>> {
         client_refresh_tokens::table
             .inner_join(clients::table)
+            .inner_join(users::table.on(users::id.eq(client_refresh_tokens::user_id)))
             .filter(client_refresh_tokens::refresh_token.eq(&digest))
-            .select((RefreshToken::as_select(), Client::as_select()))
+            .select((
+                RefreshToken::as_select(),
+                Client::as_select(),
+                users::username,
+            ))
             .first(conn)
             .optional()
-            .map(|row| row.map(|(t, c)| Found::Refresh(t, c)))
+            .map(|row| row.map(|(t, c, u)| Found::Refresh(t, c, u)))
     };
     match hint {
         Some(Hint::RefreshToken) => match refresh(conn)? {
@@ -89,8 +100,8 @@ pub fn introspect(
     let Some(found) = find(conn, token, hint)? else {
         return Ok(inactive);
     };
-    let (client, user_id, scope, iat, exp, aud, token_type) = match &found {
-        Found::Access(row, client) => {
+    let (client, user_id, username, scope, iat, exp, aud, token_type) = match &found {
+        Found::Access(row, client, username) => {
             // The signature and claims must hold too: a row alone is not enough.
             let ring = ctx.keys.current();
             if jwt::verify(&ring, token, &ctx.issuer, &ctx.audience).is_err()
@@ -102,6 +113,7 @@ pub fn introspect(
             (
                 client,
                 row.user_id,
+                username,
                 &row.scope,
                 row.created_at,
                 row.expired_at,
@@ -109,13 +121,14 @@ pub fn introspect(
                 "Bearer",
             )
         }
-        Found::Refresh(row, client) => {
+        Found::Refresh(row, client, username) => {
             if row.revoked_at.is_some() || row.used_at.is_some() || row.expired_at <= now {
                 return Ok(inactive);
             }
             (
                 client,
                 row.user_id,
+                username,
                 &row.scope,
                 row.created_at,
                 row.expired_at,
@@ -127,7 +140,6 @@ pub fn introspect(
     if !client.is_enabled {
         return Ok(inactive);
     }
-    let username = User::find(conn, user_id)?.map(|u| u.username);
     Ok(json!({
         "active": true,
         "scope": scope,
@@ -156,7 +168,7 @@ pub fn revoke(
         return Ok(false);
     };
     match found {
-        Found::Access(row, client) if client.id == caller.id => {
+        Found::Access(row, client, _) if client.id == caller.id => {
             diesel::update(
                 client_access_tokens::table
                     .find(row.id)
@@ -166,7 +178,7 @@ pub fn revoke(
             .execute(conn)?;
             Ok(true)
         }
-        Found::Refresh(row, client) if client.id == caller.id => {
+        Found::Refresh(row, client, _) if client.id == caller.id => {
             db::write_transaction(conn, |conn| {
                 RefreshToken::revoke_family(conn, &row.family_id, now)?;
                 AccessToken::revoke_family(conn, &row.family_id, now)?;

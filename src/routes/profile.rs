@@ -5,7 +5,6 @@ use actix_web::http::header::AUTHORIZATION;
 use actix_web::{HttpRequest, HttpResponse, web};
 use serde_json::json;
 
-use crate::db::models::User;
 use crate::db::{self, DbError};
 use crate::oauth::bearer::{self, BearerError};
 use crate::startup::AppState;
@@ -27,9 +26,7 @@ pub async fn profile(req: HttpRequest, state: web::Data<AppState>) -> HttpRespon
         if !verified.claims.has_scope(SCOPE) {
             return Ok(Err(BearerError::InsufficientScope(SCOPE)));
         }
-        let user = User::find(conn, verified.row.user_id)?;
-        Ok(user
-            .ok_or_else(|| BearerError::InvalidToken("The token's user no longer exists.".into())))
+        Ok(Ok(verified.user))
     })
     .await;
     match result {
@@ -106,10 +103,8 @@ pub async fn userinfo(req: HttpRequest, state: web::Data<AppState>) -> HttpRespo
         if !verified.claims.has_scope("openid") {
             return Ok(Err(BearerError::InsufficientScope("openid")));
         }
-        let user = User::find(conn, verified.row.user_id)?;
-        Ok(user
-            .map(|u| (u, verified.claims.has_scope("email")))
-            .ok_or_else(|| BearerError::InvalidToken("The token's user no longer exists.".into())))
+        let email = verified.claims.has_scope("email");
+        Ok(Ok((verified.user, email)))
     })
     .await;
     match result {
