@@ -140,6 +140,7 @@ impl Application {
             access_token_ttl: settings.access_token_ttl(),
             refresh_token_ttl: settings.refresh_token_ttl(),
             code_ttl: settings.code_ttl(),
+            passwords: Default::default(),
         });
         spawn_key_refresh(
             Arc::clone(&oauth),
@@ -176,7 +177,9 @@ impl Application {
             .session_lifecycle(
                 PersistentSession::default()
                     .session_ttl(SESSION_IDLE)
-                    .session_ttl_extension_policy(TtlExtensionPolicy::OnEveryRequest),
+                    // Activity is recorded in the state at most once a minute (see
+                    // `TypedSession`), so an unchanged session costs no write per request.
+                    .session_ttl_extension_policy(TtlExtensionPolicy::OnStateChanges),
             )
             .build();
             App::new()

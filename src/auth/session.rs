@@ -10,13 +10,17 @@ use chrono::TimeDelta;
 use serde::{Deserialize, Serialize};
 use subtle::ConstantTimeEq as _;
 
-use super::session_store::USER_ID_KEY;
+use super::session_store::{SEEN_AT_KEY as SEEN_AT, USER_ID_KEY};
 use crate::crypto;
 
 const SIGNED_IN_AT: &str = "signed_in_at";
 const REAUTH_AT: &str = "reauth_at";
 const CSRF: &str = "csrf";
 const FLASH: &str = "flash";
+/// Activity is written down at most this often. Each write is a session UPDATE, and the idle
+/// timeout (two hours) needs no finer grain: extending the session on every request cost every
+/// page view a write.
+pub const ACTIVITY_GRAIN: TimeDelta = TimeDelta::minutes(1);
 /// An authorization request waiting for the person to sign in and decide (see `oauth::authorize`).
 pub const PENDING_AUTHORIZATION: &str = "pending_authorization";
 
@@ -140,7 +144,24 @@ impl TypedSession {
         );
     }
 
+    /// The flash message, removed. actix-session marks a session changed on any `remove`, even
+    /// of a key it lacks, which would cost every page view a session write: look first.
+    /// Records that an existing session is in use, at most once per [`ACTIVITY_GRAIN`] (the
+    /// store stamps every write): the change makes the store extend the session's expiry, the
+    /// idle timeout (ASVS V7.3.1). Visitors without a session get none from this.
+    fn note_activity(&self) {
+        if self.0.entries().is_empty() {
+            return;
+        }
+        let now = now();
+        let seen = self.0.get::<i64>(SEEN_AT).ok().flatten();
+        if seen.is_none_or(|at| now - at >= ACTIVITY_GRAIN.num_seconds()) {
+            let _ = self.0.insert(SEEN_AT, now);
+        }
+    }
+
     pub fn take_flash(&self) -> Option<Flash> {
+        self.0.get::<Flash>(FLASH).ok().flatten()?;
         self.0.remove_as::<Flash>(FLASH).and_then(Result::ok)
     }
 
@@ -157,8 +178,17 @@ impl TypedSession {
         self.0.get::<T>(key).ok().flatten()
     }
 
+    /// Removes `key`, writing the session only if it was there (see [`Self::take_flash`]).
     pub fn remove(&self, key: &str) {
-        self.0.remove(key);
+        if self
+            .0
+            .get::<serde_json::Value>(key)
+            .ok()
+            .flatten()
+            .is_some()
+        {
+            self.0.remove(key);
+        }
     }
 }
 
@@ -171,6 +201,8 @@ impl FromRequest for TypedSession {
     type Future = Ready<Result<Self, Self::Error>>;
 
     fn from_request(req: &HttpRequest, _payload: &mut Payload) -> Self::Future {
-        ready(Ok(Self(req.get_session())))
+        let session = Self(req.get_session());
+        session.note_activity();
+        ready(Ok(session))
     }
 }

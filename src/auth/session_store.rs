@@ -16,6 +16,16 @@ use crate::db::{self, DbError, Pool};
 
 /// The state key under which the signed-in user's id is kept (see `auth::session`).
 pub const USER_ID_KEY: &str = "user_id";
+/// The state key recording when the session was last written, as seconds since the epoch: every
+/// write is activity, so `auth::session` need not write again within its activity grain.
+pub const SEEN_AT_KEY: &str = "seen_at";
+
+fn stamp(state: &mut State) {
+    state.insert(
+        SEEN_AT_KEY.to_owned(),
+        chrono::Utc::now().timestamp().to_string(),
+    );
+}
 
 #[derive(Clone)]
 pub struct DbSessionStore {
@@ -55,7 +65,12 @@ impl SessionStore for DbSessionStore {
         }
     }
 
-    async fn save(&self, session_state: State, ttl: &Duration) -> Result<SessionKey, SaveError> {
+    async fn save(
+        &self,
+        mut session_state: State,
+        ttl: &Duration,
+    ) -> Result<SessionKey, SaveError> {
+        stamp(&mut session_state);
         let state = serde_json::to_string(&session_state)
             .map_err(|e| SaveError::Serialization(anyhow::Error::new(e)))?;
         let key = crypto::random_token(32);
@@ -75,9 +90,10 @@ impl SessionStore for DbSessionStore {
     async fn update(
         &self,
         session_key: SessionKey,
-        session_state: State,
+        mut session_state: State,
         ttl: &Duration,
     ) -> Result<SessionKey, UpdateError> {
+        stamp(&mut session_state);
         let state = serde_json::to_string(&session_state)
             .map_err(|e| UpdateError::Serialization(anyhow::Error::new(e)))?;
         let digest = crypto::token_digest(session_key.as_ref());

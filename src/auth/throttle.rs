@@ -72,6 +72,22 @@ pub fn check(
     }
 }
 
+/// [`check`] for several keys in one statement, in the order given: the first locked key wins.
+pub fn check_all<const N: usize>(
+    conn: &mut AnyConnection,
+    keys: [&str; N],
+    now: NaiveDateTime,
+) -> QueryResult<Result<[Option<LoginAttempt>; N], Locked>> {
+    let rows = LoginAttempt::find_many(conn, &keys)?;
+    let found = keys.map(|key| rows.iter().find(|r| r.throttle_key == key).cloned());
+    for row in found.iter().flatten() {
+        if let Some(until) = row.locked_until.filter(|until| *until > now) {
+            return Ok(Err(Locked { until }));
+        }
+    }
+    Ok(Ok(found))
+}
+
 /// Counts a failure. `previous` is what [`check`] returned. Returns the lock if this failure
 /// reached the limit.
 pub fn record_failure(

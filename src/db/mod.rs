@@ -158,8 +158,10 @@ impl StatementCounter {
 
 impl diesel::connection::Instrumentation for StatementCounter {
     fn on_connection_event(&mut self, event: diesel::connection::InstrumentationEvent<'_>) {
-        if let diesel::connection::InstrumentationEvent::StartQuery { .. } = event {
+        if let diesel::connection::InstrumentationEvent::StartQuery { query, .. } = event {
             self.0.fetch_add(1, Ordering::Relaxed);
+            // `LATCHKEY_LOG=latchkey::sql=trace` shows every statement.
+            tracing::trace!(target: "latchkey::sql", %query);
         }
     }
 }

@@ -282,14 +282,8 @@ pub fn validate(
 }
 
 /// Whether the person already granted this application every scope asked for.
-pub fn already_granted(
-    conn: &mut AnyConnection,
-    user_id: i64,
-    client: &Client,
-    pending: &Pending,
-) -> diesel::QueryResult<Option<Scopes>> {
-    let granted = Consent::find(conn, user_id, client.id)?.map(|c| Scopes::from_stored(&c.scope));
-    Ok(granted.filter(|g| Scopes::from_stored(&pending.scope).is_subset(g)))
+pub fn already_granted(granted: Option<&Scopes>, pending: &Pending) -> bool {
+    granted.is_some_and(|g| Scopes::from_stored(&pending.scope).is_subset(g))
 }
 
 /// Records the consent and issues a code (§4.1.2): 256 random bits, stored as a digest, bound
@@ -303,7 +297,6 @@ pub fn approve(
     auth_time: Option<chrono::NaiveDateTime>,
 ) -> diesel::QueryResult<Url> {
     let now = db::now();
-    let code = crypto::random_token(32);
     db::write_transaction(conn, |conn| {
         let previous = Consent::find(conn, user_id, client.id)?
             .map(|c| Scopes::from_stored(&c.scope))
@@ -314,24 +307,38 @@ pub fn approve(
             .cloned()
             .collect();
         Consent::grant(conn, user_id, client.id, &union.to_stored(), now)?;
-        AuthorizationCode::insert(
-            conn,
-            &NewAuthorizationCode {
-                client_id: client.id,
-                user_id,
-                code: &crypto::token_digest(&code),
-                scope: &pending.scope,
-                redirect_uri: &pending.redirect_uri,
-                code_challenge: pending.code_challenge.as_deref(),
-                code_challenge_method: pending.code_challenge.as_ref().map(|_| pkce::S256),
-                nonce: pending.nonce.as_deref(),
-                expired_at: now
-                    + chrono::TimeDelta::seconds(i64::try_from(code_ttl.as_secs()).unwrap_or(600)),
-                created_at: now,
-                auth_time,
-            },
-        )
-    })?;
+        issue_code(conn, client, user_id, pending, code_ttl, auth_time)
+    })
+}
+
+/// Issues a code under a consent already given (§4.1.2), without writing the consent again.
+pub fn issue_code(
+    conn: &mut AnyConnection,
+    client: &Client,
+    user_id: i64,
+    pending: &Pending,
+    code_ttl: std::time::Duration,
+    auth_time: Option<chrono::NaiveDateTime>,
+) -> diesel::QueryResult<Url> {
+    let now = db::now();
+    let code = crypto::random_token(32);
+    AuthorizationCode::insert(
+        conn,
+        &NewAuthorizationCode {
+            client_id: client.id,
+            user_id,
+            code: &crypto::token_digest(&code),
+            scope: &pending.scope,
+            redirect_uri: &pending.redirect_uri,
+            code_challenge: pending.code_challenge.as_deref(),
+            code_challenge_method: pending.code_challenge.as_ref().map(|_| pkce::S256),
+            nonce: pending.nonce.as_deref(),
+            expired_at: now
+                + chrono::TimeDelta::seconds(i64::try_from(code_ttl.as_secs()).unwrap_or(600)),
+            created_at: now,
+            auth_time,
+        },
+    )?;
     let mut pairs = vec![("code", code.as_str())];
     if let Some(state) = &pending.state {
         pairs.push(("state", state));

@@ -61,6 +61,9 @@ pub async fn start(
         Err(Refusal::Page { title, message }) => error_page(&state, &session, title, &message),
         Err(Refusal::Redirect(url)) => Ok(redirect(&url)),
         Ok((client, pending)) => {
+            // The CSRF token goes into the session with the request, so the login page that
+            // follows reads the session without writing it again.
+            session.csrf_token();
             session.put(PENDING_AUTHORIZATION, &pending)?;
             proceed(&state, &session, client, pending).await
         }
@@ -118,25 +121,31 @@ async fn proceed(
         .map(|t| t.naive_utc());
     let (lookup_client, lookup_pending) = (client.clone(), pending.clone());
     let decided = db::run(&state.pool, move |conn| {
-        let user = User::find(conn, user_id)?;
-        let owner = User::find(conn, lookup_client.user_id)?;
-        let remembered =
-            authorize::already_granted(conn, user_id, &lookup_client, &lookup_pending)?;
+        let mut people = User::find_many(conn, &[user_id, lookup_client.user_id])?;
+        let owner = people
+            .iter()
+            .find(|u| u.id == lookup_client.user_id)
+            .cloned();
+        let user = people
+            .iter()
+            .position(|u| u.id == user_id)
+            .map(|at| people.swap_remove(at));
         let previous = crate::db::models::Consent::find(conn, user_id, lookup_client.id)?
             .map(|c| Scopes::from_stored(&c.scope));
-        let url = match remembered {
-            Some(_) => Some(authorize::approve(
+        // Remembered consent (and a signed-in user): a code at once, the consent unchanged.
+        if user.is_some() && authorize::already_granted(previous.as_ref(), &lookup_pending) {
+            let url = authorize::issue_code(
                 conn,
                 &lookup_client,
                 user_id,
                 &lookup_pending,
                 ttl,
                 auth_time,
-            )?),
-            None => None,
-        };
+            )?;
+            return Ok::<_, DbError>((user, owner, Some(url), previous, Vec::new()));
+        }
         let scopes = Scope::all(conn)?;
-        Ok::<_, DbError>((user, owner, url, previous, scopes))
+        Ok((user, owner, None, previous, scopes))
     })
     .await?;
     let (Some(user), owner, url, previous, scopes) = decided else {

@@ -666,10 +666,9 @@ async fn the_account_page_changes_name_email_and_password() {
         "this session goes on"
     );
     let stored = user(&app, "erin").password;
-    assert!(latchkey::auth::password::verify(
-        "a newer password",
-        Some(&stored)
-    ));
+    assert!(
+        latchkey::auth::password::Passwords::default().verify("a newer password", Some(&stored))
+    );
 }
 
 #[tokio::test]
@@ -878,4 +877,43 @@ async fn a_sign_in_from_a_new_address_is_emailed_once() {
     app.post_form("/logout", "/account", &[]).await;
     app.log_in("frank", "frank password 1").await;
     assert_eq!(sign_ins(&app), 1, "the same address again: no second email");
+}
+
+#[tokio::test]
+async fn activity_extends_the_session_at_most_once_a_minute() {
+    let app = spawn_app().await;
+    app.create_user("merchant", MERCHANT_PASSWORD);
+    app.log_in("merchant", MERCHANT_PASSWORD).await;
+    let expiry = || {
+        sessions::table
+            .filter(sessions::user_id.is_not_null())
+            .select(sessions::expires_at)
+            .first::<chrono::NaiveDateTime>(&mut app.db.connect())
+            .unwrap()
+    };
+    // Pages viewed within the minute: the session is not written again.
+    let signed_in = expiry();
+    std::thread::sleep(std::time::Duration::from_millis(20));
+    assert_eq!(app.get("/account").await.status(), 200);
+    assert_eq!(app.get("/developer/applications").await.status(), 200);
+    assert_eq!(expiry(), signed_in);
+    // Last seen two minutes ago and close to the idle timeout: the next request extends it.
+    let soon = chrono::Utc::now().naive_utc() + chrono::TimeDelta::minutes(5);
+    diesel::update(sessions::table)
+        .set(sessions::expires_at.eq(soon))
+        .execute(&mut app.db.connect())
+        .unwrap();
+    let two_minutes_ago = (chrono::Utc::now() - chrono::TimeDelta::minutes(2)).timestamp();
+    age_session(&app, |state| {
+        state.insert(
+            "seen_at".into(),
+            serde_json::Value::String(two_minutes_ago.to_string()),
+        );
+    });
+    assert_eq!(app.get("/account").await.status(), 200);
+    let extended = expiry();
+    assert!(
+        extended > chrono::Utc::now().naive_utc() + chrono::TimeDelta::minutes(110),
+        "{extended}"
+    );
 }

@@ -668,3 +668,49 @@ async fn the_oauth2_crate_runs_the_code_flow_with_pkce() {
     assert!(tokens.refresh_token().is_some());
     let _ = MERCHANT_PASSWORD;
 }
+
+/// What the whole flow may cost in SQL statements, from the first request to the token
+/// response: authorize, the login page, signing in, the consent page, allowing, and the code
+/// exchange, sessions, CSRF, throttling, the sign-in record and consent included. Pinned so it
+/// only goes down. (Hydra's 25 leave login and consent to other apps; the benchmark's target of
+/// 15 for all of it is not met yet: see the README's benchmark section.)
+const FLOW_STATEMENTS: u64 = 31;
+
+#[tokio::test]
+async fn the_whole_flow_stays_within_its_sql_statement_budget() {
+    let app = spawn_app().await;
+    let client = setup(&app);
+    let before = app.statements.get();
+    let callback = authorize_and_allow(
+        &app,
+        &[
+            ("client_id", &client.client_id),
+            ("response_type", "code"),
+            ("redirect_uri", CALLBACK),
+            ("scope", "get_user_profile"),
+            ("state", "st4te"),
+            ("code_challenge", CHALLENGE),
+            ("code_challenge_method", "S256"),
+        ],
+    )
+    .await;
+    let code = query_of(&callback)["code"].clone();
+    let res = app
+        .token_form(
+            Some(&client),
+            &[
+                ("grant_type", "authorization_code"),
+                ("code", &code),
+                ("redirect_uri", CALLBACK),
+                ("code_verifier", VERIFIER),
+            ],
+        )
+        .await;
+    assert_eq!(res.status(), 200);
+    let spent = app.statements.get() - before;
+    println!("authorization-code flow: {spent} SQL statements");
+    assert!(
+        spent <= FLOW_STATEMENTS,
+        "the flow ran {spent} SQL statements"
+    );
+}

@@ -161,7 +161,9 @@ async fn start(
     data_dir: TempDir,
     mailer: Option<latchkey::email::Mailer>,
 ) -> TestApp {
-    latchkey::telemetry::init(LogFormat::Text, "warn");
+    // `TEST_LOG=latchkey::sql=trace` shows, for example, every SQL statement a test runs.
+    let filter = std::env::var("TEST_LOG").unwrap_or_else(|_| "warn".into());
+    latchkey::telemetry::init(LogFormat::Text, &filter);
     let key = ServerKey::from_material(settings.secret_key.as_ref().unwrap());
     let (memory, outbox) = latchkey::email::Mailer::memory(settings.mail_from.clone());
     let mailer = mailer.unwrap_or(memory);

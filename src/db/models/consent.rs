@@ -32,7 +32,8 @@ impl Consent {
             .optional()
     }
 
-    /// Records a grant of `scope`, replacing the stored scopes (callers pass the union).
+    /// Records a grant of `scope`, replacing the stored scopes (callers pass the union): one
+    /// `INSERT … ON CONFLICT DO UPDATE` on either backend.
     pub fn grant(
         conn: &mut AnyConnection,
         user_id: i64,
@@ -40,25 +41,23 @@ impl Consent {
         scope: &str,
         now: NaiveDateTime,
     ) -> QueryResult<()> {
-        let updated = diesel::update(
-            consents::table
-                .filter(consents::user_id.eq(user_id))
-                .filter(consents::client_id.eq(client)),
-        )
-        .set((consents::scope.eq(scope), consents::updated_at.eq(now)))
-        .execute(conn)?;
-        if updated == 0 {
-            diesel::insert_into(consents::table)
-                .values((
-                    consents::user_id.eq(user_id),
-                    consents::client_id.eq(client),
-                    consents::scope.eq(scope),
-                    consents::created_at.eq(now),
-                    consents::updated_at.eq(now),
-                ))
-                .execute(conn)?;
+        let upsert = diesel::insert_into(consents::table)
+            .values((
+                consents::user_id.eq(user_id),
+                consents::client_id.eq(client),
+                consents::scope.eq(scope),
+                consents::created_at.eq(now),
+                consents::updated_at.eq(now),
+            ))
+            .on_conflict((consents::user_id, consents::client_id))
+            .do_update()
+            .set((consents::scope.eq(scope), consents::updated_at.eq(now)));
+        // diesel's MultiConnection has no ON CONFLICT, but both backends do.
+        match conn {
+            AnyConnection::Sqlite(c) => upsert.execute(c),
+            AnyConnection::Postgres(c) => upsert.execute(c),
         }
-        Ok(())
+        .map(|_| ())
     }
 
     pub fn delete(conn: &mut AnyConnection, user_id: i64, client: i64) -> QueryResult<usize> {

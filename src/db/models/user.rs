@@ -54,4 +54,12 @@ impl User {
             .first(conn)
             .optional()
     }
+
+    /// Several users in one statement; missing ids are skipped.
+    pub fn find_many(conn: &mut AnyConnection, ids: &[i64]) -> QueryResult<Vec<User>> {
+        users::table
+            .filter(users::id.eq_any(ids))
+            .select(User::as_select())
+            .load(conn)
+    }
 }
