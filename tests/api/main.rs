@@ -7,6 +7,7 @@ mod authorize;
 mod cli;
 mod code_grant;
 mod config;
+mod crash;
 mod faults;
 mod health;
 mod helpers;
