@@ -73,7 +73,8 @@ async fn missing_and_malformed_credentials() {
         .await
         .unwrap();
     assert_eq!(res.status(), 401);
-    for garbage in ["x", "a.b.c", &"A".repeat(20_000)] {
+    // Long garbage just under the 8 KiB header limit (over it is 431: see limits.rs).
+    for garbage in ["x", "a.b.c", &"A".repeat(8_000)] {
         assert_invalid_token(&app, garbage).await;
     }
 }
