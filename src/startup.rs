@@ -141,6 +141,7 @@ impl Application {
             refresh_token_ttl: settings.refresh_token_ttl(),
             code_ttl: settings.code_ttl(),
             passwords: Default::default(),
+            writer: database.writer.clone(),
         });
         spawn_key_refresh(
             Arc::clone(&oauth),

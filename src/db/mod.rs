@@ -65,6 +65,9 @@ pub const PG_CONNECT_TIMEOUT_SECS: u32 = 3;
 /// The `Retry-After` (seconds) sent with every 503 caused by the database.
 pub const RETRY_AFTER_SECS: u32 = 5;
 
+/// The longest a writer waits in this process's SQLite queue ([`Writer`]): `busy_timeout`.
+const WRITER_QUEUE_TIMEOUT: Duration = Duration::from_secs(3);
+
 /// The first of [`SQLITE_PRAGMAS`], to put back after a probe changed it.
 const SQLITE_BUSY_TIMEOUT: &str = "PRAGMA busy_timeout = 3000";
 
@@ -187,11 +190,59 @@ impl diesel::connection::Instrumentation for ConnectionMonitor {
     }
 }
 
-/// An open database: the pool and the counter of statements its connections ran.
+/// An open database: the pool, the counter of statements its connections ran, and the lock
+/// that queues this process's writers on SQLite.
 #[derive(Clone)]
 pub struct Database {
     pub pool: Pool,
     pub statements: StatementCounter,
+    pub writer: Writer,
+}
+
+/// Queues this process's writes to a SQLite database behind a mutex.
+///
+/// SQLite lets one connection write at a time; the others wait in its busy handler, which sleeps
+/// 1, 2, 5, 10… ms between tries, holding their pooled connection all the while. Under load that
+/// sleeping was the token endpoint's tail latency. A mutex wakes the next writer the moment the
+/// lock is free. Other processes on the same file still meet `busy_timeout`. On PostgreSQL,
+/// which has row locks, it does nothing.
+///
+/// A writer waits in the queue no longer than `busy_timeout` would have let it wait for SQLite,
+/// then gets SQLite's own "database is locked" (a 503 with `Retry-After`), so a lock held from
+/// outside the process cannot stack up waits behind it.
+#[derive(Clone, Default)]
+pub struct Writer(Option<Arc<parking_lot::Mutex<()>>>);
+
+impl Writer {
+    pub fn for_backend(url: &DatabaseUrl) -> Self {
+        Self(url.is_sqlite().then(Default::default))
+    }
+
+    /// Runs `f` in a write transaction (see [`write_transaction`]) when its turn comes.
+    pub fn transaction<T, E, F>(&self, conn: &mut AnyConnection, f: F) -> Result<T, E>
+    where
+        F: FnOnce(&mut AnyConnection) -> Result<T, E>,
+        E: From<diesel::result::Error>,
+    {
+        self.hold(|| write_transaction(conn, f))
+    }
+
+    /// Runs `f`, which writes (one statement, or a transaction of its own), when its turn comes.
+    pub fn hold<T, E>(&self, f: impl FnOnce() -> Result<T, E>) -> Result<T, E>
+    where
+        E: From<diesel::result::Error>,
+    {
+        let Some(lock) = &self.0 else {
+            return f();
+        };
+        let Some(_turn) = lock.try_lock_for(WRITER_QUEUE_TIMEOUT) else {
+            return Err(E::from(diesel::result::Error::DatabaseError(
+                diesel::result::DatabaseErrorKind::Unknown,
+                Box::new("database is locked (waited for this process's other writers)".to_owned()),
+            )));
+        };
+        f()
+    }
 }
 
 /// Opens database connections of the backend named by the URL.
@@ -327,7 +378,11 @@ pub fn open(url: &DatabaseUrl, pool_size: u32) -> Result<Database, OpenError> {
             url: url.redacted(),
             reason: one_line(&e.to_string()),
         })?;
-    Ok(Database { pool, statements })
+    Ok(Database {
+        pool,
+        statements,
+        writer: Writer::for_backend(url),
+    })
 }
 
 /// Runs pending migrations of the connection's backend; returns how many ran.
@@ -454,5 +509,46 @@ where
             <AnsiTransactionManager as TransactionManager<diesel::SqliteConnection>>::rollback_transaction(sqlite)?;
             Err(e)
         }
+    }
+}
+
+#[cfg(test)]
+mod writer_tests {
+    use super::*;
+
+    /// Writers take turns, and one that cannot get its turn in time gets SQLite's own "locked"
+    /// error (a transient error, answered 503) instead of waiting without end.
+    #[test]
+    fn writers_take_turns_and_give_up_with_a_transient_error() {
+        let writer = Writer(Some(Default::default()));
+        let inside = std::sync::atomic::AtomicUsize::new(0);
+        std::thread::scope(|scope| {
+            for _ in 0..4 {
+                scope.spawn(|| {
+                    writer
+                        .hold(|| {
+                            let now = inside.fetch_add(1, Ordering::SeqCst);
+                            assert_eq!(now, 0, "two writers at once");
+                            std::thread::sleep(Duration::from_millis(5));
+                            inside.fetch_sub(1, Ordering::SeqCst);
+                            Ok::<_, diesel::result::Error>(())
+                        })
+                        .unwrap();
+                });
+            }
+        });
+        let held = writer.0.as_ref().unwrap().lock();
+        let started = std::time::Instant::now();
+        let waited: Result<(), diesel::result::Error> = writer.hold(|| Ok(()));
+        drop(held);
+        let error = waited.unwrap_err();
+        assert!(is_transient(&error), "{error}");
+        assert!(started.elapsed() >= WRITER_QUEUE_TIMEOUT);
+        // On PostgreSQL there is no queue.
+        assert!(
+            Writer::default()
+                .hold(|| Ok::<_, diesel::result::Error>(()))
+                .is_ok()
+        );
     }
 }

@@ -28,6 +28,8 @@ pub struct OAuthContext {
     pub code_ttl: Duration,
     /// argon2id, with its bound on how many run at once.
     pub passwords: crate::auth::password::Passwords,
+    /// The queue for this process's SQLite writes: the token endpoint's writes go through it.
+    pub writer: db::Writer,
 }
 
 /// A successful token response, before a dialect spells it.
@@ -117,7 +119,8 @@ pub fn exchange(
         )?,
     };
     if let Some(secret) = &auth.secret {
-        client_auth::touch_secret(conn, secret, now)?;
+        ctx.writer
+            .hold(|| client_auth::touch_secret(conn, secret, now))?;
     }
     Ok(issued)
 }

@@ -5,8 +5,8 @@
 use chrono::NaiveDateTime;
 
 use crate::crypto;
+use crate::db::AnyConnection;
 use crate::db::models::{AuthorizationCode, Client, User};
-use crate::db::{self, AnyConnection};
 use crate::domain::{GrantType, Scopes};
 use crate::oauth::error::OAuthError;
 use crate::oauth::pkce;
@@ -103,7 +103,7 @@ pub fn run(
         };
         minted = minted.with_id_token(ctx, &who, &identity, now)?;
     }
-    let outcome = db::write_transaction(conn, |conn| {
+    let outcome = ctx.writer.transaction(conn, |conn| {
         if stored.is_used || !AuthorizationCode::claim(conn, stored.id)? {
             AuthorizationCode::revoke_issued(conn, stored.id, now)?;
             return Ok::<_, OAuthError>(Outcome::Replayed);

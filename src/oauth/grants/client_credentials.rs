@@ -3,8 +3,8 @@
 
 use chrono::NaiveDateTime;
 
+use crate::db::AnyConnection;
 use crate::db::models::Client;
-use crate::db::{self, AnyConnection};
 use crate::domain::GrantType;
 use crate::oauth::error::OAuthError;
 use crate::oauth::token::{Grantee, Issued, OAuthContext, RefreshPlan, mint, resolve_scope, store};
@@ -26,10 +26,11 @@ pub fn run(
     };
     if with_refresh {
         let minted = mint(ctx, &who, RefreshPlan::NewFamily, now)?;
-        db::write_transaction(conn, |conn| store(conn, ctx, &who, minted, now))
+        ctx.writer
+            .transaction(conn, |conn| store(conn, ctx, &who, minted, now))
     } else {
         // One INSERT, no transaction: the cheapest path through the server.
         let minted = mint(ctx, &who, RefreshPlan::None, now)?;
-        store(conn, ctx, &who, minted, now)
+        ctx.writer.hold(|| store(conn, ctx, &who, minted, now))
     }
 }

@@ -1,7 +1,7 @@
 //! One file per grant type (RFC 6749 §4). Each takes an authenticated client that is allowed the
 //! grant, and returns what to issue.
 //!
-//! Writes go through [`crate::db::write_transaction`], and single-use credentials (codes,
+//! Writes go through `OAuthContext::writer` ([`crate::db::Writer`]), and single-use credentials (codes,
 //! refresh tokens) are spent with one conditional `UPDATE … WHERE unused`, so that of any number
 //! of concurrent requests exactly one wins.
 

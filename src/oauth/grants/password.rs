@@ -5,8 +5,8 @@
 use chrono::NaiveDateTime;
 
 use crate::auth::throttle;
+use crate::db::AnyConnection;
 use crate::db::models::{Client, User};
-use crate::db::{self, AnyConnection};
 use crate::domain::{GrantType, Username};
 use crate::oauth::error::OAuthError;
 use crate::oauth::token::{Grantee, Issued, OAuthContext, RefreshPlan, mint, resolve_scope, store};
@@ -70,7 +70,8 @@ pub fn run(
         RefreshPlan::None
     };
     let minted = mint(ctx, &who, plan, now)?;
-    db::write_transaction(conn, |conn| store(conn, ctx, &who, minted, now))
+    ctx.writer
+        .transaction(conn, |conn| store(conn, ctx, &who, minted, now))
 }
 
 fn locked_error(locked: throttle::Locked, now: NaiveDateTime) -> OAuthError {

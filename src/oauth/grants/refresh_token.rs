@@ -5,8 +5,8 @@
 use chrono::NaiveDateTime;
 
 use crate::crypto;
+use crate::db::AnyConnection;
 use crate::db::models::{AccessToken, Client, RefreshToken};
-use crate::db::{self, AnyConnection};
 use crate::domain::{GrantType, Scopes};
 use crate::oauth::error::OAuthError;
 use crate::oauth::token::{Grantee, Issued, OAuthContext, RefreshPlan, mint, store};
@@ -74,7 +74,7 @@ pub fn run(
         },
         now,
     )?;
-    let outcome = db::write_transaction(conn, |conn| {
+    let outcome = ctx.writer.transaction(conn, |conn| {
         if token.used_at.is_some() || !RefreshToken::claim(conn, token.id, now)? {
             RefreshToken::revoke_family(conn, &token.family_id, now)?;
             AccessToken::revoke_family(conn, &token.family_id, now)?;
