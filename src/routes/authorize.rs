@@ -20,7 +20,13 @@ use crate::startup::AppState;
 
 const RESUME: &str = "/oauth/authorize/resume";
 
-fn redirect(url: &url::Url) -> HttpResponse {
+/// An authorization response (a code or an error) back to the application. Each carries `iss`
+/// (RFC 9207 §2), so a client that talks to several servers can tell which one answered and
+/// refuse a response from the wrong one (the mix-up attack, RFC 9700 §4.4).
+fn redirect(state: &AppState, url: &url::Url) -> HttpResponse {
+    let mut url = url.clone();
+    url.query_pairs_mut()
+        .append_pair("iss", &state.oauth.issuer);
     HttpResponse::SeeOther()
         .insert_header((LOCATION, url.as_str()))
         .finish()
@@ -59,7 +65,7 @@ pub async fn start(
     .await?;
     match outcome {
         Err(Refusal::Page { title, message }) => error_page(&state, &session, title, &message),
-        Err(Refusal::Redirect(url)) => Ok(redirect(&url)),
+        Err(Refusal::Redirect(url)) => Ok(redirect(&state, &url)),
         Ok((client, pending)) => {
             // The CSRF token goes into the session with the request, so the login page that
             // follows reads the session without writing it again.
@@ -154,7 +160,7 @@ async fn proceed(
     };
     if let Some(url) = url {
         session.remove(PENDING_AUTHORIZATION);
-        return Ok(redirect(&url));
+        return Ok(redirect(&state, &url));
     }
     let previous: BTreeSet<String> = previous
         .map(|p| p.iter().map(|s| s.as_str().to_owned()).collect())
@@ -275,7 +281,7 @@ pub async fn decide(
             })
             .await?;
             match url {
-                Some(url) => Ok(redirect(&url)),
+                Some(url) => Ok(redirect(&state, &url)),
                 None => error_page(
                     &state,
                     &session,
@@ -285,7 +291,7 @@ pub async fn decide(
             }
         }
         "deny" => match authorize::deny(&pending) {
-            Some(url) => Ok(redirect(&url)),
+            Some(url) => Ok(redirect(&state, &url)),
             None => error_page(
                 &state,
                 &session,

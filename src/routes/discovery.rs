@@ -34,7 +34,7 @@ pub async fn metadata(state: web::Data<AppState>) -> Result<HttpResponse, AppErr
         "subject_types_supported": ["public"],
         "id_token_signing_alg_values_supported": ["RS256", "ES256"],
         "claims_supported": ["sub", "iss", "aud", "exp", "iat", "auth_time", "nonce", "at_hash", "name", "preferred_username", "email", "email_verified"],
-        "authorization_response_iss_parameter_supported": false,
+        "authorization_response_iss_parameter_supported": true,
     });
     Ok(HttpResponse::Ok()
         .insert_header(("Cache-Control", "public, max-age=300"))

@@ -3,6 +3,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod accounts;
+mod attacks;
 mod authorize;
 mod cli;
 mod code_grant;
