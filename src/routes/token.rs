@@ -49,6 +49,19 @@ pub async fn token(
         body.extend_from_slice(&chunk);
     }
 
+    // RFC 6749 §2.3.1: client credentials "MUST NOT be included in the request URI". A secret
+    // there has already leaked into access logs and proxies; refusing it (rather than ignoring
+    // it) makes the client's developer notice and rotate it.
+    let secret_in_url = url::form_urlencoded::parse(req.query_string().as_bytes())
+        .any(|(name, _)| name == "client_secret" || name == "clientSecret");
+    if secret_in_url {
+        return error(
+            spoken,
+            &OAuthError::invalid_request(
+                "The client secret must not be sent in the URL; send it in the Authorization header or the body, and rotate it.",
+            ),
+        );
+    }
     let Some(dialect) = dialect else {
         return error(
             spoken,

@@ -5,6 +5,9 @@
 //! Runs on SQLite and, with `TEST_DATABASE_URL`, on PostgreSQL, like the rest of the suite.
 
 mod authorize;
+mod client_auth;
+mod codes;
+mod refresh;
 
 use std::collections::HashMap;
 
