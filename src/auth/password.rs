@@ -10,7 +10,10 @@
 use argon2::password_hash::rand_core::OsRng;
 use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
 use argon2::{Algorithm, Argon2, Params, Version};
-use std::sync::{Arc, Condvar, Mutex};
+use std::num::NonZeroUsize;
+use std::sync::{Arc, Mutex, mpsc};
+
+use zeroize::Zeroizing;
 
 /// OWASP's argon2id parameters: memory in KiB, iterations, parallelism.
 const MEMORY_KIB: u32 = 19_456;
@@ -27,66 +30,77 @@ fn hasher() -> Argon2<'static> {
     Argon2::new(Algorithm::Argon2id, Version::V0x13, params)
 }
 
-/// Hashing and checking passwords, at most one per core at a time. Each hash takes 19 MiB for
-/// its whole run, and more at once than there are cores adds memory but no throughput: 64
-/// sign-ins at once took 1 GiB of RSS (bench/run.sh's password scenario) before this limit.
-/// One per server (in `OAuthContext`), cloned freely.
+/// Hashing and checking passwords on a few threads of their own, one per core.
+///
+/// Each hash takes 19 MiB for its whole run. Run on whichever thread asked, 64 sign-ins at once
+/// took 1 GiB of RSS, and it stayed taken: glibc keeps a freed block of that size in the arena
+/// of the thread that used it, one arena per thread. On their own threads at most one block per
+/// core is ever held, and more hashes at once than cores would add no throughput anyway.
+/// One per server (in `OAuthContext`), cloned freely; the threads end when the last clone goes.
 #[derive(Clone)]
-pub struct Passwords(Arc<Permits>);
+pub struct Passwords(Arc<Mutex<mpsc::Sender<Job>>>);
+
+type Job = Box<dyn FnOnce() + Send>;
 
 impl Default for Passwords {
     fn default() -> Self {
-        Self(Arc::new(Permits::new(
-            std::thread::available_parallelism().map_or(2, std::num::NonZeroUsize::get),
-        )))
+        Self::with_threads(std::thread::available_parallelism().map_or(2, NonZeroUsize::get))
     }
 }
 
 impl Passwords {
+    fn with_threads(threads: usize) -> Self {
+        let (jobs, queue) = mpsc::channel::<Job>();
+        let queue = Arc::new(Mutex::new(queue));
+        for n in 0..threads.max(1) {
+            let queue = Arc::clone(&queue);
+            let spawned = std::thread::Builder::new()
+                .name(format!("argon2-{n}"))
+                .spawn(move || {
+                    loop {
+                        // The lock is held only to take the next job, not to run it.
+                        let next = queue.lock().unwrap_or_else(|p| p.into_inner()).recv();
+                        match next {
+                            Ok(job) => job(),
+                            Err(_) => return, // every Passwords is gone
+                        }
+                    }
+                });
+            if let Err(e) = spawned {
+                tracing::warn!(error = %e, "could not start a password-hashing thread");
+            }
+        }
+        Self(Arc::new(Mutex::new(jobs)))
+    }
+
+    /// Runs `work` on a hashing thread and waits for it (callers are on blocking threads).
+    fn run<T: Send + 'static>(&self, work: impl FnOnce() -> T + Send + 'static) -> Option<T> {
+        let (done, result) = mpsc::sync_channel(1);
+        let job: Job = Box::new(move || {
+            let _ = done.send(work());
+        });
+        self.0
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .send(job)
+            .ok()?;
+        result.recv().ok()
+    }
+
     /// Hashes a password into a PHC string (`$argon2id$v=19$m=19456,t=2,p=1$…`).
     pub fn hash(&self, password: &str) -> Result<String, HashError> {
-        self.0.with(|| hash(password))
+        let password = Zeroizing::new(password.to_owned());
+        self.run(move || hash(&password))
+            .unwrap_or_else(|| Err(HashError("the hashing thread stopped".into())))
     }
 
-    /// Verifies a password against a stored hash; see [`verify`].
+    /// Verifies a password against a stored hash; see [`verify`]. A hashing thread that is gone
+    /// counts as a mismatch.
     pub fn verify(&self, password: &str, stored: Option<&str>) -> bool {
-        self.0.with(|| verify(password, stored))
-    }
-}
-
-/// A counting semaphore for blocking threads (the callers run on `web::block`'s pool).
-struct Permits {
-    free: Mutex<usize>,
-    released: Condvar,
-}
-
-impl Permits {
-    fn new(count: usize) -> Self {
-        Self {
-            free: Mutex::new(count.max(1)),
-            released: Condvar::new(),
-        }
-    }
-
-    /// Runs `work` once a permit is free.
-    fn with<T>(&self, work: impl FnOnce() -> T) -> T {
-        {
-            let mut free = self.free.lock().unwrap_or_else(|p| p.into_inner());
-            while *free == 0 {
-                free = self.released.wait(free).unwrap_or_else(|p| p.into_inner());
-            }
-            *free -= 1;
-        }
-        // Released on the way out, even if `work` panics.
-        struct Release<'a>(&'a Permits);
-        impl Drop for Release<'_> {
-            fn drop(&mut self) {
-                *self.0.free.lock().unwrap_or_else(|p| p.into_inner()) += 1;
-                self.0.released.notify_one();
-            }
-        }
-        let _release = Release(self);
-        work()
+        let password = Zeroizing::new(password.to_owned());
+        let stored = stored.map(str::to_owned);
+        self.run(move || verify(&password, stored.as_deref()))
+            .unwrap_or(false)
     }
 }
 
@@ -130,29 +144,29 @@ mod tests {
         assert!(!verify("anything", Some("not a hash")));
     }
 
-    /// No more than the permits run at once, and every caller gets through.
+    /// Work runs only on the hashing threads, every caller gets its answer, and hashes made
+    /// there verify.
     #[test]
-    fn permits_bound_how_many_run_at_once() {
-        use std::sync::atomic::{AtomicUsize, Ordering};
-        let permits = Permits::new(2);
-        let running = AtomicUsize::new(0);
-        let most = AtomicUsize::new(0);
-        let done = AtomicUsize::new(0);
+    fn hashing_runs_on_its_own_threads_only() {
+        let passwords = Passwords::with_threads(2);
+        let names = Mutex::new(std::collections::BTreeSet::new());
         std::thread::scope(|scope| {
             for _ in 0..8 {
                 scope.spawn(|| {
-                    permits.with(|| {
-                        let now = running.fetch_add(1, Ordering::SeqCst) + 1;
-                        most.fetch_max(now, Ordering::SeqCst);
-                        std::thread::sleep(std::time::Duration::from_millis(20));
-                        running.fetch_sub(1, Ordering::SeqCst);
-                        done.fetch_add(1, Ordering::SeqCst);
-                    })
+                    let name = passwords
+                        .run(|| std::thread::current().name().map(str::to_owned))
+                        .unwrap()
+                        .unwrap();
+                    names.lock().unwrap().insert(name);
                 });
             }
         });
-        assert_eq!(done.load(Ordering::SeqCst), 8);
-        assert_eq!(most.load(Ordering::SeqCst), 2);
+        let names = names.into_inner().unwrap();
+        assert!(!names.is_empty() && names.len() <= 2, "{names:?}");
+        assert!(names.iter().all(|n| n.starts_with("argon2-")), "{names:?}");
+        let stored = passwords.hash("correct horse battery").unwrap();
+        assert!(passwords.verify("correct horse battery", Some(&stored)));
+        assert!(!passwords.verify("wrong horse battery", Some(&stored)));
     }
 
     #[test]
