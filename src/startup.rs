@@ -187,6 +187,7 @@ impl Application {
                 .app_data(state.clone())
                 // Page forms (CsrfForm reads the body as bytes); the API sets its own, smaller.
                 .app_data(web::PayloadConfig::new(routes::limits::MAX_FORM_BODY))
+                .wrap(every_response_headers(secure_cookies))
                 .wrap(from_fn(routes::limits::header_limits))
                 .wrap(from_fn(telemetry::log_request))
                 .wrap(middleware::NormalizePath::new(
@@ -243,6 +244,21 @@ impl Application {
     /// Serves until the process receives SIGTERM or SIGINT, then finishes in-flight requests.
     pub async fn run_until_stopped(self) -> std::io::Result<()> {
         self.server.await
+    }
+}
+
+/// Headers on every response, API and pages alike (pages add theirs in `page_headers`): JSON
+/// and errors are never content-sniffed into something executable, and over https the browser
+/// is told to stay on https (RFC 6797) whichever URL it first reached.
+fn every_response_headers(https: bool) -> middleware::DefaultHeaders {
+    let headers = middleware::DefaultHeaders::new().add(("X-Content-Type-Options", "nosniff"));
+    if https {
+        headers.add((
+            "Strict-Transport-Security",
+            "max-age=31536000; includeSubDomains",
+        ))
+    } else {
+        headers
     }
 }
 

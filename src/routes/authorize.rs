@@ -160,7 +160,7 @@ async fn proceed(
     };
     if let Some(url) = url {
         session.remove(PENDING_AUTHORIZATION);
-        return Ok(redirect(&state, &url));
+        return Ok(redirect(state, &url));
     }
     let previous: BTreeSet<String> = previous
         .map(|p| p.iter().map(|s| s.as_str().to_owned()).collect())

@@ -12,6 +12,9 @@ use crate::authorize::{
 };
 use crate::helpers::{Html, MERCHANT_PASSWORD, spawn_app};
 
+/// Query parameters of a request.
+type Pairs<'a> = Vec<(&'a str, &'a str)>;
+
 /// Our own error page: 400, never a redirect, framed by nobody, not cached.
 fn page() -> Expect {
     Expect::new(400)
@@ -173,7 +176,7 @@ async fn tampered_parameters_go_back_to_the_app_with_state_and_iss() {
     let public = app.create_client("merchant", &["--public", "--redirect-uri", CALLBACK]);
     let public_id = public["client_id"].as_str().unwrap();
     let id = client.client_id.as_str();
-    let cases: Vec<(&str, Vec<(&str, &str)>, Expect)> = vec![
+    let cases: Vec<(&str, Pairs, Expect)> = vec![
         (
             "response_type=token (implicit)",
             vec![("response_type", "token")],
@@ -290,7 +293,7 @@ async fn tampered_parameters_go_back_to_the_app_with_state_and_iss() {
                 "case `{name}`"
             );
             assert!(
-                q.get("code").is_none(),
+                !q.contains_key("code"),
                 "case `{name}`: a code with an error"
             );
         }

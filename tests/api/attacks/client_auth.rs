@@ -11,6 +11,15 @@ use serde_json::json;
 use super::{Expect, H, assert_similar_times, check, median};
 use crate::helpers::{MERCHANT_PASSWORD, TestApp, TestClient, spawn_app};
 
+/// A case: name, query string, `Authorization` header, form, expectation.
+type Row<'a> = (
+    &'a str,
+    &'a str,
+    Option<String>,
+    Vec<(&'a str, &'a str)>,
+    Expect,
+);
+
 const BASIC: &str = r#"Basic realm="latchkey", charset="UTF-8""#;
 
 fn invalid_client() -> Expect {
@@ -59,7 +68,7 @@ async fn malformed_doubled_and_misplaced_credentials() {
     let cc = ("grant_type", "client_credentials");
     let long = "x".repeat(300);
     let query = format!("?client_id={id}&client_secret={secret}");
-    let rows: Vec<(&str, &str, Option<String>, Vec<(&str, &str)>, Expect)> = vec![
+    let rows: Vec<Row> = vec![
         (
             "baseline: Basic",
             "",

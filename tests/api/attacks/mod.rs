@@ -5,9 +5,13 @@
 //! Runs on SQLite and, with `TEST_DATABASE_URL`, on PostgreSQL, like the rest of the suite.
 
 mod authorize;
+mod brute_force;
 mod client_auth;
 mod codes;
+mod headers;
+mod jwt;
 mod refresh;
+mod sessions;
 
 use std::collections::HashMap;
 

@@ -1,0 +1,287 @@
+//! Brute force and enumeration: the login page and the password grant share one lockout, and
+//! neither login, the password grant nor password reset tells an unknown account from a wrong
+//! password, by status, body or time.
+
+use std::time::{Duration, Instant};
+
+use super::{Expect, assert_similar_times, check, median};
+use crate::helpers::{Html, TestApp, spawn_app};
+
+const PASSWORD: &str = "the right password";
+
+async fn login(app: &TestApp, username: &str, password: &str) -> reqwest::Response {
+    let browser = app.new_browser();
+    let page = Html::parse(
+        &browser
+            .get(app.url("/login"))
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap(),
+    );
+    browser
+        .post(app.url("/login"))
+        .form(&[
+            ("username", username),
+            ("password", password),
+            ("csrf_token", &page.csrf()),
+        ])
+        .send()
+        .await
+        .unwrap()
+}
+
+async fn grant(
+    app: &TestApp,
+    client: &crate::helpers::TestClient,
+    username: &str,
+    password: &str,
+) -> reqwest::Response {
+    app.token_form(
+        Some(client),
+        &[
+            ("grant_type", "password"),
+            ("username", username),
+            ("password", password),
+        ],
+    )
+    .await
+}
+
+fn password_client(app: &TestApp) -> crate::helpers::TestClient {
+    app.merchant_client(&["--grant-type", "password"])
+}
+
+#[tokio::test]
+async fn the_login_page_and_the_password_grant_share_one_lockout() {
+    let app = spawn_app().await;
+    let client = password_client(&app);
+    app.create_user("alice", PASSWORD);
+    app.create_user("bob", PASSWORD);
+    let refused = Expect::new(422);
+    let invalid_grant = Expect::new(400).error("invalid_grant").no_store();
+
+    // Five failures on the login page lock the password grant.
+    for i in 1..=5 {
+        check(
+            &format!("alice: wrong password {i} on the login page"),
+            login(&app, "alice", "wrong password").await,
+            &refused,
+        )
+        .await;
+    }
+    check(
+        "alice: right password at the grant after 5 page failures",
+        grant(&app, &client, "alice", PASSWORD).await,
+        &invalid_grant,
+    )
+    .await;
+    let locked = check(
+        "alice: right password on the page after 5 failures",
+        login(&app, "alice", PASSWORD).await,
+        &refused,
+    )
+    .await;
+    assert!(
+        locked.body.contains("Too many failed sign-in attempts"),
+        "case `alice locked`: no lock message"
+    );
+
+    // Five failures at the grant lock the login page.
+    for i in 1..=5 {
+        check(
+            &format!("bob: wrong password {i} at the grant"),
+            grant(&app, &client, "bob", "wrong password").await,
+            &invalid_grant,
+        )
+        .await;
+    }
+    let locked = check(
+        "bob: right password on the page after 5 grant failures",
+        login(&app, "bob", PASSWORD).await,
+        &refused,
+    )
+    .await;
+    assert!(
+        locked.body.contains("Too many failed sign-in attempts"),
+        "case `bob locked`: no lock message"
+    );
+    check(
+        "bob: right password at the grant after 5 grant failures",
+        grant(&app, &client, "bob", PASSWORD).await,
+        &invalid_grant,
+    )
+    .await;
+}
+
+/// Alternating timed requests; returns the two medians.
+async fn timed<F, G, Fa, Fb>(rounds: usize, mut a: F, mut b: G) -> (Duration, Duration)
+where
+    F: FnMut(usize) -> Fa,
+    G: FnMut(usize) -> Fb,
+    Fa: std::future::Future<Output = ()>,
+    Fb: std::future::Future<Output = ()>,
+{
+    let (mut ta, mut tb) = (Vec::new(), Vec::new());
+    for i in 0..rounds {
+        let started = Instant::now();
+        a(i).await;
+        ta.push(started.elapsed());
+        let started = Instant::now();
+        b(i).await;
+        tb.push(started.elapsed());
+    }
+    (median(ta), median(tb))
+}
+
+#[tokio::test]
+async fn login_and_password_grant_do_not_tell_unknown_users_from_wrong_passwords() {
+    let app = spawn_app().await;
+    let client = password_client(&app);
+    // Usernames of one length, so the echoed username is the only difference in the page.
+    app.create_user("known1", PASSWORD);
+    app.create_user("known2", PASSWORD);
+
+    let wrong = check(
+        "login: wrong password",
+        login(&app, "known1", "wrong password").await,
+        &Expect::new(422),
+    )
+    .await;
+    let unknown = check(
+        "login: unknown user",
+        login(&app, "nobod1", "wrong password").await,
+        &Expect::new(422),
+    )
+    .await;
+    let strip = |body: &str, name: &str| {
+        let page = Html::parse(&body.replace(name, "USER"));
+        (
+            page.text("main"),
+            page.attr("input[name=username]", "value"),
+        )
+    };
+    assert_eq!(
+        strip(&wrong.body, "known1"),
+        strip(&unknown.body, "nobod1"),
+        "case `login pages differ`"
+    );
+
+    let invalid_grant = Expect::new(400).error("invalid_grant").no_store();
+    let wrong = check(
+        "grant: wrong password",
+        grant(&app, &client, "known2", "wrong password").await,
+        &invalid_grant,
+    )
+    .await;
+    let unknown = check(
+        "grant: unknown user",
+        grant(&app, &client, "nobody", "wrong password").await,
+        &invalid_grant,
+    )
+    .await;
+    assert_eq!(wrong.body, unknown.body, "case `grant bodies differ`");
+
+    // Time: argon2 runs for unknown users too (a dummy hash). Three more failures per known
+    // account stay under its lockout of five, and all of them under the address's twenty.
+    let app = &app;
+    let (known, missing) = timed(
+        3,
+        |i| async move {
+            let user = if i % 2 == 0 { "known1" } else { "known2" };
+            login(app, user, "wrong password").await;
+        },
+        |i| async move {
+            login(app, &format!("ghost{i}"), "wrong password").await;
+        },
+    )
+    .await;
+    assert_similar_times(
+        "case `login: unknown user vs wrong password, time`",
+        known,
+        missing,
+    );
+    let client = &client;
+    let (known, missing) = timed(
+        2,
+        |i| async move {
+            let user = if i % 2 == 0 { "known1" } else { "known2" };
+            grant(app, client, user, "wrong password").await;
+        },
+        |i| async move {
+            grant(app, client, &format!("phantom{i}"), "wrong password").await;
+        },
+    )
+    .await;
+    assert_similar_times(
+        "case `grant: unknown user vs wrong password, time`",
+        known,
+        missing,
+    );
+}
+
+#[tokio::test]
+async fn password_reset_does_not_tell_known_addresses_from_unknown() {
+    let app = spawn_app().await;
+    assert_eq!(
+        app.sign_up("resetme", "resetme@example.com", "a long password 1")
+            .await
+            .status(),
+        303
+    );
+    let forgot = |email: &'static str| {
+        let app = &app;
+        async move {
+            let browser = app.new_browser();
+            let page = Html::parse(
+                &browser
+                    .get(app.url("/password/forgot"))
+                    .send()
+                    .await
+                    .unwrap()
+                    .text()
+                    .await
+                    .unwrap(),
+            );
+            browser
+                .post(app.url("/password/forgot"))
+                .form(&[("email", email), ("csrf_token", &page.csrf())])
+                .send()
+                .await
+                .unwrap()
+        }
+    };
+    let known = forgot("resetme@example.com").await;
+    let expect = Expect::new(known.status().as_u16()).redirect(
+        known
+            .headers()
+            .get("location")
+            .map(|l| l.to_str().unwrap().to_owned())
+            .unwrap_or_default(),
+    );
+    let known = check("reset: known address", known, &expect).await;
+    let unknown = check(
+        "reset: unknown address",
+        forgot("nobody@example.com").await,
+        &expect,
+    )
+    .await;
+    assert_eq!(
+        known.location, unknown.location,
+        "case `reset answers differ`"
+    );
+    assert_eq!(known.body, unknown.body, "case `reset bodies differ`");
+    let (k, u) = timed(
+        5,
+        |_| async {
+            forgot("resetme@example.com").await;
+        },
+        |_| async {
+            forgot("nobody@example.com").await;
+        },
+    )
+    .await;
+    assert_similar_times("case `reset: known vs unknown address, time`", k, u);
+}
