@@ -38,7 +38,13 @@ fn hasher() -> Argon2<'static> {
 /// core is ever held, and more hashes at once than cores would add no throughput anyway.
 /// One per server (in `OAuthContext`), cloned freely; the threads end when the last clone goes.
 #[derive(Clone)]
-pub struct Passwords(Arc<Mutex<mpsc::Sender<Job>>>);
+pub struct Passwords {
+    jobs: Arc<Mutex<mpsc::Sender<Job>>>,
+    /// Requests that will check a password inside a database task wait here first, so that a
+    /// burst of sign-ins holds at most a few pooled connections while argon2 runs, not all of
+    /// them (which stalled every other request behind the connection pool).
+    gate: Arc<tokio::sync::Semaphore>,
+}
 
 type Job = Box<dyn FnOnce() + Send>;
 
@@ -70,7 +76,17 @@ impl Passwords {
                 tracing::warn!(error = %e, "could not start a password-hashing thread");
             }
         }
-        Self(Arc::new(Mutex::new(jobs)))
+        Self {
+            jobs: Arc::new(Mutex::new(jobs)),
+            gate: Arc::new(tokio::sync::Semaphore::new(threads.max(1) * 2)),
+        }
+    }
+
+    /// Waits (asynchronously, holding nothing) until this request may check a password. Call it
+    /// before a database task that hashes or verifies one, and keep the permit until it is done.
+    pub async fn admit(&self) -> Option<tokio::sync::OwnedSemaphorePermit> {
+        // The gate is never closed, so this only fails if that changes; then nobody waits.
+        Arc::clone(&self.gate).acquire_owned().await.ok()
     }
 
     /// Runs `work` on a hashing thread and waits for it (callers are on blocking threads).
@@ -79,7 +95,7 @@ impl Passwords {
         let job: Job = Box::new(move || {
             let _ = done.send(work());
         });
-        self.0
+        self.jobs
             .lock()
             .unwrap_or_else(|p| p.into_inner())
             .send(job)
@@ -167,6 +183,20 @@ mod tests {
         let stored = passwords.hash("correct horse battery").unwrap();
         assert!(passwords.verify("correct horse battery", Some(&stored)));
         assert!(!passwords.verify("wrong horse battery", Some(&stored)));
+    }
+
+    /// Two requests per hashing thread get in; the next waits until one is done.
+    #[tokio::test]
+    async fn the_gate_admits_two_requests_per_hashing_thread() {
+        use std::time::Duration;
+        let passwords = Passwords::with_threads(1);
+        let first = passwords.admit().await;
+        let _second = passwords.admit().await;
+        let third = tokio::time::timeout(Duration::from_millis(50), passwords.admit()).await;
+        assert!(third.is_err(), "a third request got in");
+        drop(first);
+        let third = tokio::time::timeout(Duration::from_secs(5), passwords.admit()).await;
+        assert!(third.is_ok_and(|permit| permit.is_some()));
     }
 
     #[test]

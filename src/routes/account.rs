@@ -246,6 +246,7 @@ pub async fn change_password(
     }
     let (user_id, new_password) = (user.id, form.new_password);
     let passwords = state.oauth.passwords.clone();
+    let _admitted = passwords.admit().await;
     db::run(&state.pool, move |conn| {
         let hash = passwords.hash(&new_password)?;
         accounts::set_password(conn, user_id, &hash, db::now())

@@ -205,6 +205,7 @@ pub async fn reset(
     }
     let new_password = form.password;
     let passwords = state.oauth.passwords.clone();
+    let _admitted = passwords.admit().await;
     let changed = db::run(&state.pool, move |conn| {
         let hash = passwords.hash(&new_password)?;
         accounts::reset_password(conn, &row, &hash).map_err(|e| AppError::from(DbError::from(e)))

@@ -98,6 +98,7 @@ pub async fn login(
     let (username, password) = (form.username.clone(), form.password.clone());
     let addr = address.clone();
     let passwords = state.oauth.passwords.clone();
+    let _admitted = passwords.admit().await;
     let outcome = db::run(&state.pool, move |conn| {
         accounts::sign_in(conn, &passwords, &username, &password, &addr)
     })
@@ -275,6 +276,7 @@ pub async fn signup(
         password,
     };
     let passwords = state.oauth.passwords.clone();
+    let _admitted = passwords.admit().await;
     let created = db::run(&state.pool, move |conn| {
         let email = account
             .email

@@ -9,7 +9,7 @@ use serde_json::json;
 
 use crate::db;
 use crate::oauth::error::{ErrorCode, OAuthError};
-use crate::oauth::request::{Dialect, Params, TokenRequest};
+use crate::oauth::request::{Dialect, Grant, Params, TokenRequest};
 use crate::oauth::token::{self, Issued};
 use crate::startup::AppState;
 
@@ -84,6 +84,10 @@ pub async fn token(
         .get(AUTHORIZATION)
         .map(|v| v.as_bytes().to_vec());
     let oauth = state.oauth.clone();
+    let _admitted = match request.grant {
+        Grant::Password { .. } => state.oauth.passwords.admit().await,
+        _ => None,
+    };
     let result = db::run(&state.pool, move |conn| {
         token::exchange(conn, &oauth, authorization.as_deref(), request, dialect)
     })
