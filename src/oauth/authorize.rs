@@ -61,7 +61,8 @@ impl Params {
         params
     }
 
-    fn get(&self, name: &str) -> Option<&str> {
+    /// A parameter by its RFC name; `None` when absent or empty.
+    pub fn get(&self, name: &str) -> Option<&str> {
         self.values.get(name).map(String::as_str)
     }
 }
