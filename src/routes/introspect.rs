@@ -78,6 +78,9 @@ async fn handle(
             );
         }
     };
+    if let Err(e) = super::token::no_secret_in_url(&req) {
+        return error(Dialect::Rfc6749, &e);
+    }
     let mut form = match fields(&body) {
         Ok(form) => form,
         Err(e) => return error(Dialect::Rfc6749, &e),

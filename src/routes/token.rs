@@ -49,18 +49,8 @@ pub async fn token(
         body.extend_from_slice(&chunk);
     }
 
-    // RFC 6749 §2.3.1: client credentials "MUST NOT be included in the request URI". A secret
-    // there has already leaked into access logs and proxies; refusing it (rather than ignoring
-    // it) makes the client's developer notice and rotate it.
-    let secret_in_url = url::form_urlencoded::parse(req.query_string().as_bytes())
-        .any(|(name, _)| name == "client_secret" || name == "clientSecret");
-    if secret_in_url {
-        return error(
-            spoken,
-            &OAuthError::invalid_request(
-                "The client secret must not be sent in the URL; send it in the Authorization header or the body, and rotate it.",
-            ),
-        );
+    if let Err(e) = no_secret_in_url(&req) {
+        return error(spoken, &e);
     }
     let Some(dialect) = dialect else {
         return error(
@@ -96,6 +86,21 @@ pub async fn token(
         Ok(issued) => success(dialect, &issued),
         Err(e) => error(dialect, &e),
     }
+}
+
+/// RFC 6749 §2.3.1: client credentials "MUST NOT be included in the request URI". A secret
+/// there has already leaked into access logs and proxies; refusing it (rather than ignoring it)
+/// makes the client's developer notice and rotate it. For every endpoint that authenticates
+/// clients.
+pub fn no_secret_in_url(req: &HttpRequest) -> Result<(), OAuthError> {
+    let secret_in_url = url::form_urlencoded::parse(req.query_string().as_bytes())
+        .any(|(name, _)| name == "client_secret" || name == "clientSecret");
+    if secret_in_url {
+        return Err(OAuthError::invalid_request(
+            "The client secret must not be sent in the URL; send it in the Authorization header or the body, and rotate it.",
+        ));
+    }
+    Ok(())
 }
 
 /// RFC 6749 §5.1: token responses must not be cached.

@@ -198,6 +198,23 @@ async fn malformed_doubled_and_misplaced_credentials() {
         )
         .await;
     }
+    // The other endpoints that authenticate clients refuse a secret in the URL too.
+    for path in ["/oauth/introspect", "/oauth/revoke"] {
+        let res = app
+            .api
+            .post(app.url(&format!("{path}?client_secret={secret}")))
+            .header("Authorization", good.as_str())
+            .form(&[("token", "anything")])
+            .send()
+            .await
+            .unwrap();
+        check(
+            &format!("secret in the query string at {path}"),
+            res,
+            &invalid_request(),
+        )
+        .await;
+    }
 }
 
 fn base64_of(text: &str) -> String {
