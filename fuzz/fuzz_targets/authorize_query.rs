@@ -1,19 +1,103 @@
-//! Authorization request query strings (`authorize::Params::from_query`) and the checks of
-//! `authorize::validate` that need no database: the scope, the PKCE challenge, the redirect
-//! URI, and the error redirect built from it (`redirect_with`, RFC 6749 §4.1.2.1).
+//! Authorization request query strings (`authorize::Params::from_query`), the error redirect
+//! (`redirect_with`, RFC 6749 §4.1.2.1), and the whole of `authorize::validate` against three
+//! applications in an in-memory SQLite database (confidential, public, disabled).
 //!
 //! Invariants besides "no panic":
 //! - a parameter read back is never empty (RFC 6749 §3.1), and equals the query's own value
 //!   (by its RFC name or its camelCase alias) when the name appears once;
 //! - an error redirect to a redirect URI that parses always exists, keeps the URI's scheme,
 //!   host and path, has no fragment, and ends with exactly the pairs appended (so `state`
-//!   comes back to the client byte for byte).
+//!   comes back to the client byte for byte);
+//! - `validate` never redirects anywhere but a URI the named, enabled application registered
+//!   (no open redirector, §4.1.2.1); an accepted request has a registered redirect URI, only
+//!   allowed scopes, a valid S256 challenge when one was sent, one always for a public client,
+//!   and the request's own `state`.
 #![no_main]
 
+use std::cell::RefCell;
+
+use latchkey::config::DatabaseUrl;
+use latchkey::db::models::client::NewClient;
+use latchkey::db::models::user::NewUser;
+use latchkey::db::models::{Client, User};
+use latchkey::db::{self, AnyConnection, ConnectionManager};
 use latchkey::domain::{RedirectUri, Scopes};
-use latchkey::oauth::authorize::{Params, redirect_with};
+use latchkey::oauth::authorize::{Params, Refusal, redirect_with, validate};
 use latchkey::oauth::pkce;
 use libfuzzer_sys::fuzz_target;
+
+/// client_id, registered redirect URIs, scopes, confidential, enabled.
+const CLIENTS: &[(&str, &str, &str, bool, bool)] = &[
+    (
+        "3208919753194101125",
+        "https://a.example/cb?tenant=7 com.example.app:/oauth",
+        "get_user_profile manage_payment openid",
+        true,
+        true,
+    ),
+    (
+        "abcdefgh",
+        "https://revenuemonster.my",
+        "get_user_profile",
+        false,
+        true,
+    ),
+    (
+        "6691658150496327051",
+        "https://b.example/",
+        "get_user_profile",
+        true,
+        false,
+    ),
+];
+
+thread_local! {
+    static DB: RefCell<AnyConnection> = RefCell::new(database());
+}
+
+fn database() -> AnyConnection {
+    let mut conn = ConnectionManager::new(DatabaseUrl::Sqlite(":memory:".into()))
+        .establish()
+        .expect("in-memory SQLite");
+    db::migrate(&mut conn).expect("migrations");
+    let now = db::now();
+    let owner = User::insert(
+        &mut conn,
+        &NewUser {
+            name: "Acme Sdn Bhd",
+            username: "acme",
+            password: "not a hash",
+            email: None,
+            created_at: now,
+            updated_at: now,
+        },
+    )
+    .expect("owner");
+    for &(client_id, redirect_uri, scopes, is_confidential, is_enabled) in CLIENTS {
+        Client::insert(
+            &mut conn,
+            &NewClient {
+                client_id,
+                name: "Acme Shop",
+                description: "",
+                home_page_url: None,
+                logo_url: None,
+                privacy_policy_url: None,
+                user_id: owner.id,
+                is_live: false,
+                redirect_uri,
+                grant_types: "authorization_code refresh_token",
+                scopes,
+                is_confidential,
+                is_enabled,
+                created_at: now,
+                updated_at: now,
+            },
+        )
+        .expect("client");
+    }
+    conn
+}
 
 const KNOWN: &[(&str, &str)] = &[
     ("client_id", "clientId"),
@@ -62,6 +146,8 @@ fuzz_target!(|data: &[u8]| {
         let _ = pkce::is_valid_challenge(challenge);
     }
 
+    check_validate(&params);
+
     let Some(raw) = params.get("redirect_uri") else {
         return;
     };
@@ -87,3 +173,51 @@ fuzz_target!(|data: &[u8]| {
         assert_eq!((*name, *value), (n.as_str(), v.as_str()));
     }
 });
+
+fn check_validate(params: &Params) {
+    let outcome = DB
+        .with(|db| validate(&mut db.borrow_mut(), params))
+        .expect("in-memory SQLite");
+    let registered = || {
+        let id = params.get("client_id").expect("an application was named");
+        let &(_, uris, scopes, confidential, enabled) = CLIENTS
+            .iter()
+            .find(|c| c.0 == id)
+            .expect("a known application");
+        assert!(enabled, "a disabled application went on");
+        (uris.split(' ').collect::<Vec<_>>(), scopes, confidential)
+    };
+    match outcome {
+        Ok((client, pending)) => {
+            let (uris, scopes, confidential) = registered();
+            assert_eq!(Some(client.client_id.as_str()), params.get("client_id"));
+            assert_eq!(pending.client_id, client.client_id);
+            assert!(uris.contains(&pending.redirect_uri.as_str()));
+            assert!(Scopes::from_stored(&pending.scope).is_subset(&Scopes::from_stored(scopes)));
+            assert_eq!(pending.state.as_deref(), params.get("state"));
+            if let Some(challenge) = &pending.code_challenge {
+                assert!(pkce::is_valid_challenge(challenge));
+            }
+            assert!(confidential || pending.code_challenge.is_some());
+        }
+        Err(Refusal::Redirect(url)) => {
+            let (uris, _, _) = registered();
+            let target = uris
+                .iter()
+                .map(|u| url::Url::parse(u).expect("registered"))
+                .find(|u| {
+                    (u.scheme(), u.host_str(), u.port(), u.path())
+                        == (url.scheme(), url.host_str(), url.port(), url.path())
+                });
+            assert!(target.is_some(), "redirected to an unregistered URI: {url}");
+            let pairs: Vec<(String, String)> = url.query_pairs().into_owned().collect();
+            assert!(pairs.iter().any(|(n, _)| n == "error"));
+            let state = pairs
+                .iter()
+                .find(|(n, _)| n == "state")
+                .map(|(_, v)| v.as_str());
+            assert_eq!(state, params.get("state"));
+        }
+        Err(Refusal::Page { .. }) => {}
+    }
+}
