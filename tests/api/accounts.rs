@@ -434,26 +434,13 @@ async fn password_reset_is_neutral_single_use_and_ends_every_session() {
     );
     // A second browser, signed in too.
     let other = app.new_browser();
-    let form = Html::parse(
-        &other
-            .get(app.url("/login"))
-            .send()
-            .await
-            .unwrap()
-            .text()
-            .await
-            .unwrap(),
-    );
-    other
-        .post(app.url("/login"))
-        .form(&[
-            ("username", "dave"),
-            ("password", "original password"),
-            ("csrf_token", &form.csrf()),
-        ])
-        .send()
-        .await
-        .unwrap();
+    app.post_form_in(
+        &other,
+        "/login",
+        "/login",
+        &[("username", "dave"), ("password", "original password")],
+    )
+    .await;
     assert_eq!(
         other
             .get(app.url("/account"))
@@ -467,22 +454,14 @@ async fn password_reset_is_neutral_single_use_and_ends_every_session() {
     let mut notices = Vec::new();
     for email in ["nobody@example.com", "dave@example.com"] {
         let browser = app.new_browser();
-        let form = Html::parse(
-            &browser
-                .get(app.url("/password/forgot"))
-                .send()
-                .await
-                .unwrap()
-                .text()
-                .await
-                .unwrap(),
-        );
-        let res = browser
-            .post(app.url("/password/forgot"))
-            .form(&[("email", email), ("csrf_token", &form.csrf())])
-            .send()
-            .await
-            .unwrap();
+        let res = app
+            .post_form_in(
+                &browser,
+                "/password/forgot",
+                "/password/forgot",
+                &[("email", email)],
+            )
+            .await;
         assert_eq!(res.status(), 303);
         let page = Html::parse(
             &browser

@@ -427,11 +427,31 @@ impl TestApp {
         form_page: &str,
         fields: &[(&str, &str)],
     ) -> reqwest::Response {
-        let (_, page) = self.page(form_page).await;
+        self.post_form_in(&self.api, path, form_page, fields).await
+    }
+
+    /// [`Self::post_form`] in another browser (see [`Self::new_browser`]).
+    pub async fn post_form_in(
+        &self,
+        browser: &reqwest::Client,
+        path: &str,
+        form_page: &str,
+        fields: &[(&str, &str)],
+    ) -> reqwest::Response {
+        let page = Html::parse(
+            &browser
+                .get(self.url(form_page))
+                .send()
+                .await
+                .unwrap()
+                .text()
+                .await
+                .unwrap(),
+        );
         let csrf = page.csrf();
         let mut all: Vec<(&str, &str)> = fields.to_vec();
         all.push(("csrf_token", &csrf));
-        self.api
+        browser
             .post(self.url(path))
             .form(&all)
             .send()

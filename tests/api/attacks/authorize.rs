@@ -447,26 +447,14 @@ async fn a_request_cannot_be_answered_from_another_session() {
 
     // The attacker, signed in as themselves in another browser, replays the victim's form.
     let attacker = app.new_browser();
-    let login = Html::parse(
-        &attacker
-            .get(app.url("/login"))
-            .send()
-            .await
-            .unwrap()
-            .text()
-            .await
-            .unwrap(),
-    );
-    let res = attacker
-        .post(app.url("/login"))
-        .form(&[
-            ("username", "merchant"),
-            ("password", MERCHANT_PASSWORD),
-            ("csrf_token", &login.csrf()),
-        ])
-        .send()
-        .await
-        .unwrap();
+    let res = app
+        .post_form_in(
+            &attacker,
+            "/login",
+            "/login",
+            &[("username", "merchant"), ("password", MERCHANT_PASSWORD)],
+        )
+        .await;
     assert_eq!(res.status(), 303);
     let own = Html::parse(
         &attacker

@@ -10,27 +10,13 @@ use crate::helpers::{Html, TestApp, spawn_app};
 const PASSWORD: &str = "the right password";
 
 async fn login(app: &TestApp, username: &str, password: &str) -> reqwest::Response {
-    let browser = app.new_browser();
-    let page = Html::parse(
-        &browser
-            .get(app.url("/login"))
-            .send()
-            .await
-            .unwrap()
-            .text()
-            .await
-            .unwrap(),
-    );
-    browser
-        .post(app.url("/login"))
-        .form(&[
-            ("username", username),
-            ("password", password),
-            ("csrf_token", &page.csrf()),
-        ])
-        .send()
-        .await
-        .unwrap()
+    app.post_form_in(
+        &app.new_browser(),
+        "/login",
+        "/login",
+        &[("username", username), ("password", password)],
+    )
+    .await
 }
 
 async fn grant(

@@ -222,26 +222,14 @@ async fn pages_cannot_be_framed() {
     check("consent page", consent, &framed(200)).await;
     // The merchant, in a browser of their own.
     let merchant = app.new_browser();
-    let login = Html::parse(
-        &merchant
-            .get(app.url("/login"))
-            .send()
-            .await
-            .unwrap()
-            .text()
-            .await
-            .unwrap(),
-    );
-    let res = merchant
-        .post(app.url("/login"))
-        .form(&[
-            ("username", "merchant"),
-            ("password", MERCHANT_PASSWORD),
-            ("csrf_token", &login.csrf()),
-        ])
-        .send()
-        .await
-        .unwrap();
+    let res = app
+        .post_form_in(
+            &merchant,
+            "/login",
+            "/login",
+            &[("username", "merchant"), ("password", MERCHANT_PASSWORD)],
+        )
+        .await;
     assert_eq!(res.status(), 303);
     let id = &client.client_id;
     for path in [
