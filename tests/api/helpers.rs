@@ -512,29 +512,20 @@ pub fn link_in(text: &str, prefix: &str) -> String {
 /// A second browser with an account of its own, signed up and signed in.
 pub async fn spawn_browser(app: &TestApp, username: &str) -> reqwest::Client {
     let browser = app.new_browser();
-    let form = Html::parse(
-        &browser
-            .get(app.url("/signup"))
-            .send()
-            .await
-            .unwrap()
-            .text()
-            .await
-            .unwrap(),
-    );
     let email = format!("{username}@example.com");
-    let res = browser
-        .post(app.url("/signup"))
-        .form(&[
-            ("username", username),
-            ("name", username),
-            ("email", email.as_str()),
-            ("password", MERCHANT_PASSWORD),
-            ("csrf_token", form.csrf().as_str()),
-        ])
-        .send()
-        .await
-        .unwrap();
+    let res = app
+        .post_form_in(
+            &browser,
+            "/signup",
+            "/signup",
+            &[
+                ("username", username),
+                ("name", username),
+                ("email", email.as_str()),
+                ("password", MERCHANT_PASSWORD),
+            ],
+        )
+        .await;
     assert_eq!(res.status(), 303);
     browser
 }

@@ -263,27 +263,18 @@ async fn next_never_leaves_the_site() {
     ];
     for (next, expected) in cases {
         let browser = app.new_browser();
-        let login = Html::parse(
-            &browser
-                .get(app.url("/login"))
-                .send()
-                .await
-                .unwrap()
-                .text()
-                .await
-                .unwrap(),
-        );
-        let res = browser
-            .post(app.url("/login"))
-            .form(&[
-                ("username", "merchant"),
-                ("password", MERCHANT_PASSWORD),
-                ("next", next),
-                ("csrf_token", &login.csrf()),
-            ])
-            .send()
-            .await
-            .unwrap();
+        let res = app
+            .post_form_in(
+                &browser,
+                "/login",
+                "/login",
+                &[
+                    ("username", "merchant"),
+                    ("password", MERCHANT_PASSWORD),
+                    ("next", next),
+                ],
+            )
+            .await;
         let answer = check(
             &format!("login with next={next:?}"),
             res,
