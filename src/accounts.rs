@@ -8,7 +8,7 @@ use diesel::result::{DatabaseErrorKind, Error as DieselError};
 
 use crate::auth::password::{self, Passwords};
 use crate::auth::throttle;
-use crate::crypto;
+use crate::crypto::{self, ServerKey};
 use crate::db::models::{EmailToken, NewUser, Purpose, SessionRow, User};
 use crate::db::schema::users;
 use crate::db::{self, AnyConnection, DbError};
@@ -17,6 +17,10 @@ use crate::domain::{DisplayName, Email, NewPassword, Username};
 /// Email verification links live a day; password reset links an hour.
 pub const VERIFY_TTL: TimeDelta = TimeDelta::hours(24);
 pub const RESET_TTL: TimeDelta = TimeDelta::hours(1);
+/// Sign-up links live a day, like verification links.
+pub const SIGNUP_TTL: TimeDelta = TimeDelta::hours(24);
+/// Authenticated with every sign-up token, so no other sealed value passes for one.
+const SIGNUP_CONTEXT: &str = "latchkey sign-up link";
 
 #[derive(Debug, thiserror::Error)]
 pub enum CreateUserError {
@@ -36,6 +40,9 @@ pub struct NewAccount {
     pub username: Username,
     pub name: DisplayName,
     pub email: Option<Email>,
+    /// Whether the address is already proven, as it is when the account comes from a sign-up
+    /// link that was sent to it.
+    pub email_verified: bool,
     pub password: NewPassword,
 }
 
@@ -52,6 +59,7 @@ pub fn create_user(
         username: account.username.as_str(),
         password: &hash,
         email: account.email.as_ref().map(Email::as_str),
+        email_verified_at: (account.email_verified && account.email.is_some()).then_some(now),
         created_at: now,
         updated_at: now,
     };
@@ -78,12 +86,55 @@ pub fn create_user(
 /// Whether a username or an email address is taken, for field errors before the insert.
 pub fn taken(conn: &mut AnyConnection, username: &str, email: &str) -> QueryResult<(bool, bool)> {
     let name_taken = User::find_by_username(conn, username)?.is_some();
-    let email_taken = users::table
-        .filter(users::email.eq(email))
-        .count()
-        .get_result::<i64>(conn)?
-        > 0;
+    let email_taken = User::find_by_email(conn, email)?.is_some();
     Ok((name_taken, email_taken))
+}
+
+/// Who an address belongs to, for mail that anyone can have us send there (a sign-up link, a
+/// change of address): the caller mails the next step or a reminder, never tells the asker.
+pub enum Recipient {
+    Free,
+    Registered(User),
+    /// Has had its share of such mail for the hour ([`throttle::MAIL`]).
+    Rationed,
+}
+
+/// Counts one message to `email` against its ration, and finds whose address it is.
+pub fn recipient(
+    conn: &mut AnyConnection,
+    email: &str,
+    now: NaiveDateTime,
+) -> QueryResult<Recipient> {
+    if !throttle::allow_mail(conn, email, now)? {
+        return Ok(Recipient::Rationed);
+    }
+    Ok(match User::find_by_email(conn, email)? {
+        Some(user) => Recipient::Registered(user),
+        None => Recipient::Free,
+    })
+}
+
+/// The token of a sign-up link: the address it was sent to and when it stops working, sealed
+/// (XChaCha20-Poly1305) under the server key. Holding it proves that one reads mail at that
+/// address, and no row is written per request, so asking for links to any address costs the
+/// database nothing. The account it creates spends it: an address has at most one account.
+pub fn signup_token(key: &ServerKey, email: &Email, now: NaiveDateTime) -> String {
+    let expires = (now + SIGNUP_TTL).and_utc().timestamp();
+    key.encrypt(
+        format!("{expires} {}", email.as_str()).as_bytes(),
+        SIGNUP_CONTEXT,
+    )
+}
+
+/// The address a sign-up token was sent to, if the token is ours and has not expired.
+pub fn open_signup_token(key: &ServerKey, token: &str, now: NaiveDateTime) -> Option<Email> {
+    let plain = key.decrypt(token, SIGNUP_CONTEXT).ok()?;
+    let (expires, email) = std::str::from_utf8(&plain).ok()?.split_once(' ')?;
+    let expires: i64 = expires.parse().ok()?;
+    if now.and_utc().timestamp() >= expires {
+        return None;
+    }
+    Email::parse(email).ok()
 }
 
 /// Why a sign-in failed.
@@ -177,9 +228,21 @@ pub fn issue_email_token(
     Ok(token)
 }
 
-/// Spends a verification token and marks its address verified. `None` if the link is invalid,
-/// used or expired, or the account's address changed since it was sent.
-pub fn verify_email(conn: &mut AnyConnection, token: &str) -> QueryResult<Option<User>> {
+/// What a confirmation link did.
+#[derive(Debug)]
+pub enum Confirmation {
+    /// The account now has the link's address, confirmed.
+    Confirmed(User),
+    /// Invalid, used or expired.
+    Invalid,
+    /// Another account took the address after the link was sent.
+    Taken,
+}
+
+/// Spends a confirmation token and gives its account the address the link was sent to, marked
+/// confirmed. A changed address is therefore only stored once its owner has opened the link,
+/// so an account can never claim an address it does not read.
+pub fn verify_email(conn: &mut AnyConnection, token: &str) -> QueryResult<Confirmation> {
     let now = db::now();
     let Some(row) = EmailToken::find_usable(
         conn,
@@ -188,24 +251,30 @@ pub fn verify_email(conn: &mut AnyConnection, token: &str) -> QueryResult<Option
         now,
     )?
     else {
-        return Ok(None);
+        return Ok(Confirmation::Invalid);
     };
-    db::write_transaction(conn, |conn| {
+    let Some(email) = row.email.as_deref() else {
+        return Ok(Confirmation::Invalid);
+    };
+    let outcome = db::write_transaction(conn, |conn| {
         if !EmailToken::spend(conn, row.id, now)? {
-            return Ok(None);
+            return Ok(Confirmation::Invalid);
         }
-        let updated = diesel::update(
-            users::table
-                .filter(users::id.eq(row.user_id))
-                .filter(users::email.eq(row.email.as_deref().unwrap_or_default())),
-        )
-        .set((users::email_verified_at.eq(now), users::updated_at.eq(now)))
-        .execute(conn)?;
-        if updated == 0 {
-            return Ok(None);
+        diesel::update(users::table.find(row.user_id))
+            .set((
+                users::email.eq(email),
+                users::email_verified_at.eq(now),
+                users::updated_at.eq(now),
+            ))
+            .execute(conn)?;
+        Ok(User::find(conn, row.user_id)?.map_or(Confirmation::Invalid, Confirmation::Confirmed))
+    });
+    match outcome {
+        Err(DieselError::DatabaseError(DatabaseErrorKind::UniqueViolation, _)) => {
+            Ok(Confirmation::Taken)
         }
-        User::find(conn, row.user_id)
-    })
+        other => other,
+    }
 }
 
 /// The account a reset link belongs to, if the link is still good.

@@ -12,6 +12,14 @@ const TEMPLATES: &[(&str, &str)] = &[
     ("message.html", include_str!("../templates/message.html")),
     ("login.html", include_str!("../templates/login.html")),
     ("signup.html", include_str!("../templates/signup.html")),
+    (
+        "signup_sent.html",
+        include_str!("../templates/signup_sent.html"),
+    ),
+    (
+        "signup_finish.html",
+        include_str!("../templates/signup_finish.html"),
+    ),
     ("forgot.html", include_str!("../templates/forgot.html")),
     ("reset.html", include_str!("../templates/reset.html")),
     ("account.html", include_str!("../templates/account.html")),
@@ -58,6 +66,22 @@ const TEMPLATES: &[(&str, &str)] = &[
     (
         "portal/activity.html",
         include_str!("../templates/portal/activity.html"),
+    ),
+    (
+        "emails/sign_up.txt",
+        include_str!("../templates/emails/sign_up.txt"),
+    ),
+    (
+        "emails/sign_up.html",
+        include_str!("../templates/emails/sign_up.html"),
+    ),
+    (
+        "emails/already_registered.txt",
+        include_str!("../templates/emails/already_registered.txt"),
+    ),
+    (
+        "emails/already_registered.html",
+        include_str!("../templates/emails/already_registered.html"),
     ),
     (
         "emails/verify_email.txt",

@@ -3,6 +3,8 @@
 //! share the account counters: guessing through one counts against the other. (The password
 //! grant does not count per address: an app's server sends every user's attempts from one.)
 //!
+//! The same counters also ration mail to one recipient ([`allow_mail`]).
+//!
 //! A key is locked once it has `max_failures` failures inside `window`; it stays locked for
 //! `lockout`, then starts afresh. Unknown usernames are counted like known ones, so the lock
 //! itself reveals nothing about which accounts exist.
@@ -36,6 +38,30 @@ pub const ADDRESS: Policy = Policy {
     window: TimeDelta::minutes(15),
     lockout: TimeDelta::minutes(15),
 };
+
+/// One recipient of mail that anyone can ask us to send (sign-up and password reset links):
+/// five messages an hour, so the forms cannot be used to flood somebody's inbox.
+pub const MAIL: Policy = Policy {
+    max_failures: 5,
+    window: TimeDelta::hours(1),
+    lockout: TimeDelta::hours(1),
+};
+
+pub fn mail_key(email: &str) -> String {
+    format!("mail:{}", email.trim().to_lowercase())
+}
+
+/// Counts one message to `email` under [`MAIL`]; false once the address has had its share.
+pub fn allow_mail(conn: &mut AnyConnection, email: &str, now: NaiveDateTime) -> QueryResult<bool> {
+    let key = mail_key(email);
+    match check(conn, &key, now)? {
+        Ok(previous) => {
+            record_failure(conn, &key, previous.as_ref(), MAIL, now)?;
+            Ok(true)
+        }
+        Err(_) => Ok(false),
+    }
+}
 
 pub fn address_key(address: &str) -> String {
     format!("address:{address}")

@@ -45,6 +45,7 @@ pub fn run(settings: &Settings, cmd: UserCommand) -> anyhow::Result<()> {
                     username,
                     name,
                     email,
+                    email_verified: false,
                     password,
                 },
             )?;

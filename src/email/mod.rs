@@ -142,6 +142,18 @@ impl Mailer {
 
 /// The messages Latchkey sends. Each renders `emails/<name>.txt` and `emails/<name>.html`.
 pub enum Template<'a> {
+    /// The link that finishes a sign-up, to an address with no account.
+    SignUp {
+        link: &'a str,
+        hours: i64,
+    },
+    /// A sign-up was asked for an address that has an account.
+    AlreadyRegistered {
+        name: &'a str,
+        username: &'a str,
+        sign_in: &'a str,
+        reset: &'a str,
+    },
     VerifyEmail {
         name: &'a str,
         link: &'a str,
@@ -169,6 +181,29 @@ impl Template<'_> {
     pub fn render(&self, templates: &Tera, to: &str) -> Result<Email, MailError> {
         let mut ctx = tera::Context::new();
         let (file, subject) = match self {
+            Self::SignUp { link, hours } => {
+                ctx.insert("link", link);
+                ctx.insert("hours", hours);
+                (
+                    "sign_up",
+                    "Finish creating your Latchkey account".to_owned(),
+                )
+            }
+            Self::AlreadyRegistered {
+                name,
+                username,
+                sign_in,
+                reset,
+            } => {
+                ctx.insert("name", name);
+                ctx.insert("username", username);
+                ctx.insert("sign_in", sign_in);
+                ctx.insert("reset", reset);
+                (
+                    "already_registered",
+                    "Your Latchkey account already uses this address".to_owned(),
+                )
+            }
             Self::VerifyEmail { name, link } => {
                 ctx.insert("name", name);
                 ctx.insert("link", link);

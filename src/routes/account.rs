@@ -9,7 +9,8 @@ use serde::Deserialize;
 
 use super::page::{CsrfForm, CsrfProtected, CurrentUser, render, see_other};
 use super::session::send;
-use crate::accounts;
+use super::signup::already_registered;
+use crate::accounts::{self, Recipient};
 use crate::auth::session::TypedSession;
 use crate::db::models::{Purpose, User};
 use crate::db::schema::users;
@@ -69,8 +70,9 @@ impl CsrfProtected for ProfileForm {
     }
 }
 
-/// `POST /account/profile`: the display name and the email address. A new address must be
-/// confirmed again.
+/// `POST /account/profile`: the display name and the email address. A new address is stored
+/// only once its owner opens the link sent there; if another account has it, that account's
+/// owner is told instead. The page says the same either way, so it reveals no addresses.
 pub async fn update_profile(
     state: web::Data<AppState>,
     session: TypedSession,
@@ -93,79 +95,71 @@ pub async fn update_profile(
             StatusCode::UNPROCESSABLE_ENTITY,
         );
     };
-    let email_changed = user.email.as_deref() != Some(email.as_str());
-    let (user_id, new_email) = (user.id, email.as_str().to_owned());
-    let outcome = db::run(&state.pool, move |conn| {
-        db::write_transaction(conn, |conn| {
-            if email_changed {
-                let taken = users::table
-                    .filter(users::email.eq(&new_email))
-                    .filter(users::id.ne(user_id))
-                    .count()
-                    .get_result::<i64>(conn)?;
-                if taken > 0 {
-                    return Ok::<_, DbError>(None);
-                }
-                diesel::update(users::table.find(user_id))
-                    .set((
-                        users::email.eq(&new_email),
-                        users::email_verified_at.eq(None::<chrono::NaiveDateTime>),
-                    ))
-                    .execute(conn)?;
-            }
-            diesel::update(users::table.find(user_id))
-                .set((
-                    users::name.eq(name.as_str()),
-                    users::updated_at.eq(db::now()),
-                ))
-                .execute(conn)?;
-            let token = if email_changed {
-                Some(accounts::issue_email_token(
-                    conn,
-                    user_id,
-                    Purpose::VerifyEmail,
-                    Some(&new_email),
-                )?)
-            } else {
-                None
-            };
-            Ok(Some((User::find(conn, user_id)?, token)))
-        })
+    let user_id = user.id;
+    db::run(&state.pool, move |conn| {
+        diesel::update(users::table.find(user_id))
+            .set((
+                users::name.eq(name.as_str()),
+                users::updated_at.eq(db::now()),
+            ))
+            .execute(conn)
+            .map_err(DbError::from)
     })
     .await?;
-    let Some((Some(updated), token)) = outcome else {
-        errors.insert(
-            "email",
-            "Another account uses this email address.".to_owned(),
-        );
-        return page(
-            &state,
-            &session,
-            &user,
-            &values,
-            &errors,
-            StatusCode::UNPROCESSABLE_ENTITY,
-        );
-    };
-    if let Some(token) = token {
-        let link = format!("{}/verify-email/{token}", state.oauth.issuer);
-        let message = Template::VerifyEmail {
-            name: &updated.name,
-            link: &link,
-        }
-        .render(&state.templates, email.as_str());
-        send(&state, message).await;
-        session.flash(
-            "success",
-            format!(
-                "Saved. We sent a link to {} to confirm the new address.",
-                email.as_str()
-            ),
-        );
-    } else {
+    if user.email.as_deref() == Some(email.as_str()) {
         session.flash("success", "Your profile was saved.");
+        return Ok(see_other("/account"));
     }
+    let background = state.clone();
+    let address = email.clone();
+    actix_web::rt::spawn(async move { confirm_new_address(&background, user, address).await });
+    session.flash(
+        "success",
+        format!(
+            "Saved. We sent a link to {}: your address changes when you open it.",
+            email.as_str()
+        ),
+    );
     Ok(see_other("/account"))
+}
+
+/// Mails the link that moves `user` to `email`, or, if the address has an account, a reminder
+/// to that account's owner.
+async fn confirm_new_address(state: &AppState, user: User, email: Email) {
+    let address = email.as_str().to_owned();
+    let user_id = user.id;
+    let next = db::run(&state.pool, move |conn| {
+        Ok::<_, DbError>(match accounts::recipient(conn, &address, db::now())? {
+            Recipient::Free => Ok(accounts::issue_email_token(
+                conn,
+                user_id,
+                Purpose::VerifyEmail,
+                Some(&address),
+            )?),
+            other => Err(other),
+        })
+    })
+    .await;
+    let message = match next {
+        Ok(Ok(token)) => {
+            let link = format!("{}/verify-email/{token}", state.oauth.issuer);
+            Template::VerifyEmail {
+                name: &user.name,
+                link: &link,
+            }
+            .render(&state.templates, email.as_str())
+        }
+        Ok(Err(Recipient::Registered(owner))) => already_registered(state, &owner),
+        Ok(Err(_)) => {
+            tracing::warn!("address confirmation withheld: too many for this address");
+            return;
+        }
+        Err(e) => {
+            tracing::error!(error = %crate::error::error_chain(&e), "address change lookup failed");
+            return;
+        }
+    };
+    send(state, message).await;
 }
 
 #[derive(Deserialize)]

@@ -16,6 +16,7 @@ mod password;
 mod portal;
 mod profile;
 mod session;
+mod signup;
 mod static_files;
 mod token;
 
@@ -73,8 +74,13 @@ pub fn pages(cfg: &mut web::ServiceConfig) {
         .route("/logout", web::post().to(session::logout))
         .service(
             web::resource("/signup")
-                .route(web::get().to(session::signup_form))
-                .route(web::post().to(session::signup)),
+                .route(web::get().to(signup::start_form))
+                .route(web::post().to(signup::start)),
+        )
+        .service(
+            web::resource("/signup/{token}")
+                .route(web::get().to(signup::finish_form))
+                .route(web::post().to(signup::finish)),
         )
         .route(
             "/verify-email/resend",

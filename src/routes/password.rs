@@ -10,8 +10,8 @@ use super::page::{CsrfForm, CsrfProtected, render, see_other};
 use super::session::send;
 use crate::accounts;
 use crate::auth::session::TypedSession;
+use crate::auth::throttle;
 use crate::db::models::{Purpose, User};
-use crate::db::schema::users;
 use crate::db::{self, DbError};
 use crate::domain::{Email, NewPassword, Username};
 use crate::email::Template;
@@ -75,15 +75,13 @@ pub async fn forgot(
     actix_web::rt::spawn(async move {
         let address = email.as_str().to_owned();
         let found = db::run(&background.pool, move |conn| {
-            use diesel::prelude::*;
-            let user: Option<User> = users::table
-                .filter(users::email.eq(&address))
-                .select(User::as_select())
-                .first(conn)
-                .optional()?;
-            let Some(user) = user else {
+            let Some(user) = User::find_by_email(conn, &address)? else {
                 return Ok::<_, DbError>(None);
             };
+            if !throttle::allow_mail(conn, &address, db::now())? {
+                tracing::warn!("password reset mail withheld: too many for this address");
+                return Ok(None);
+            }
             let token = accounts::issue_email_token(conn, user.id, Purpose::ResetPassword, None)?;
             Ok(Some((user, token)))
         })

@@ -1,6 +1,4 @@
-//! Signing in and out, signing up, and confirming an email address.
-
-use std::collections::HashMap;
+//! Signing in and out, and confirming an email address.
 
 use actix_web::http::StatusCode;
 use actix_web::{HttpRequest, HttpResponse, web};
@@ -9,17 +7,17 @@ use serde::Deserialize;
 use super::page::{
     CsrfForm, CsrfOnly, CsrfProtected, CurrentUser, client_address, render, safe_next, see_other,
 };
-use crate::accounts::{self, CreateUserError, NewAccount, SignInError};
+use crate::accounts::{self, SignInError};
 use crate::auth::session::TypedSession;
 use crate::db::models::{AuditEvent, Purpose, User};
 use crate::db::{self, DbError};
-use crate::domain::{DisplayName, Email, NewPassword, Username};
+use crate::domain::{NewPassword, Username};
 use crate::email::Template;
 use crate::error::AppError;
 use crate::startup::AppState;
 
 /// Where people land after signing in, unless a `next` page asked for them.
-const HOME: &str = "/developer/applications";
+pub(super) const HOME: &str = "/developer/applications";
 
 #[derive(Deserialize)]
 pub struct NextQuery {
@@ -175,187 +173,6 @@ pub async fn logout(session: TypedSession, _form: CsrfForm<CsrfOnly>) -> HttpRes
     see_other("/login?signed_out=1")
 }
 
-pub async fn signup_form(
-    state: web::Data<AppState>,
-    session: TypedSession,
-) -> Result<HttpResponse, AppError> {
-    if session.user_id().is_some() {
-        return Ok(see_other(HOME));
-    }
-    render(
-        &state,
-        &session,
-        None,
-        "signup.html",
-        signup_context(&HashMap::new(), &HashMap::new()),
-        StatusCode::OK,
-    )
-}
-
-#[derive(Deserialize)]
-pub struct SignupForm {
-    #[serde(default)]
-    username: String,
-    #[serde(default)]
-    name: String,
-    #[serde(default)]
-    email: String,
-    #[serde(default)]
-    password: String,
-    #[serde(default)]
-    csrf_token: String,
-}
-
-impl CsrfProtected for SignupForm {
-    fn csrf_token(&self) -> &str {
-        &self.csrf_token
-    }
-}
-
-enum Signup {
-    Created(User, String),
-    Taken { username: bool, email: bool },
-}
-
-fn signup_context(values: &HashMap<&str, String>, errors: &HashMap<&str, String>) -> tera::Context {
-    let mut ctx = tera::Context::new();
-    ctx.insert("values", values);
-    ctx.insert("errors", errors);
-    ctx.insert("min_password", &NewPassword::MIN);
-    ctx
-}
-
-pub async fn signup(
-    req: HttpRequest,
-    state: web::Data<AppState>,
-    session: TypedSession,
-    CsrfForm(form): CsrfForm<SignupForm>,
-) -> Result<HttpResponse, AppError> {
-    let mut errors: HashMap<&str, String> = HashMap::new();
-    let username = Username::parse(&form.username)
-        .map_err(|e| errors.insert("username", format!("Username {e}.")));
-    let name =
-        DisplayName::parse(&form.name).map_err(|e| errors.insert("name", format!("Name {e}.")));
-    let email =
-        Email::parse(&form.email).map_err(|e| errors.insert("email", format!("Email {e}.")));
-    let password = match &username {
-        Ok(u) => NewPassword::parse(&form.password, u)
-            .map_err(|e| errors.insert("password", format!("Password {e}."))),
-        Err(_) => Err(None),
-    };
-    let values = HashMap::from([
-        ("username", form.username.clone()),
-        ("name", form.name.clone()),
-        ("email", form.email.clone()),
-    ]);
-    let (Ok(username), Ok(name), Ok(email), Ok(password)) = (username, name, email, password)
-    else {
-        if !errors.contains_key("password") && form.password.chars().count() < NewPassword::MIN {
-            errors.insert(
-                "password",
-                format!(
-                    "Password must be at least {} characters long.",
-                    NewPassword::MIN
-                ),
-            );
-        }
-        return render(
-            &state,
-            &session,
-            None,
-            "signup.html",
-            signup_context(&values, &errors),
-            StatusCode::UNPROCESSABLE_ENTITY,
-        );
-    };
-
-    let account = NewAccount {
-        username,
-        name,
-        email: Some(email),
-        password,
-    };
-    let passwords = state.oauth.passwords.clone();
-    let _admitted = passwords.admit().await;
-    let created = db::run(&state.pool, move |conn| {
-        let email = account
-            .email
-            .as_ref()
-            .map(Email::as_str)
-            .unwrap_or_default();
-        let (username, email) =
-            accounts::taken(conn, account.username.as_str(), email).map_err(DbError::from)?;
-        if username || email {
-            return Ok::<_, CreateUserError>(Signup::Taken { username, email });
-        }
-        let user = accounts::create_user(conn, &passwords, &account)?;
-        let token =
-            accounts::issue_email_token(conn, user.id, Purpose::VerifyEmail, user.email.as_deref())
-                .map_err(DbError::from)?;
-        Ok(Signup::Created(user, token))
-    })
-    .await;
-    let taken = match created {
-        Ok(Signup::Created(user, token)) => Ok((user, token)),
-        Ok(Signup::Taken { username, email }) => Err((username, email)),
-        // Lost a race with another sign-up between the check and the insert.
-        Err(CreateUserError::UsernameTaken(_)) => Err((true, false)),
-        Err(CreateUserError::EmailTaken(_)) => Err((false, true)),
-        Err(CreateUserError::Db(e)) => return Err(e.into()),
-        Err(CreateUserError::Hash(e)) => return Err(e.into()),
-    };
-    let (user, token) = match taken {
-        Ok(created) => created,
-        Err((username, email)) => {
-            let mut errors = HashMap::new();
-            if username {
-                errors.insert(
-                    "username",
-                    "This username is taken. Choose another one.".to_owned(),
-                );
-            }
-            if email {
-                errors.insert(
-                    "email",
-                    "An account with this email address already exists. Sign in instead, or reset your password.".to_owned(),
-                );
-            }
-            return render(
-                &state,
-                &session,
-                None,
-                "signup.html",
-                signup_context(&values, &errors),
-                StatusCode::UNPROCESSABLE_ENTITY,
-            );
-        }
-    };
-    send_verification(&state, &user, &token).await;
-    session.log_in(user.id)?;
-    let address = client_address(&req);
-    let user_id = user.id;
-    let _ = db::run(&state.pool, move |conn| {
-        AuditEvent::record(
-            conn,
-            Some(user_id),
-            None,
-            "signed_in",
-            "signed up",
-            Some(&address),
-        )
-        .map_err(DbError::from)
-    })
-    .await;
-    session.flash(
-        "success",
-        format!(
-            "Welcome to Latchkey! We sent a link to {} to confirm your email address.",
-            user.email.as_deref().unwrap_or_default()
-        ),
-    );
-    Ok(see_other(HOME))
-}
-
 async fn send_verification(state: &web::Data<AppState>, user: &User, token: &str) {
     let Some(email) = user.email.as_deref() else {
         return;
@@ -379,8 +196,8 @@ pub async fn verify_email(
         accounts::verify_email(conn, &token).map_err(DbError::from)
     })
     .await?;
-    match verified {
-        Some(user) => {
+    let (title, message) = match verified {
+        accounts::Confirmation::Confirmed(user) => {
             session.flash(
                 "success",
                 format!(
@@ -388,29 +205,32 @@ pub async fn verify_email(
                     user.email.as_deref().unwrap_or_default()
                 ),
             );
-            Ok(see_other(if session.user_id().is_some() {
+            return Ok(see_other(if session.user_id().is_some() {
                 HOME
             } else {
                 "/login"
-            }))
+            }));
         }
-        None => {
-            let mut ctx = tera::Context::new();
-            ctx.insert("title", "This link does not work");
-            ctx.insert(
-                "message",
-                "The confirmation link is invalid, was already used, or has expired. Sign in and ask for a new one from your account page.",
-            );
-            render(
-                &state,
-                &session,
-                None,
-                "message.html",
-                ctx,
-                StatusCode::BAD_REQUEST,
-            )
-        }
-    }
+        accounts::Confirmation::Invalid => (
+            "This link does not work",
+            "The confirmation link is invalid, was already used, or has expired. Sign in and ask for a new one from your account page.",
+        ),
+        accounts::Confirmation::Taken => (
+            "This address is taken",
+            "Another account started using this email address after the link was sent, so your account keeps its address. Sign in to choose another one.",
+        ),
+    };
+    let mut ctx = tera::Context::new();
+    ctx.insert("title", title);
+    ctx.insert("message", message);
+    render(
+        &state,
+        &session,
+        None,
+        "message.html",
+        ctx,
+        StatusCode::BAD_REQUEST,
+    )
 }
 
 /// `POST /verify-email/resend`: a fresh confirmation link.

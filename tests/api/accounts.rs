@@ -26,156 +26,243 @@ fn user(app: &TestApp, username: &str) -> User {
 }
 
 #[tokio::test]
-async fn sign_up_then_confirm_the_email_from_the_outbox() {
+async fn sign_up_starts_with_the_address_and_finishes_from_the_emailed_link() {
     let app = spawn_app().await;
     let (status, page) = app.page("/signup").await;
     assert_eq!(status, 200);
+    assert!(page.attr("#email", "name").is_some());
     assert!(
-        page.text("#password-hint")
-            .unwrap()
-            .contains("At least 10 characters")
+        page.attr("#username", "name").is_none(),
+        "the first step asks only for the address"
     );
 
     let res = app
-        .sign_up("Alice", "Alice@Example.com", "correct horse battery")
+        .post_form("/signup", "/signup", &[("email", "Alice@Example.com")])
+        .await;
+    assert_eq!(res.status(), 200);
+    let page = Html::parse(&res.text().await.unwrap());
+    assert_eq!(page.text("h1").as_deref(), Some("Check your inbox"));
+    assert!(page.text("#sent").unwrap().contains("alice@example.com"));
+    assert_eq!(app.count("users"), 0, "no account before the link is used");
+
+    let mail = app.mail_to("alice@example.com", 0).await;
+    assert_eq!(mail.subject, "Finish creating your Latchkey account");
+    let link = link_in(&mail.text, "/signup/");
+    assert!(mail.html.contains(&link.replace('/', "&#x2F;")) || mail.html.contains(&link));
+    let path = app.path_of(&link);
+
+    // Opening the link shows the form and spends nothing (mail scanners open links too).
+    for _ in 0..2 {
+        let (status, form) = app.page(&path).await;
+        assert_eq!(status, 200);
+        assert_eq!(
+            form.text("#signup-email").as_deref(),
+            Some("alice@example.com")
+        );
+        assert!(
+            form.text("#password-hint")
+                .unwrap()
+                .contains("At least 10 characters")
+        );
+    }
+
+    let res = app
+        .post_form(
+            &path,
+            &path,
+            &[
+                ("username", "Alice"),
+                ("name", "Alice Tan"),
+                ("password", "correct horse battery"),
+            ],
+        )
         .await;
     assert_eq!(res.status(), 303);
     assert_eq!(location(&res), "/developer/applications");
     let alice = user(&app, "alice");
     assert_eq!(alice.email.as_deref(), Some("alice@example.com"));
-    assert!(alice.email_verified_at.is_none());
-
-    // Signed in, with the unverified banner.
-    let (_, account) = app.page("/account").await;
     assert!(
-        account
-            .text(".banner")
-            .unwrap()
-            .contains("confirm your email")
-    );
-    assert_eq!(
-        account
-            .text(".flash")
-            .as_deref()
-            .map(|t| t.contains("Welcome")),
-        Some(true)
+        alice.email_verified_at.is_some(),
+        "the link proved the address"
     );
 
-    let email = app.outbox.last_to("alice@example.com").unwrap();
-    assert_eq!(email.subject, "Confirm your email address");
-    let link = link_in(&email.text, "/verify-email/");
-    assert!(email.html.contains(&link.replace('/', "&#x2F;")) || email.html.contains(&link));
-    let path = link.strip_prefix(&app.address).unwrap().to_owned();
-    let res = app.get(&path).await;
-    assert_eq!(res.status(), 303);
-    assert!(user(&app, "alice").email_verified_at.is_some());
+    // Signed in, welcomed, and not asked to confirm the address again.
     let (_, account) = app.page("/account").await;
     assert!(account.text(".banner").is_none());
-    assert!(account.text(".flash").unwrap().contains("is confirmed"));
+    assert!(account.text(".flash").unwrap().contains("Welcome"));
 
-    // Single use.
-    let (status, page) = app.page(&path).await;
-    assert_eq!(status, 400);
-    assert!(page.text("h1").unwrap().contains("does not work"));
+    // The account spent the link: a second browser cannot use it again.
+    let other = app.new_browser();
+    let res = app
+        .post_form_in(
+            &other,
+            &path,
+            "/login",
+            &[
+                ("username", "alice2"),
+                ("name", "Again"),
+                ("password", "correct horse battery"),
+            ],
+        )
+        .await;
+    assert_eq!(res.status(), 400);
+    let page = Html::parse(&res.text().await.unwrap());
+    assert_eq!(
+        page.text("h1").as_deref(),
+        Some("You already have an account")
+    );
+    assert_eq!(app.count("users"), 1);
+}
+
+#[tokio::test]
+async fn sign_up_links_that_are_altered_expired_or_for_another_purpose_do_not_work() {
+    let app = spawn_app().await;
+    let email = latchkey::domain::Email::parse("late@example.com").unwrap();
+    let now = chrono::Utc::now().naive_utc();
+    let good = latchkey::accounts::signup_token(&app.key, &email, now);
+    let expired = latchkey::accounts::signup_token(
+        &app.key,
+        &email,
+        now - latchkey::accounts::SIGNUP_TTL - chrono::TimeDelta::minutes(1),
+    );
+    let mut altered = good.clone().into_bytes();
+    let last = altered.len() - 5;
+    altered[last] = if altered[last] == b'A' { b'B' } else { b'A' };
+    let altered = String::from_utf8(altered).unwrap();
+    // A value we seal for something else (a client secret's copy) is not a sign-up token.
+    let other_purpose = app.key.encrypt(
+        format!("{} late@example.com", now.and_utc().timestamp() + 3600).as_bytes(),
+        "client secret",
+    );
+    let (status, _) = app.page(&format!("/signup/{good}")).await;
+    assert_eq!(status, 200, "the untouched token works");
+    for (case, token) in [
+        ("expired", expired.as_str()),
+        ("altered", altered.as_str()),
+        ("other purpose", other_purpose.as_str()),
+        ("garbage", "not-a-token"),
+    ] {
+        let (status, page) = app.page(&format!("/signup/{token}")).await;
+        assert_eq!(status, 400, "{case}");
+        assert!(page.text("h1").unwrap().contains("does not work"), "{case}");
+        assert!(
+            page.text("main a").unwrap().contains("new sign-up link"),
+            "{case}: the page offers a new link"
+        );
+    }
 }
 
 #[tokio::test]
 async fn sign_up_errors_sit_beside_their_fields_and_keep_the_input() {
     let app = spawn_app().await;
+    // The first step: the address.
+    let res = app
+        .post_form("/signup", "/signup", &[("email", "not-an-email")])
+        .await;
+    assert_eq!(res.status(), 422);
+    let page = Html::parse(&res.text().await.unwrap());
+    assert!(
+        page.text("#email-error")
+            .unwrap()
+            .contains("not a valid email")
+    );
+    assert_eq!(
+        page.attr("#email", "value").as_deref(),
+        Some("not-an-email")
+    );
+    assert!(page.text(".alert.error").is_some());
+
+    // The second step: username, name and password.
+    let email = latchkey::domain::Email::parse("bob@example.com").unwrap();
+    let token = latchkey::accounts::signup_token(&app.key, &email, chrono::Utc::now().naive_utc());
+    let path = format!("/signup/{token}");
     let cases: &[(&str, &str, &str, &str, &str)] = &[
         (
             "a",
-            "ok@example.com",
+            "Bob",
             "long enough password",
             "#username-error",
             "3 to 32",
         ),
-        (
-            "bob",
-            "not-an-email",
-            "long enough password",
-            "#email-error",
-            "not a valid email",
-        ),
-        (
-            "bob",
-            "bob@example.com",
-            "short",
-            "#password-error",
-            "at least 10",
-        ),
+        ("bob", "Bob", "short", "#password-error", "at least 10"),
         (
             "bob1234567",
-            "bob@example.com",
+            "Bob",
             "BOB1234567",
             "#password-error",
             "same as the username",
         ),
+        (
+            "bob",
+            "",
+            "long enough password",
+            "#name-error",
+            "can't be blank",
+        ),
     ];
-    for (username, email, password, field, message) in cases {
-        let res = app.sign_up(username, email, password).await;
-        assert_eq!(res.status(), 422, "{username} {email}");
+    for (username, name, password, field, message) in cases {
+        let res = app
+            .post_form(
+                &path,
+                &path,
+                &[
+                    ("username", username),
+                    ("name", name),
+                    ("password", password),
+                ],
+            )
+            .await;
+        assert_eq!(res.status(), 422, "{username}");
         let page = Html::parse(&res.text().await.unwrap());
         let error = page
             .text(field)
-            .unwrap_or_else(|| panic!("no {field} for {username}/{email}"));
+            .unwrap_or_else(|| panic!("no {field} for {username}"));
         assert!(error.contains(message), "{error}");
         assert_eq!(page.attr("#username", "value").as_deref(), Some(*username));
-        assert_eq!(page.attr("#email", "value").as_deref(), Some(*email));
+        assert_eq!(page.attr("#name", "value").as_deref(), Some(*name));
         assert_eq!(
             page.attr("#password", "value"),
             None,
             "a password is never sent back"
         );
+        assert_eq!(
+            page.text("#signup-email").as_deref(),
+            Some("bob@example.com")
+        );
         assert!(page.text(".alert.error").is_some());
     }
-    let blank = app
+
+    // A taken username: the message is on the field, and the link still works afterwards.
+    app.create_user("carol", "long enough password");
+    let res = app
         .post_form(
-            "/signup",
-            "/signup",
+            &path,
+            &path,
             &[
-                ("username", "bob"),
-                ("email", "b@example.com"),
+                ("username", "Carol"),
+                ("name", "Bob"),
                 ("password", "long enough password"),
             ],
         )
         .await;
-    let page = Html::parse(&blank.text().await.unwrap());
-    assert!(page.text("#name-error").unwrap().contains("can't be blank"));
-
-    // Taken username and email: messages on the fields.
-    assert_eq!(
-        app.sign_up("carol", "carol@example.com", "long enough password")
-            .await
-            .status(),
-        303
-    );
-    let browser = app.new_browser();
-    let (_, form) = {
-        let res = browser.get(app.url("/signup")).send().await.unwrap();
-        (res.status(), Html::parse(&res.text().await.unwrap()))
-    };
-    let res = browser
-        .post(app.url("/signup"))
-        .form(&[
-            ("username", "Carol"),
-            ("name", "C"),
-            ("email", "CAROL@example.com"),
-            ("password", "long enough password"),
-            ("csrf_token", &form.csrf()),
-        ])
-        .send()
-        .await
-        .unwrap();
     assert_eq!(res.status(), 422);
     let page = Html::parse(&res.text().await.unwrap());
     assert!(page.text("#username-error").unwrap().contains("taken"));
-    assert!(
-        page.text("#email-error")
-            .unwrap()
-            .contains("already exists")
-    );
+    assert_eq!(page.attr("#username", "value").as_deref(), Some("Carol"));
     assert_eq!(app.count("users"), 1);
+    let res = app
+        .post_form(
+            &path,
+            &path,
+            &[
+                ("username", "bob"),
+                ("name", "Bob"),
+                ("password", "long enough password"),
+            ],
+        )
+        .await;
+    assert_eq!(res.status(), 303);
+    assert_eq!(app.count("users"), 2);
 }
 
 #[tokio::test]
@@ -584,7 +671,8 @@ async fn the_account_page_changes_name_email_and_password() {
     assert_eq!(res.status(), 303);
     assert_eq!(user(&app, "erin").name, "Erin E.");
 
-    // A new address needs confirming again.
+    // A new address is stored once its owner opens the link sent to it.
+    let sent = app.outbox.messages().len();
     let res = app
         .post_form(
             "/account/profile",
@@ -593,10 +681,55 @@ async fn the_account_page_changes_name_email_and_password() {
         )
         .await;
     assert_eq!(res.status(), 303);
+    let (_, account) = app.page("/account").await;
+    assert!(account.text(".flash").unwrap().contains("when you open it"));
+    assert_eq!(
+        user(&app, "erin").email.as_deref(),
+        Some("erin@example.com"),
+        "the old address stays until the new one is confirmed"
+    );
+    let mail = app.mail_to("erin2@example.com", sent).await;
+    assert_eq!(mail.subject, "Confirm your email address");
+    let res = app
+        .get(&app.path_of(&link_in(&mail.text, "/verify-email/")))
+        .await;
+    assert_eq!(res.status(), 303);
     let erin = user(&app, "erin");
     assert_eq!(erin.email.as_deref(), Some("erin2@example.com"));
-    assert!(erin.email_verified_at.is_none());
-    assert!(app.outbox.last_to("erin2@example.com").is_some());
+    assert!(erin.email_verified_at.is_some());
+
+    // A link whose address another account took meanwhile changes nothing.
+    let sent = app.outbox.messages().len();
+    app.post_form(
+        "/account/profile",
+        "/account",
+        &[("name", "Erin E."), ("email", "erin3@example.com")],
+    )
+    .await;
+    let mail = app.mail_to("erin3@example.com", sent).await;
+    let out = app.cli(
+        &[
+            "user",
+            "create",
+            "--username",
+            "other",
+            "--name",
+            "Other",
+            "--email",
+            "erin3@example.com",
+        ],
+        "another long password\n",
+    );
+    assert!(out.success(), "{}", out.stderr);
+    let (status, page) = app
+        .page(&app.path_of(&link_in(&mail.text, "/verify-email/")))
+        .await;
+    assert_eq!(status, 400);
+    assert_eq!(page.text("h1").as_deref(), Some("This address is taken"));
+    assert_eq!(
+        user(&app, "erin").email.as_deref(),
+        Some("erin2@example.com")
+    );
 
     let res = app
         .post_form(

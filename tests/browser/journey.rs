@@ -131,44 +131,44 @@ impl<'a> Journey<'a> {
     async fn merchant_registers_an_application(&mut self, callback: &CallbackServer) -> TestClient {
         let (app, b) = (self.app, self.b);
 
-        // Sign up.
+        // Sign up: the address first, then the link from the message.
         b.goto(&app.url("/signup")).await;
         self.page("sign-up").await;
+        b.fill("Email address", "acme@example.com").await;
+        b.click("Continue").await;
+        b.wait_for("h1", Some("Check your inbox")).await;
+        assert!(
+            b.text("#sent").await.contains("acme@example.com"),
+            "the page names the address"
+        );
+        self.page("sign-up-sent").await;
+        let email = app.mail_to("acme@example.com", 0).await;
+        assert_eq!(email.subject, "Finish creating your Latchkey account");
+        b.goto(&link_in(&email.text, "/signup/")).await;
+        b.wait_for("h1", Some("Finish creating your account")).await;
+        assert_eq!(b.text("#signup-email").await, "acme@example.com");
+        self.page("sign-up-finish").await;
         b.fill("Username", "acme").await;
         b.fill("Display name", "Acme Sdn Bhd").await;
-        b.fill("Email address", "acme@example.com").await;
         b.fill("Password", MERCHANT_PASSWORD).await;
         b.click("Create account").await;
         b.wait_for_path("/developer/applications").await;
         assert!(
-            b.text(".banner").await.contains("confirm your email"),
-            "a new account is asked to confirm its email"
-        );
-        self.page("applications-unconfirmed").await;
-
-        // Sign out, confirm the email from the link in the message, sign in.
-        b.click("Sign out").await;
-        b.wait_for_path("/login").await;
-        let email = app
-            .outbox
-            .last_to("acme@example.com")
-            .expect("a confirmation email");
-        assert_eq!(email.subject, "Confirm your email address");
-        b.goto(&link_in(&email.text, "/verify-email/")).await;
-        b.wait_for_path("/login").await;
-        assert!(
-            b.text(".flash").await.contains("is confirmed"),
+            b.text(".flash").await.contains("Welcome"),
             "{}",
             b.text("main").await
         );
-        self.page("sign-in-email-confirmed").await;
+        assert!(!b.has(".banner").await, "the link confirmed the address");
+        assert_eq!(b.text(".empty h2").await, "Register your first application");
+        self.page("applications-empty").await;
+
+        // Sign out and back in.
+        b.click("Sign out").await;
+        b.wait_for_path("/login").await;
         b.fill("Username", "acme").await;
         b.fill("Password", MERCHANT_PASSWORD).await;
         b.click("Sign in").await;
         b.wait_for_path("/developer/applications").await;
-        assert!(!b.has(".banner").await, "the email is confirmed");
-        assert_eq!(b.text(".empty h2").await, "Register your first application");
-        self.page("applications-empty").await;
 
         // A new application, with a mistake corrected on the way.
         b.click("New application").await;

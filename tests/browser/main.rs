@@ -1,7 +1,7 @@
 //! The browser suite: Latchkey's pages driven in headless Chromium through WebDriver, as a
 //! person would use them.
 //!
-//! One journey (merchant signs up, confirms the email, registers an application, copies and
+//! One journey (merchant signs up through the emailed link, registers an application, copies and
 //! rotates its secret; an end user authorizes it and later revokes it) runs four times: at
 //! desktop and phone widths, with JavaScript on and off. On every Latchkey page of the way it
 //! runs axe-core (no serious or critical violation allowed), checks that every field has a label,

@@ -27,6 +27,7 @@ pub struct NewUser<'a> {
     pub username: &'a str,
     pub password: &'a str,
     pub email: Option<&'a str>,
+    pub email_verified_at: Option<NaiveDateTime>,
     pub created_at: NaiveDateTime,
     pub updated_at: NaiveDateTime,
 }
@@ -42,6 +43,15 @@ impl User {
     pub fn find_by_username(conn: &mut AnyConnection, username: &str) -> QueryResult<Option<User>> {
         users::table
             .filter(users::username.eq(username))
+            .select(User::as_select())
+            .first(conn)
+            .optional()
+    }
+
+    /// The account with this address (stored lowercase, as [`crate::domain::Email`] gives it).
+    pub fn find_by_email(conn: &mut AnyConnection, email: &str) -> QueryResult<Option<User>> {
+        users::table
+            .filter(users::email.eq(email))
             .select(User::as_select())
             .first(conn)
             .optional()

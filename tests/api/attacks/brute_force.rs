@@ -1,6 +1,7 @@
-//! Brute force and enumeration: the login page and the password grant share one lockout, and
+//! Brute force and enumeration: the login page and the password grant share one lockout;
 //! neither login, the password grant nor password reset tells an unknown account from a wrong
-//! password, by status, body or time.
+//! password, and neither sign-up nor a change of address tells a registered address from a new
+//! one, by status, body or time; and the mail those forms send is rationed per address.
 
 use std::time::{Duration, Instant};
 
@@ -270,4 +271,206 @@ async fn password_reset_does_not_tell_known_addresses_from_unknown() {
     )
     .await;
     assert_similar_times("case `reset: known vs unknown address, time`", k, u);
+}
+
+/// What a page says, with `address` written as ADDRESS: the part a visitor can compare.
+fn main_text(body: &str, address: &str) -> Option<String> {
+    Html::parse(&body.replace(address, "ADDRESS")).text("main")
+}
+
+#[tokio::test]
+async fn sign_up_does_not_tell_registered_addresses_from_new_ones() {
+    let app = spawn_app().await;
+    assert_eq!(
+        app.sign_up("holder", "taken@example.com", PASSWORD)
+            .await
+            .status(),
+        303
+    );
+    let users = app.count("users");
+    // Addresses of one length, so the echoed address is the only difference in the page.
+    let start = |email: String| {
+        let app = &app;
+        async move {
+            app.post_form_in(
+                &app.new_browser(),
+                "/signup",
+                "/signup",
+                &[("email", email.as_str())],
+            )
+            .await
+        }
+    };
+    let sent = app.outbox.messages().len();
+    let known = check(
+        "sign-up: registered address",
+        start("taken@example.com".into()).await,
+        &Expect::new(200).no_store(),
+    )
+    .await;
+    let new = check(
+        "sign-up: new address",
+        start("fresh@example.com".into()).await,
+        &Expect::new(200).no_store(),
+    )
+    .await;
+    assert_eq!(
+        main_text(&known.body, "taken@example.com"),
+        main_text(&new.body, "fresh@example.com"),
+        "case `sign-up pages differ`"
+    );
+    assert_eq!(app.count("users"), users, "no account was created");
+
+    // The mail tells each owner the next step: a reminder, or the link.
+    let reminder = app.mail_to("taken@example.com", sent).await;
+    assert_eq!(
+        reminder.subject,
+        "Your Latchkey account already uses this address"
+    );
+    assert!(reminder.text.contains("your username is holder"));
+    assert!(!reminder.text.contains("/signup/"), "no sign-up link");
+    let link = app.mail_to("fresh@example.com", sent).await;
+    assert_eq!(link.subject, "Finish creating your Latchkey account");
+    assert!(link.text.contains("/signup/"));
+
+    let (k, n) = timed(
+        4,
+        |_| async move {
+            start("taken@example.com".into()).await;
+        },
+        |i| async move {
+            start(format!("new{i}x@example.com")).await;
+        },
+    )
+    .await;
+    assert_similar_times("case `sign-up: registered vs new address, time`", k, n);
+}
+
+#[tokio::test]
+async fn changing_the_address_does_not_tell_registered_addresses_from_new_ones() {
+    let app = spawn_app().await;
+    app.sign_up("holder", "taken@example.com", PASSWORD).await;
+    let prober = app.new_browser();
+    assert_eq!(
+        app.sign_up_in(&prober, "prober", "prober@example.com", PASSWORD)
+            .await
+            .status(),
+        303
+    );
+    let change = |email: String| {
+        let (app, prober) = (&app, &prober);
+        async move {
+            let res = app
+                .post_form_in(
+                    prober,
+                    "/account/profile",
+                    "/account",
+                    &[("name", "Prober"), ("email", email.as_str())],
+                )
+                .await;
+            let location = res.headers().get("location").cloned();
+            let page = prober
+                .get(app.url("/account"))
+                .send()
+                .await
+                .unwrap()
+                .text()
+                .await
+                .unwrap();
+            (res.status(), location, page)
+        }
+    };
+    let sent = app.outbox.messages().len();
+    let (status_k, location_k, page_k) = change("taken@example.com".into()).await;
+    let (status_n, location_n, page_n) = change("fresh@example.com".into()).await;
+    assert_eq!((status_k, &location_k), (status_n, &location_n));
+    assert_eq!(status_k, 303, "case `address change answers`");
+    let flash =
+        |page: &str, address: &str| Html::parse(&page.replace(address, "ADDRESS")).text(".flash");
+    assert_eq!(
+        flash(&page_k, "taken@example.com"),
+        flash(&page_n, "fresh@example.com"),
+        "case `address change flashes differ`"
+    );
+    let reminder = app.mail_to("taken@example.com", sent).await;
+    assert!(reminder.text.contains("your username is holder"));
+    app.mail_to("fresh@example.com", sent).await;
+    let prober_email =
+        latchkey::db::models::User::find_by_username(&mut app.db.connect(), "prober")
+            .unwrap()
+            .unwrap()
+            .email;
+    assert_eq!(
+        prober_email.as_deref(),
+        Some("prober@example.com"),
+        "nothing changes before a link is opened"
+    );
+
+    let (k, n) = timed(
+        4,
+        |_| async move {
+            change("taken@example.com".into()).await;
+        },
+        |i| async move {
+            change(format!("new{i}x@example.com")).await;
+        },
+    )
+    .await;
+    assert_similar_times("case `address change: registered vs new, time`", k, n);
+}
+
+#[tokio::test]
+async fn mail_that_anyone_can_ask_for_is_rationed_per_address() {
+    let app = spawn_app().await;
+    let forms = app.new_browser();
+    let start = |email: &'static str| {
+        let (app, forms) = (&app, &forms);
+        async move {
+            let res = app
+                .post_form_in(forms, "/signup", "/signup", &[("email", email)])
+                .await;
+            assert_eq!(res.status(), 200);
+        }
+    };
+    let to_busy = || {
+        app.outbox
+            .messages()
+            .iter()
+            .filter(|m| m.to == "busy@example.com")
+            .count()
+    };
+    // Five sign-up mails in the hour: the link, then reminders once the account exists.
+    assert_eq!(
+        app.sign_up("busy", "busy@example.com", PASSWORD)
+            .await
+            .status(),
+        303
+    );
+    for sent in 2..=5 {
+        let before = app.outbox.messages().len();
+        start("busy@example.com").await;
+        app.mail_to("busy@example.com", before).await;
+        assert_eq!(to_busy(), sent);
+    }
+    // The sixth, whether a sign-up reminder or a reset link, is not sent; the pages still
+    // answer as always, and other addresses still get theirs.
+    start("busy@example.com").await;
+    let res = app
+        .post_form_in(
+            &forms,
+            "/password/forgot",
+            "/password/forgot",
+            &[("email", "busy@example.com")],
+        )
+        .await;
+    assert_eq!(res.status(), 303);
+    let before = app.outbox.messages().len();
+    start("other@example.com").await;
+    app.mail_to("other@example.com", before).await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert_eq!(
+        to_busy(),
+        5,
+        "case `the sixth mail to one address was sent`"
+    );
 }

@@ -19,6 +19,7 @@ const POST_ROUTES: &[&str] = &[
     "/login",
     "/logout",
     "/signup",
+    "/signup/{token}",
     "/verify-email/resend",
     "/password/forgot",
     "/password/reset/{token}",
@@ -94,11 +95,22 @@ async fn every_post_route_refuses_a_missing_or_wrong_csrf_token_and_changes_noth
         ("decision", "allow"),
         ("grace", "now"),
     ];
+    // A good sign-up link, so only the CSRF check stands between the form and a new account.
+    let signup = latchkey::accounts::signup_token(
+        &app.key,
+        &latchkey::domain::Email::parse("newcomer@example.com").unwrap(),
+        chrono::Utc::now().naive_utc(),
+    );
     for route in POST_ROUTES {
+        let token = if route.starts_with("/signup/") {
+            signup.as_str()
+        } else {
+            "sometoken"
+        };
         let path = route
             .replace("{id}", &client.client_id)
             .replace("{secret}", "1")
-            .replace("{token}", "sometoken");
+            .replace("{token}", token);
         for (how, token) in [
             ("no CSRF token", None),
             ("a wrong CSRF token", Some("forged")),
@@ -204,6 +216,17 @@ async fn pages_cannot_be_framed() {
     };
     check("login page", app.get("/login").await, &framed(200)).await;
     check("sign-up page", app.get("/signup").await, &framed(200)).await;
+    let signup = latchkey::accounts::signup_token(
+        &app.key,
+        &latchkey::domain::Email::parse("framed@example.com").unwrap(),
+        chrono::Utc::now().naive_utc(),
+    );
+    check(
+        "sign-up link page",
+        app.get(&format!("/signup/{signup}")).await,
+        &framed(200),
+    )
+    .await;
     check(
         "forgot-password page",
         app.get("/password/forgot").await,
