@@ -116,8 +116,8 @@ pub fn recipient(
 
 /// The token of a sign-up link: the address it was sent to and when it stops working, sealed
 /// (XChaCha20-Poly1305) under the server key. Holding it proves that one reads mail at that
-/// address, and no row is written per request, so asking for links to any address costs the
-/// database nothing. The account it creates spends it: an address has at most one account.
+/// address, and no pending sign-up is stored: the account it creates spends it, since an
+/// address has at most one account.
 pub fn signup_token(key: &ServerKey, email: &Email, now: NaiveDateTime) -> String {
     let expires = (now + SIGNUP_TTL).and_utc().timestamp();
     key.encrypt(
