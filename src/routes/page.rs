@@ -161,6 +161,21 @@ impl CsrfProtected for CsrfOnly {
     }
 }
 
+/// A form with one email address (sign-up's first step, forgotten password).
+#[derive(serde::Deserialize)]
+pub struct EmailForm {
+    #[serde(default)]
+    pub email: String,
+    #[serde(default)]
+    pub csrf_token: String,
+}
+
+impl CsrfProtected for EmailForm {
+    fn csrf_token(&self) -> &str {
+        &self.csrf_token
+    }
+}
+
 /// The address a request came from, for throttling and the audit log: the socket's peer, or,
 /// when the peer is a trusted proxy, the last address in `X-Forwarded-For` that is not one of
 /// ours (anyone can put anything at the start of that header).

@@ -6,7 +6,7 @@ use actix_web::http::StatusCode;
 use actix_web::{HttpResponse, web};
 use serde::Deserialize;
 
-use super::page::{CsrfForm, CsrfProtected, render, see_other};
+use super::page::{CsrfForm, CsrfProtected, EmailForm, render, see_other};
 use super::session::send;
 use crate::accounts;
 use crate::auth::session::TypedSession;
@@ -35,24 +35,10 @@ pub async fn forgot_form(
     )
 }
 
-#[derive(Deserialize)]
-pub struct ForgotForm {
-    #[serde(default)]
-    email: String,
-    #[serde(default)]
-    csrf_token: String,
-}
-
-impl CsrfProtected for ForgotForm {
-    fn csrf_token(&self) -> &str {
-        &self.csrf_token
-    }
-}
-
 pub async fn forgot(
     state: web::Data<AppState>,
     session: TypedSession,
-    CsrfForm(form): CsrfForm<ForgotForm>,
+    CsrfForm(form): CsrfForm<EmailForm>,
 ) -> Result<HttpResponse, AppError> {
     let Ok(email) = Email::parse(&form.email) else {
         let mut ctx = tera::Context::new();

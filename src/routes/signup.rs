@@ -14,7 +14,7 @@ use actix_web::http::StatusCode;
 use actix_web::{HttpRequest, HttpResponse, web};
 use serde::Deserialize;
 
-use super::page::{CsrfForm, CsrfProtected, client_address, render, see_other};
+use super::page::{CsrfForm, CsrfProtected, EmailForm, client_address, render, see_other};
 use super::session::{HOME, send};
 use crate::accounts::{self, CreateUserError, NewAccount, Recipient};
 use crate::auth::session::TypedSession;
@@ -42,25 +42,11 @@ pub async fn start_form(
     )
 }
 
-#[derive(Deserialize)]
-pub struct StartForm {
-    #[serde(default)]
-    email: String,
-    #[serde(default)]
-    csrf_token: String,
-}
-
-impl CsrfProtected for StartForm {
-    fn csrf_token(&self) -> &str {
-        &self.csrf_token
-    }
-}
-
 /// `POST /signup`: the same page for every well-formed address; the mail tells the rest.
 pub async fn start(
     state: web::Data<AppState>,
     session: TypedSession,
-    CsrfForm(form): CsrfForm<StartForm>,
+    CsrfForm(form): CsrfForm<EmailForm>,
 ) -> Result<HttpResponse, AppError> {
     let email = match Email::parse(&form.email) {
         Ok(email) => email,
