@@ -68,6 +68,7 @@ fn database() -> AnyConnection {
             username: "acme",
             password: "not a hash",
             email: None,
+            email_verified_at: None,
             created_at: now,
             updated_at: now,
         },
