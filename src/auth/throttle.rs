@@ -39,8 +39,8 @@ pub const ADDRESS: Policy = Policy {
     lockout: TimeDelta::minutes(15),
 };
 
-/// One recipient of mail that anyone can ask us to send (sign-up and password reset links):
-/// five messages an hour, so the forms cannot be used to flood somebody's inbox.
+/// One recipient of mail that anyone can ask us to send (sign-up links and reminders, reset
+/// links, address changes): five messages an hour, so no form can flood somebody's inbox.
 pub const MAIL: Policy = Policy {
     max_failures: 5,
     window: TimeDelta::hours(1),
