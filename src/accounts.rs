@@ -114,27 +114,49 @@ pub fn recipient(
     })
 }
 
-/// The token of a sign-up link: the address it was sent to and when it stops working, sealed
+/// What a sign-up link carries: the address it was sent to, and the page to go on to once the
+/// account exists (the authorization request that sent the person to sign up, say).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SignupLink {
+    pub email: Email,
+    pub next: Option<String>,
+}
+
+#[derive(serde::Serialize, serde::Deserialize)]
+struct SealedSignup {
+    email: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    next: Option<String>,
+    /// Unix seconds.
+    expires: i64,
+}
+
+/// The token of a sign-up link: the address, the next page and the expiry, sealed
 /// (XChaCha20-Poly1305) under the server key. Holding it proves that one reads mail at that
 /// address, and no pending sign-up is stored: the account it creates spends it, since an
 /// address has at most one account.
-pub fn signup_token(key: &ServerKey, email: &Email, now: NaiveDateTime) -> String {
-    let expires = (now + SIGNUP_TTL).and_utc().timestamp();
-    key.encrypt(
-        format!("{expires} {}", email.as_str()).as_bytes(),
-        SIGNUP_CONTEXT,
-    )
+pub fn signup_token(key: &ServerKey, link: &SignupLink, now: NaiveDateTime) -> String {
+    let sealed = SealedSignup {
+        email: link.email.as_str().to_owned(),
+        next: link.next.clone(),
+        expires: (now + SIGNUP_TTL).and_utc().timestamp(),
+    };
+    let json = serde_json::to_vec(&sealed)
+        .unwrap_or_else(|_| unreachable!("strings and an integer serialize"));
+    key.encrypt(&json, SIGNUP_CONTEXT)
 }
 
-/// The address a sign-up token was sent to, if the token is ours and has not expired.
-pub fn open_signup_token(key: &ServerKey, token: &str, now: NaiveDateTime) -> Option<Email> {
+/// What a sign-up token carries, if the token is ours and has not expired.
+pub fn open_signup_token(key: &ServerKey, token: &str, now: NaiveDateTime) -> Option<SignupLink> {
     let plain = key.decrypt(token, SIGNUP_CONTEXT).ok()?;
-    let (expires, email) = std::str::from_utf8(&plain).ok()?.split_once(' ')?;
-    let expires: i64 = expires.parse().ok()?;
-    if now.and_utc().timestamp() >= expires {
+    let sealed: SealedSignup = serde_json::from_slice(&plain).ok()?;
+    if now.and_utc().timestamp() >= sealed.expires {
         return None;
     }
-    Email::parse(email).ok()
+    Some(SignupLink {
+        email: Email::parse(&sealed.email).ok()?,
+        next: sealed.next,
+    })
 }
 
 /// Why a sign-in failed.

@@ -120,9 +120,24 @@ const TEMPLATES: &[(&str, &str)] = &[
 /// Builds the template set. Fails only if a template does not parse, which a test catches.
 pub fn load() -> Result<Tera, tera::Error> {
     let mut tera = Tera::default();
+    // Tera's own `urlencode` comes with its `builtins` feature and its dependencies; this one
+    // is the query-value encoding the routes use (`url::form_urlencoded`).
+    tera.register_filter("urlencode", urlencode_filter);
     tera.add_raw_templates(TEMPLATES.iter().copied())?;
     tera.autoescape_on(vec![".html"]);
     Ok(tera)
+}
+
+fn urlencode_filter(
+    value: &tera::Value,
+    _: &std::collections::HashMap<String, tera::Value>,
+) -> tera::Result<tera::Value> {
+    let text = value
+        .as_str()
+        .ok_or_else(|| tera::Error::msg("urlencode takes a string"))?;
+    Ok(tera::Value::String(
+        url::form_urlencoded::byte_serialize(text.as_bytes()).collect(),
+    ))
 }
 
 /// A static file: its path under `/static/`, content type and bytes.

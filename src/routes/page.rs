@@ -166,6 +166,8 @@ impl CsrfProtected for CsrfOnly {
 pub struct EmailForm {
     #[serde(default)]
     pub email: String,
+    /// Sign-up's page to go on to afterwards.
+    pub next: Option<String>,
     #[serde(default)]
     pub csrf_token: String,
 }

@@ -14,9 +14,11 @@ use actix_web::http::StatusCode;
 use actix_web::{HttpRequest, HttpResponse, web};
 use serde::Deserialize;
 
-use super::page::{CsrfForm, CsrfProtected, EmailForm, client_address, render, see_other};
+use super::page::{
+    CsrfForm, CsrfProtected, EmailForm, client_address, render, safe_next, see_other,
+};
 use super::session::{HOME, send};
-use crate::accounts::{self, CreateUserError, NewAccount, Recipient};
+use crate::accounts::{self, CreateUserError, NewAccount, Recipient, SignupLink};
 use crate::auth::session::TypedSession;
 use crate::db::models::{AuditEvent, User};
 use crate::db::{self, DbError};
@@ -25,21 +27,25 @@ use crate::email::Template;
 use crate::error::AppError;
 use crate::startup::AppState;
 
+#[derive(Deserialize)]
+pub struct NextQuery {
+    next: Option<String>,
+}
+
+/// `GET /signup[?next=…]`: `next` is where to go once the account exists, as for the login
+/// page (the login page passes its own on).
 pub async fn start_form(
     state: web::Data<AppState>,
     session: TypedSession,
+    query: web::Query<NextQuery>,
 ) -> Result<HttpResponse, AppError> {
+    let next = safe_next(query.next.as_deref());
     if session.user_id().is_some() {
-        return Ok(see_other(HOME));
+        return Ok(see_other(next.as_deref().unwrap_or(HOME)));
     }
-    render(
-        &state,
-        &session,
-        None,
-        "signup.html",
-        form_context(&HashMap::new(), &HashMap::new()),
-        StatusCode::OK,
-    )
+    let mut ctx = form_context(&HashMap::new(), &HashMap::new());
+    ctx.insert("next", &next);
+    render(&state, &session, None, "signup.html", ctx, StatusCode::OK)
 }
 
 /// `POST /signup`: the same page for every well-formed address; the mail tells the rest.
@@ -48,25 +54,31 @@ pub async fn start(
     session: TypedSession,
     CsrfForm(form): CsrfForm<EmailForm>,
 ) -> Result<HttpResponse, AppError> {
+    let next = safe_next(form.next.as_deref());
     let email = match Email::parse(&form.email) {
         Ok(email) => email,
         Err(e) => {
+            let mut ctx = form_context(
+                &HashMap::from([("email", form.email.clone())]),
+                &HashMap::from([("email", format!("Email {e}."))]),
+            );
+            ctx.insert("next", &next);
             return render(
                 &state,
                 &session,
                 None,
                 "signup.html",
-                form_context(
-                    &HashMap::from([("email", form.email.clone())]),
-                    &HashMap::from([("email", format!("Email {e}."))]),
-                ),
+                ctx,
                 StatusCode::UNPROCESSABLE_ENTITY,
             );
         }
     };
     let background = state.clone();
-    let address = email.clone();
-    actix_web::rt::spawn(async move { send_next_step(&background, address).await });
+    let link = SignupLink {
+        email: email.clone(),
+        next,
+    };
+    actix_web::rt::spawn(async move { send_next_step(&background, link).await });
     let mut ctx = tera::Context::new();
     ctx.insert("email", email.as_str());
     ctx.insert("hours", &accounts::SIGNUP_TTL.num_hours());
@@ -81,21 +93,21 @@ pub async fn start(
 }
 
 /// Mails a sign-up link to a new address, or a reminder to an address that has an account.
-async fn send_next_step(state: &AppState, email: Email) {
-    let address = email.as_str().to_owned();
+async fn send_next_step(state: &AppState, link: SignupLink) {
+    let address = link.email.as_str().to_owned();
     let recipient = db::run(&state.pool, move |conn| {
         accounts::recipient(conn, &address, db::now()).map_err(DbError::from)
     })
     .await;
     let message = match recipient {
         Ok(Recipient::Free) => {
-            let token = accounts::signup_token(&state.oauth.server_key, &email, db::now());
-            let link = format!("{}/signup/{token}", state.oauth.issuer);
+            let token = accounts::signup_token(&state.oauth.server_key, &link, db::now());
+            let url = format!("{}/signup/{token}", state.oauth.issuer);
             Template::SignUp {
-                link: &link,
+                link: &url,
                 hours: accounts::SIGNUP_TTL.num_hours(),
             }
-            .render(&state.templates, email.as_str())
+            .render(&state.templates, link.email.as_str())
         }
         Ok(Recipient::Registered(user)) => already_registered(state, &user),
         Ok(Recipient::Rationed) => {
@@ -135,26 +147,26 @@ fn form_context(values: &HashMap<&str, String>, errors: &HashMap<&str, String>) 
 
 /// The second step's page: the form, or why the link cannot be used.
 enum Link {
-    Usable(Email),
+    Usable(SignupLink),
     Invalid,
     /// The address has an account: this link made it, or another one did meanwhile.
     Used(Email),
 }
 
 async fn open_link(state: &AppState, token: &str) -> Result<Link, AppError> {
-    let Some(email) = accounts::open_signup_token(&state.oauth.server_key, token, db::now()) else {
+    let Some(link) = accounts::open_signup_token(&state.oauth.server_key, token, db::now()) else {
         return Ok(Link::Invalid);
     };
-    let address = email.as_str().to_owned();
+    let address = link.email.as_str().to_owned();
     let registered = db::run(&state.pool, move |conn| {
         User::find_by_email(conn, &address).map_err(DbError::from)
     })
     .await?
     .is_some();
     Ok(if registered {
-        Link::Used(email)
+        Link::Used(link.email)
     } else {
-        Link::Usable(email)
+        Link::Usable(link)
     })
 }
 
@@ -224,7 +236,7 @@ pub async fn finish_form(
         return Ok(see_other(HOME));
     }
     let link = open_link(&state, &token).await?;
-    let Link::Usable(email) = &link else {
+    let Link::Usable(SignupLink { email, .. }) = &link else {
         return unusable(&state, &session, &link);
     };
     render(
@@ -265,7 +277,7 @@ pub async fn finish(
     CsrfForm(form): CsrfForm<FinishForm>,
 ) -> Result<HttpResponse, AppError> {
     let link = open_link(&state, &token).await?;
-    let Link::Usable(email) = link else {
+    let Link::Usable(SignupLink { email, next }) = link else {
         return unusable(&state, &session, &link);
     };
     let mut errors: HashMap<&str, String> = HashMap::new();
@@ -364,7 +376,10 @@ pub async fn finish(
             email.as_str()
         ),
     );
-    Ok(see_other(HOME))
+    // Checked again, though only this server can seal a link.
+    Ok(see_other(
+        safe_next(next.as_deref()).as_deref().unwrap_or(HOME),
+    ))
 }
 
 fn email_address(account: &NewAccount) -> &str {

@@ -117,12 +117,15 @@ async fn sign_up_starts_with_the_address_and_finishes_from_the_emailed_link() {
 #[tokio::test]
 async fn sign_up_links_that_are_altered_expired_or_for_another_purpose_do_not_work() {
     let app = spawn_app().await;
-    let email = latchkey::domain::Email::parse("late@example.com").unwrap();
+    let link = latchkey::accounts::SignupLink {
+        email: latchkey::domain::Email::parse("late@example.com").unwrap(),
+        next: None,
+    };
     let now = chrono::Utc::now().naive_utc();
-    let good = latchkey::accounts::signup_token(&app.key, &email, now);
+    let good = latchkey::accounts::signup_token(&app.key, &link, now);
     let expired = latchkey::accounts::signup_token(
         &app.key,
-        &email,
+        &link,
         now - latchkey::accounts::SIGNUP_TTL - chrono::TimeDelta::minutes(1),
     );
     let mut altered = good.clone().into_bytes();
@@ -131,7 +134,11 @@ async fn sign_up_links_that_are_altered_expired_or_for_another_purpose_do_not_wo
     let altered = String::from_utf8(altered).unwrap();
     // A value we seal for something else (a client secret's copy) is not a sign-up token.
     let other_purpose = app.key.encrypt(
-        format!("{} late@example.com", now.and_utc().timestamp() + 3600).as_bytes(),
+        format!(
+            r#"{{"email":"late@example.com","expires":{}}}"#,
+            now.and_utc().timestamp() + 3600
+        )
+        .as_bytes(),
         "client secret",
     );
     let (status, _) = app.page(&format!("/signup/{good}")).await;
@@ -173,9 +180,7 @@ async fn sign_up_errors_sit_beside_their_fields_and_keep_the_input() {
     assert!(page.text(".alert.error").is_some());
 
     // The second step: username, name and password.
-    let email = latchkey::domain::Email::parse("bob@example.com").unwrap();
-    let token = latchkey::accounts::signup_token(&app.key, &email, chrono::Utc::now().naive_utc());
-    let path = format!("/signup/{token}");
+    let path = app.signup_path("bob@example.com");
     let cases: &[(&str, &str, &str, &str, &str)] = &[
         (
             "a",

@@ -301,6 +301,101 @@ async fn remembered_consent_skips_the_page_until_new_scopes_are_asked() {
     assert!(!scopes.contains("Read your user profile New"), "{scopes}");
 }
 
+/// Someone without an account follows "Create an account" from the sign-in page of an
+/// authorization request, signs up from the emailed link, and lands on the consent page.
+#[tokio::test]
+async fn a_new_end_user_signs_up_from_the_sign_in_page_and_comes_back_to_consent() {
+    let app = spawn_app().await;
+    let client = setup(&app);
+    let res = app
+        .get(&authorize_path(&[
+            ("client_id", &client.client_id),
+            ("response_type", "code"),
+            ("redirect_uri", CALLBACK),
+            ("scope", "get_user_profile"),
+            ("state", "new-user"),
+        ]))
+        .await;
+    let (_, login) = app.page(&location(&res)).await;
+    let signup = login
+        .attr("main a[href^='/signup']", "href")
+        .expect("a sign-up link on the sign-in page");
+    assert_eq!(signup, "/signup?next=%2Foauth%2Fauthorize%2Fresume");
+    let (_, form) = app.page(&signup).await;
+    assert_eq!(
+        form.attr("input[name=next]", "value").as_deref(),
+        Some("/oauth/authorize/resume")
+    );
+    assert_eq!(
+        form.attr("main a[href^='/login']", "href").as_deref(),
+        Some("/login?next=%2Foauth%2Fauthorize%2Fresume"),
+        "and back to sign in, keeping the request"
+    );
+    let res = app
+        .post_form(
+            "/signup",
+            &signup,
+            &[
+                ("email", "newbie@example.com"),
+                ("next", "/oauth/authorize/resume"),
+            ],
+        )
+        .await;
+    assert_eq!(res.status(), 200);
+    let mail = app.mail_to("newbie@example.com", 0).await;
+    let link = app.path_of(&crate::helpers::link_in(&mail.text, "/signup/"));
+    let res = app
+        .post_form(
+            &link,
+            &link,
+            &[
+                ("username", "newbie"),
+                ("name", "New Bie"),
+                ("password", "a long enough password"),
+            ],
+        )
+        .await;
+    assert_eq!(res.status(), 303);
+    assert_eq!(location(&res), "/oauth/authorize/resume");
+    let res = app.get("/oauth/authorize/resume").await;
+    assert_eq!(res.status(), 200);
+    let consent = Html::parse(&res.text().await.unwrap());
+    let res = decide(&app, consent, "allow").await;
+    let callback = location(&res);
+    let query = query_of(&callback);
+    assert!(callback.starts_with(CALLBACK), "{callback}");
+    assert_eq!(query.get("state").map(String::as_str), Some("new-user"));
+    assert!(query.contains_key("code"), "{callback}");
+
+    // A `next` that leaves the site is dropped at the first step, so the link cannot carry it.
+    let other = app.new_browser();
+    let res = app
+        .post_form_in(
+            &other,
+            "/signup",
+            "/signup",
+            &[("email", "other@example.com"), ("next", "//evil.example/")],
+        )
+        .await;
+    assert_eq!(res.status(), 200);
+    let mail = app.mail_to("other@example.com", 0).await;
+    let link = app.path_of(&crate::helpers::link_in(&mail.text, "/signup/"));
+    let res = app
+        .post_form_in(
+            &other,
+            &link,
+            &link,
+            &[
+                ("username", "other"),
+                ("name", "Other"),
+                ("password", "a long enough password"),
+            ],
+        )
+        .await;
+    assert_eq!(res.status(), 303);
+    assert_eq!(location(&res), "/developer/applications");
+}
+
 #[tokio::test]
 async fn deny_goes_back_with_access_denied_and_the_state() {
     let app = spawn_app().await;

@@ -534,6 +534,17 @@ impl TestApp {
         panic!("no mail to {address} within 5 s");
     }
 
+    /// The path of a good sign-up link for `email`, as the mail would carry it.
+    pub fn signup_path(&self, email: &str) -> String {
+        let link = latchkey::accounts::SignupLink {
+            email: latchkey::domain::Email::parse(email).unwrap(),
+            next: None,
+        };
+        let token =
+            latchkey::accounts::signup_token(&self.key, &link, chrono::Utc::now().naive_utc());
+        format!("/signup/{token}")
+    }
+
     /// The path of a link to this server.
     pub fn path_of(&self, link: &str) -> String {
         link.strip_prefix(&self.address)

@@ -183,9 +183,7 @@ async fn signup_fields_have_maximum_lengths_shown_beside_each_field() {
     let error = page.text("#email-error").expect("no #email-error");
     assert!(error.contains("not a valid email address"), "{error}");
 
-    let email = latchkey::domain::Email::parse("newcomer@example.com").unwrap();
-    let token = latchkey::accounts::signup_token(&app.key, &email, chrono::Utc::now().naive_utc());
-    let path = format!("/signup/{token}");
+    let path = app.signup_path("newcomer@example.com");
     let long_username = "u".repeat(33);
     let long_name = "n".repeat(101);
     let long_password = "p".repeat(1025);

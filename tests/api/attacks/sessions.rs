@@ -96,21 +96,16 @@ async fn every_post_route_refuses_a_missing_or_wrong_csrf_token_and_changes_noth
         ("grace", "now"),
     ];
     // A good sign-up link, so only the CSRF check stands between the form and a new account.
-    let signup = latchkey::accounts::signup_token(
-        &app.key,
-        &latchkey::domain::Email::parse("newcomer@example.com").unwrap(),
-        chrono::Utc::now().naive_utc(),
-    );
+    let signup = app.signup_path("newcomer@example.com");
     for route in POST_ROUTES {
-        let token = if route.starts_with("/signup/") {
-            signup.as_str()
+        let path = if *route == "/signup/{token}" {
+            signup.clone()
         } else {
-            "sometoken"
+            route
+                .replace("{id}", &client.client_id)
+                .replace("{secret}", "1")
+                .replace("{token}", "sometoken")
         };
-        let path = route
-            .replace("{id}", &client.client_id)
-            .replace("{secret}", "1")
-            .replace("{token}", token);
         for (how, token) in [
             ("no CSRF token", None),
             ("a wrong CSRF token", Some("forged")),
@@ -216,14 +211,9 @@ async fn pages_cannot_be_framed() {
     };
     check("login page", app.get("/login").await, &framed(200)).await;
     check("sign-up page", app.get("/signup").await, &framed(200)).await;
-    let signup = latchkey::accounts::signup_token(
-        &app.key,
-        &latchkey::domain::Email::parse("framed@example.com").unwrap(),
-        chrono::Utc::now().naive_utc(),
-    );
     check(
         "sign-up link page",
-        app.get(&format!("/signup/{signup}")).await,
+        app.get(&app.signup_path("framed@example.com")).await,
         &framed(200),
     )
     .await;
