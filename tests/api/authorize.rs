@@ -332,27 +332,12 @@ async fn a_new_end_user_signs_up_from_the_sign_in_page_and_comes_back_to_consent
         "and back to sign in, keeping the request"
     );
     let res = app
-        .post_form(
-            "/signup",
-            &signup,
-            &[
-                ("email", "newbie@example.com"),
-                ("next", "/oauth/authorize/resume"),
-            ],
-        )
-        .await;
-    assert_eq!(res.status(), 200);
-    let mail = app.mail_to("newbie@example.com", 0).await;
-    let link = app.path_of(&crate::helpers::link_in(&mail.text, "/signup/"));
-    let res = app
-        .post_form(
-            &link,
-            &link,
-            &[
-                ("username", "newbie"),
-                ("name", "New Bie"),
-                ("password", "a long enough password"),
-            ],
+        .sign_up_next_in(
+            &app.api,
+            "newbie",
+            "newbie@example.com",
+            "a long enough password",
+            Some("/oauth/authorize/resume"),
         )
         .await;
     assert_eq!(res.status(), 303);
@@ -368,28 +353,13 @@ async fn a_new_end_user_signs_up_from_the_sign_in_page_and_comes_back_to_consent
     assert!(query.contains_key("code"), "{callback}");
 
     // A `next` that leaves the site is dropped at the first step, so the link cannot carry it.
-    let other = app.new_browser();
     let res = app
-        .post_form_in(
-            &other,
-            "/signup",
-            "/signup",
-            &[("email", "other@example.com"), ("next", "//evil.example/")],
-        )
-        .await;
-    assert_eq!(res.status(), 200);
-    let mail = app.mail_to("other@example.com", 0).await;
-    let link = app.path_of(&crate::helpers::link_in(&mail.text, "/signup/"));
-    let res = app
-        .post_form_in(
-            &other,
-            &link,
-            &link,
-            &[
-                ("username", "other"),
-                ("name", "Other"),
-                ("password", "a long enough password"),
-            ],
+        .sign_up_next_in(
+            &app.new_browser(),
+            "other",
+            "other@example.com",
+            "a long enough password",
+            Some("//evil.example/"),
         )
         .await;
     assert_eq!(res.status(), 303);

@@ -490,9 +490,24 @@ impl TestApp {
         email: &str,
         password: &str,
     ) -> reqwest::Response {
+        self.sign_up_next_in(browser, username, email, password, None)
+            .await
+    }
+
+    /// [`Self::sign_up_in`], with the `next` page the first step's form carries.
+    pub async fn sign_up_next_in(
+        &self,
+        browser: &reqwest::Client,
+        username: &str,
+        email: &str,
+        password: &str,
+        next: Option<&str>,
+    ) -> reqwest::Response {
         let sent = self.outbox.messages().len();
+        let mut fields = vec![("email", email)];
+        fields.extend(next.map(|next| ("next", next)));
         let res = self
-            .post_form_in(browser, "/signup", "/signup", &[("email", email)])
+            .post_form_in(browser, "/signup", "/signup", &fields)
             .await;
         assert_eq!(
             res.status(),
