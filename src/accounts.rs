@@ -9,10 +9,12 @@ use diesel::result::{DatabaseErrorKind, Error as DieselError};
 use crate::auth::password::{self, Passwords};
 use crate::auth::throttle;
 use crate::crypto::{self, ServerKey};
-use crate::db::models::{EmailToken, NewUser, Purpose, SessionRow, User};
+use crate::db::models::{
+    AccessToken, EmailToken, NewUser, Purpose, RefreshToken, SessionRow, User,
+};
 use crate::db::schema::users;
 use crate::db::{self, AnyConnection, DbError};
-use crate::domain::{DisplayName, Email, NewPassword, Username};
+use crate::domain::{DisplayName, Email, GrantType, NewPassword, Username};
 
 /// Email verification links live a day; password reset links an hour.
 pub const VERIFY_TTL: TimeDelta = TimeDelta::hours(24);
@@ -225,19 +227,37 @@ pub fn sign_in(
 }
 
 /// Creates a single-use email token; returns it in clear (for the link) — only its digest is
-/// stored.
+/// stored. Earlier links of the same purpose stop working: only the newest one sent counts, so
+/// a superseded change of address cannot be confirmed later.
 pub fn issue_email_token(
     conn: &mut AnyConnection,
     user_id: i64,
     purpose: Purpose,
     email: Option<&str>,
 ) -> QueryResult<String> {
+    db::write_transaction(conn, |conn| {
+        new_email_token(conn, user_id, purpose, email, db::now())
+    })
+}
+
+/// [`issue_email_token`] inside a transaction the caller holds.
+fn new_email_token(
+    conn: &mut AnyConnection,
+    user_id: i64,
+    purpose: Purpose,
+    email: Option<&str>,
+    now: NaiveDateTime,
+) -> QueryResult<String> {
     let token = crypto::random_token(32);
-    let now = db::now();
     let ttl = match purpose {
-        Purpose::VerifyEmail => VERIFY_TTL,
+        Purpose::VerifyEmail | Purpose::UndoEmailChange => VERIFY_TTL,
         Purpose::ResetPassword => RESET_TTL,
     };
+    // Undo links are the exception: each one restores the address it was sent to, and an
+    // intruder who changes the address twice must not void the first one.
+    if purpose != Purpose::UndoEmailChange {
+        EmailToken::retire(conn, user_id, &[purpose], now)?;
+    }
     EmailToken::insert(
         conn,
         user_id,
@@ -253,17 +273,32 @@ pub fn issue_email_token(
 /// What a confirmation link did.
 #[derive(Debug)]
 pub enum Confirmation {
-    /// The account now has the link's address, confirmed.
-    Confirmed(User),
+    /// The account now has the link's address, confirmed. `previous` is the address it had,
+    /// with the token of the link that puts it back, for the notice to that address.
+    Confirmed { user: User, previous: Option<Undo> },
     /// Invalid, used or expired.
     Invalid,
     /// Another account took the address after the link was sent.
     Taken,
 }
 
+/// The way back to an address the account no longer has.
+#[derive(Debug)]
+pub struct Undo {
+    pub address: String,
+    /// The token of the `/account/email/undo/{token}` link, in clear.
+    pub token: String,
+}
+
+/// The links that lose their meaning when the account's address or password changes: a reset
+/// link mailed to the old address, a confirmation of an address chosen before.
+const SUPERSEDED: &[Purpose] = &[Purpose::VerifyEmail, Purpose::ResetPassword];
+
 /// Spends a confirmation token and gives its account the address the link was sent to, marked
 /// confirmed. A changed address is therefore only stored once its owner has opened the link,
-/// so an account can never claim an address it does not read.
+/// so an account can never claim an address it does not read. Every other outstanding link of
+/// the account stops working, and if the account had another address, a link that puts it
+/// back is made for the notice sent there (see [`undo_email_change`]).
 pub fn verify_email(conn: &mut AnyConnection, token: &str) -> QueryResult<Confirmation> {
     let now = db::now();
     let Some(row) = EmailToken::find_usable(
@@ -282,6 +317,10 @@ pub fn verify_email(conn: &mut AnyConnection, token: &str) -> QueryResult<Confir
         if !EmailToken::spend(conn, row.id, now)? {
             return Ok(Confirmation::Invalid);
         }
+        let Some(before) = User::find(conn, row.user_id)? else {
+            return Ok(Confirmation::Invalid);
+        };
+        EmailToken::retire(conn, row.user_id, SUPERSEDED, now)?;
         diesel::update(users::table.find(row.user_id))
             .set((
                 users::email.eq(email),
@@ -289,11 +328,105 @@ pub fn verify_email(conn: &mut AnyConnection, token: &str) -> QueryResult<Confir
                 users::updated_at.eq(now),
             ))
             .execute(conn)?;
-        Ok(User::find(conn, row.user_id)?.map_or(Confirmation::Invalid, Confirmation::Confirmed))
+        let previous = match before.email {
+            Some(old) if !old.eq_ignore_ascii_case(email) => {
+                let token =
+                    new_email_token(conn, row.user_id, Purpose::UndoEmailChange, Some(&old), now)?;
+                Some(Undo {
+                    address: old,
+                    token,
+                })
+            }
+            _ => None,
+        };
+        Ok(match User::find(conn, row.user_id)? {
+            Some(user) => Confirmation::Confirmed { user, previous },
+            None => Confirmation::Invalid,
+        })
     });
     match outcome {
         Err(DieselError::DatabaseError(DatabaseErrorKind::UniqueViolation, _)) => {
             Ok(Confirmation::Taken)
+        }
+        other => other,
+    }
+}
+
+/// The account and address an undo link would restore, if the link is still good.
+pub fn undo_token_user(
+    conn: &mut AnyConnection,
+    token: &str,
+) -> QueryResult<Option<(EmailToken, User)>> {
+    let now = db::now();
+    let Some(row) = EmailToken::find_usable(
+        conn,
+        &crypto::token_digest(token),
+        Purpose::UndoEmailChange,
+        now,
+    )?
+    else {
+        return Ok(None);
+    };
+    Ok(User::find(conn, row.user_id)?.map(|user| (row, user)))
+}
+
+/// What an undo link did.
+#[derive(Debug)]
+pub enum Restored {
+    /// The address is back; `reset` is the token of a password reset link for the person to
+    /// choose a new password at once.
+    Done {
+        user: User,
+        reset: String,
+    },
+    Invalid,
+    /// Someone else has the old address now.
+    Taken,
+}
+
+/// Puts back the address an undo link was sent to, after a change its owner did not make:
+/// the address is restored (confirmed, since the link reached it), every session of the account
+/// ends, every other link and the API access the password grant gave are revoked, and a reset
+/// link is made so the owner can replace the password the intruder may know.
+pub fn undo_email_change(conn: &mut AnyConnection, token: &str) -> QueryResult<Restored> {
+    let now = db::now();
+    let Some((row, _)) = undo_token_user(conn, token)? else {
+        return Ok(Restored::Invalid);
+    };
+    let Some(address) = row.email.clone() else {
+        return Ok(Restored::Invalid);
+    };
+    let outcome = db::write_transaction(conn, |conn| {
+        if !EmailToken::spend(conn, row.id, now)? {
+            return Ok(Restored::Invalid);
+        }
+        EmailToken::retire(
+            conn,
+            row.user_id,
+            &[
+                Purpose::VerifyEmail,
+                Purpose::ResetPassword,
+                Purpose::UndoEmailChange,
+            ],
+            now,
+        )?;
+        diesel::update(users::table.find(row.user_id))
+            .set((
+                users::email.eq(&address),
+                users::email_verified_at.eq(now),
+                users::updated_at.eq(now),
+            ))
+            .execute(conn)?;
+        end_access(conn, row.user_id, now)?;
+        let reset = new_email_token(conn, row.user_id, Purpose::ResetPassword, None, now)?;
+        Ok(match User::find(conn, row.user_id)? {
+            Some(user) => Restored::Done { user, reset },
+            None => Restored::Invalid,
+        })
+    });
+    match outcome {
+        Err(DieselError::DatabaseError(DatabaseErrorKind::UniqueViolation, _)) => {
+            Ok(Restored::Taken)
         }
         other => other,
     }
@@ -334,7 +467,10 @@ pub fn reset_password(
     })
 }
 
-/// Stores a new password hash and ends every session of the account.
+/// Stores a new password hash and ends what the old password opened: every session, every
+/// token the password grant issued (refresh families and their access tokens), and every
+/// outstanding reset or confirmation link. Undo links stay: the owner of a previous address
+/// can still take the account back. Clears the sign-in lock.
 pub fn set_password(
     conn: &mut AnyConnection,
     user_id: i64,
@@ -344,9 +480,21 @@ pub fn set_password(
     diesel::update(users::table.find(user_id))
         .set((users::password.eq(new_hash), users::updated_at.eq(now)))
         .execute(conn)?;
-    SessionRow::delete_for_user(conn, user_id)?;
+    EmailToken::retire(conn, user_id, SUPERSEDED, now)?;
+    end_access(conn, user_id, now)?;
     if let Some(user) = User::find(conn, user_id)? {
         throttle::clear(conn, &throttle::account_key(&user.username))?;
     }
+    Ok(())
+}
+
+/// Ends every session of the account and revokes what the password grant issued for it: the
+/// access that knowing the password gave, without the consent pages that the other grants
+/// went through (those stay under Authorized apps, where the person can revoke them).
+fn end_access(conn: &mut AnyConnection, user_id: i64, now: NaiveDateTime) -> QueryResult<()> {
+    SessionRow::delete_for_user(conn, user_id)?;
+    let password = GrantType::Password.as_str();
+    AccessToken::revoke_begun_by(conn, user_id, password, now)?;
+    RefreshToken::revoke_families_begun_by(conn, user_id, password, now)?;
     Ok(())
 }

@@ -32,6 +32,10 @@ const TEMPLATES: &[(&str, &str)] = &[
         include_str!("../templates/account/revoke.html"),
     ),
     (
+        "account/undo_email.html",
+        include_str!("../templates/account/undo_email.html"),
+    ),
+    (
         "oauth/error.html",
         include_str!("../templates/oauth/error.html"),
     ),
@@ -66,6 +70,14 @@ const TEMPLATES: &[(&str, &str)] = &[
     (
         "portal/activity.html",
         include_str!("../templates/portal/activity.html"),
+    ),
+    (
+        "emails/email_changed.txt",
+        include_str!("../templates/emails/email_changed.txt"),
+    ),
+    (
+        "emails/email_changed.html",
+        include_str!("../templates/emails/email_changed.html"),
     ),
     (
         "emails/sign_up.txt",

@@ -174,6 +174,15 @@ pub enum Template<'a> {
         when: &'a str,
         ip: &'a str,
     },
+    /// To the address an account just left: what happened, and the link that undoes it.
+    EmailChanged {
+        name: &'a str,
+        username: &'a str,
+        new_address: &'a str,
+        when: &'a str,
+        link: &'a str,
+        hours: i64,
+    },
 }
 
 impl Template<'_> {
@@ -238,6 +247,25 @@ impl Template<'_> {
                 (
                     "secret_event",
                     format!("A client secret of {app} was {action}"),
+                )
+            }
+            Self::EmailChanged {
+                name,
+                username,
+                new_address,
+                when,
+                link,
+                hours,
+            } => {
+                ctx.insert("name", name);
+                ctx.insert("username", username);
+                ctx.insert("new_address", new_address);
+                ctx.insert("when", when);
+                ctx.insert("link", link);
+                ctx.insert("hours", hours);
+                (
+                    "email_changed",
+                    "The email address of your Latchkey account was changed".to_owned(),
                 )
             }
         };
@@ -324,6 +352,14 @@ mod tests {
                 action: "rotated",
                 when: "now",
                 ip: "127.0.0.1",
+            },
+            Template::EmailChanged {
+                name: "<b>Ann</b>",
+                username: "ann",
+                new_address: "new@example.com",
+                when: "now",
+                link: "https://x/account/email/undo/t",
+                hours: 24,
             },
         ];
         for template in cases {

@@ -3,13 +3,14 @@
 use std::collections::HashMap;
 
 use actix_web::http::StatusCode;
-use actix_web::{HttpResponse, web};
+use actix_web::{HttpRequest, HttpResponse, web};
 use diesel::prelude::*;
 use serde::Deserialize;
 
-use super::page::{CsrfForm, CsrfProtected, CurrentUser, render, see_other};
+use super::page::{CsrfForm, CsrfOnly, CsrfProtected, CurrentUser, render, see_other};
 use super::session::send;
 use super::signup::already_registered;
+use super::step_up;
 use crate::accounts::{self, Recipient};
 use crate::auth::session::TypedSession;
 use crate::db::models::{Purpose, User};
@@ -60,6 +61,9 @@ pub struct ProfileForm {
     name: String,
     #[serde(default)]
     email: String,
+    /// Needed only to change the address (step-up).
+    #[serde(default)]
+    password: String,
     #[serde(default)]
     csrf_token: String,
 }
@@ -70,10 +74,13 @@ impl CsrfProtected for ProfileForm {
     }
 }
 
-/// `POST /account/profile`: the display name and the email address. A new address is stored
-/// only once its owner opens the link sent there; if another account has it, that account's
-/// owner is told instead. The page says the same either way, so it reveals no addresses.
+/// `POST /account/profile`: the display name and the email address. A new address needs the
+/// password (a stolen session alone must not move the account to another inbox, from which a
+/// password reset would take it), and is stored only once its owner opens the link sent there;
+/// if another account has it, that account's owner is told instead. The page says the same
+/// either way, so it reveals no addresses.
 pub async fn update_profile(
+    req: HttpRequest,
     state: web::Data<AppState>,
     session: TypedSession,
     CurrentUser(user): CurrentUser,
@@ -95,6 +102,31 @@ pub async fn update_profile(
             StatusCode::UNPROCESSABLE_ENTITY,
         );
     };
+    let moving = user.email.as_deref() != Some(email.as_str());
+    let step_up = if moving {
+        step_up::check_password(&state, &req, &user, &form.password).await?
+    } else {
+        Ok(())
+    };
+    if let Err(refused) = step_up {
+        errors.insert(
+            "password",
+            match refused {
+                step_up::Refused::Missing => {
+                    "Enter your password to change your email address.".to_owned()
+                }
+                other => other.message(),
+            },
+        );
+        return page(
+            &state,
+            &session,
+            &user,
+            &values,
+            &errors,
+            StatusCode::UNPROCESSABLE_ENTITY,
+        );
+    }
     let user_id = user.id;
     db::run(&state.pool, move |conn| {
         diesel::update(users::table.find(user_id))
@@ -106,7 +138,7 @@ pub async fn update_profile(
             .map_err(DbError::from)
     })
     .await?;
-    if user.email.as_deref() == Some(email.as_str()) {
+    if !moving {
         session.flash("success", "Your profile was saved.");
         return Ok(see_other("/account"));
     }
@@ -180,8 +212,10 @@ impl CsrfProtected for PasswordForm {
     }
 }
 
-/// `POST /account/password`: needs the current password. Ends every other session.
+/// `POST /account/password`: needs the current password. Ends every other session, and the
+/// API access that the password grant gave with the old password.
 pub async fn change_password(
+    req: HttpRequest,
     state: web::Data<AppState>,
     session: TypedSession,
     CurrentUser(user): CurrentUser,
@@ -202,30 +236,17 @@ pub async fn change_password(
         }
         Ok(_) => {}
     }
-    if form.current_password.len() > NewPassword::MAX {
+    // Checked like a sign-in: every wrong one counts in the account's lockout.
+    if let Err(refused) =
+        step_up::check_password(&state, &req, &user, &form.current_password).await?
+    {
         errors.insert(
             "current_password",
-            format!("A password has at most {} characters.", NewPassword::MAX),
-        );
-        return page(
-            &state,
-            &session,
-            &user,
-            &values,
-            &errors,
-            StatusCode::UNPROCESSABLE_ENTITY,
-        );
-    }
-    let stored = user.password.clone();
-    let current = form.current_password.clone();
-    let passwords = state.oauth.passwords.clone();
-    let current_ok = web::block(move || passwords.verify(&current, Some(&stored)))
-        .await
-        .unwrap_or(false);
-    if !current_ok {
-        errors.insert(
-            "current_password",
-            "This is not your current password.".to_owned(),
+            match refused {
+                step_up::Refused::Missing => "Enter your current password.".to_owned(),
+                step_up::Refused::Wrong => "This is not your current password.".to_owned(),
+                locked => locked.message(),
+            },
         );
     }
     if !errors.is_empty() {
@@ -243,8 +264,10 @@ pub async fn change_password(
     let _admitted = passwords.admit().await;
     db::run(&state.pool, move |conn| {
         let hash = passwords.hash(&new_password)?;
-        accounts::set_password(conn, user_id, &hash, db::now())
-            .map_err(|e| AppError::from(DbError::from(e)))
+        db::write_transaction(conn, |conn| {
+            accounts::set_password(conn, user_id, &hash, db::now())
+        })
+        .map_err(|e| AppError::from(DbError::from(e)))
     })
     .await?;
     // Every session ended with the change, this one too: start a fresh one.
@@ -254,4 +277,116 @@ pub async fn change_password(
         "Your password was changed. Every other session of your account was signed out.",
     );
     Ok(see_other("/account"))
+}
+
+/// Tells the address an account just left that it changed, with the link that undoes it
+/// ([`accounts::undo_email_change`]): whoever moved the account away from its owner's inbox
+/// cannot keep them from hearing of it.
+pub(super) async fn tell_previous_address(state: &AppState, user: &User, undo: &accounts::Undo) {
+    let link = format!("{}/account/email/undo/{}", state.oauth.issuer, undo.token);
+    let when = chrono::Utc::now().format("%Y-%m-%d %H:%M UTC").to_string();
+    let message = Template::EmailChanged {
+        name: &user.name,
+        username: &user.username,
+        new_address: user.email.as_deref().unwrap_or_default(),
+        when: &when,
+        link: &link,
+        hours: accounts::VERIFY_TTL.num_hours(),
+    }
+    .render(&state.templates, &undo.address);
+    send(state, message).await;
+}
+
+fn undo_invalid(state: &AppState, session: &TypedSession) -> Result<HttpResponse, AppError> {
+    let mut ctx = tera::Context::new();
+    ctx.insert("title", "This link does not work");
+    ctx.insert(
+        "message",
+        "The link is invalid, was already used, or has expired. If someone else changed your address, ask for a password reset from the sign-in page.",
+    );
+    render(
+        state,
+        session,
+        None,
+        "message.html",
+        ctx,
+        StatusCode::BAD_REQUEST,
+    )
+}
+
+/// `GET /account/email/undo/{token}`: asks before putting the address back. Opening the link
+/// changes nothing, so a mail scanner that follows links does no harm.
+pub async fn undo_email_form(
+    state: web::Data<AppState>,
+    session: TypedSession,
+    token: web::Path<String>,
+) -> Result<HttpResponse, AppError> {
+    let token = token.into_inner();
+    let probe = token.clone();
+    let found = db::run(&state.pool, move |conn| {
+        accounts::undo_token_user(conn, &probe).map_err(DbError::from)
+    })
+    .await?;
+    let Some((row, user)) = found else {
+        return undo_invalid(&state, &session);
+    };
+    let mut ctx = tera::Context::new();
+    ctx.insert("token", &token);
+    ctx.insert("username", &user.username);
+    ctx.insert("address", &row.email.unwrap_or_default());
+    render(
+        &state,
+        &session,
+        None,
+        "account/undo_email.html",
+        ctx,
+        StatusCode::OK,
+    )
+}
+
+/// `POST /account/email/undo/{token}`: puts the address back, signs the account out
+/// everywhere, and goes on to choosing a new password.
+pub async fn undo_email(
+    state: web::Data<AppState>,
+    session: TypedSession,
+    token: web::Path<String>,
+    _form: CsrfForm<CsrfOnly>,
+) -> Result<HttpResponse, AppError> {
+    let token = token.into_inner();
+    let restored = db::run(&state.pool, move |conn| {
+        accounts::undo_email_change(conn, &token).map_err(DbError::from)
+    })
+    .await?;
+    match restored {
+        accounts::Restored::Done { user, reset } => {
+            // The account's sessions are gone from the store; this browser starts afresh.
+            session.switch_account()?;
+            session.flash(
+                "success",
+                format!(
+                    "{} is the address of {} again, and every session was signed out. Choose a new password now.",
+                    user.email.as_deref().unwrap_or_default(),
+                    user.username
+                ),
+            );
+            Ok(see_other(&format!("/password/reset/{reset}")))
+        }
+        accounts::Restored::Invalid => undo_invalid(&state, &session),
+        accounts::Restored::Taken => {
+            let mut ctx = tera::Context::new();
+            ctx.insert("title", "This address is taken");
+            ctx.insert(
+                "message",
+                "Another account uses this address now, so it cannot be put back. Ask for a password reset from the sign-in page with the address your account has.",
+            );
+            render(
+                &state,
+                &session,
+                None,
+                "message.html",
+                ctx,
+                StatusCode::CONFLICT,
+            )
+        }
+    }
 }

@@ -18,6 +18,7 @@ mod profile;
 mod session;
 mod signup;
 mod static_files;
+mod step_up;
 mod token;
 
 use actix_web::web;
@@ -105,6 +106,11 @@ pub fn pages(cfg: &mut web::ServiceConfig) {
         .route(
             "/account/password",
             web::post().to(account::change_password),
+        )
+        .service(
+            web::resource("/account/email/undo/{token}")
+                .route(web::get().to(account::undo_email_form))
+                .route(web::post().to(account::undo_email)),
         )
         .route("/account/authorized-apps", web::get().to(authorized::list))
         .service(

@@ -197,7 +197,10 @@ pub async fn verify_email(
     })
     .await?;
     let (title, message) = match verified {
-        accounts::Confirmation::Confirmed(user) => {
+        accounts::Confirmation::Confirmed { user, previous } => {
+            if let Some(undo) = previous {
+                super::account::tell_previous_address(&state, &user, &undo).await;
+            }
             session.flash(
                 "success",
                 format!(

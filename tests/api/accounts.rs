@@ -682,7 +682,11 @@ async fn the_account_page_changes_name_email_and_password() {
         .post_form(
             "/account/profile",
             "/account",
-            &[("name", "Erin E."), ("email", "erin2@example.com")],
+            &[
+                ("name", "Erin E."),
+                ("email", "erin2@example.com"),
+                ("password", "original password"),
+            ],
         )
         .await;
     assert_eq!(res.status(), 303);
@@ -708,7 +712,11 @@ async fn the_account_page_changes_name_email_and_password() {
     app.post_form(
         "/account/profile",
         "/account",
-        &[("name", "Erin E."), ("email", "erin3@example.com")],
+        &[
+            ("name", "Erin E."),
+            ("email", "erin3@example.com"),
+            ("password", "original password"),
+        ],
     )
     .await;
     let mail = app.mail_to("erin3@example.com", sent).await;

@@ -336,7 +336,11 @@ async fn rotation_keeps_the_old_secret_for_the_chosen_time() {
     let created = create_app(&app, &valid_form()).await;
     let show = format!("{APPS}/{}", created.client_id);
     let res = app
-        .post_form(&format!("{show}/secret/rotate"), &show, &[("grace", "1h")])
+        .post_form(
+            &format!("{show}/secret/rotate"),
+            &show,
+            &[("grace", "1h"), ("password", MERCHANT_PASSWORD)],
+        )
         .await;
     assert_eq!(res.status(), 303);
     let (_, page) = app.page(&show).await;

@@ -77,4 +77,36 @@ impl AccessToken {
         .set(client_access_tokens::revoked_at.eq(now))
         .execute(conn)
     }
+
+    /// Revokes the access tokens of `user_id` that `grant_type` issued, and those issued from
+    /// any refresh token of a family that `grant_type` began (see
+    /// `RefreshToken::revoke_families_begun_by`).
+    pub fn revoke_begun_by(
+        conn: &mut AnyConnection,
+        user_id: i64,
+        grant_type: &str,
+        now: NaiveDateTime,
+    ) -> QueryResult<usize> {
+        let families: Vec<String> = client_refresh_tokens::table
+            .filter(client_refresh_tokens::user_id.eq(user_id))
+            .filter(client_refresh_tokens::grant_type.eq(grant_type))
+            .select(client_refresh_tokens::family_id)
+            .load(conn)?;
+        let from_families: Vec<Option<i64>> = client_refresh_tokens::table
+            .filter(client_refresh_tokens::family_id.eq_any(&families))
+            .select(client_refresh_tokens::id.nullable())
+            .load(conn)?;
+        diesel::update(
+            client_access_tokens::table
+                .filter(client_access_tokens::user_id.eq(user_id))
+                .filter(
+                    client_access_tokens::grant_type
+                        .eq(grant_type)
+                        .or(client_access_tokens::client_refresh_token_id.eq_any(from_families)),
+                )
+                .filter(client_access_tokens::revoked_at.is_null()),
+        )
+        .set(client_access_tokens::revoked_at.eq(now))
+        .execute(conn)
+    }
 }

@@ -11,6 +11,8 @@ use crate::db::schema::email_tokens;
 pub enum Purpose {
     VerifyEmail,
     ResetPassword,
+    /// Sent to the previous address after a change of address: puts it back (`email` holds it).
+    UndoEmailChange,
 }
 
 impl Purpose {
@@ -18,6 +20,7 @@ impl Purpose {
         match self {
             Self::VerifyEmail => "verify_email",
             Self::ResetPassword => "reset_password",
+            Self::UndoEmailChange => "undo_email_change",
         }
     }
 }
@@ -85,5 +88,24 @@ impl EmailToken {
         .set(email_tokens::used_at.eq(now))
         .execute(conn)
         .map(|rows| rows == 1)
+    }
+
+    /// Spends every outstanding token of the account for one of `purposes`, so that no older
+    /// link outlives a change it should not survive. Returns how many there were.
+    pub fn retire(
+        conn: &mut AnyConnection,
+        user_id: i64,
+        purposes: &[Purpose],
+        now: NaiveDateTime,
+    ) -> QueryResult<usize> {
+        let purposes: Vec<&str> = purposes.iter().map(|p| p.as_str()).collect();
+        diesel::update(
+            email_tokens::table
+                .filter(email_tokens::user_id.eq(user_id))
+                .filter(email_tokens::purpose.eq_any(purposes))
+                .filter(email_tokens::used_at.is_null()),
+        )
+        .set(email_tokens::used_at.eq(now))
+        .execute(conn)
     }
 }

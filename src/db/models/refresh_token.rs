@@ -90,4 +90,30 @@ impl RefreshToken {
         .set(client_refresh_tokens::revoked_at.eq(now))
         .execute(conn)
     }
+
+    /// Revokes every family of `user_id` that began with `grant_type` (the password grant's,
+    /// after a password reset), rotated members included. Returns how many rows changed.
+    pub fn revoke_families_begun_by(
+        conn: &mut AnyConnection,
+        user_id: i64,
+        grant_type: &str,
+        now: NaiveDateTime,
+    ) -> QueryResult<usize> {
+        let families: Vec<String> = client_refresh_tokens::table
+            .filter(client_refresh_tokens::user_id.eq(user_id))
+            .filter(client_refresh_tokens::grant_type.eq(grant_type))
+            .select(client_refresh_tokens::family_id)
+            .distinct()
+            .load(conn)?;
+        if families.is_empty() {
+            return Ok(0);
+        }
+        diesel::update(
+            client_refresh_tokens::table
+                .filter(client_refresh_tokens::family_id.eq_any(&families))
+                .filter(client_refresh_tokens::revoked_at.is_null()),
+        )
+        .set(client_refresh_tokens::revoked_at.eq(now))
+        .execute(conn)
+    }
 }

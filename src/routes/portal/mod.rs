@@ -29,6 +29,41 @@ fn fresh_secret_key(client_id: &str) -> String {
     format!("fresh_secret:{client_id}")
 }
 
+/// Authenticates a sealed fresh secret, so it opens only for the application it was made for.
+fn fresh_secret_context(client_id: &str) -> String {
+    format!("latchkey fresh secret {client_id}")
+}
+
+/// Keeps a just-issued secret for the next view of the application, sealed under the server key
+/// (XChaCha20-Poly1305), as `client_secrets` keeps it: the session store writes session state
+/// to the database, and nothing that grants access is stored in clear there either.
+fn keep_fresh_secret(
+    state: &AppState,
+    session: &TypedSession,
+    client: &Client,
+    secret: &str,
+) -> Result<(), AppError> {
+    let sealed = state
+        .oauth
+        .server_key
+        .encrypt(secret.as_bytes(), &fresh_secret_context(&client.client_id));
+    session.put(&fresh_secret_key(&client.client_id), &sealed)?;
+    Ok(())
+}
+
+/// The just-issued secret of `client`, once: it is removed from the session as it is read.
+fn take_fresh_secret(state: &AppState, session: &TypedSession, client: &Client) -> Option<String> {
+    let key = fresh_secret_key(&client.client_id);
+    let sealed: String = session.get(&key)?;
+    session.remove(&key);
+    let plain = state
+        .oauth
+        .server_key
+        .decrypt(&sealed, &fresh_secret_context(&client.client_id))
+        .ok()?;
+    String::from_utf8(plain.to_vec()).ok()
+}
+
 fn app_path(client: &Client) -> String {
     format!("{LIST}/{}", client.client_id)
 }
@@ -204,7 +239,7 @@ pub async fn create(
     let client = registered.client;
     audit(&state, &req, &user, Some(&client), "created", String::new()).await;
     if let Some(secret) = registered.secret {
-        session.put(&fresh_secret_key(&client.client_id), &secret)?;
+        keep_fresh_secret(&state, &session, &client, &secret)?;
     }
     session.flash("success", format!("Application “{}” created.", client.name));
     Ok(see_other(&app_path(&client)))
@@ -222,10 +257,7 @@ pub async fn show(
         clients::secrets(conn, &lookup).map_err(DbError::from)
     })
     .await?;
-    let fresh: Option<String> = session.get(&fresh_secret_key(&client.client_id));
-    if fresh.is_some() {
-        session.remove(&fresh_secret_key(&client.client_id));
-    }
+    let fresh = take_fresh_secret(&state, &session, &client);
     let mut ctx = tera::Context::new();
     ctx.insert("app", &summary(&client));
     ctx.insert("secrets", &secret_rows(&secrets));

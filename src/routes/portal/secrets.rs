@@ -5,7 +5,7 @@ use actix_web::http::StatusCode;
 use actix_web::{HttpRequest, HttpResponse, web};
 use serde::Deserialize;
 
-use super::{app_path, audit, fresh_secret_key, owned, summary};
+use super::{app_path, audit, keep_fresh_secret, owned, summary};
 use crate::auth::session::TypedSession;
 use crate::clients::{self, Grace};
 use crate::db::models::{Client, User};
@@ -16,6 +16,7 @@ use crate::routes::page::{
     CsrfForm, CsrfOnly, CsrfProtected, CurrentUser, client_address, render, see_other,
 };
 use crate::routes::session::send;
+use crate::routes::step_up;
 use crate::startup::AppState;
 
 #[derive(Deserialize)]
@@ -50,6 +51,51 @@ async fn notify(state: &AppState, req: &HttpRequest, user: &User, client: &Clien
     send(state, message).await;
 }
 
+/// The secret actions that need the password within the re-authentication window.
+enum Guarded<'a> {
+    View,
+    Rotate { grace: &'a str },
+}
+
+/// Asks for the password on `portal/reauth.html` before `action` on `client`'s secret, with
+/// `refused` beside the field if one was given and did not pass.
+fn ask_password(
+    state: &AppState,
+    session: &TypedSession,
+    user: &User,
+    client: &Client,
+    action: Guarded<'_>,
+    refused: step_up::Refused,
+) -> Result<HttpResponse, AppError> {
+    let (purpose, path, hidden) = match action {
+        Guarded::View => ("view the secret", "secret", Vec::new()),
+        Guarded::Rotate { grace } => (
+            "rotate the secret",
+            "secret/rotate",
+            vec![("grace", grace.to_owned())],
+        ),
+    };
+    let ctx = step_up::page_context(
+        &format!("{purpose} of “{}”", client.name),
+        &format!("{}/{path}", app_path(client)),
+        &app_path(client),
+        &hidden,
+        Some(refused),
+    );
+    let status = match refused {
+        step_up::Refused::Missing => StatusCode::OK,
+        _ => StatusCode::UNPROCESSABLE_ENTITY,
+    };
+    render(
+        state,
+        session,
+        Some(user),
+        "portal/reauth.html",
+        ctx,
+        status,
+    )
+}
+
 /// `POST /developer/applications/{id}/secret`: shows the current secret, if the password was
 /// entered in the last 10 minutes; otherwise asks for it first.
 pub async fn reveal(
@@ -61,37 +107,13 @@ pub async fn reveal(
     CsrfForm(form): CsrfForm<RevealForm>,
 ) -> Result<HttpResponse, AppError> {
     let client = owned(&state, &user, path.into_inner()).await?;
+    if let Err(refused) =
+        step_up::confirm(&state, &req, &session, &user, form.password.as_deref()).await?
+    {
+        return ask_password(&state, &session, &user, &client, Guarded::View, refused);
+    }
     let mut ctx = tera::Context::new();
     ctx.insert("app", &summary(&client));
-    if !session.recently_authenticated() {
-        let Some(given) = form.password else {
-            return render(
-                &state,
-                &session,
-                Some(&user),
-                "portal/reauth.html",
-                ctx,
-                StatusCode::OK,
-            );
-        };
-        let stored = user.password.clone();
-        let passwords = state.oauth.passwords.clone();
-        let ok = web::block(move || passwords.verify(&given, Some(&stored)))
-            .await
-            .unwrap_or(false);
-        if !ok {
-            ctx.insert("error", "That is not your password.");
-            return render(
-                &state,
-                &session,
-                Some(&user),
-                "portal/reauth.html",
-                ctx,
-                StatusCode::UNPROCESSABLE_ENTITY,
-            );
-        }
-        session.reauthenticated()?;
-    }
     let lookup = client.clone();
     let secrets = db::run(&state.pool, move |conn| {
         clients::secrets(conn, &lookup).map_err(DbError::from)
@@ -128,6 +150,8 @@ pub async fn reveal(
 pub struct RotateForm {
     #[serde(default)]
     grace: String,
+    /// Present when the re-authentication form is submitted.
+    password: Option<String>,
     #[serde(default)]
     csrf_token: String,
 }
@@ -139,7 +163,8 @@ impl CsrfProtected for RotateForm {
 }
 
 /// `POST /developer/applications/{id}/secret/rotate`: a new secret, shown once; the old one
-/// works on for the chosen grace period.
+/// works on for the chosen grace period. Like viewing, it needs the password within 10 minutes:
+/// a new live secret on screen is as good as the old one.
 pub async fn rotate(
     req: HttpRequest,
     state: web::Data<AppState>,
@@ -157,6 +182,18 @@ pub async fn rotate(
         session.flash("error", "Choose how long the old secret keeps working.");
         return Ok(see_other(&app_path(&client)));
     };
+    if let Err(refused) =
+        step_up::confirm(&state, &req, &session, &user, form.password.as_deref()).await?
+    {
+        return ask_password(
+            &state,
+            &session,
+            &user,
+            &client,
+            Guarded::Rotate { grace: &form.grace },
+            refused,
+        );
+    }
     let key = state.oauth.server_key.clone();
     let target = client.clone();
     let secret = db::run(&state.pool, move |conn| {
@@ -173,7 +210,7 @@ pub async fn rotate(
     )
     .await;
     notify(&state, &req, &user, &client, "rotated").await;
-    session.put(&fresh_secret_key(&client.client_id), &secret)?;
+    keep_fresh_secret(&state, &session, &client, &secret)?;
     session.flash(
         "success",
         match grace {

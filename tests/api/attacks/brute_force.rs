@@ -365,7 +365,11 @@ async fn changing_the_address_does_not_tell_registered_addresses_from_new_ones()
                     prober,
                     "/account/profile",
                     "/account",
-                    &[("name", "Prober"), ("email", email.as_str())],
+                    &[
+                        ("name", "Prober"),
+                        ("email", email.as_str()),
+                        ("password", PASSWORD),
+                    ],
                 )
                 .await;
             let location = res.headers().get("location").cloned();

@@ -12,6 +12,7 @@ mod headers;
 mod jwt;
 mod refresh;
 mod sessions;
+mod takeover;
 
 use std::collections::HashMap;
 

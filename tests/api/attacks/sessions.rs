@@ -25,6 +25,7 @@ const POST_ROUTES: &[&str] = &[
     "/password/reset/{token}",
     "/account/profile",
     "/account/password",
+    "/account/email/undo/{token}",
     "/account/authorized-apps/{id}/revoke",
     "/developer/applications",
     "/developer/applications/{id}/edit",
