@@ -23,6 +23,8 @@ use crate::startup::AppState;
 pub enum Refused {
     /// The form had no password.
     Missing,
+    /// Longer than any password can be: refused before hashing, and not counted.
+    TooLong,
     /// Not the account's password.
     Wrong,
     /// Too many wrong passwords for the account or the address.
@@ -33,6 +35,7 @@ impl Refused {
     pub fn message(self) -> String {
         match self {
             Self::Missing => "Enter your password to confirm it is you.".to_owned(),
+            Self::TooLong => format!("A password has at most {} characters.", NewPassword::MAX),
             Self::Wrong => "That is not your password.".to_owned(),
             Self::Locked { minutes } => format!(
                 "Too many wrong passwords. Try again in {minutes} minute{}.",
@@ -52,9 +55,8 @@ pub async fn check_password(
     if given.is_empty() {
         return Ok(Err(Refused::Missing));
     }
-    // Longer than any password can be: no account has it, and it costs no hashing.
     if given.len() > NewPassword::MAX {
-        return Ok(Err(Refused::Wrong));
+        return Ok(Err(Refused::TooLong));
     }
     let (username, given, address) = (user.username.clone(), given.to_owned(), client_address(req));
     let passwords = state.oauth.passwords.clone();

@@ -125,6 +125,7 @@ impl<'a> Journey<'a> {
         callback.configure(&client.client_id, &client.secret);
         self.end_user_authorizes_and_revokes(&client, &callback)
             .await;
+        self.a_moved_address_is_put_back().await;
         callback.stop().await;
     }
 
@@ -428,6 +429,58 @@ impl<'a> Journey<'a> {
         assert_eq!(after.0, 400, "{}", after.1);
         assert_eq!(after.1["error"], "invalid_grant");
         assert_eq!(app.profile(&access_token).await.status(), 401);
+    }
+
+    /// The shopper gives the account an address, then (as an intruder with the password would)
+    /// moves it to another; the first address is told, and its link puts it back and leads to
+    /// a new password.
+    async fn a_moved_address_is_put_back(&mut self) {
+        let (app, b) = (self.app, self.b);
+        let (own, other) = ("shopper@example.com", "someone.else@example.com");
+        let mut sent = 0;
+        for (address, shot) in [(own, None), (other, Some("account-address-change"))] {
+            b.goto(&app.url("/account")).await;
+            b.wait_for("h1", Some("Account")).await;
+            sent = app.outbox.messages().len();
+            b.fill("Email address", address).await;
+            b.fill("Password", END_USER_PASSWORD).await;
+            if let Some(name) = shot {
+                self.page(name).await;
+            }
+            b.click("Save profile").await;
+            let saved = format!(
+                "Saved. We sent a link to {address}: your address changes when you open it."
+            );
+            b.wait_for(".flash", Some(&saved)).await;
+            let mail = app.mail_to(address, sent).await;
+            b.goto(&link_in(&mail.text, "/verify-email/")).await;
+            b.wait_for(
+                ".flash",
+                Some(&format!("Thank you: {address} is confirmed.")),
+            )
+            .await;
+        }
+        let notice = app.mail_to(own, sent).await;
+        assert!(notice.text.contains(other), "{}", notice.text);
+        b.goto(&link_in(&notice.text, "/account/email/undo/")).await;
+        b.wait_for("h1", Some("Put your address back")).await;
+        self.page("undo-address-change").await;
+        b.click(&format!("Put {own} back")).await;
+        b.wait_for_path("/password/reset/").await;
+        let restored = format!(
+            "{own} is the address of {END_USER} again, and every session was signed out. Choose a new password now."
+        );
+        b.wait_for(".flash", Some(&restored)).await;
+        self.page("choose-new-password").await;
+        b.fill("New password", "the shopper's new password").await;
+        b.fill("Repeat the new password", "the shopper's new password")
+            .await;
+        b.click("Change password").await;
+        b.wait_for_path("/login").await;
+        let shopper = latchkey::db::models::User::find_by_username(&mut app.db.connect(), END_USER)
+            .unwrap()
+            .unwrap();
+        assert_eq!(shopper.email.as_deref(), Some(own));
     }
 }
 
