@@ -352,24 +352,6 @@ pub fn verify_email(conn: &mut AnyConnection, token: &str) -> QueryResult<Confir
     }
 }
 
-/// The account and address an undo link would restore, if the link is still good.
-pub fn undo_token_user(
-    conn: &mut AnyConnection,
-    token: &str,
-) -> QueryResult<Option<(EmailToken, User)>> {
-    let now = db::now();
-    let Some(row) = EmailToken::find_usable(
-        conn,
-        &crypto::token_digest(token),
-        Purpose::UndoEmailChange,
-        now,
-    )?
-    else {
-        return Ok(None);
-    };
-    Ok(User::find(conn, row.user_id)?.map(|user| (row, user)))
-}
-
 /// What an undo link did.
 #[derive(Debug)]
 pub enum Restored {
@@ -390,7 +372,7 @@ pub enum Restored {
 /// link is made so the owner can replace the password the intruder may know.
 pub fn undo_email_change(conn: &mut AnyConnection, token: &str) -> QueryResult<Restored> {
     let now = db::now();
-    let Some((row, _)) = undo_token_user(conn, token)? else {
+    let Some((row, _)) = token_user(conn, token, Purpose::UndoEmailChange)? else {
         return Ok(Restored::Invalid);
     };
     let Some(address) = row.email.clone() else {
@@ -432,18 +414,15 @@ pub fn undo_email_change(conn: &mut AnyConnection, token: &str) -> QueryResult<R
     }
 }
 
-/// The account a reset link belongs to, if the link is still good.
-pub fn reset_token_user(
+/// The account an emailed link for `purpose` belongs to (a reset link, the link that undoes a
+/// change of address), with the link's row, if the link is still good.
+pub fn token_user(
     conn: &mut AnyConnection,
     token: &str,
+    purpose: Purpose,
 ) -> QueryResult<Option<(EmailToken, User)>> {
     let now = db::now();
-    let Some(row) = EmailToken::find_usable(
-        conn,
-        &crypto::token_digest(token),
-        Purpose::ResetPassword,
-        now,
-    )?
+    let Some(row) = EmailToken::find_usable(conn, &crypto::token_digest(token), purpose, now)?
     else {
         return Ok(None);
     };

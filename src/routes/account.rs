@@ -7,7 +7,7 @@ use actix_web::{HttpRequest, HttpResponse, web};
 use diesel::prelude::*;
 use serde::Deserialize;
 
-use super::page::{CsrfForm, CsrfOnly, CsrfProtected, CurrentUser, render, see_other};
+use super::page::{CsrfForm, CsrfOnly, CsrfProtected, CurrentUser, message, render, see_other};
 use super::session::send;
 use super::signup::already_registered;
 use super::step_up;
@@ -298,18 +298,11 @@ pub(super) async fn tell_previous_address(state: &AppState, user: &User, undo: &
 }
 
 fn undo_invalid(state: &AppState, session: &TypedSession) -> Result<HttpResponse, AppError> {
-    let mut ctx = tera::Context::new();
-    ctx.insert("title", "This link does not work");
-    ctx.insert(
-        "message",
-        "The link is invalid, was already used, or has expired. If someone else changed your address, ask for a password reset from the sign-in page.",
-    );
-    render(
+    message(
         state,
         session,
-        None,
-        "message.html",
-        ctx,
+        "This link does not work",
+        "The link is invalid, was already used, or has expired. If someone else changed your address, ask for a password reset from the sign-in page.",
         StatusCode::BAD_REQUEST,
     )
 }
@@ -324,7 +317,7 @@ pub async fn undo_email_form(
     let token = token.into_inner();
     let probe = token.clone();
     let found = db::run(&state.pool, move |conn| {
-        accounts::undo_token_user(conn, &probe).map_err(DbError::from)
+        accounts::token_user(conn, &probe, Purpose::UndoEmailChange).map_err(DbError::from)
     })
     .await?;
     let Some((row, user)) = found else {
@@ -372,21 +365,12 @@ pub async fn undo_email(
             Ok(see_other(&format!("/password/reset/{reset}")))
         }
         accounts::Restored::Invalid => undo_invalid(&state, &session),
-        accounts::Restored::Taken => {
-            let mut ctx = tera::Context::new();
-            ctx.insert("title", "This address is taken");
-            ctx.insert(
-                "message",
-                "Another account uses this address now, so it cannot be put back. Ask for a password reset from the sign-in page with the address your account has.",
-            );
-            render(
-                &state,
-                &session,
-                None,
-                "message.html",
-                ctx,
-                StatusCode::CONFLICT,
-            )
-        }
+        accounts::Restored::Taken => message(
+            &state,
+            &session,
+            "This address is taken",
+            "Another account uses this address now, so it cannot be put back. Ask for a password reset from the sign-in page with the address your account has.",
+            StatusCode::CONFLICT,
+        ),
     }
 }

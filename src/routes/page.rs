@@ -47,6 +47,21 @@ pub fn render(
         .body(html))
 }
 
+/// `message.html`: a page that only tells something (a dead link, a request gone stale), with
+/// `status`, and the sign-in page as the way on.
+pub fn message(
+    state: &AppState,
+    session: &TypedSession,
+    title: &str,
+    message: &str,
+    status: StatusCode,
+) -> Result<HttpResponse, AppError> {
+    let mut ctx = tera::Context::new();
+    ctx.insert("title", title);
+    ctx.insert("message", message);
+    render(state, session, None, "message.html", ctx, status)
+}
+
 /// `303 See Other` to a local path: the answer to every successful form POST.
 pub fn see_other(location: &str) -> HttpResponse {
     HttpResponse::SeeOther()

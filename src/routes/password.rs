@@ -6,7 +6,7 @@ use actix_web::http::StatusCode;
 use actix_web::{HttpResponse, web};
 use serde::Deserialize;
 
-use super::page::{CsrfForm, CsrfProtected, EmailForm, render, see_other};
+use super::page::{CsrfForm, CsrfProtected, EmailForm, message, render, see_other};
 use super::session::send;
 use crate::accounts;
 use crate::auth::session::TypedSession;
@@ -94,18 +94,11 @@ pub async fn forgot(
 }
 
 fn invalid_link(state: &AppState, session: &TypedSession) -> Result<HttpResponse, AppError> {
-    let mut ctx = tera::Context::new();
-    ctx.insert("title", "This link does not work");
-    ctx.insert(
-        "message",
-        "The password reset link is invalid, was already used, or has expired. Ask for a new one from the sign-in page.",
-    );
-    render(
+    message(
         state,
         session,
-        None,
-        "message.html",
-        ctx,
+        "This link does not work",
+        "The password reset link is invalid, was already used, or has expired. Ask for a new one from the sign-in page.",
         StatusCode::BAD_REQUEST,
     )
 }
@@ -118,7 +111,7 @@ pub async fn reset_form(
     let token = token.into_inner();
     let probe = token.clone();
     let found = db::run(&state.pool, move |conn| {
-        accounts::reset_token_user(conn, &probe).map_err(DbError::from)
+        accounts::token_user(conn, &probe, Purpose::ResetPassword).map_err(DbError::from)
     })
     .await?;
     if found.is_none() {
@@ -156,7 +149,7 @@ pub async fn reset(
     let token = token.into_inner();
     let probe = token.clone();
     let Some((row, user)) = db::run(&state.pool, move |conn| {
-        accounts::reset_token_user(conn, &probe).map_err(DbError::from)
+        accounts::token_user(conn, &probe, Purpose::ResetPassword).map_err(DbError::from)
     })
     .await?
     else {

@@ -223,17 +223,7 @@ pub async fn verify_email(
             "Another account started using this email address after the link was sent, so your account keeps its address. Sign in to choose another one.",
         ),
     };
-    let mut ctx = tera::Context::new();
-    ctx.insert("title", title);
-    ctx.insert("message", message);
-    render(
-        &state,
-        &session,
-        None,
-        "message.html",
-        ctx,
-        StatusCode::BAD_REQUEST,
-    )
+    super::page::message(&state, &session, title, message, StatusCode::BAD_REQUEST)
 }
 
 /// `POST /verify-email/resend`: a fresh confirmation link.

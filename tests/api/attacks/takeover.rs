@@ -21,22 +21,26 @@ async fn merchant(app: &TestApp, username: &str) {
     assert_eq!(res.status(), 303);
 }
 
+/// Posts the new-application form for a confidential application.
+async fn create(app: &TestApp) -> reqwest::Response {
+    app.post_form(
+        APPS,
+        &format!("{APPS}/new"),
+        &[
+            ("name", "Acme Shop"),
+            ("redirect_uris", "https://shop.example.com/callback"),
+            ("environment", "sandbox"),
+            ("client_type", "confidential"),
+            ("grant_types", "client_credentials"),
+            ("scopes", "get_user_profile"),
+        ],
+    )
+    .await
+}
+
 /// A confidential application made on the portal; its secret as shown once.
 async fn portal_app(app: &TestApp) -> TestClient {
-    let res = app
-        .post_form(
-            APPS,
-            &format!("{APPS}/new"),
-            &[
-                ("name", "Acme Shop"),
-                ("redirect_uris", "https://shop.example.com/callback"),
-                ("environment", "sandbox"),
-                ("client_type", "confidential"),
-                ("grant_types", "client_credentials"),
-                ("scopes", "get_user_profile"),
-            ],
-        )
-        .await;
+    let res = create(app).await;
     assert_eq!(res.status(), 303, "{}", res.text().await.unwrap());
     let path = res.headers()["location"].to_str().unwrap().to_owned();
     let (_, page) = app.page(&path).await;
@@ -217,20 +221,7 @@ async fn password_reentry_is_throttled_with_sign_in() {
 async fn a_just_issued_secret_is_not_stored_in_clear() {
     let app = spawn_app().await;
     merchant(&app, "acme").await;
-    let res = app
-        .post_form(
-            APPS,
-            &format!("{APPS}/new"),
-            &[
-                ("name", "Acme Shop"),
-                ("redirect_uris", "https://shop.example.com/callback"),
-                ("environment", "sandbox"),
-                ("client_type", "confidential"),
-                ("grant_types", "client_credentials"),
-                ("scopes", "get_user_profile"),
-            ],
-        )
-        .await;
+    let res = create(&app).await;
     assert_eq!(res.status(), 303);
     // What the session store holds while the secret waits to be shown.
     let stored: Vec<String> = sessions::table
