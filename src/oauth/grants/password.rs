@@ -22,8 +22,8 @@ pub fn run(
 ) -> Result<Issued, OAuthError> {
     let scope = resolve_scope(scope, &client.allowed_scopes())?;
     let key = throttle::account_key(username);
-    let previous = match throttle::check(conn, &key, now)? {
-        Ok(previous) => previous,
+    let attempt = match throttle::reserve(conn, &[(&key, throttle::ACCOUNT)], now)? {
+        Ok(attempt) => attempt,
         Err(locked) => return Err(locked_error(locked, now)),
     };
 
@@ -38,21 +38,13 @@ pub fn run(
     let user = match user {
         Some(user) if verified => user,
         _ => {
-            return Err(
-                match throttle::record_failure(
-                    conn,
-                    &key,
-                    previous.as_ref(),
-                    throttle::ACCOUNT,
-                    now,
-                )? {
-                    Some(locked) => locked_error(locked, now),
-                    None => OAuthError::invalid_grant("The username or password is incorrect."),
-                },
-            );
+            return Err(match attempt.failed(conn, now)? {
+                Some(locked) => locked_error(locked, now),
+                None => OAuthError::invalid_grant("The username or password is incorrect."),
+            });
         }
     };
-    throttle::record_success(conn, &key, previous.as_ref())?;
+    attempt.succeeded(conn)?;
 
     let who = Grantee {
         client,
