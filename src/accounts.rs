@@ -168,8 +168,9 @@ pub enum SignInError {
     Locked { minutes: i64 },
 }
 
-/// Checks a username and password with the throttles the password grant shares (per account
-/// and per client address). Unknown users cost the same argon2 work as known ones.
+/// Checks a username and password, for the login page and the password grant alike, under
+/// the account's and the client address's lockouts. Unknown users cost the same argon2 work as
+/// known ones.
 pub fn sign_in(
     conn: &mut AnyConnection,
     passwords: &Passwords,

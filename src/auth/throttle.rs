@@ -1,7 +1,11 @@
 //! Throttling sign-ins, per account and per client address, with counters in the database so
-//! that every instance sees the same ones. The password grant and the login page share the
-//! account counters: guessing through one counts against the other. (The password grant does
-//! not count per address: an app's server sends every user's attempts from one.)
+//! that every instance sees the same ones. The login page and the password grant share both
+//! (both sign in through [`crate::accounts`]): guessing through one counts against the other,
+//! and an address locked at one is locked at the other. The password grant counts per address
+//! although an app's server sends every user's attempts from one: otherwise any merchant could
+//! spray passwords at many accounts through its own client without limit. RFC 9700 §2.4 says
+//! that grant must not be used; a server that sends many users' passwords from one address
+//! should move to the authorization-code flow.
 //!
 //! The same counters also ration mail to one recipient ([`allow_mail`]).
 //!

@@ -1,5 +1,6 @@
-//! Brute force and enumeration: the login page and the password grant share one lockout,
-//! which guesses sent all at once do not overrun (only as many are checked as it has room for);
+//! Brute force and enumeration: the login page and the password grant share one lockout per
+//! account and one per address, which guesses sent all at once do not overrun (only as many
+//! are checked as there is room for);
 //! neither login, the password grant nor password reset tells an unknown account from a wrong
 //! password, and neither sign-up nor a change of address tells a registered address from a new
 //! one, by status, body or time; and the mail those forms send is rationed per address.
@@ -719,4 +720,153 @@ async fn a_burst_of_wrong_passwords_at_the_login_page_gets_five_guesses_checked(
         Verdict::Locked,
         "case `page burst: the account is locked`"
     );
+}
+
+/// Password re-entry before a sensitive action goes through `accounts::check_password`, which
+/// is the login page's check: its failures lock the account there, and its lock holds here.
+#[tokio::test]
+async fn password_re_entry_counts_against_the_sign_in_lockout() {
+    use latchkey::accounts::{SignInError, check_password};
+    let app = spawn_app().await;
+    let id = app.create_user("reentry", PASSWORD);
+    let mut conn = app.db.connect();
+    let user = latchkey::db::models::User::find(&mut conn, id)
+        .unwrap()
+        .unwrap();
+    let passwords = latchkey::auth::password::Passwords::default();
+    let mut re_enter =
+        |given: &str| check_password(&mut conn, &passwords, &user, given, "127.0.0.1").unwrap();
+
+    assert_eq!(
+        re_enter(PASSWORD),
+        Ok(()),
+        "case `re-entry: right password`"
+    );
+    for i in 1..=4 {
+        assert_eq!(
+            re_enter("wrong password"),
+            Err(SignInError::Invalid),
+            "case `re-entry: wrong password {i}`"
+        );
+    }
+    assert!(
+        matches!(re_enter("wrong password"), Err(SignInError::Locked { .. })),
+        "case `re-entry: the fifth wrong password locks`"
+    );
+    assert!(
+        matches!(re_enter(PASSWORD), Err(SignInError::Locked { .. })),
+        "case `re-entry: right password while locked`"
+    );
+    let page = check(
+        "re-entry: right password on the login page after five wrong re-entries",
+        login(&app, "reentry", PASSWORD).await,
+        &Expect::new(422),
+    )
+    .await;
+    assert_eq!(
+        login_verdict("re-entry: login", &page),
+        Verdict::Locked,
+        "case `re-entry: the login page answers locked`"
+    );
+}
+
+// ---- The address budget covers the password grant ------------------------------------------
+
+/// Accounts `{prefix}0` … that all have [`PASSWORD`]: one through the CLI, the rest copies of
+/// its row (hashing twenty passwords would only slow the test down).
+fn accounts(app: &TestApp, prefix: &str, n: usize) -> Vec<String> {
+    use latchkey::db::models::{NewUser, User};
+    let names: Vec<String> = (0..n).map(|i| format!("{prefix}{i}")).collect();
+    app.create_user(&names[0], PASSWORD);
+    let mut conn = app.db.connect();
+    let first = User::find_by_username(&mut conn, &names[0])
+        .unwrap()
+        .unwrap();
+    let now = chrono::Utc::now().naive_utc();
+    for name in &names[1..] {
+        User::insert(
+            &mut conn,
+            &NewUser {
+                name: "Test User",
+                username: name,
+                password: &first.password,
+                email: None,
+                email_verified_at: None,
+                created_at: now,
+                updated_at: now,
+            },
+        )
+        .unwrap();
+    }
+    names
+}
+
+#[tokio::test]
+async fn an_address_locked_at_the_login_page_is_refused_at_the_password_grant() {
+    let app = spawn_app().await;
+    let client = password_client(&app);
+    app.create_user("fresh", PASSWORD);
+    // Twenty failures on made-up accounts, so no account locks, only the address.
+    for i in 1..=20 {
+        check(
+            &format!("address: wrong password {i} on the login page"),
+            login(&app, &format!("nobody{i}"), "wrong password").await,
+            &Expect::new(422),
+        )
+        .await;
+    }
+    let answer = check(
+        "address: right password for a fresh account at the grant",
+        grant(&app, &client, "fresh", PASSWORD).await,
+        &Expect::new(400).error("invalid_grant").no_store(),
+    )
+    .await;
+    assert_eq!(
+        grant_verdict("address: grant", &answer),
+        Verdict::Locked,
+        "case `address: the grant answers locked`"
+    );
+    assert_eq!(app.count("client_access_tokens"), 0, "no token was issued");
+}
+
+#[tokio::test]
+async fn spraying_passwords_at_the_grant_from_one_address_locks_the_address() {
+    let app = spawn_app().await;
+    let client = password_client(&app);
+    let names = accounts(&app, "spray", 21);
+    // One wrong guess at each of twenty accounts: no account locks…
+    for (i, name) in names[..20].iter().enumerate() {
+        check(
+            &format!("spray: wrong password {} for {name}", i + 1),
+            grant(&app, &client, name, "wrong password").await,
+            &Expect::new(400).error("invalid_grant").no_store(),
+        )
+        .await;
+    }
+    assert_eq!(failures(&app, "address:127.0.0.1"), 20);
+    // …but the address is spent: the right password for a 21st account is refused, at the
+    // grant and at the login page.
+    let answer = check(
+        "spray: right password for a 21st account at the grant",
+        grant(&app, &client, &names[20], PASSWORD).await,
+        &Expect::new(400).error("invalid_grant").no_store(),
+    )
+    .await;
+    assert_eq!(
+        grant_verdict("spray: grant", &answer),
+        Verdict::Locked,
+        "case `spray: the grant answers locked`"
+    );
+    let page = check(
+        "spray: right password for the 21st account on the login page",
+        login(&app, &names[20], PASSWORD).await,
+        &Expect::new(422),
+    )
+    .await;
+    assert_eq!(
+        login_verdict("spray: login", &page),
+        Verdict::Locked,
+        "case `spray: the login page answers locked`"
+    );
+    assert_eq!(app.count("client_access_tokens"), 0, "no token was issued");
 }
