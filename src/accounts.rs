@@ -170,8 +170,9 @@ pub enum SignInError {
     Locked { minutes: i64 },
 }
 
-/// Checks a username and password with the throttles the password grant shares (per account)
-/// plus one per client address. Unknown users cost the same argon2 work as known ones.
+/// Checks a username and password, for the login page and the password grant alike, under
+/// the account's and the client address's lockouts. Unknown users cost the same argon2 work as
+/// known ones.
 pub fn sign_in(
     conn: &mut AnyConnection,
     passwords: &Passwords,
@@ -179,50 +180,63 @@ pub fn sign_in(
     given: &str,
     address: &str,
 ) -> Result<Result<User, SignInError>, DbError> {
-    let now = db::now();
-    let account_key = throttle::account_key(username);
-    let address_key = throttle::address_key(address);
-    let [account, from_address] =
-        match throttle::check_all(conn, [account_key.as_str(), address_key.as_str()], now)? {
-            Ok(previous) => previous,
-            Err(locked) => {
-                return Ok(Err(SignInError::Locked {
-                    minutes: locked.minutes_left(now),
-                }));
-            }
-        };
     let user = match Username::parse(username) {
         Ok(name) => User::find_by_username(conn, name.as_str())?,
         Err(_) => None,
     };
-    let verified = passwords.verify(given, user.as_ref().map(|u| u.password.as_str()));
-    match user {
-        Some(user) if verified => {
-            throttle::record_success(conn, &account_key, account.as_ref())?;
-            Ok(Ok(user))
-        }
-        _ => {
-            let by_account = throttle::record_failure(
-                conn,
-                &account_key,
-                account.as_ref(),
-                throttle::ACCOUNT,
-                now,
-            )?;
-            let by_address = throttle::record_failure(
-                conn,
-                &address_key,
-                from_address.as_ref(),
-                throttle::ADDRESS,
-                now,
-            )?;
-            Ok(Err(match by_account.or(by_address) {
-                Some(locked) => SignInError::Locked {
-                    minutes: locked.minutes_left(now),
-                },
-                None => SignInError::Invalid,
-            }))
-        }
+    let verdict = verify_throttled(conn, passwords, username, user.as_ref(), given, address)?;
+    Ok(verdict.and_then(|()| user.ok_or(SignInError::Invalid)))
+}
+
+/// Checks the password of a user who is already signed in (before a sensitive action), under
+/// the same throttles as [`sign_in`]: wrong passwords here count towards the account's and
+/// the address's locks, and a locked account or address is refused here too.
+pub fn check_password(
+    conn: &mut AnyConnection,
+    passwords: &Passwords,
+    user: &User,
+    given: &str,
+    address: &str,
+) -> Result<Result<(), SignInError>, DbError> {
+    verify_throttled(conn, passwords, &user.username, Some(user), given, address)
+}
+
+/// The one place a person's password is checked: a slot of the account's and the address's
+/// budgets is reserved first ([`throttle::reserve`]), so an attempt over either is refused
+/// without running argon2, then the password is verified (against a dummy hash when `user` is
+/// `None`, so an unknown account costs the same) and the outcome recorded.
+fn verify_throttled(
+    conn: &mut AnyConnection,
+    passwords: &Passwords,
+    username: &str,
+    user: Option<&User>,
+    given: &str,
+    address: &str,
+) -> Result<Result<(), SignInError>, DbError> {
+    let now = db::now();
+    let account_key = throttle::account_key(username);
+    let address_key = throttle::address_key(address);
+    let keys = [
+        (account_key.as_str(), throttle::ACCOUNT),
+        (address_key.as_str(), throttle::ADDRESS),
+    ];
+    let attempt = match throttle::reserve(conn, &keys, now)? {
+        Ok(attempt) => attempt,
+        Err(locked) => return Ok(Err(locked_out(locked, now))),
+    };
+    if passwords.verify(given, user.map(|u| u.password.as_str())) {
+        attempt.succeeded(conn)?;
+        return Ok(Ok(()));
+    }
+    Ok(Err(match attempt.failed(conn, now)? {
+        Some(locked) => locked_out(locked, now),
+        None => SignInError::Invalid,
+    }))
+}
+
+fn locked_out(locked: throttle::Locked, now: NaiveDateTime) -> SignInError {
+    SignInError::Locked {
+        minutes: locked.minutes_left(now),
     }
 }
 

@@ -1,17 +1,37 @@
-//! Throttling failed sign-ins, per account and per client address, with counters in the
-//! database so that every instance sees the same ones. The password grant and the login page
-//! share the account counters: guessing through one counts against the other. (The password
-//! grant does not count per address: an app's server sends every user's attempts from one.)
+//! Throttling sign-ins, per account and per client address, with counters in the database so
+//! that every instance sees the same ones. The login page and the password grant share both
+//! (both sign in through [`crate::accounts`]): guessing through one counts against the other,
+//! and an address locked at one is locked at the other. The password grant counts per address
+//! although an app's server sends every user's attempts from one: otherwise any merchant could
+//! spray passwords at many accounts through its own client without limit. RFC 9700 §2.4 says
+//! that grant must not be used; a server that sends many users' passwords from one address
+//! should move to the authorization-code flow.
 //!
 //! The same counters also ration mail to one recipient ([`allow_mail`]).
 //!
-//! A key is locked once it has `max_failures` failures inside `window`; it stays locked for
-//! `lockout`, then starts afresh. Unknown usernames are counted like known ones, so the lock
-//! itself reveals nothing about which accounts exist.
+//! A key allows `max_failures` failures inside `window`; the failure that reaches the limit
+//! locks it for `lockout`, then it starts afresh. Unknown usernames are counted like known
+//! ones, so the lock itself reveals nothing about which accounts exist.
+//!
+//! # Reserve, then verify
+//!
+//! An attempt takes a slot of each key's budget *before* the password is checked
+//! ([`reserve`]): one `UPDATE … SET failures = failures + 1 … RETURNING` per key, so attempts in
+//! flight together, on any instance, each get a number of their own. Only an attempt whose
+//! number is within every budget is checked; the others are refused at once, without running
+//! argon2, and give their slots back. (Checking the lock first and counting the failure after
+//! argon2 let every guess already in flight through: of 30 sent at once to a two-core server,
+//! 8 were checked, 12 with two instances, instead of 5.) So an attempt counts as a failure
+//! from the moment it is let in: a failure keeps its slot ([`Reservation::failed`]),
+//! and the one that used the last slot sets the lock; a success ([`Reservation::succeeded`])
+//! clears an account's failures and gives back its slot of an address's. It follows that no
+//! key has more attempts being checked at once than its budget has room for.
 
 use chrono::{NaiveDateTime, TimeDelta};
+use diesel::dsl::case_when;
 use diesel::prelude::*;
 use diesel::result::{DatabaseErrorKind, Error as DieselError};
+use diesel::sql_types::{BigInt, Nullable, Timestamp};
 
 use crate::db::AnyConnection;
 use crate::db::models::LoginAttempt;
@@ -23,6 +43,17 @@ pub struct Policy {
     pub max_failures: i64,
     pub window: TimeDelta,
     pub lockout: TimeDelta,
+    pub on_success: OnSuccess,
+}
+
+/// What a successful attempt does to a key's earlier failures.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OnSuccess {
+    /// Forgets them: the account's owner has just proved the password.
+    Clear,
+    /// Keeps them, and gives back only the attempt's own slot: otherwise an attacker who owns
+    /// one account could wipe out, between guesses, what their guesses at everyone else's cost.
+    Release,
 }
 
 /// One account: five wrong passwords in 15 minutes lock it for 15 minutes (OWASP ASVS V6.3).
@@ -30,6 +61,7 @@ pub const ACCOUNT: Policy = Policy {
     max_failures: 5,
     window: TimeDelta::minutes(15),
     lockout: TimeDelta::minutes(15),
+    on_success: OnSuccess::Clear,
 };
 
 /// One client address: more room, since many people may share an address.
@@ -37,6 +69,7 @@ pub const ADDRESS: Policy = Policy {
     max_failures: 20,
     window: TimeDelta::minutes(15),
     lockout: TimeDelta::minutes(15),
+    on_success: OnSuccess::Release,
 };
 
 /// One recipient of mail that anyone can ask us to send (sign-up links and reminders, reset
@@ -45,6 +78,8 @@ pub const MAIL: Policy = Policy {
     max_failures: 5,
     window: TimeDelta::hours(1),
     lockout: TimeDelta::hours(1),
+    // Never used: a message is never given back.
+    on_success: OnSuccess::Release,
 };
 
 pub fn mail_key(email: &str) -> String {
@@ -53,10 +88,10 @@ pub fn mail_key(email: &str) -> String {
 
 /// Counts one message to `email` under [`MAIL`]; false once the address has had its share.
 pub fn allow_mail(conn: &mut AnyConnection, email: &str, now: NaiveDateTime) -> QueryResult<bool> {
-    let key = mail_key(email);
-    match check(conn, &key, now)? {
-        Ok(previous) => {
-            record_failure(conn, &key, previous.as_ref(), MAIL, now)?;
+    match reserve(conn, &[(&mail_key(email), MAIL)], now)? {
+        Ok(message) => {
+            // A message spends its slot for good, as a failed sign-in does.
+            message.failed(conn, now)?;
             Ok(true)
         }
         Err(_) => Ok(false),
@@ -85,139 +120,366 @@ impl Locked {
     }
 }
 
-/// The key's state before an attempt: locked, or the row to update after it (if any).
-pub fn check(
-    conn: &mut AnyConnection,
-    key: &str,
-    now: NaiveDateTime,
-) -> QueryResult<Result<Option<LoginAttempt>, Locked>> {
-    let row = LoginAttempt::find(conn, key)?;
-    match row.as_ref().and_then(|r| r.locked_until) {
-        Some(until) if until > now => Ok(Err(Locked { until })),
-        _ => Ok(Ok(row)),
-    }
+/// An attempt let in: one slot of each key's budget, held until the attempt says how it ended.
+/// Dropped without [`succeeded`](Self::succeeded) or [`failed`](Self::failed) (a database
+/// error, say), its slots stay taken, as failures that lock nothing: the budget errs on the
+/// side of refusing.
+#[derive(Debug)]
+#[must_use = "end the attempt with `succeeded` or `failed`"]
+pub struct Reservation {
+    slots: Vec<Slot>,
 }
 
-/// [`check`] for several keys in one statement, in the order given: the first locked key wins.
-pub fn check_all<const N: usize>(
+/// One key's slot.
+#[derive(Debug)]
+struct Slot {
+    key: String,
+    policy: Policy,
+    /// Which of the window's attempts this is, from 1.
+    number: i64,
+    /// When the window began, as stored: the slot belongs to this window only, so giving it
+    /// back or locking never touches a window that started afresh since.
+    window: NaiveDateTime,
+    locked_until: Option<NaiveDateTime>,
+}
+
+/// Takes a slot of each key's budget, in the order given, for an attempt about to be checked.
+/// `Err` when a key is locked or has no slot left (attempts in flight hold the rest): refuse
+/// the attempt without checking anything. The slots are then given back, so a refused attempt
+/// costs no key anything. Of several keys, the first one refused is the one reported.
+pub fn reserve(
     conn: &mut AnyConnection,
-    keys: [&str; N],
+    keys: &[(&str, Policy)],
     now: NaiveDateTime,
-) -> QueryResult<Result<[Option<LoginAttempt>; N], Locked>> {
-    let rows = LoginAttempt::find_many(conn, &keys)?;
-    let found = keys.map(|key| rows.iter().find(|r| r.throttle_key == key).cloned());
-    for row in found.iter().flatten() {
-        if let Some(until) = row.locked_until.filter(|until| *until > now) {
+) -> QueryResult<Result<Reservation, Locked>> {
+    let mut slots = Vec::with_capacity(keys.len());
+    for &(key, policy) in keys {
+        let slot = take_slot(conn, key, policy, now)?;
+        let locked = slot.locked_until.filter(|until| *until > now);
+        if locked.is_some() || slot.number > policy.max_failures {
+            // Over budget but not locked: the attempts holding the slots are still running, and
+            // the last of them will lock the key if it fails.
+            let until = locked.unwrap_or(now + policy.lockout);
+            for taken in slots.iter().chain([&slot]) {
+                release(conn, taken)?;
+            }
             return Ok(Err(Locked { until }));
         }
+        slots.push(slot);
     }
-    Ok(Ok(found))
+    Ok(Ok(Reservation { slots }))
 }
 
-/// Counts a failure. `previous` is what [`check`] returned. Returns the lock if this failure
-/// reached the limit.
-pub fn record_failure(
+impl Reservation {
+    /// The password was right: an account's failures are cleared (as a password reset clears
+    /// them), an address gets its slot back.
+    pub fn succeeded(self, conn: &mut AnyConnection) -> QueryResult<()> {
+        for slot in &self.slots {
+            match slot.policy.on_success {
+                OnSuccess::Clear => clear(conn, &slot.key)?,
+                OnSuccess::Release => release(conn, slot)?,
+            }
+        }
+        Ok(())
+    }
+
+    /// The password was wrong: the slots stay taken, as failures. A failure that used a key's
+    /// last slot locks it for the policy's `lockout`; returns that lock (the first key's, of
+    /// several).
+    pub fn failed(
+        self,
+        conn: &mut AnyConnection,
+        now: NaiveDateTime,
+    ) -> QueryResult<Option<Locked>> {
+        let mut locked = None;
+        for slot in &self.slots {
+            if slot.number < slot.policy.max_failures {
+                continue;
+            }
+            let until = now + slot.policy.lockout;
+            let set = diesel::update(
+                login_attempts::table
+                    .filter(in_window(slot))
+                    .filter(login_attempts::locked_until.is_null()),
+            )
+            .set(login_attempts::locked_until.eq(until))
+            .execute(conn)?;
+            // Nothing to lock if a success cleared the key meanwhile.
+            if set == 1 {
+                locked = locked.or(Some(Locked { until }));
+            }
+        }
+        Ok(locked)
+    }
+}
+
+type InWindow<'a> = diesel::dsl::And<
+    diesel::dsl::Eq<login_attempts::throttle_key, &'a str>,
+    diesel::dsl::Eq<login_attempts::first_failure_at, NaiveDateTime>,
+>;
+
+/// The row of `slot`'s key, as long as it is still in the slot's window.
+fn in_window(slot: &Slot) -> InWindow<'_> {
+    login_attempts::throttle_key
+        .eq(slot.key.as_str())
+        .and(login_attempts::first_failure_at.eq(slot.window))
+}
+
+/// What [`count_on`] returns: the attempt's number, the window's start, its lock.
+type Counted = (i64, NaiveDateTime, Option<NaiveDateTime>);
+
+/// Adds this attempt to `key`'s window and returns its slot. The row is inserted by the first
+/// attempt of all and counted on by the others; when another attempt inserts it first, this
+/// one counts on top of it.
+fn take_slot(
     conn: &mut AnyConnection,
     key: &str,
-    previous: Option<&LoginAttempt>,
     policy: Policy,
     now: NaiveDateTime,
-) -> QueryResult<Option<Locked>> {
-    let stale = |r: &LoginAttempt| {
-        r.first_failure_at < now - policy.window || r.locked_until.is_some_and(|t| t <= now)
+) -> QueryResult<Slot> {
+    let slot = |(number, window, locked_until): Counted| Slot {
+        key: key.to_owned(),
+        policy,
+        number,
+        window,
+        locked_until,
     };
-    let failures = match previous {
-        Some(r) if !stale(r) => increment(conn, key, now)?,
-        _ => restart(conn, key, previous, now)?,
-    };
-    lock_if_reached(conn, key, failures, policy, now)
-}
-
-/// Starts a new window with one failure.
-fn restart(
-    conn: &mut AnyConnection,
-    key: &str,
-    previous: Option<&LoginAttempt>,
-    now: NaiveDateTime,
-) -> QueryResult<i64> {
-    if let Some(r) = previous {
-        let updated = diesel::update(login_attempts::table.find(r.id))
-            .set((
-                login_attempts::failures.eq(1),
+    // A success may delete the row between our two statements, and another attempt insert it
+    // again: three rounds do not run out in practice.
+    for _ in 0..3 {
+        if let Some(counted) = count_on(conn, key, policy, now)? {
+            return Ok(slot(counted));
+        }
+        let inserted = diesel::insert_into(login_attempts::table)
+            .values((
+                login_attempts::throttle_key.eq(key),
+                login_attempts::failures.eq(1_i64),
                 login_attempts::first_failure_at.eq(now),
                 login_attempts::last_failure_at.eq(now),
-                login_attempts::locked_until.eq(None::<NaiveDateTime>),
             ))
-            .execute(conn)?;
-        if updated == 1 {
-            return Ok(1);
+            // The window's start as stored (PostgreSQL keeps microseconds), for [`in_window`].
+            .returning(login_attempts::first_failure_at)
+            .get_result::<NaiveDateTime>(conn);
+        match inserted {
+            Ok(window) => return Ok(slot((1, window, None))),
+            Err(DieselError::DatabaseError(DatabaseErrorKind::UniqueViolation, _)) => continue,
+            Err(e) => return Err(e),
         }
     }
-    let inserted = diesel::insert_into(login_attempts::table)
-        .values((
-            login_attempts::throttle_key.eq(key),
-            login_attempts::failures.eq(1),
-            login_attempts::first_failure_at.eq(now),
-            login_attempts::last_failure_at.eq(now),
-        ))
-        .execute(conn);
-    match inserted {
-        Ok(_) => Ok(1),
-        // Another request inserted the row first: count on top of it.
-        Err(DieselError::DatabaseError(DatabaseErrorKind::UniqueViolation, _)) => {
-            increment(conn, key, now)
-        }
-        Err(e) => Err(e),
-    }
+    Err(DieselError::NotFound)
 }
 
-/// Adds one failure atomically, so concurrent failures are all counted; returns the total.
-fn increment(conn: &mut AnyConnection, key: &str, now: NaiveDateTime) -> QueryResult<i64> {
-    diesel::update(login_attempts::table.filter(login_attempts::throttle_key.eq(key)))
-        .set((
-            login_attempts::failures.eq(login_attempts::failures + 1),
-            login_attempts::last_failure_at.eq(now),
-        ))
-        .execute(conn)?;
-    Ok(LoginAttempt::find(conn, key)?
-        .map(|r| r.failures)
-        .unwrap_or(1))
-}
-
-fn lock_if_reached(
+/// Counts one more attempt on `key`'s row, if it has one, in one statement: concurrent
+/// attempts on any instance never get the same number. PostgreSQL runs concurrent `UPDATE`s
+/// of a row one after the other, each against the row the one before left; SQLite has one
+/// writer at a time. The number is the one this statement wrote (`RETURNING`), never a second
+/// read. A window that is over, or whose lock has passed, starts again at 1 in the same
+/// statement.
+fn count_on(
     conn: &mut AnyConnection,
     key: &str,
-    failures: i64,
     policy: Policy,
     now: NaiveDateTime,
-) -> QueryResult<Option<Locked>> {
-    if failures < policy.max_failures {
-        return Ok(None);
-    }
-    let until = now + policy.lockout;
-    diesel::update(
-        login_attempts::table
-            .filter(login_attempts::throttle_key.eq(key))
-            .filter(login_attempts::locked_until.is_null()),
-    )
-    .set(login_attempts::locked_until.eq(until))
-    .execute(conn)?;
-    Ok(Some(Locked { until }))
+) -> QueryResult<Option<Counted>> {
+    use login_attempts::{failures, first_failure_at, last_failure_at, locked_until};
+    // A lock that has passed, or a window that began too long ago and never locked.
+    let stale = || {
+        locked_until.le(now).or(locked_until
+            .is_null()
+            .and(first_failure_at.lt(now - policy.window)))
+    };
+    let number = case_when::<_, _, BigInt>(stale(), 1_i64).otherwise(failures + 1_i64);
+    let window = case_when::<_, _, Timestamp>(stale(), now).otherwise(first_failure_at);
+    let lock = case_when::<_, _, Nullable<Timestamp>>(stale(), None::<NaiveDateTime>)
+        .otherwise(locked_until);
+    diesel::update(login_attempts::table.filter(login_attempts::throttle_key.eq(key)))
+        .set((
+            failures.eq(number),
+            first_failure_at.eq(window),
+            locked_until.eq(lock),
+            // The latest attempt: what the clean-up goes by.
+            last_failure_at.eq(now),
+        ))
+        .returning((failures, first_failure_at, locked_until))
+        .get_result::<Counted>(conn)
+        .optional()
 }
 
-/// A successful sign-in clears the key's failures. Writes only if there were any.
-pub fn record_success(
-    conn: &mut AnyConnection,
-    key: &str,
-    previous: Option<&LoginAttempt>,
-) -> QueryResult<()> {
-    if previous.is_some() {
-        LoginAttempt::delete(conn, key)?;
+/// Gives back a slot, in its own window only.
+fn release(conn: &mut AnyConnection, slot: &Slot) -> QueryResult<()> {
+    let row = || login_attempts::table.filter(in_window(slot));
+    // The first attempt of its window, and still the only one: the row goes, in one
+    // statement (the usual success from an address without failures).
+    if slot.number == 1
+        && diesel::delete(row().filter(login_attempts::failures.eq(1))).execute(conn)? == 1
+    {
+        return Ok(());
     }
+    diesel::update(row().filter(login_attempts::failures.gt(0)))
+        .set(login_attempts::failures.eq(login_attempts::failures - 1))
+        .execute(conn)?;
     Ok(())
 }
 
-/// Forgets a key's failures (after a password reset).
+/// Forgets a key's failures (after a successful sign-in or a password reset).
 pub fn clear(conn: &mut AnyConnection, key: &str) -> QueryResult<()> {
     LoginAttempt::delete(conn, key).map(|_| ())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::DatabaseUrl;
+    use crate::db::ConnectionManager;
+
+    fn conn() -> AnyConnection {
+        let mut conn = ConnectionManager::new(DatabaseUrl::Sqlite(":memory:".into()))
+            .establish()
+            .unwrap();
+        crate::db::migrate(&mut conn).unwrap();
+        conn
+    }
+
+    fn at(minutes: i64) -> NaiveDateTime {
+        chrono::DateTime::from_timestamp(1_800_000_000, 0)
+            .unwrap()
+            .naive_utc()
+            + TimeDelta::minutes(minutes)
+    }
+
+    fn failures(conn: &mut AnyConnection, key: &str) -> Option<i64> {
+        LoginAttempt::find(conn, key).unwrap().map(|r| r.failures)
+    }
+
+    fn fail(
+        conn: &mut AnyConnection,
+        keys: &[(&str, Policy)],
+        now: NaiveDateTime,
+    ) -> Option<Locked> {
+        reserve(conn, keys, now)
+            .unwrap()
+            .unwrap()
+            .failed(conn, now)
+            .unwrap()
+    }
+
+    #[test]
+    fn the_failure_that_uses_the_last_slot_locks_and_refusals_leave_no_trace() {
+        let mut conn = conn();
+        let keys = [("account:a", ACCOUNT)];
+        for minute in 0..4 {
+            assert_eq!(fail(&mut conn, &keys, at(minute)), None);
+        }
+        assert_eq!(
+            fail(&mut conn, &keys, at(4)),
+            Some(Locked { until: at(19) })
+        );
+        for minute in [5, 10, 18] {
+            assert_eq!(
+                reserve(&mut conn, &keys, at(minute)).unwrap().unwrap_err(),
+                Locked { until: at(19) }
+            );
+        }
+        assert_eq!(failures(&mut conn, "account:a"), Some(5));
+        // The lock has passed: a new window.
+        assert_eq!(fail(&mut conn, &keys, at(19)), None);
+        assert_eq!(failures(&mut conn, "account:a"), Some(1));
+    }
+
+    #[test]
+    fn attempts_in_flight_hold_the_budget_until_they_end() {
+        let mut conn = conn();
+        let keys = [("account:a", ACCOUNT)];
+        let now = at(0);
+        let held: Vec<Reservation> = (0..5)
+            .map(|_| reserve(&mut conn, &keys, now).unwrap().unwrap())
+            .collect();
+        // Five are being checked: a sixth is refused before the lock exists.
+        let refused = reserve(&mut conn, &keys, now).unwrap().unwrap_err();
+        assert_eq!(refused.until, now + ACCOUNT.lockout);
+        assert_eq!(failures(&mut conn, "account:a"), Some(5));
+        let locks: Vec<Option<Locked>> = held
+            .into_iter()
+            .map(|r| r.failed(&mut conn, now).unwrap())
+            .collect();
+        assert_eq!(locks.iter().flatten().count(), 1, "{locks:?}");
+        assert!(reserve(&mut conn, &keys, at(1)).unwrap().is_err());
+    }
+
+    #[test]
+    fn a_window_that_is_over_starts_afresh() {
+        let mut conn = conn();
+        let keys = [("account:a", ACCOUNT)];
+        for minute in 0..4 {
+            fail(&mut conn, &keys, at(minute));
+        }
+        assert_eq!(fail(&mut conn, &keys, at(16)), None);
+        assert_eq!(failures(&mut conn, "account:a"), Some(1));
+    }
+
+    #[test]
+    fn a_success_clears_an_account_and_gives_an_address_its_slot_back() {
+        let mut conn = conn();
+        let keys = [("account:a", ACCOUNT), ("address:x", ADDRESS)];
+        fail(&mut conn, &keys, at(0));
+        fail(&mut conn, &keys, at(1));
+        reserve(&mut conn, &keys, at(2))
+            .unwrap()
+            .unwrap()
+            .succeeded(&mut conn)
+            .unwrap();
+        assert_eq!(failures(&mut conn, "account:a"), None);
+        assert_eq!(failures(&mut conn, "address:x"), Some(2));
+        // A success from a fresh address leaves no row behind.
+        let fresh = [("account:b", ACCOUNT), ("address:y", ADDRESS)];
+        reserve(&mut conn, &fresh, at(2))
+            .unwrap()
+            .unwrap()
+            .succeeded(&mut conn)
+            .unwrap();
+        assert_eq!(failures(&mut conn, "address:y"), None);
+    }
+
+    #[test]
+    fn a_refusal_by_a_later_key_gives_back_the_earlier_slots() {
+        let mut conn = conn();
+        for i in 0..20 {
+            fail(
+                &mut conn,
+                &[(&format!("account:{i}"), ACCOUNT), ("address:x", ADDRESS)],
+                at(0),
+            );
+        }
+        let keys = [("account:victim", ACCOUNT), ("address:x", ADDRESS)];
+        assert!(reserve(&mut conn, &keys, at(1)).unwrap().is_err());
+        assert_eq!(failures(&mut conn, "account:victim"), None);
+        assert_eq!(failures(&mut conn, "address:x"), Some(20));
+    }
+
+    #[test]
+    fn a_lock_holds_even_when_successes_in_its_window_gave_slots_back() {
+        let mut conn = conn();
+        let keys = [("address:x", ADDRESS)];
+        let now = at(0);
+        let good: Vec<Reservation> = (0..19)
+            .map(|_| reserve(&mut conn, &keys, now).unwrap().unwrap())
+            .collect();
+        assert!(fail(&mut conn, &keys, now).is_some(), "the 20th slot locks");
+        for attempt in good {
+            attempt.succeeded(&mut conn).unwrap();
+        }
+        assert_eq!(failures(&mut conn, "address:x"), Some(1));
+        assert!(reserve(&mut conn, &keys, at(1)).unwrap().is_err());
+    }
+
+    #[test]
+    fn mail_is_rationed_per_recipient_per_hour() {
+        let mut conn = conn();
+        for _ in 0..5 {
+            assert!(allow_mail(&mut conn, "a@example.com", at(0)).unwrap());
+        }
+        assert!(!allow_mail(&mut conn, " A@example.com", at(1)).unwrap());
+        assert!(allow_mail(&mut conn, "b@example.com", at(1)).unwrap());
+        assert!(allow_mail(&mut conn, "a@example.com", at(60)).unwrap());
+    }
 }

@@ -44,16 +44,25 @@ pub struct Issued {
     pub scope: Scopes,
 }
 
+/// What the HTTP layer knows about a token request besides its body.
+pub struct Caller<'a> {
+    /// The `Authorization` header, for client authentication (RFC 6749 §2.3.1).
+    pub authorization: Option<&'a [u8]>,
+    /// The address the request came from (behind trusted proxies, the client's): the password
+    /// grant counts failed sign-ins against it, as the login page does.
+    pub address: &'a str,
+}
+
 /// Handles one token request. Blocking (database, argon2, signing): run inside `db::run`.
 pub fn exchange(
     conn: &mut AnyConnection,
     ctx: &OAuthContext,
-    authorization: Option<&[u8]>,
+    caller: &Caller<'_>,
     request: TokenRequest,
     dialect: Dialect,
 ) -> Result<Issued, OAuthError> {
     let now = db::now();
-    let presented = client_auth::presented(authorization, &request.body_credentials)?;
+    let presented = client_auth::presented(caller.authorization, &request.body_credentials)?;
     let auth = client_auth::authenticate(conn, &ctx.server_key, &presented, now)?;
     let client = auth.client;
 
@@ -95,8 +104,11 @@ pub fn exchange(
             conn,
             ctx,
             &client,
-            &username,
-            &password,
+            &grants::password::ResourceOwner {
+                username: &username,
+                password: &password,
+                address: caller.address,
+            },
             scope.as_deref(),
             now,
         )?,

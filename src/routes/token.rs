@@ -7,10 +7,11 @@ use actix_web::{HttpRequest, HttpResponse, web};
 use futures_util::StreamExt as _;
 use serde_json::json;
 
+use super::page::client_address;
 use crate::db;
 use crate::oauth::error::{ErrorCode, OAuthError};
 use crate::oauth::request::{Dialect, Grant, Params, TokenRequest};
-use crate::oauth::token::{self, Issued};
+use crate::oauth::token::{self, Caller, Issued};
 use crate::startup::AppState;
 
 /// Token requests are small; anything bigger is refused before it is parsed.
@@ -73,13 +74,19 @@ pub async fn token(
         .headers()
         .get(AUTHORIZATION)
         .map(|v| v.as_bytes().to_vec());
+    // The login page's notion of the caller, so one address has one sign-in budget.
+    let address = client_address(&req);
     let oauth = state.oauth.clone();
     let _admitted = match request.grant {
         Grant::Password { .. } => state.oauth.passwords.admit().await,
         _ => None,
     };
     let result = db::run(&state.pool, move |conn| {
-        token::exchange(conn, &oauth, authorization.as_deref(), request, dialect)
+        let caller = Caller {
+            authorization: authorization.as_deref(),
+            address: &address,
+        };
+        token::exchange(conn, &oauth, &caller, request, dialect)
     })
     .await;
     match result {

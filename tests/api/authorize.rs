@@ -738,8 +738,11 @@ async fn the_oauth2_crate_runs_the_code_flow_with_pkce() {
 /// response: authorize, the login page, signing in, the consent page, allowing, and the code
 /// exchange, sessions, CSRF, throttling, the sign-in record and consent included. Pinned so it
 /// only goes down. (Hydra's 25 leave login and consent to other apps; the benchmark's target of
-/// 15 for all of it is not met yet: see the README's benchmark section.)
-const FLOW_STATEMENTS: u64 = 31;
+/// 15 for all of it is not met yet: see the README's benchmark section.) It went up once, from
+/// 31: signing in reserves a slot of the account's and the address's lockout budgets before
+/// checking the password and gives them back after, five statements more than checking the
+/// lock and recording afterwards, which let every guess in flight through.
+const FLOW_STATEMENTS: u64 = 36;
 
 #[tokio::test]
 async fn the_whole_flow_stays_within_its_sql_statement_budget() {

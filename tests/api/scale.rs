@@ -322,6 +322,109 @@ async fn the_login_lockout_counts_failures_on_both_instances() {
 }
 
 #[tokio::test]
+async fn a_burst_of_guesses_across_both_instances_gets_five_checked() {
+    let a = spawn_app().await;
+    let b = second_instance(&a).await;
+    let client = a.merchant_client(&["--grant-type", "password"]);
+    a.create_user("target", MERCHANT_PASSWORD);
+    // Thirty wrong passwords at once, half to each instance: each instance checks a few at a
+    // time, and both take their slots from the same row.
+    let tasks: Vec<_> = (0..30)
+        .map(|i| {
+            let base = if i % 2 == 0 { &a.address } else { &b };
+            let request = a
+                .api
+                .post(format!("{base}/oauth/token"))
+                .basic_auth(&client.client_id, Some(&client.secret))
+                .form(&[
+                    ("grant_type", "password"),
+                    ("username", "target"),
+                    ("password", "wrong password!"),
+                ]);
+            tokio::spawn(async move { request.send().await.unwrap().status().as_u16() })
+        })
+        .collect();
+    for task in tasks {
+        assert_eq!(task.await.unwrap(), 400);
+    }
+    assert_eq!(
+        failures(&a, "account:target"),
+        5,
+        "every checked guess is a failure"
+    );
+    for base in [a.address.clone(), b.clone()] {
+        let res = a
+            .api
+            .post(format!("{base}/oauth/token"))
+            .basic_auth(&client.client_id, Some(&client.secret))
+            .form(&[
+                ("grant_type", "password"),
+                ("username", "target"),
+                ("password", MERCHANT_PASSWORD),
+            ])
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(res.status(), 400, "{base}");
+        let body: Value = res.json().await.unwrap();
+        let text = body["error_description"].as_str().unwrap();
+        assert!(
+            text.contains("Too many failed sign-in attempts"),
+            "{base}: {text}"
+        );
+    }
+}
+
+/// The reservation itself, from many connections at once (as many instances' pools would be):
+/// each of a window's slots goes to one attempt, and the failure that used the last one locks.
+#[tokio::test]
+async fn reservations_from_many_connections_at_once_hand_out_each_slot_once() {
+    use latchkey::auth::throttle;
+    let app = spawn_app().await;
+    let start = std::sync::Barrier::new(16);
+    let now = chrono::Utc::now().naive_utc();
+    let (admitted, locks) = std::thread::scope(|scope| {
+        let threads: Vec<_> = (0..16)
+            .map(|_| {
+                let mut conn = app.db.connect();
+                let start = &start;
+                scope.spawn(move || {
+                    start.wait();
+                    let keys = [("account:shared", throttle::ACCOUNT)];
+                    match throttle::reserve(&mut conn, &keys, now).unwrap() {
+                        Ok(attempt) => (
+                            1,
+                            usize::from(attempt.failed(&mut conn, now).unwrap().is_some()),
+                        ),
+                        Err(_) => (0, 0),
+                    }
+                })
+            })
+            .collect();
+        threads
+            .into_iter()
+            .map(|t| t.join().unwrap())
+            .fold((0, 0), |(a, l), (da, dl)| (a + da, l + dl))
+    });
+    assert_eq!(admitted, 5, "attempts let in");
+    assert_eq!(locks, 1, "failures that set the lock");
+    assert_eq!(failures(&app, "account:shared"), 5);
+}
+
+/// The failures the database holds for a throttle key (0 without a row).
+fn failures(app: &TestApp, key: &str) -> i64 {
+    use diesel::prelude::*;
+    use latchkey::db::schema::login_attempts;
+    login_attempts::table
+        .filter(login_attempts::throttle_key.eq(key))
+        .select(login_attempts::failures)
+        .first::<i64>(&mut app.db.connect())
+        .optional()
+        .unwrap()
+        .unwrap_or(0)
+}
+
+#[tokio::test]
 async fn instances_starting_together_on_a_fresh_database_migrate_once() {
     let data_dir = tempfile::tempdir().unwrap();
     let db = crate::helpers::TestDatabase::create(data_dir.path());

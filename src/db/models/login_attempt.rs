@@ -26,14 +26,6 @@ impl LoginAttempt {
             .optional()
     }
 
-    /// The rows of several keys in one statement.
-    pub fn find_many(conn: &mut AnyConnection, keys: &[&str]) -> QueryResult<Vec<LoginAttempt>> {
-        login_attempts::table
-            .filter(login_attempts::throttle_key.eq_any(keys))
-            .select(LoginAttempt::as_select())
-            .load(conn)
-    }
-
     pub fn delete(conn: &mut AnyConnection, key: &str) -> QueryResult<usize> {
         diesel::delete(login_attempts::table.filter(login_attempts::throttle_key.eq(key)))
             .execute(conn)

@@ -1,58 +1,60 @@
-//! `password` (RFC 6749 §4.3): off for a client until its owner allows it. Wrong credentials
-//! for a known or unknown user get the same answer in the same time, and count against the
-//! account's sign-in throttle, shared with the login page.
+//! `password` (RFC 6749 §4.3): off for a client until its owner allows it. The username and
+//! password are checked by [`accounts::sign_in`], exactly as on the login page: wrong
+//! credentials for a known or unknown user get the same answer in the same time, and count
+//! against the same two lockouts, the account's and the caller's address's.
+//!
+//! The address counts here too, although an app's server sends every user's attempts from one
+//! address: without it, any merchant who turns the grant on for its own client could spray
+//! passwords across many accounts from one address, and make argon2 work without limit, where
+//! the login page would stop it after twenty failures. RFC 9700 §2.4 says this grant must not
+//! be used at all; a server that sends many users' passwords from one address should move to
+//! the authorization-code flow, where each person signs in from their own.
 
 use chrono::NaiveDateTime;
 
-use crate::auth::throttle;
+use crate::accounts::{self, SignInError};
 use crate::db::AnyConnection;
-use crate::db::models::{Client, User};
-use crate::domain::{GrantType, Username};
+use crate::db::models::Client;
+use crate::domain::GrantType;
 use crate::oauth::error::OAuthError;
 use crate::oauth::token::{Grantee, Issued, OAuthContext, RefreshPlan, mint, resolve_scope, store};
+
+/// The resource owner's credentials (RFC 6749 §4.3.2), and the address they came from.
+pub struct ResourceOwner<'a> {
+    pub username: &'a str,
+    pub password: &'a str,
+    pub address: &'a str,
+}
 
 pub fn run(
     conn: &mut AnyConnection,
     ctx: &OAuthContext,
     client: &Client,
-    username: &str,
-    given_password: &str,
+    owner: &ResourceOwner<'_>,
     scope: Option<&str>,
     now: NaiveDateTime,
 ) -> Result<Issued, OAuthError> {
     let scope = resolve_scope(scope, &client.allowed_scopes())?;
-    let key = throttle::account_key(username);
-    let previous = match throttle::check(conn, &key, now)? {
-        Ok(previous) => previous,
-        Err(locked) => return Err(locked_error(locked, now)),
-    };
-
-    let user = match Username::parse(username) {
-        Ok(name) => User::find_by_username(conn, name.as_str())?,
-        Err(_) => None,
-    };
-    // argon2id for a known user, the same work on a dummy hash for an unknown one.
-    let verified = ctx
-        .passwords
-        .verify(given_password, user.as_ref().map(|u| u.password.as_str()));
-    let user = match user {
-        Some(user) if verified => user,
-        _ => {
-            return Err(
-                match throttle::record_failure(
-                    conn,
-                    &key,
-                    previous.as_ref(),
-                    throttle::ACCOUNT,
-                    now,
-                )? {
-                    Some(locked) => locked_error(locked, now),
-                    None => OAuthError::invalid_grant("The username or password is incorrect."),
-                },
-            );
+    let user = match accounts::sign_in(
+        conn,
+        &ctx.passwords,
+        owner.username,
+        owner.password,
+        owner.address,
+    )? {
+        Ok(user) => user,
+        Err(SignInError::Invalid) => {
+            return Err(OAuthError::invalid_grant(
+                "The username or password is incorrect.",
+            ));
+        }
+        Err(SignInError::Locked { minutes }) => {
+            return Err(OAuthError::invalid_grant(format!(
+                "Too many failed sign-in attempts. Try again in {minutes} minute{}.",
+                if minutes == 1 { "" } else { "s" }
+            )));
         }
     };
-    throttle::record_success(conn, &key, previous.as_ref())?;
 
     let who = Grantee {
         client,
@@ -72,12 +74,4 @@ pub fn run(
     let minted = mint(ctx, &who, plan, now)?;
     ctx.writer
         .transaction(conn, |conn| store(conn, ctx, &who, minted, now))
-}
-
-fn locked_error(locked: throttle::Locked, now: NaiveDateTime) -> OAuthError {
-    let minutes = locked.minutes_left(now);
-    OAuthError::invalid_grant(format!(
-        "Too many failed sign-in attempts for this account. Try again in {minutes} minute{}.",
-        if minutes == 1 { "" } else { "s" }
-    ))
 }

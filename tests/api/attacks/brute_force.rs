@@ -1,4 +1,6 @@
-//! Brute force and enumeration: the login page and the password grant share one lockout;
+//! Brute force and enumeration: the login page and the password grant share one lockout per
+//! account and one per address, which guesses sent all at once do not overrun (only as many
+//! are checked as there is room for);
 //! neither login, the password grant nor password reset tells an unknown account from a wrong
 //! password, and neither sign-up nor a change of address tells a registered address from a new
 //! one, by status, body or time; and the mail those forms send is rationed per address.
@@ -477,4 +479,398 @@ async fn mail_that_anyone_can_ask_for_is_rationed_per_address() {
         5,
         "case `the sixth mail to one address was sent`"
     );
+}
+
+// ---- Guesses in flight together ------------------------------------------------------------
+
+/// Guesses sent at once: far more than the server evaluates in parallel (twice its cores).
+const BURST: usize = 30;
+
+/// How a sign-in attempt was answered.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Verdict {
+    Granted,
+    /// The password was checked and was wrong.
+    Incorrect,
+    /// "Too many failed sign-in attempts": refused, or the failure that set the lock.
+    Locked,
+}
+
+/// What the password grant's answer says.
+fn grant_verdict(case: &str, answer: &super::Answer) -> Verdict {
+    let description = answer.json()["error_description"]
+        .as_str()
+        .unwrap_or_default()
+        .to_owned();
+    match answer.status {
+        200 => Verdict::Granted,
+        _ if description.contains("incorrect") => Verdict::Incorrect,
+        _ if description.contains("Too many failed sign-in attempts") => Verdict::Locked,
+        _ => panic!("case `{case}`: unexpected answer {}", answer.body),
+    }
+}
+
+/// What the login page's answer says.
+fn login_verdict(case: &str, answer: &super::Answer) -> Verdict {
+    let error = Html::parse(&answer.body)
+        .text("#login-error")
+        .unwrap_or_default();
+    match answer.status {
+        303 => Verdict::Granted,
+        _ if error.contains("Incorrect username or password") => Verdict::Incorrect,
+        _ if error.contains("Too many failed sign-in attempts") => Verdict::Locked,
+        _ => panic!("case `{case}`: unexpected answer {error:?}"),
+    }
+}
+
+fn tally(verdicts: &[Verdict], which: Verdict) -> usize {
+    verdicts.iter().filter(|v| **v == which).count()
+}
+
+/// The failures the database holds for a throttle key (0 without a row).
+fn failures(app: &TestApp, key: &str) -> i64 {
+    use diesel::prelude::*;
+    use latchkey::db::schema::login_attempts;
+    login_attempts::table
+        .filter(login_attempts::throttle_key.eq(key))
+        .select(login_attempts::failures)
+        .first::<i64>(&mut app.db.connect())
+        .optional()
+        .unwrap()
+        .unwrap_or(0)
+}
+
+/// Sends every password at once, each as its own password-grant request for `username`, and
+/// returns the verdicts in the order given. A right password must get 200, a wrong one 400
+/// `invalid_grant`.
+async fn grant_burst(
+    app: &TestApp,
+    client: &crate::helpers::TestClient,
+    username: &str,
+    passwords: &[&str],
+) -> Vec<Verdict> {
+    let tasks: Vec<_> = passwords
+        .iter()
+        .enumerate()
+        .map(|(i, password)| {
+            let request = app
+                .api
+                .post(app.url("/oauth/token"))
+                .basic_auth(&client.client_id, Some(&client.secret))
+                .form(&[
+                    ("grant_type", "password"),
+                    ("username", username),
+                    ("password", password),
+                ]);
+            let right = *password == PASSWORD;
+            tokio::spawn(async move {
+                let case = format!("burst at the grant: attempt {i}");
+                let res = request.send().await.unwrap();
+                let expect = if res.status() == 200 && right {
+                    Expect::new(200).no_store()
+                } else {
+                    Expect::new(400).error("invalid_grant").no_store()
+                };
+                let answer = check(&case, res, &expect).await;
+                grant_verdict(&case, &answer)
+            })
+        })
+        .collect();
+    let mut verdicts = Vec::new();
+    for task in tasks {
+        verdicts.push(task.await.unwrap());
+    }
+    verdicts
+}
+
+#[tokio::test]
+async fn a_burst_of_wrong_passwords_at_the_grant_gets_five_guesses_checked() {
+    let app = spawn_app().await;
+    let client = password_client(&app);
+    app.create_user("burst", PASSWORD);
+
+    let verdicts = grant_burst(&app, &client, "burst", &["wrong password"; BURST]).await;
+    assert_eq!(tally(&verdicts, Verdict::Granted), 0);
+    // Each checked guess is a failure in the database; a refused one leaves no trace. The one
+    // that used the fifth slot answers "locked" itself, so "incorrect" is at most five too.
+    assert_eq!(
+        failures(&app, "account:burst"),
+        5,
+        "case `burst: guesses checked` ({verdicts:?})"
+    );
+    assert!(
+        tally(&verdicts, Verdict::Incorrect) <= 5,
+        "case `burst: incorrect answers` ({verdicts:?})"
+    );
+    let after = check(
+        "burst: the right password after the burst",
+        grant(&app, &client, "burst", PASSWORD).await,
+        &Expect::new(400).error("invalid_grant").no_store(),
+    )
+    .await;
+    assert_eq!(
+        grant_verdict("burst: after", &after),
+        Verdict::Locked,
+        "case `burst: the account is locked`"
+    );
+}
+
+#[tokio::test]
+async fn a_burst_that_ends_with_the_right_password_does_not_open_the_account() {
+    let app = spawn_app().await;
+    let client = password_client(&app);
+    app.create_user("lastone", PASSWORD);
+
+    let mut passwords = vec!["wrong password"; BURST - 1];
+    passwords.push(PASSWORD);
+    let verdicts = grant_burst(&app, &client, "lastone", &passwords).await;
+    let (wrong, right) = verdicts.split_at(BURST - 1);
+    assert_eq!(
+        tally(wrong, Verdict::Granted),
+        0,
+        "case `right last: a wrong password was granted`"
+    );
+    match right[0] {
+        // The right password got one of the five slots: a success clears the account's
+        // failures, so the account may be open again.
+        Verdict::Granted => {}
+        Verdict::Locked => {
+            assert_eq!(
+                failures(&app, "account:lastone"),
+                5,
+                "case `right last: guesses checked` ({verdicts:?})"
+            );
+            let after = check(
+                "right last: the right password again",
+                grant(&app, &client, "lastone", PASSWORD).await,
+                &Expect::new(400).error("invalid_grant").no_store(),
+            )
+            .await;
+            assert_eq!(
+                grant_verdict("right last: after", &after),
+                Verdict::Locked,
+                "case `right last: the account is still locked`"
+            );
+        }
+        Verdict::Incorrect => panic!("case `right last`: the right password was incorrect"),
+    }
+}
+
+#[tokio::test]
+async fn a_burst_of_wrong_passwords_at_the_login_page_gets_five_guesses_checked() {
+    let app = spawn_app().await;
+    app.create_user("pageburst", PASSWORD);
+
+    // Each attempt from its own browser with its own CSRF token, fetched beforehand so that
+    // the posts go out together.
+    let mut forms = Vec::new();
+    for _ in 0..BURST {
+        let browser = app.new_browser();
+        let page = Html::parse(
+            &browser
+                .get(app.url("/login"))
+                .send()
+                .await
+                .unwrap()
+                .text()
+                .await
+                .unwrap(),
+        );
+        forms.push((browser, page.csrf()));
+    }
+    let tasks: Vec<_> = forms
+        .into_iter()
+        .enumerate()
+        .map(|(i, (browser, csrf))| {
+            let url = app.url("/login");
+            tokio::spawn(async move {
+                let res = browser
+                    .post(url)
+                    .form(&[
+                        ("username", "pageburst"),
+                        ("password", "wrong password"),
+                        ("csrf_token", &csrf),
+                    ])
+                    .send()
+                    .await
+                    .unwrap();
+                let case = format!("burst at the login page: attempt {i}");
+                let answer = check(&case, res, &Expect::new(422)).await;
+                login_verdict(&case, &answer)
+            })
+        })
+        .collect();
+    let mut verdicts = Vec::new();
+    for task in tasks {
+        verdicts.push(task.await.unwrap());
+    }
+    assert_eq!(
+        failures(&app, "account:pageburst"),
+        5,
+        "case `page burst: guesses checked` ({verdicts:?})"
+    );
+    assert!(
+        tally(&verdicts, Verdict::Incorrect) <= 5,
+        "case `page burst: incorrect answers` ({verdicts:?})"
+    );
+    let after = check(
+        "page burst: the right password after the burst",
+        login(&app, "pageburst", PASSWORD).await,
+        &Expect::new(422),
+    )
+    .await;
+    assert_eq!(
+        login_verdict("page burst: after", &after),
+        Verdict::Locked,
+        "case `page burst: the account is locked`"
+    );
+}
+
+/// Password re-entry before a sensitive action goes through `accounts::check_password`, which
+/// is the login page's check: its failures lock the account there, and its lock holds here.
+#[tokio::test]
+async fn password_re_entry_counts_against_the_sign_in_lockout() {
+    use latchkey::accounts::{SignInError, check_password};
+    let app = spawn_app().await;
+    let id = app.create_user("reentry", PASSWORD);
+    let mut conn = app.db.connect();
+    let user = latchkey::db::models::User::find(&mut conn, id)
+        .unwrap()
+        .unwrap();
+    let passwords = latchkey::auth::password::Passwords::default();
+    let mut re_enter =
+        |given: &str| check_password(&mut conn, &passwords, &user, given, "127.0.0.1").unwrap();
+
+    assert_eq!(
+        re_enter(PASSWORD),
+        Ok(()),
+        "case `re-entry: right password`"
+    );
+    for i in 1..=4 {
+        assert_eq!(
+            re_enter("wrong password"),
+            Err(SignInError::Invalid),
+            "case `re-entry: wrong password {i}`"
+        );
+    }
+    assert!(
+        matches!(re_enter("wrong password"), Err(SignInError::Locked { .. })),
+        "case `re-entry: the fifth wrong password locks`"
+    );
+    assert!(
+        matches!(re_enter(PASSWORD), Err(SignInError::Locked { .. })),
+        "case `re-entry: right password while locked`"
+    );
+    let page = check(
+        "re-entry: right password on the login page after five wrong re-entries",
+        login(&app, "reentry", PASSWORD).await,
+        &Expect::new(422),
+    )
+    .await;
+    assert_eq!(
+        login_verdict("re-entry: login", &page),
+        Verdict::Locked,
+        "case `re-entry: the login page answers locked`"
+    );
+}
+
+// ---- The address budget covers the password grant ------------------------------------------
+
+/// Accounts `{prefix}0` … that all have [`PASSWORD`]: one through the CLI, the rest copies of
+/// its row (hashing twenty passwords would only slow the test down).
+fn accounts(app: &TestApp, prefix: &str, n: usize) -> Vec<String> {
+    use latchkey::db::models::{NewUser, User};
+    let names: Vec<String> = (0..n).map(|i| format!("{prefix}{i}")).collect();
+    app.create_user(&names[0], PASSWORD);
+    let mut conn = app.db.connect();
+    let first = User::find_by_username(&mut conn, &names[0])
+        .unwrap()
+        .unwrap();
+    let now = chrono::Utc::now().naive_utc();
+    for name in &names[1..] {
+        User::insert(
+            &mut conn,
+            &NewUser {
+                name: "Test User",
+                username: name,
+                password: &first.password,
+                email: None,
+                email_verified_at: None,
+                created_at: now,
+                updated_at: now,
+            },
+        )
+        .unwrap();
+    }
+    names
+}
+
+#[tokio::test]
+async fn an_address_locked_at_the_login_page_is_refused_at_the_password_grant() {
+    let app = spawn_app().await;
+    let client = password_client(&app);
+    app.create_user("fresh", PASSWORD);
+    // Twenty failures on made-up accounts, so no account locks, only the address.
+    for i in 1..=20 {
+        check(
+            &format!("address: wrong password {i} on the login page"),
+            login(&app, &format!("nobody{i}"), "wrong password").await,
+            &Expect::new(422),
+        )
+        .await;
+    }
+    let answer = check(
+        "address: right password for a fresh account at the grant",
+        grant(&app, &client, "fresh", PASSWORD).await,
+        &Expect::new(400).error("invalid_grant").no_store(),
+    )
+    .await;
+    assert_eq!(
+        grant_verdict("address: grant", &answer),
+        Verdict::Locked,
+        "case `address: the grant answers locked`"
+    );
+    assert_eq!(app.count("client_access_tokens"), 0, "no token was issued");
+}
+
+#[tokio::test]
+async fn spraying_passwords_at_the_grant_from_one_address_locks_the_address() {
+    let app = spawn_app().await;
+    let client = password_client(&app);
+    let names = accounts(&app, "spray", 21);
+    // One wrong guess at each of twenty accounts: no account locks…
+    for (i, name) in names[..20].iter().enumerate() {
+        check(
+            &format!("spray: wrong password {} for {name}", i + 1),
+            grant(&app, &client, name, "wrong password").await,
+            &Expect::new(400).error("invalid_grant").no_store(),
+        )
+        .await;
+    }
+    assert_eq!(failures(&app, "address:127.0.0.1"), 20);
+    // …but the address is spent: the right password for a 21st account is refused, at the
+    // grant and at the login page.
+    let answer = check(
+        "spray: right password for a 21st account at the grant",
+        grant(&app, &client, &names[20], PASSWORD).await,
+        &Expect::new(400).error("invalid_grant").no_store(),
+    )
+    .await;
+    assert_eq!(
+        grant_verdict("spray: grant", &answer),
+        Verdict::Locked,
+        "case `spray: the grant answers locked`"
+    );
+    let page = check(
+        "spray: right password for the 21st account on the login page",
+        login(&app, &names[20], PASSWORD).await,
+        &Expect::new(422),
+    )
+    .await;
+    assert_eq!(
+        login_verdict("spray: login", &page),
+        Verdict::Locked,
+        "case `spray: the login page answers locked`"
+    );
+    assert_eq!(app.count("client_access_tokens"), 0, "no token was issued");
 }
