@@ -58,18 +58,17 @@ pub async fn check_password(
     if given.len() > NewPassword::MAX {
         return Ok(Err(Refused::TooLong));
     }
-    let (username, given, address) = (user.username.clone(), given.to_owned(), client_address(req));
+    let (account, given, address) = (user.clone(), given.to_owned(), client_address(req));
     let passwords = state.oauth.passwords.clone();
     let _admitted = passwords.admit().await;
     let outcome = db::run(&state.pool, move |conn| {
-        accounts::sign_in(conn, &passwords, &username, &given, &address)
+        accounts::check_password(conn, &passwords, &account, &given, &address)
     })
     .await?;
-    Ok(match outcome {
-        Ok(found) if found.id == user.id => Ok(()),
-        Ok(_) | Err(SignInError::Invalid) => Err(Refused::Wrong),
-        Err(SignInError::Locked { minutes }) => Err(Refused::Locked { minutes }),
-    })
+    Ok(outcome.map_err(|failure| match failure {
+        SignInError::Invalid => Refused::Wrong,
+        SignInError::Locked { minutes } => Refused::Locked { minutes },
+    }))
 }
 
 /// Passes if the password was re-entered within the re-authentication window; otherwise checks
