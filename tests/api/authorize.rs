@@ -111,7 +111,7 @@ pub async fn decide(app: &TestApp, consent: Html, decision: &str) -> reqwest::Re
 }
 
 /// The whole browser part: authorize, sign in, allow. Returns the callback URL reached.
-async fn authorize_and_allow(app: &TestApp, pairs: &[(&str, &str)]) -> String {
+pub async fn authorize_and_allow(app: &TestApp, pairs: &[(&str, &str)]) -> String {
     let res = app.get(&authorize_path(pairs)).await;
     assert_eq!(res.status(), 303);
     let res = log_in_and_resume(app, &location(&res), END_USER, END_USER_PASSWORD).await;
@@ -738,8 +738,10 @@ async fn the_oauth2_crate_runs_the_code_flow_with_pkce() {
 /// response: authorize, the login page, signing in, the consent page, allowing, and the code
 /// exchange, sessions, CSRF, throttling, the sign-in record and consent included. Pinned so it
 /// only goes down. (Hydra's 25 leave login and consent to other apps; the benchmark's target of
-/// 15 for all of it is not met yet: see the README's benchmark section.)
-const FLOW_STATEMENTS: u64 = 31;
+/// 15 for all of it is not met yet: see the README's benchmark section.) One more than the 31
+/// before the code grant re-read the consent in the transaction that claims the code, so a code
+/// cannot outlive the person revoking the application.
+const FLOW_STATEMENTS: u64 = 32;
 
 #[tokio::test]
 async fn the_whole_flow_stays_within_its_sql_statement_budget() {

@@ -1,7 +1,7 @@
 //! The `authorization_code` grant at the token endpoint (RFC 6749 §4.1.3, RFC 7636 §4.6), with
 //! codes written straight to the database as the authorization endpoint would.
 
-use latchkey::db::models::{AuthorizationCode, Client, NewAuthorizationCode};
+use latchkey::db::models::{AuthorizationCode, Client, Consent, NewAuthorizationCode};
 use serde_json::{Value, json};
 
 use crate::helpers::{TestApp, TestClient, spawn_app};
@@ -25,7 +25,8 @@ impl Default for CodeSpec<'_> {
     }
 }
 
-/// Stores a code for `client_id` and the merchant user; returns the code in clear.
+/// Stores a code for `client_id` and the merchant user, with the consent it was issued under;
+/// returns the code in clear.
 fn issue_code(app: &TestApp, client_id: &str, user_id: i64, spec: CodeSpec<'_>) -> String {
     let mut conn = app.db.connect();
     let client = Client::find_by_client_id(&mut conn, client_id)
@@ -50,6 +51,8 @@ fn issue_code(app: &TestApp, client_id: &str, user_id: i64, spec: CodeSpec<'_>) 
         },
     )
     .unwrap();
+    // The consent the code was issued under: the code grant checks it still holds.
+    Consent::grant(&mut conn, user_id, client.id, "get_user_profile", now).unwrap();
     code
 }
 

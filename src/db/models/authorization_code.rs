@@ -75,6 +75,26 @@ impl AuthorizationCode {
         .map(|rows| rows == 1)
     }
 
+    /// Retires every code `user_id` holds for `client` that is not yet redeemed: they expire now,
+    /// so a code issued just before the person revoked the application gets nothing. Returns
+    /// how many there were.
+    pub fn retire_outstanding(
+        conn: &mut AnyConnection,
+        user_id: i64,
+        client: i64,
+        now: NaiveDateTime,
+    ) -> QueryResult<usize> {
+        diesel::update(
+            client_authorization_codes::table
+                .filter(client_authorization_codes::user_id.eq(user_id))
+                .filter(client_authorization_codes::client_id.eq(client))
+                .filter(client_authorization_codes::is_used.eq(false))
+                .filter(client_authorization_codes::expired_at.gt(now)),
+        )
+        .set(client_authorization_codes::expired_at.eq(now))
+        .execute(conn)
+    }
+
     /// Revokes every token issued from the code, and every later token of their families
     /// (RFC 6749 §4.1.2: a code used twice SHOULD revoke what it issued).
     pub fn revoke_issued(conn: &mut AnyConnection, id: i64, now: NaiveDateTime) -> QueryResult<()> {

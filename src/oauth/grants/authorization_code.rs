@@ -1,12 +1,14 @@
 //! `authorization_code` (RFC 6749 §4.1.3) with PKCE (RFC 7636 §4.6): the code must be unused,
 //! unexpired, issued to this client, redeemed with the same redirect URI, and, if it carries a
 //! challenge, with the matching verifier. A second redemption revokes what the first one got.
+//! The person's consent must still cover the code's scope when it is claimed: a code does not
+//! outlive the person revoking the application (see `authorizations::revoke`).
 
 use chrono::NaiveDateTime;
 
 use crate::crypto;
 use crate::db::AnyConnection;
-use crate::db::models::{AuthorizationCode, Client, User};
+use crate::db::models::{AuthorizationCode, Client, Consent, User};
 use crate::domain::{GrantType, Scopes};
 use crate::oauth::error::OAuthError;
 use crate::oauth::pkce;
@@ -17,6 +19,8 @@ const INVALID: &str = "The authorization code is invalid, expired or already use
 enum Outcome {
     Issued(Issued),
     Replayed,
+    /// The consent was withdrawn (or narrowed) after the code was issued. The code is spent.
+    ConsentGone,
 }
 
 pub fn run(
@@ -108,6 +112,13 @@ pub fn run(
             AuthorizationCode::revoke_issued(conn, stored.id, now)?;
             return Ok::<_, OAuthError>(Outcome::Replayed);
         }
+        // Checked after the claim, in its transaction, so a revocation cannot slip in between
+        // (and on PostgreSQL one running now waits for the claimed row).
+        let granted =
+            Consent::find(conn, stored.user_id, client.id)?.map(|c| Scopes::from_stored(&c.scope));
+        if !granted.is_some_and(|g| who.scope.is_subset(&g)) {
+            return Ok(Outcome::ConsentGone);
+        }
         store(conn, ctx, &who, minted, now).map(Outcome::Issued)
     })?;
     match outcome {
@@ -116,5 +127,8 @@ pub fn run(
             tracing::warn!(client_id = %client.client_id, "authorization code replayed; its tokens are revoked");
             Err(OAuthError::invalid_grant(INVALID))
         }
+        Outcome::ConsentGone => Err(OAuthError::invalid_grant(
+            "The person withdrew their consent after this code was issued.",
+        )),
     }
 }

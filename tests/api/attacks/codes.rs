@@ -3,7 +3,7 @@
 //! expiry and concurrent redemption. Codes are written to the database as the authorization
 //! endpoint would, so each case controls exactly one thing.
 
-use latchkey::db::models::{AuthorizationCode, Client, NewAuthorizationCode};
+use latchkey::db::models::{AuthorizationCode, Client, Consent, NewAuthorizationCode};
 use serde_json::json;
 
 use super::{Expect, H, check};
@@ -19,7 +19,8 @@ const WRONG_VERIFIER: &str = "xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx";
 /// 129 characters: one over RFC 7636 §4.1's maximum.
 const LONG_VERIFIER: &str = "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa";
 
-/// Stores a code as `/oauth/authorize` would; returns it in clear.
+/// Stores a code as `/oauth/authorize` would, with the consent it was issued under; returns
+/// it in clear.
 fn code(app: &TestApp, client: &TestClient, challenge: Option<&str>, expires_in: i64) -> String {
     let mut conn = app.db.connect();
     let stored = Client::find_by_client_id(&mut conn, &client.client_id)
@@ -42,6 +43,15 @@ fn code(app: &TestApp, client: &TestClient, challenge: Option<&str>, expires_in:
             created_at: now,
             auth_time: Some(now),
         },
+    )
+    .unwrap();
+    // The consent the code was issued under: the code grant checks it still holds.
+    Consent::grant(
+        &mut conn,
+        stored.user_id,
+        stored.id,
+        "get_user_profile",
+        now,
     )
     .unwrap();
     code

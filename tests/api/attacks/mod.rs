@@ -11,6 +11,7 @@ mod codes;
 mod headers;
 mod jwt;
 mod refresh;
+mod revocation;
 mod sessions;
 
 use std::collections::HashMap;
