@@ -16,7 +16,8 @@ use crate::db::{self, AnyConnection};
 use crate::domain::Scopes;
 
 /// Parameters, by their RFC names; Revenue Monster's camelCase spellings are accepted too.
-const KNOWN: &[(&str, &str)] = &[
+/// The fuzz target reads this table, so its checks cover every parameter read here.
+pub const KNOWN: &[(&str, &str)] = &[
     ("client_id", "clientId"),
     ("redirect_uri", "redirectUri"),
     ("response_type", "responseType"),
@@ -26,6 +27,10 @@ const KNOWN: &[(&str, &str)] = &[
     ("code_challenge_method", "codeChallengeMethod"),
     ("nonce", "nonce"),
     ("response_mode", "responseMode"),
+    // Request objects (OIDC Core §6) and pushed requests (RFC 9126): read only to be refused,
+    // never ignored, since they may carry parameters that differ from the outer ones.
+    ("request", "request"),
+    ("request_uri", "request_uri"),
 ];
 
 /// The request's parameters, or the name of one sent twice.
@@ -199,6 +204,20 @@ pub fn validate(
         return fail(
             "invalid_request",
             &format!("The `{name}` parameter was sent more than once."),
+        );
+    }
+    // OIDC Core §6.1, §6.2: a request object or a reference to one would be signed parameters
+    // that override these; until they are supported, refuse rather than answer the outer ones.
+    if params.get("request").is_some() {
+        return fail(
+            "request_not_supported",
+            "Request objects (the `request` parameter) are not supported.",
+        );
+    }
+    if params.get("request_uri").is_some() {
+        return fail(
+            "request_uri_not_supported",
+            "The `request_uri` parameter is not supported.",
         );
     }
     match params.get("response_type") {

@@ -35,6 +35,10 @@ pub async fn metadata(state: web::Data<AppState>) -> Result<HttpResponse, AppErr
         "id_token_signing_alg_values_supported": ["RS256", "ES256"],
         "claims_supported": ["sub", "iss", "aud", "exp", "iat", "auth_time", "nonce", "at_hash", "name", "preferred_username", "email", "email_verified"],
         "authorization_response_iss_parameter_supported": true,
+        // OIDC Core §6: refused with request_not_supported / request_uri_not_supported.
+        // Discovery reads a missing request_uri_parameter_supported as true, so say it.
+        "request_parameter_supported": false,
+        "request_uri_parameter_supported": false,
     });
     Ok(HttpResponse::Ok()
         .insert_header(("Cache-Control", "public, max-age=300"))
