@@ -10,6 +10,7 @@ mod client_auth;
 mod codes;
 mod headers;
 mod jwt;
+mod prompt;
 mod refresh;
 mod revocation;
 mod sessions;
