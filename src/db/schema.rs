@@ -74,6 +74,7 @@ diesel::table! {
         expired_at -> Timestamp,
         created_at -> Timestamp,
         auth_time -> Nullable<Timestamp>,
+        redirect_uri_given -> Bool,
     }
 }
 

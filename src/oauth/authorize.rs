@@ -93,6 +93,10 @@ pub struct Pending {
     pub state: Option<String>,
     pub code_challenge: Option<String>,
     pub nonce: Option<String>,
+    /// Whether the request named `redirect_uri` (then the token request must, RFC 6749 §4.1.3).
+    /// Defaults for requests stored by an older version: they are treated as having named it.
+    #[serde(default = "named")]
+    pub redirect_uri_given: bool,
     /// OIDC Core §3.1.2.1 `prompt`.
     #[serde(default)]
     pub prompt: Prompts,
@@ -103,6 +107,10 @@ pub struct Pending {
     /// When the request arrived, in seconds since the epoch: a sign-in at or after it is fresh.
     #[serde(default)]
     pub created_at: i64,
+}
+
+fn named() -> bool {
+    true
 }
 
 /// Why a request was refused, and where the answer goes.
@@ -331,6 +339,7 @@ pub fn validate(
         state: state.map(str::to_owned),
         code_challenge: challenge.map(str::to_owned),
         nonce: params.get("nonce").map(str::to_owned),
+        redirect_uri_given: params.get("redirect_uri").is_some(),
         prompt,
         max_age,
         created_at: db::now().and_utc().timestamp(),
@@ -484,6 +493,7 @@ pub fn issue_code(
                 + chrono::TimeDelta::seconds(i64::try_from(code_ttl.as_secs()).unwrap_or(600)),
             created_at: now,
             auth_time: Some(auth_time),
+            redirect_uri_given: pending.redirect_uri_given,
         },
     )?;
     let mut pairs = vec![("code", code.as_str())];
@@ -534,6 +544,7 @@ mod tests {
             state: Some("s".into()),
             code_challenge: None,
             nonce: None,
+            redirect_uri_given: true,
             prompt: Prompts::parse(prompt).unwrap(),
             max_age,
             created_at: 1_000,

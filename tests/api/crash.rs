@@ -117,6 +117,7 @@ fn issue_codes(app: &TestApp, client: &TestClient, n: usize) -> Vec<String> {
                     expired_at: now + chrono::TimeDelta::seconds(600),
                     created_at: now,
                     auth_time: Some(now),
+                    redirect_uri_given: true,
                 },
             )
             .unwrap();

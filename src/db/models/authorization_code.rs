@@ -25,6 +25,9 @@ pub struct AuthorizationCode {
     pub created_at: NaiveDateTime,
     /// When the person signed in, for the id_token's `auth_time`.
     pub auth_time: Option<NaiveDateTime>,
+    /// Whether the authorization request named `redirect_uri`: then the token request must name
+    /// it too (RFC 6749 §4.1.3).
+    pub redirect_uri_given: bool,
 }
 
 #[derive(Debug, Insertable)]
@@ -41,6 +44,7 @@ pub struct NewAuthorizationCode<'a> {
     pub expired_at: NaiveDateTime,
     pub created_at: NaiveDateTime,
     pub auth_time: Option<NaiveDateTime>,
+    pub redirect_uri_given: bool,
 }
 
 impl AuthorizationCode {
