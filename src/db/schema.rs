@@ -43,6 +43,7 @@ diesel::table! {
         is_enabled -> Bool,
         created_at -> Timestamp,
         updated_at -> Timestamp,
+        is_resource_server -> Bool,
     }
 }
 

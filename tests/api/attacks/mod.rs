@@ -9,6 +9,7 @@ mod brute_force;
 mod client_auth;
 mod codes;
 mod headers;
+mod introspection;
 mod jwt;
 mod prompt;
 mod refresh;
