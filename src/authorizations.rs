@@ -2,14 +2,14 @@
 //!
 //! An application counts as authorized when the person approved it on the consent page (a row
 //! in `consents`), or while it holds an unrevoked, unexpired token issued for them by the
-//! password grant (which has no consent page).
+//! password grant (which has no consent page). Revoking one also retires its unredeemed codes.
 
 use std::collections::BTreeMap;
 
 use chrono::NaiveDateTime;
 use diesel::prelude::*;
 
-use crate::db::models::{Client, Consent};
+use crate::db::models::{AuthorizationCode, Client, Consent};
 use crate::db::schema::{client_access_tokens, client_refresh_tokens, clients, consents};
 use crate::db::{self, AnyConnection};
 use crate::domain::Scopes;
@@ -84,14 +84,21 @@ pub fn list(conn: &mut AnyConnection, user_id: i64) -> QueryResult<Vec<Authorize
     Ok(list)
 }
 
-/// Removes the consent and revokes every token `client_id` holds for `user_id`. Returns how
-/// many of those there were.
+/// Takes back everything `client_id` holds for `user_id`: its unredeemed authorization codes,
+/// the consent, and every token. Returns how many of those there were.
+///
+/// The codes go first, and the code grant checks the consent in the transaction that claims a
+/// code (`oauth::grants::authorization_code`). On PostgreSQL a redemption running at the same
+/// time then either claimed its code before this transaction touched it (this one waits for
+/// it, and its tokens are revoked below) or finds the consent gone: either way the application
+/// keeps nothing.
 pub fn revoke(conn: &mut AnyConnection, user_id: i64, client_id: &str) -> QueryResult<usize> {
     let now = db::now();
     let Some(client) = Client::find_by_client_id(conn, client_id)? else {
         return Ok(0);
     };
     db::write_transaction(conn, |conn| {
+        let codes = AuthorizationCode::retire_outstanding(conn, user_id, client.id, now)?;
         let consent = Consent::delete(conn, user_id, client.id)?;
         let refresh = diesel::update(
             client_refresh_tokens::table
@@ -111,6 +118,6 @@ pub fn revoke(conn: &mut AnyConnection, user_id: i64, client_id: &str) -> QueryR
         )
         .set(client_access_tokens::revoked_at.eq(now))
         .execute(conn)?;
-        Ok(consent + refresh + access)
+        Ok(codes + consent + refresh + access)
     })
 }

@@ -111,6 +111,18 @@ pub fn register(
     key: &ServerKey,
     reg: &Registration,
 ) -> Result<Registered, RegisterError> {
+    register_as(conn, key, reg, false)
+}
+
+/// [`register`], and with `resource_server` the client is marked a resource server in the same
+/// transaction: it may introspect every client's tokens (see
+/// `oauth::introspect::may_introspect`). Only the operator's CLI does this.
+pub fn register_as(
+    conn: &mut AnyConnection,
+    key: &ServerKey,
+    reg: &Registration,
+    resource_server: bool,
+) -> Result<Registered, RegisterError> {
     let grant_types = reg.grant_types.clone().unwrap_or_else(|| {
         if reg.confidential {
             GrantType::confidential_defaults()
@@ -179,6 +191,11 @@ pub fn register(
                 updated_at: now,
             },
         )?;
+        let client = if resource_server {
+            set_resource_server(conn, &client, true)?
+        } else {
+            client
+        };
         let secret = if reg.confidential {
             let secret = generate_secret();
             add_secret(conn, key, &client, &secret)?;
@@ -188,6 +205,26 @@ pub fn register(
         };
         Ok(Registered { client, secret })
     })
+}
+
+/// Marks `client` a resource server, or no longer one (RFC 7662 §4: which callers may
+/// introspect any token is the operator's decision). Returns the updated row.
+pub fn set_resource_server(
+    conn: &mut AnyConnection,
+    client: &Client,
+    resource_server: bool,
+) -> diesel::QueryResult<Client> {
+    use diesel::prelude::*;
+    diesel::update(clients::table.find(client.id))
+        .set((
+            clients::is_resource_server.eq(resource_server),
+            clients::updated_at.eq(db::now()),
+        ))
+        .execute(conn)?;
+    clients::table
+        .find(client.id)
+        .select(Client::as_select())
+        .first(conn)
 }
 
 /// Stores a secret for `client`: its keyed digest, an encrypted copy bound to the client's id,

@@ -22,7 +22,7 @@ use latchkey::db::models::user::NewUser;
 use latchkey::db::models::{Client, User};
 use latchkey::db::{self, AnyConnection, ConnectionManager};
 use latchkey::domain::{RedirectUri, Scopes};
-use latchkey::oauth::authorize::{Params, Refusal, redirect_with, validate};
+use latchkey::oauth::authorize::{KNOWN, Params, Refusal, redirect_with, validate};
 use latchkey::oauth::pkce;
 use libfuzzer_sys::fuzz_target;
 
@@ -99,18 +99,6 @@ fn database() -> AnyConnection {
     }
     conn
 }
-
-const KNOWN: &[(&str, &str)] = &[
-    ("client_id", "clientId"),
-    ("redirect_uri", "redirectUri"),
-    ("response_type", "responseType"),
-    ("scope", "scope"),
-    ("state", "state"),
-    ("code_challenge", "codeChallenge"),
-    ("code_challenge_method", "codeChallengeMethod"),
-    ("nonce", "nonce"),
-    ("response_mode", "responseMode"),
-];
 
 fuzz_target!(|data: &[u8]| {
     let Ok(query) = std::str::from_utf8(data) else {

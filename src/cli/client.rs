@@ -1,4 +1,4 @@
-//! `latchkey client create | list`.
+//! `latchkey client create | set | list`.
 
 use clap::Subcommand;
 use diesel::prelude::*;
@@ -37,9 +37,23 @@ pub enum ClientCommand {
         /// A live client (default: sandbox).
         #[arg(long)]
         live: bool,
+        /// A resource server: may introspect tokens issued to any client, of any owner. Without
+        /// it a client introspects only tokens of its owner's clients (RFC 7662 §4).
+        #[arg(long)]
+        resource_server: bool,
         /// Print one JSON object instead of text.
         #[arg(long)]
         json: bool,
+    },
+    /// Change what the operator decides about an application.
+    Set {
+        /// The application's client_id.
+        #[arg(long, value_name = "CLIENT_ID")]
+        client_id: String,
+        /// Whether it is a resource server: one may introspect tokens issued to any client, of
+        /// any owner; any other client only tokens of its owner's clients (RFC 7662 §4).
+        #[arg(long, value_name = "true|false")]
+        resource_server: Option<bool>,
     },
     /// List every application.
     List {
@@ -59,6 +73,7 @@ pub fn run(settings: &Settings, cmd: ClientCommand) -> anyhow::Result<()> {
             scopes,
             public,
             live,
+            resource_server,
             json,
         } => {
             let redirect_uris =
@@ -75,7 +90,7 @@ pub fn run(settings: &Settings, cmd: ClientCommand) -> anyhow::Result<()> {
                 live,
             };
             let (key, mut conn) = super::connect(settings)?;
-            let registered = clients::register(&mut conn, &key, &registration)?;
+            let registered = clients::register_as(&mut conn, &key, &registration, resource_server)?;
             let client = &registered.client;
             if json {
                 let mut out = client_json(client, &registration.owner);
@@ -102,6 +117,29 @@ pub fn run(settings: &Settings, cmd: ClientCommand) -> anyhow::Result<()> {
                     }
                 );
             }
+            Ok(())
+        }
+        ClientCommand::Set {
+            client_id,
+            resource_server,
+        } => {
+            let Some(resource_server) = resource_server else {
+                anyhow::bail!("nothing to change: give --resource-server true or false");
+            };
+            let (_key, mut conn) = super::connect(settings)?;
+            let client = Client::find_by_client_id(&mut conn, &client_id)?
+                .ok_or_else(|| anyhow::anyhow!("no client with client_id `{client_id}`"))?;
+            let client = clients::set_resource_server(&mut conn, &client, resource_server)?;
+            eprintln!(
+                "\"{}\" ({}) {}",
+                client.name,
+                client.client_id,
+                if client.is_resource_server {
+                    "is a resource server: it may introspect tokens issued to any client."
+                } else {
+                    "is not a resource server: it may introspect only tokens of its owner's clients."
+                }
+            );
             Ok(())
         }
         ClientCommand::List { json } => {
@@ -156,6 +194,7 @@ fn client_json(c: &Client, owner: &str) -> serde_json::Value {
         "environment": c.environment(),
         "confidential": c.is_confidential,
         "enabled": c.is_enabled,
+        "resource_server": c.is_resource_server,
         "redirect_uris": c.redirect_uris().iter().map(RedirectUri::as_str).collect::<Vec<_>>(),
         "grant_types": c.allowed_grant_types().iter().map(|g| g.as_str()).collect::<Vec<_>>(),
         "scopes": c.allowed_scopes().iter().map(ScopeName::as_str).collect::<Vec<_>>(),

@@ -43,6 +43,7 @@ diesel::table! {
         is_enabled -> Bool,
         created_at -> Timestamp,
         updated_at -> Timestamp,
+        is_resource_server -> Bool,
     }
 }
 
@@ -74,6 +75,7 @@ diesel::table! {
         expired_at -> Timestamp,
         created_at -> Timestamp,
         auth_time -> Nullable<Timestamp>,
+        redirect_uri_given -> Bool,
     }
 }
 

@@ -4,11 +4,17 @@
 //! redirect URI, whose errors are shown on our own page and never redirected (§4.1.2.1, so the
 //! endpoint cannot be used as an open redirector); then everything else, whose errors go back to
 //! the verified redirect URI with `error`, `error_description` and `state`.
+//!
+//! Once a request is valid, [`decide`] says what happens next from the session and the stored
+//! consent, honouring OpenID Connect's `prompt` and `max_age` (OIDC Core §3.1.2.1): sign in
+//! (again), ask on the consent page, issue a code at once, or, for `prompt=none`, an error back
+//! to the client instead of any page.
 
 use serde::{Deserialize, Serialize};
 use url::Url;
 
 use super::pkce;
+use super::prompt::{self, Prompt, Prompts};
 use crate::crypto;
 use crate::db::models::authorization_code::NewAuthorizationCode;
 use crate::db::models::{AuthorizationCode, Client, Consent};
@@ -16,7 +22,8 @@ use crate::db::{self, AnyConnection};
 use crate::domain::Scopes;
 
 /// Parameters, by their RFC names; Revenue Monster's camelCase spellings are accepted too.
-const KNOWN: &[(&str, &str)] = &[
+/// The fuzz target reads this table, so its checks cover every parameter read here.
+pub const KNOWN: &[(&str, &str)] = &[
     ("client_id", "clientId"),
     ("redirect_uri", "redirectUri"),
     ("response_type", "responseType"),
@@ -26,6 +33,13 @@ const KNOWN: &[(&str, &str)] = &[
     ("code_challenge_method", "codeChallengeMethod"),
     ("nonce", "nonce"),
     ("response_mode", "responseMode"),
+    // OpenID Connect Core §3.1.2.1.
+    ("prompt", "prompt"),
+    ("max_age", "max_age"),
+    // Request objects (OIDC Core §6) and pushed requests (RFC 9126): read only to be refused,
+    // never ignored, since they may carry parameters that differ from the outer ones.
+    ("request", "request"),
+    ("request_uri", "request_uri"),
 ];
 
 /// The request's parameters, or the name of one sent twice.
@@ -79,6 +93,24 @@ pub struct Pending {
     pub state: Option<String>,
     pub code_challenge: Option<String>,
     pub nonce: Option<String>,
+    /// Whether the request named `redirect_uri` (then the token request must, RFC 6749 §4.1.3).
+    /// Defaults for requests stored by an older version: they are treated as having named it.
+    #[serde(default = "named")]
+    pub redirect_uri_given: bool,
+    /// OIDC Core §3.1.2.1 `prompt`.
+    #[serde(default)]
+    pub prompt: Prompts,
+    /// OIDC Core §3.1.2.1 `max_age`: the longest time, in seconds, since the person last
+    /// entered their password.
+    #[serde(default)]
+    pub max_age: Option<u64>,
+    /// When the request arrived, in seconds since the epoch: a sign-in at or after it is fresh.
+    #[serde(default)]
+    pub created_at: i64,
+}
+
+fn named() -> bool {
+    true
 }
 
 /// Why a request was refused, and where the answer goes.
@@ -201,6 +233,20 @@ pub fn validate(
             &format!("The `{name}` parameter was sent more than once."),
         );
     }
+    // OIDC Core §6.1, §6.2: a request object or a reference to one would be signed parameters
+    // that override these; until they are supported, refuse rather than answer the outer ones.
+    if params.get("request").is_some() {
+        return fail(
+            "request_not_supported",
+            "Request objects (the `request` parameter) are not supported.",
+        );
+    }
+    if params.get("request_uri").is_some() {
+        return fail(
+            "request_uri_not_supported",
+            "The `request_uri` parameter is not supported.",
+        );
+    }
     match params.get("response_type") {
         Some("code") => {}
         None => return fail("invalid_request", "The response_type parameter is missing."),
@@ -261,6 +307,21 @@ pub fn validate(
         }
         _ => {}
     }
+    let prompt = match params.get("prompt").map(Prompts::parse) {
+        None => Prompts::default(),
+        Some(Ok(prompt)) => prompt,
+        Some(Err(description)) => return fail("invalid_request", &description),
+    };
+    let max_age = match params.get("max_age").map(prompt::parse_max_age) {
+        None => None,
+        Some(Some(seconds)) => Some(seconds),
+        Some(None) => {
+            return fail(
+                "invalid_request",
+                "max_age must be a non-negative whole number of seconds.",
+            );
+        }
+    };
     if !client
         .allowed_grant_types()
         .contains(&crate::domain::GrantType::AuthorizationCode)
@@ -278,6 +339,10 @@ pub fn validate(
         state: state.map(str::to_owned),
         code_challenge: challenge.map(str::to_owned),
         nonce: params.get("nonce").map(str::to_owned),
+        redirect_uri_given: params.get("redirect_uri").is_some(),
+        prompt,
+        max_age,
+        created_at: db::now().and_utc().timestamp(),
     };
     Ok(Ok((client, pending)))
 }
@@ -285,6 +350,94 @@ pub fn validate(
 /// Whether the person already granted this application every scope asked for.
 pub fn already_granted(granted: Option<&Scopes>, pending: &Pending) -> bool {
     granted.is_some_and(|g| Scopes::from_stored(&pending.scope).is_subset(g))
+}
+
+/// What the authorization endpoint does next with a valid request.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Step {
+    /// Sign in (again) and come back: nobody is signed in, or the sign-in is older than
+    /// `prompt=login` or `max_age` allow. The request waits in the session meanwhile.
+    SignIn,
+    /// Ask on the consent page.
+    Consent,
+    /// Issue a code without a page: the person already agreed to every scope asked for.
+    Issue,
+    /// `prompt=none` and the person would have to see a page: this error goes back to the
+    /// client instead (OIDC Core §3.1.2.6, `login_required` or `consent_required`).
+    Refuse(Refusal),
+}
+
+/// The signed-in person's sign-in, as far as the decision needs it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SignedIn {
+    /// When they entered their password, in seconds since the epoch.
+    pub at: i64,
+}
+
+impl SignedIn {
+    /// The sign-in time as stored with a code, for the id_token's `auth_time`.
+    pub fn auth_time(self) -> Option<chrono::NaiveDateTime> {
+        chrono::DateTime::from_timestamp(self.at, 0).map(|t| t.naive_utc())
+    }
+}
+
+/// Decides the next step for `pending` (OIDC Core §3.1.2.1, §3.1.2.3, §3.1.2.4), given who is
+/// signed in, what they agreed to before (`granted`), and the time now (seconds since the
+/// epoch).
+///
+/// A sign-in at or after the request arrived is fresh: it satisfies `prompt=login` and any
+/// `max_age`, so signing in again from the login page ends in a code rather than asking once
+/// more (`max_age=0` is `prompt=login`, as §3.1.2.1 says).
+pub fn decide(
+    pending: &Pending,
+    signed_in: Option<SignedIn>,
+    granted: Option<&Scopes>,
+    now: i64,
+) -> Step {
+    let needs_sign_in = match signed_in {
+        None => true,
+        Some(SignedIn { at }) => {
+            let fresh = at >= pending.created_at;
+            let too_old = pending
+                .max_age
+                .is_some_and(|max| u64::try_from(now.saturating_sub(at)).unwrap_or(0) > max);
+            !fresh && (pending.prompt.contains(Prompt::Login) || too_old)
+        }
+    };
+    let silent = pending.prompt.contains(Prompt::None);
+    if needs_sign_in {
+        return if silent {
+            refuse(
+                pending,
+                "login_required",
+                "The user must sign in, and prompt=none does not allow it.",
+            )
+        } else {
+            Step::SignIn
+        };
+    }
+    let must_ask =
+        pending.prompt.contains(Prompt::Consent) || pending.prompt.contains(Prompt::SelectAccount);
+    if already_granted(granted, pending) && !must_ask {
+        Step::Issue
+    } else if silent {
+        refuse(
+            pending,
+            "consent_required",
+            "The user must consent, and prompt=none does not allow a consent page.",
+        )
+    } else {
+        Step::Consent
+    }
+}
+
+fn refuse(pending: &Pending, error: &str, description: &str) -> Step {
+    Step::Refuse(error_redirect(
+        &pending.redirect_uri,
+        error,
+        description,
+        pending.state.as_deref(),
+    ))
 }
 
 /// Records the consent and issues a code (§4.1.2): 256 random bits, stored as a digest, bound
@@ -295,7 +448,7 @@ pub fn approve(
     user_id: i64,
     pending: &Pending,
     code_ttl: std::time::Duration,
-    auth_time: Option<chrono::NaiveDateTime>,
+    auth_time: chrono::NaiveDateTime,
 ) -> diesel::QueryResult<Url> {
     let now = db::now();
     db::write_transaction(conn, |conn| {
@@ -313,13 +466,15 @@ pub fn approve(
 }
 
 /// Issues a code under a consent already given (§4.1.2), without writing the consent again.
+/// `auth_time` is when the person entered their password: the id_token carries it (OIDC Core
+/// §2, required when the request had `max_age`; we always send it).
 pub fn issue_code(
     conn: &mut AnyConnection,
     client: &Client,
     user_id: i64,
     pending: &Pending,
     code_ttl: std::time::Duration,
-    auth_time: Option<chrono::NaiveDateTime>,
+    auth_time: chrono::NaiveDateTime,
 ) -> diesel::QueryResult<Url> {
     let now = db::now();
     let code = crypto::random_token(32);
@@ -337,7 +492,8 @@ pub fn issue_code(
             expired_at: now
                 + chrono::TimeDelta::seconds(i64::try_from(code_ttl.as_secs()).unwrap_or(600)),
             created_at: now,
-            auth_time,
+            auth_time: Some(auth_time),
+            redirect_uri_given: pending.redirect_uri_given,
         },
     )?;
     let mut pairs = vec![("code", code.as_str())];
@@ -377,6 +533,130 @@ mod tests {
         assert_eq!(p.repeated, Some("client_id"));
         let p = Params::from_query("state=&scope=x&unknown=y");
         assert_eq!(p.get("state"), None);
+    }
+
+    fn pending(prompt: &str, max_age: Option<u64>) -> Pending {
+        Pending {
+            id: "r".into(),
+            client_id: "1".into(),
+            redirect_uri: "https://a.example/cb".into(),
+            scope: "get_user_profile".into(),
+            state: Some("s".into()),
+            code_challenge: None,
+            nonce: None,
+            redirect_uri_given: true,
+            prompt: Prompts::parse(prompt).unwrap(),
+            max_age,
+            created_at: 1_000,
+        }
+    }
+
+    fn error_of(step: &Step) -> Option<String> {
+        match step {
+            Step::Refuse(Refusal::Redirect(url)) => url
+                .query_pairs()
+                .find(|(n, _)| n == "error")
+                .map(|(_, v)| v.into_owned()),
+            _ => None,
+        }
+    }
+
+    /// What one decision is made from: the request's prompt and max_age, the sign-in, and
+    /// whether the person agreed before.
+    struct Case {
+        name: &'static str,
+        prompt: &'static str,
+        max_age: Option<u64>,
+        signed_in: Option<SignedIn>,
+        agreed: bool,
+    }
+
+    fn decide_case(c: &Case) -> Step {
+        let granted = Scopes::parse("get_user_profile").unwrap();
+        let now = 1_010;
+        decide(
+            &pending(c.prompt, c.max_age),
+            c.signed_in,
+            c.agreed.then_some(&granted),
+            now,
+        )
+    }
+
+    #[test]
+    fn decisions_follow_prompt_max_age_and_remembered_consent() {
+        // The request arrived at 1000 and it is 1010 now.
+        let old = Some(SignedIn { at: 900 });
+        let fresh = Some(SignedIn { at: 1_000 });
+        let case = |name, prompt, max_age, signed_in, agreed| Case {
+            name,
+            prompt,
+            max_age,
+            signed_in,
+            agreed,
+        };
+        let steps = [
+            (case("nobody signed in", "", None, None, true), Step::SignIn),
+            (case("remembered consent", "", None, old, true), Step::Issue),
+            (case("no consent yet", "", None, old, false), Step::Consent),
+            (
+                case("prompt=login, old", "login", None, old, true),
+                Step::SignIn,
+            ),
+            (
+                case("prompt=login, fresh", "login", None, fresh, true),
+                Step::Issue,
+            ),
+            (case("max_age=0, old", "", Some(0), old, true), Step::SignIn),
+            (
+                case("max_age=0, fresh", "", Some(0), fresh, true),
+                Step::Issue,
+            ),
+            (
+                case("max_age=60, 110 s old", "", Some(60), old, true),
+                Step::SignIn,
+            ),
+            (
+                case("max_age=600, 110 s old", "", Some(600), old, true),
+                Step::Issue,
+            ),
+            (
+                case("prompt=consent", "consent", None, old, true),
+                Step::Consent,
+            ),
+            (
+                case("select_account", "select_account", None, old, true),
+                Step::Consent,
+            ),
+            (
+                case("prompt=none, agreed", "none", None, old, true),
+                Step::Issue,
+            ),
+        ];
+        for (c, expected) in &steps {
+            assert_eq!(&decide_case(c), expected, "{}", c.name);
+        }
+        let refused = [
+            (
+                case("none, nobody signed in", "none", None, None, true),
+                "login_required",
+            ),
+            (
+                case("none, max_age=0, old", "none", Some(0), old, true),
+                "login_required",
+            ),
+            (
+                case("none, no consent", "none", None, old, false),
+                "consent_required",
+            ),
+        ];
+        for (c, error) in &refused {
+            assert_eq!(
+                error_of(&decide_case(c)).as_deref(),
+                Some(*error),
+                "{}",
+                c.name
+            );
+        }
     }
 
     #[test]

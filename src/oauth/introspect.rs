@@ -2,7 +2,9 @@
 //!
 //! Both take a token of either kind. Access tokens are found by the digest of the JWT (and their
 //! signature is checked), refresh tokens by the digest of the opaque value. `token_type_hint`
-//! only decides which table is looked in first (RFC 7662 §2.1, RFC 7009 §2.1).
+//! only decides which table is looked in first (RFC 7662 §2.1, RFC 7009 §2.1). Both act only
+//! for callers entitled to the token: introspection per [`may_introspect`], revocation for the
+//! client it was issued to.
 
 use chrono::NaiveDateTime;
 use diesel::prelude::*;
@@ -88,10 +90,27 @@ fn timestamp(at: NaiveDateTime) -> i64 {
     at.and_utc().timestamp()
 }
 
-/// RFC 7662 §2.2: `{"active": false}` for anything not currently valid, never an error.
+/// Whether `caller` may learn what a token issued to `issued_to` says (RFC 7662 §4: the server
+/// "MUST determine whether the token can be introspected by the caller"; §2.2 answers
+/// `active: false` to anyone else). The answer names the user, the subject and the scopes, so
+/// it goes only to
+/// - the client the token was issued to;
+/// - another client of the same owner: the merchant's own resource server (organizations,
+///   when they come, widen "owner" to the organization);
+/// - a client the operator marked as a resource server (`latchkey client set
+///   --resource-server true`), such as an API that serves every merchant's apps.
+///
+/// Any other merchant, however authenticated, learns nothing.
+pub fn may_introspect(caller: &Client, issued_to: &Client) -> bool {
+    caller.id == issued_to.id || caller.user_id == issued_to.user_id || caller.is_resource_server
+}
+
+/// RFC 7662 §2.2: `{"active": false}` for anything not currently valid, and for a token the
+/// caller may not introspect ([`may_introspect`]); never an error.
 pub fn introspect(
     conn: &mut AnyConnection,
     ctx: &OAuthContext,
+    caller: &Client,
     token: &str,
     hint: Option<Hint>,
 ) -> QueryResult<Value> {
@@ -100,6 +119,13 @@ pub fn introspect(
     let Some(found) = find(conn, token, hint)? else {
         return Ok(inactive);
     };
+    let issued_to = match &found {
+        Found::Access(_, client, _) | Found::Refresh(_, client, _) => client,
+    };
+    // The same answer as for an unknown token: a stranger cannot tell the two apart.
+    if !may_introspect(caller, issued_to) {
+        return Ok(inactive);
+    }
     let (client, user_id, username, scope, iat, exp, aud, token_type) = match &found {
         Found::Access(row, client, username) => {
             // The signature and claims must hold too: a row alone is not enough.

@@ -11,5 +11,6 @@ pub mod introspect;
 pub mod jwt;
 pub mod keys;
 pub mod pkce;
+pub mod prompt;
 pub mod request;
 pub mod token;

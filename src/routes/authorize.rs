@@ -1,5 +1,6 @@
 //! `/oauth/authorize`: check the request, have the person sign in, show the consent page, and
-//! send them back to the application with a code (or `access_denied`).
+//! send them back to the application with a code (or `access_denied`). What each request needs
+//! next (`prompt`, `max_age`, remembered consent) is decided in `oauth::authorize`.
 
 use std::collections::BTreeSet;
 
@@ -11,11 +12,11 @@ use serde_json::json;
 
 use super::page::{CsrfForm, CsrfOnly, CsrfProtected, render, see_other};
 use crate::auth::session::{PENDING_AUTHORIZATION, TypedSession};
-use crate::db::models::{Client, Scope, User};
+use crate::db::models::{Client, Consent, Scope, User};
 use crate::db::{self, DbError};
 use crate::domain::Scopes;
 use crate::error::AppError;
-use crate::oauth::authorize::{self, Params, Pending, Refusal};
+use crate::oauth::authorize::{self, Params, Pending, Refusal, SignedIn, Step};
 use crate::startup::AppState;
 
 const RESUME: &str = "/oauth/authorize/resume";
@@ -66,13 +67,7 @@ pub async fn start(
     match outcome {
         Err(Refusal::Page { title, message }) => error_page(&state, &session, title, &message),
         Err(Refusal::Redirect(url)) => Ok(redirect(&state, &url)),
-        Ok((client, pending)) => {
-            // The CSRF token goes into the session with the request, so the login page that
-            // follows reads the session without writing it again.
-            session.csrf_token();
-            session.put(PENDING_AUTHORIZATION, &pending)?;
-            proceed(&state, &session, client, pending).await
-        }
+        Ok((client, pending)) => proceed(&state, &session, client, pending, Stored::No).await,
     }
 }
 
@@ -99,7 +94,7 @@ pub async fn resume(
             if client.is_enabled
                 && client.redirect_uris().contains_exact(&pending.redirect_uri) =>
         {
-            proceed(&state, &session, client, pending).await
+            proceed(&state, &session, client, pending, Stored::Yes).await
         }
         _ => error_page(
             &state,
@@ -110,58 +105,153 @@ pub async fn resume(
     }
 }
 
-/// Signed in? Already agreed? Then a code at once; otherwise the consent page.
+/// Whether the request is already waiting in the session.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Stored {
+    Yes,
+    No,
+}
+
+/// The signed-in person, with when they entered their password.
+fn signed_in(session: &TypedSession) -> Option<(i64, SignedIn)> {
+    let user_id = session.user_id()?;
+    let at = session.signed_in_at()?;
+    Some((user_id, SignedIn { at }))
+}
+
+/// A step, with what the database added to it.
+enum Decided {
+    SignIn,
+    /// The account no longer exists.
+    Gone,
+    /// A code, under consent already given.
+    Issued(url::Url),
+    Refused(Refusal),
+    /// The consent page.
+    Ask(Box<ConsentView>),
+}
+
+/// What the consent page shows besides the request and the application.
+struct ConsentView {
+    /// The signed-in person.
+    user: User,
+    /// The application's maker.
+    owner: Option<User>,
+    /// What the person agreed to before, if anything.
+    previous: Option<Scopes>,
+    /// The scope catalogue, for descriptions.
+    scopes: Vec<Scope>,
+}
+
+/// Asks `oauth::authorize::decide` what the request needs (a sign-in, the consent page, or
+/// nothing more), and does it.
 async fn proceed(
     state: &AppState,
     session: &TypedSession,
     client: Client,
     pending: Pending,
+    stored: Stored,
 ) -> Result<HttpResponse, AppError> {
-    let Some(user_id) = session.user_id() else {
-        return Ok(see_other(&format!("/login?next={}", urlencode(RESUME))));
-    };
-    let ttl = state.oauth.code_ttl;
-    let auth_time = session
-        .signed_in_at()
-        .and_then(|t| chrono::DateTime::from_timestamp(t, 0))
-        .map(|t| t.naive_utc());
-    let (lookup_client, lookup_pending) = (client.clone(), pending.clone());
-    let decided = db::run(&state.pool, move |conn| {
-        let mut people = User::find_many(conn, &[user_id, lookup_client.user_id])?;
-        let owner = people
-            .iter()
-            .find(|u| u.id == lookup_client.user_id)
-            .cloned();
-        let user = people
-            .iter()
-            .position(|u| u.id == user_id)
-            .map(|at| people.swap_remove(at));
-        let previous = crate::db::models::Consent::find(conn, user_id, lookup_client.id)?
-            .map(|c| Scopes::from_stored(&c.scope));
-        // Remembered consent (and a signed-in user): a code at once, the consent unchanged.
-        if user.is_some() && authorize::already_granted(previous.as_ref(), &lookup_pending) {
-            let url = authorize::issue_code(
-                conn,
-                &lookup_client,
-                user_id,
-                &lookup_pending,
-                ttl,
-                auth_time,
-            )?;
-            return Ok::<_, DbError>((user, owner, Some(url), previous, Vec::new()));
+    let now = chrono::Utc::now().timestamp();
+    let person =
+        signed_in(session).and_then(|(id, signed)| Some((id, signed, signed.auth_time()?)));
+    let decided = match person {
+        // Without anyone signed in, nothing but a sign-in (or prompt=none's refusal) follows.
+        None => match authorize::decide(&pending, None, None, now) {
+            Step::Refuse(refusal) => Decided::Refused(refusal),
+            _ => Decided::SignIn,
+        },
+        Some((user_id, signed, auth_time)) => {
+            let ttl = state.oauth.code_ttl;
+            let (client, pending) = (client.clone(), pending.clone());
+            db::run(&state.pool, move |conn| {
+                let mut people = User::find_many(conn, &[user_id, client.user_id])?;
+                let owner = people.iter().find(|u| u.id == client.user_id).cloned();
+                let Some(user) = people
+                    .iter()
+                    .position(|u| u.id == user_id)
+                    .map(|at| people.swap_remove(at))
+                else {
+                    return Ok::<_, DbError>(Decided::Gone);
+                };
+                let previous =
+                    Consent::find(conn, user_id, client.id)?.map(|c| Scopes::from_stored(&c.scope));
+                Ok(
+                    match authorize::decide(&pending, Some(signed), previous.as_ref(), now) {
+                        Step::SignIn => Decided::SignIn,
+                        Step::Refuse(refusal) => Decided::Refused(refusal),
+                        // Remembered consent: a code at once, the consent unchanged.
+                        Step::Issue => Decided::Issued(authorize::issue_code(
+                            conn, &client, user_id, &pending, ttl, auth_time,
+                        )?),
+                        Step::Consent => Decided::Ask(Box::new(ConsentView {
+                            user,
+                            owner,
+                            previous,
+                            scopes: Scope::all(conn)?,
+                        })),
+                    },
+                )
+            })
+            .await?
         }
-        let scopes = Scope::all(conn)?;
-        Ok((user, owner, None, previous, scopes))
-    })
-    .await?;
-    let (Some(user), owner, url, previous, scopes) = decided else {
-        session.log_out();
-        return Ok(see_other(&format!("/login?next={}", urlencode(RESUME))));
     };
-    if let Some(url) = url {
-        session.remove(PENDING_AUTHORIZATION);
-        return Ok(redirect(state, &url));
+    match decided {
+        Decided::SignIn => {
+            keep(session, &pending, stored)?;
+            // Signed in too long ago for prompt=login or max_age: signed out with the request
+            // kept, so the login page asks for the password instead of passing the session on.
+            if session.user_id().is_some() {
+                session.switch_account()?;
+            }
+            Ok(see_other(&format!("/login?next={}", urlencode(RESUME))))
+        }
+        Decided::Gone => {
+            session.log_out();
+            match authorize::decide(&pending, None, None, now) {
+                Step::Refuse(Refusal::Redirect(url)) => Ok(redirect(state, &url)),
+                _ => Ok(see_other(&format!("/login?next={}", urlencode(RESUME)))),
+            }
+        }
+        Decided::Issued(url) | Decided::Refused(Refusal::Redirect(url)) => {
+            session.remove(PENDING_AUTHORIZATION);
+            Ok(redirect(state, &url))
+        }
+        Decided::Refused(Refusal::Page { title, message }) => {
+            session.remove(PENDING_AUTHORIZATION);
+            error_page(state, session, title, &message)
+        }
+        Decided::Ask(view) => {
+            keep(session, &pending, stored)?;
+            consent_page(state, session, &client, &pending, *view)
+        }
     }
+}
+
+/// Stores the request in the session, if it is not there yet, for the page that follows. The
+/// CSRF token goes in with it, so the login page reads the session without writing it again.
+fn keep(session: &TypedSession, pending: &Pending, stored: Stored) -> Result<(), AppError> {
+    if stored == Stored::No {
+        session.csrf_token();
+        session.put(PENDING_AUTHORIZATION, pending)?;
+    }
+    Ok(())
+}
+
+/// The consent page: who asks, for what, and where the person goes next.
+fn consent_page(
+    state: &AppState,
+    session: &TypedSession,
+    client: &Client,
+    pending: &Pending,
+    view: ConsentView,
+) -> Result<HttpResponse, AppError> {
+    let ConsentView {
+        user,
+        owner,
+        previous,
+        scopes,
+    } = view;
     let previous: BTreeSet<String> = previous
         .map(|p| p.iter().map(|s| s.as_str().to_owned()).collect())
         .unwrap_or_default();
@@ -233,7 +323,9 @@ pub async fn decide(
     session: TypedSession,
     CsrfForm(form): CsrfForm<ConsentForm>,
 ) -> Result<HttpResponse, AppError> {
-    let Some(user_id) = session.user_id() else {
+    let Some((user_id, auth_time)) =
+        signed_in(&session).and_then(|(id, signed)| Some((id, signed.auth_time()?)))
+    else {
         return Ok(see_other(&format!("/login?next={}", urlencode(RESUME))));
     };
     let Some(pending) = session.get::<Pending>(PENDING_AUTHORIZATION) else {
@@ -263,10 +355,6 @@ pub async fn decide(
     match form.decision.as_str() {
         "allow" => {
             let ttl = state.oauth.code_ttl;
-            let auth_time = session
-                .signed_in_at()
-                .and_then(|t| chrono::DateTime::from_timestamp(t, 0))
-                .map(|t| t.naive_utc());
             let url = db::run(&state.pool, move |conn| {
                 let client =
                     Client::find_by_client_id(conn, &pending.client_id)?.filter(|c| c.is_enabled);

@@ -8,6 +8,7 @@ use serde_json::json;
 use crate::db::models::Scope;
 use crate::db::{self, DbError};
 use crate::error::AppError;
+use crate::oauth::prompt::Prompt;
 use crate::startup::AppState;
 
 /// `GET /.well-known/oauth-authorization-server` and `/.well-known/openid-configuration`.
@@ -35,6 +36,12 @@ pub async fn metadata(state: web::Data<AppState>) -> Result<HttpResponse, AppErr
         "id_token_signing_alg_values_supported": ["RS256", "ES256"],
         "claims_supported": ["sub", "iss", "aud", "exp", "iat", "auth_time", "nonce", "at_hash", "name", "preferred_username", "email", "email_verified"],
         "authorization_response_iss_parameter_supported": true,
+        // OIDC Core §3.1.2.1; `oauth::authorize` reads each.
+        "prompt_values_supported": Prompt::ALL.map(Prompt::as_str),
+        // OIDC Core §6: refused with request_not_supported / request_uri_not_supported.
+        // Discovery reads a missing request_uri_parameter_supported as true, so say it.
+        "request_parameter_supported": false,
+        "request_uri_parameter_supported": false,
     });
     Ok(HttpResponse::Ok()
         .insert_header(("Cache-Control", "public, max-age=300"))

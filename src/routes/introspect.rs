@@ -112,7 +112,9 @@ async fn handle(
         let caller =
             client_auth::authenticate(conn, &oauth.server_key, &presented, db::now())?.client;
         match action {
-            Action::Introspect => Ok(Some(introspect::introspect(conn, &oauth, &token, hint)?)),
+            Action::Introspect => Ok(Some(introspect::introspect(
+                conn, &oauth, &caller, &token, hint,
+            )?)),
             Action::Revoke => {
                 introspect::revoke(conn, &caller, &token, hint)?;
                 Ok(None)

@@ -369,3 +369,58 @@ async fn scopes_are_created_listed_and_unique() {
     );
     assert_eq!(app.count("scopes"), 5);
 }
+
+#[tokio::test]
+async fn client_set_marks_a_resource_server_and_refuses_bad_input() {
+    let app = spawn_app().await;
+    app.create_user("merchant", "a long password 1");
+    let created = app.create_client("merchant", &[]);
+    let id = created["client_id"].as_str().unwrap();
+    assert_eq!(created["resource_server"], false, "not by default");
+    let flag = || {
+        let mut conn = app.db.connect();
+        Client::find_by_client_id(&mut conn, id)
+            .unwrap()
+            .unwrap()
+            .is_resource_server
+    };
+    let cases: &[(&[&str], &str)] = &[
+        (
+            &["--client-id", "1234567890", "--resource-server", "true"],
+            "no client with client_id",
+        ),
+        (&["--client-id", id], "nothing to change"),
+        (
+            &["--client-id", id, "--resource-server", "yes"],
+            "true, false",
+        ),
+    ];
+    for (args, message) in cases {
+        let mut all = vec!["client", "set"];
+        all.extend_from_slice(args);
+        let out = app.cli(&all, "");
+        assert!(!out.success(), "{args:?} succeeded");
+        assert!(out.stderr.contains(message), "{args:?}: {}", out.stderr);
+        assert!(!flag(), "{args:?} changed the client");
+    }
+    let out = app.cli(
+        &[
+            "client",
+            "set",
+            "--client-id",
+            id,
+            "--resource-server",
+            "true",
+        ],
+        "",
+    );
+    assert!(out.success(), "{}", out.stderr);
+    assert!(
+        out.stderr.contains("is a resource server"),
+        "{}",
+        out.stderr
+    );
+    assert!(flag());
+    let created = app.create_client("merchant", &["--resource-server"]);
+    assert_eq!(created["resource_server"], true);
+}

@@ -1,7 +1,7 @@
 //! The `authorization_code` grant at the token endpoint (RFC 6749 §4.1.3, RFC 7636 §4.6), with
 //! codes written straight to the database as the authorization endpoint would.
 
-use latchkey::db::models::{AuthorizationCode, Client, NewAuthorizationCode};
+use latchkey::db::models::{AuthorizationCode, Client, Consent, NewAuthorizationCode};
 use serde_json::{Value, json};
 
 use crate::helpers::{TestApp, TestClient, spawn_app};
@@ -14,6 +14,8 @@ const CHALLENGE: &str = "E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM";
 struct CodeSpec<'a> {
     challenge: Option<&'a str>,
     expires_in: i64,
+    /// Whether the authorization request named the redirect URI (then the token request must).
+    redirect_uri_given: bool,
 }
 
 impl Default for CodeSpec<'_> {
@@ -21,11 +23,13 @@ impl Default for CodeSpec<'_> {
         Self {
             challenge: Some(CHALLENGE),
             expires_in: 600,
+            redirect_uri_given: true,
         }
     }
 }
 
-/// Stores a code for `client_id` and the merchant user; returns the code in clear.
+/// Stores a code for `client_id` and the merchant user, with the consent it was issued under;
+/// returns the code in clear.
 fn issue_code(app: &TestApp, client_id: &str, user_id: i64, spec: CodeSpec<'_>) -> String {
     let mut conn = app.db.connect();
     let client = Client::find_by_client_id(&mut conn, client_id)
@@ -47,9 +51,12 @@ fn issue_code(app: &TestApp, client_id: &str, user_id: i64, spec: CodeSpec<'_>) 
             expired_at: now + chrono::TimeDelta::seconds(spec.expires_in),
             created_at: now,
             auth_time: Some(now),
+            redirect_uri_given: spec.redirect_uri_given,
         },
     )
     .unwrap();
+    // The consent the code was issued under: the code grant checks it still holds.
+    Consent::grant(&mut conn, user_id, client.id, "get_user_profile", now).unwrap();
     code
 }
 
@@ -280,14 +287,19 @@ async fn public_clients_must_use_pkce() {
     let client = setup(&app);
     let public = app.create_client("merchant", &["--public", "--redirect-uri", REDIRECT]);
     let public_id = public["client_id"].as_str().unwrap();
-    let with = issue_code(&app, public_id, client.owner_id, CodeSpec::default());
+    // Its one registered redirect URI was left out of the requests, so it may be left out here.
+    let unnamed = || CodeSpec {
+        redirect_uri_given: false,
+        ..Default::default()
+    };
+    let with = issue_code(&app, public_id, client.owner_id, unnamed());
     let without = issue_code(
         &app,
         public_id,
         client.owner_id,
         CodeSpec {
             challenge: None,
-            ..Default::default()
+            ..unnamed()
         },
     );
     let form = |code: &str| {

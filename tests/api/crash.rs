@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 
 use diesel::prelude::*;
 use latchkey::db::AnyConnection;
-use latchkey::db::models::{AuthorizationCode, Client, NewAuthorizationCode};
+use latchkey::db::models::{AuthorizationCode, Client, Consent, NewAuthorizationCode};
 use serde_json::Value;
 
 use crate::helpers::{TestApp, TestClient, latchkey_bin, spawn_app};
@@ -90,13 +90,16 @@ impl Drop for Server {
     }
 }
 
-/// Stores `n` codes for the client and the merchant, as the authorization endpoint would.
+/// Stores `n` codes for the client and the merchant, and the consent they were issued under,
+/// as the authorization endpoint would.
 fn issue_codes(app: &TestApp, client: &TestClient, n: usize) -> Vec<String> {
     let mut conn = app.db.connect();
     let row = Client::find_by_client_id(&mut conn, &client.client_id)
         .unwrap()
         .unwrap();
     let now = chrono::Utc::now().naive_utc();
+    // The consent the codes were issued under: the code grant checks it still holds.
+    Consent::grant(&mut conn, client.owner_id, row.id, "get_user_profile", now).unwrap();
     (0..n)
         .map(|_| {
             let code = latchkey::crypto::random_token(32);
@@ -114,6 +117,7 @@ fn issue_codes(app: &TestApp, client: &TestClient, n: usize) -> Vec<String> {
                     expired_at: now + chrono::TimeDelta::seconds(600),
                     created_at: now,
                     auth_time: Some(now),
+                    redirect_uri_given: true,
                 },
             )
             .unwrap();

@@ -188,7 +188,8 @@ async fn introspection_reports_every_token_state() {
     let access = tokens["access_token"].as_str().unwrap();
     let refresh = tokens["refresh_token"].as_str().unwrap();
 
-    // Any authenticated confidential client may introspect (a resource server is one).
+    // Another client of the same merchant may introspect: the merchant's own resource server.
+    // (Other merchants' clients may not: see attacks::introspection.)
     let body = active(&app, &other, access).await;
     assert_eq!(body["active"], true);
     assert_eq!(body["client_id"], client.client_id);

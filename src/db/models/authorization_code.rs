@@ -25,6 +25,9 @@ pub struct AuthorizationCode {
     pub created_at: NaiveDateTime,
     /// When the person signed in, for the id_token's `auth_time`.
     pub auth_time: Option<NaiveDateTime>,
+    /// Whether the authorization request named `redirect_uri`: then the token request must name
+    /// it too (RFC 6749 §4.1.3).
+    pub redirect_uri_given: bool,
 }
 
 #[derive(Debug, Insertable)]
@@ -41,6 +44,7 @@ pub struct NewAuthorizationCode<'a> {
     pub expired_at: NaiveDateTime,
     pub created_at: NaiveDateTime,
     pub auth_time: Option<NaiveDateTime>,
+    pub redirect_uri_given: bool,
 }
 
 impl AuthorizationCode {
@@ -73,6 +77,26 @@ impl AuthorizationCode {
         .set(client_authorization_codes::is_used.eq(true))
         .execute(conn)
         .map(|rows| rows == 1)
+    }
+
+    /// Retires every code `user_id` holds for `client` that is not yet redeemed: they expire now,
+    /// so a code issued just before the person revoked the application gets nothing. Returns
+    /// how many there were.
+    pub fn retire_outstanding(
+        conn: &mut AnyConnection,
+        user_id: i64,
+        client: i64,
+        now: NaiveDateTime,
+    ) -> QueryResult<usize> {
+        diesel::update(
+            client_authorization_codes::table
+                .filter(client_authorization_codes::user_id.eq(user_id))
+                .filter(client_authorization_codes::client_id.eq(client))
+                .filter(client_authorization_codes::is_used.eq(false))
+                .filter(client_authorization_codes::expired_at.gt(now)),
+        )
+        .set(client_authorization_codes::expired_at.eq(now))
+        .execute(conn)
     }
 
     /// Revokes every token issued from the code, and every later token of their families

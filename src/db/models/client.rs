@@ -30,8 +30,13 @@ pub struct Client {
     pub is_enabled: bool,
     pub created_at: NaiveDateTime,
     pub updated_at: NaiveDateTime,
+    /// Marked by the operator (`latchkey client set --resource-server true`): may introspect
+    /// tokens issued to any client (RFC 7662 §4). New clients are not; see `oauth::introspect`.
+    pub is_resource_server: bool,
 }
 
+/// A new client. `is_resource_server` is left to its column's default (false): only the
+/// operator turns it on, after creation (see `clients::register_as`).
 #[derive(Debug, Insertable)]
 #[diesel(table_name = clients)]
 pub struct NewClient<'a> {

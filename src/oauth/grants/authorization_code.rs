@@ -1,12 +1,15 @@
 //! `authorization_code` (RFC 6749 §4.1.3) with PKCE (RFC 7636 §4.6): the code must be unused,
-//! unexpired, issued to this client, redeemed with the same redirect URI, and, if it carries a
-//! challenge, with the matching verifier. A second redemption revokes what the first one got.
+//! unexpired, issued to this client, redeemed with the same redirect URI (required when the
+//! authorization request named one), and, if it carries a challenge, with the matching
+//! verifier. A second redemption revokes what the first one got. The person's consent must
+//! still cover the code's scope when it is claimed: a code does not outlive the person
+//! revoking the application (see `authorizations::revoke`).
 
 use chrono::NaiveDateTime;
 
 use crate::crypto;
 use crate::db::AnyConnection;
-use crate::db::models::{AuthorizationCode, Client, User};
+use crate::db::models::{AuthorizationCode, Client, Consent, User};
 use crate::domain::{GrantType, Scopes};
 use crate::oauth::error::OAuthError;
 use crate::oauth::pkce;
@@ -17,6 +20,8 @@ const INVALID: &str = "The authorization code is invalid, expired or already use
 enum Outcome {
     Issued(Issued),
     Replayed,
+    /// The consent was withdrawn (or narrowed) after the code was issued. The code is spent.
+    ConsentGone,
 }
 
 pub fn run(
@@ -34,22 +39,7 @@ pub fn run(
     if stored.client_id != client.id || stored.expired_at <= now {
         return Err(OAuthError::invalid_grant(INVALID));
     }
-    // §4.1.3: the redirect_uri must be identical to the one in the authorization request. It may
-    // be left out only where the request could leave it out: a client with one registered URI.
-    match redirect_uri {
-        Some(uri) if uri == stored.redirect_uri => {}
-        None if client.redirect_uris().len() == 1 => {}
-        Some(_) => {
-            return Err(OAuthError::invalid_grant(
-                "The redirect_uri does not match the one the code was issued for.",
-            ));
-        }
-        None => {
-            return Err(OAuthError::invalid_request(
-                "The `redirect_uri` parameter is missing.",
-            ));
-        }
-    }
+    check_redirect_uri(&stored, redirect_uri)?;
     match (&stored.code_challenge, code_verifier) {
         (Some(challenge), Some(verifier)) => {
             if !pkce::verify_s256(verifier, challenge) {
@@ -108,6 +98,13 @@ pub fn run(
             AuthorizationCode::revoke_issued(conn, stored.id, now)?;
             return Ok::<_, OAuthError>(Outcome::Replayed);
         }
+        // Checked after the claim, in its transaction, so a revocation cannot slip in between
+        // (and on PostgreSQL one running now waits for the claimed row).
+        let granted =
+            Consent::find(conn, stored.user_id, client.id)?.map(|c| Scopes::from_stored(&c.scope));
+        if !granted.is_some_and(|g| who.scope.is_subset(&g)) {
+            return Ok(Outcome::ConsentGone);
+        }
         store(conn, ctx, &who, minted, now).map(Outcome::Issued)
     })?;
     match outcome {
@@ -116,5 +113,27 @@ pub fn run(
             tracing::warn!(client_id = %client.client_id, "authorization code replayed; its tokens are revoked");
             Err(OAuthError::invalid_grant(INVALID))
         }
+        Outcome::ConsentGone => Err(OAuthError::invalid_grant(
+            "The person withdrew their consent after this code was issued.",
+        )),
+    }
+}
+
+/// RFC 6749 §4.1.3: "redirect_uri: REQUIRED, if the redirect_uri parameter was included in the
+/// authorization request […], and their values MUST be identical." A request that left it out
+/// (one URI registered) may leave it out here too; one sent anyway must still match.
+fn check_redirect_uri(
+    stored: &AuthorizationCode,
+    redirect_uri: Option<&str>,
+) -> Result<(), OAuthError> {
+    match redirect_uri {
+        Some(uri) if uri == stored.redirect_uri => Ok(()),
+        Some(_) => Err(OAuthError::invalid_grant(
+            "The redirect_uri does not match the one the code was issued for.",
+        )),
+        None if !stored.redirect_uri_given => Ok(()),
+        None => Err(OAuthError::invalid_request(
+            "The `redirect_uri` parameter is missing: the authorization request had one.",
+        )),
     }
 }

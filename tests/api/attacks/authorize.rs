@@ -532,3 +532,108 @@ async fn a_request_cannot_be_answered_from_another_session() {
     check("the same answer twice", res, &page()).await;
     assert_eq!(app.count("client_authorization_codes"), 1);
 }
+
+/// OIDC Core §6.1, §6.2: `request` and `request_uri` would carry signed parameters that take
+/// the place of the outer ones. Until they are supported they are refused, after the client and
+/// redirect URI are verified, and never ignored: ignoring them issued a code for the outer
+/// parameters, which the client never signed.
+#[tokio::test]
+async fn request_objects_and_request_uris_are_refused_not_ignored() {
+    let app = spawn_app().await;
+    let client = setup(&app);
+    let id = client.client_id.as_str();
+    let outer = [
+        ("client_id", id),
+        ("response_type", "code"),
+        ("redirect_uri", CALLBACK),
+        ("scope", "get_user_profile"),
+    ];
+    // A request object whose claims differ from the outer parameters (alg none, unsigned).
+    let object = "eyJhbGciOiJub25lIn0.eyJzY29wZSI6Im1hbmFnZV9wYXltZW50In0.";
+    let cases: Vec<(&str, Pairs, Expect)> = vec![
+        (
+            "request (a request object)",
+            vec![("request", object)],
+            back("request_not_supported"),
+        ),
+        (
+            "request_uri (a pushed request)",
+            vec![(
+                "request_uri",
+                "urn:ietf:params:oauth:request_uri:6esc_11ACC5bwc014ltc14eY22c",
+            )],
+            back("request_uri_not_supported"),
+        ),
+        (
+            "request_uri (a URL to fetch)",
+            vec![("request_uri", "https://evil.example/request.jwt")],
+            back("request_uri_not_supported"),
+        ),
+        (
+            "request and request_uri",
+            vec![
+                ("request", object),
+                ("request_uri", "https://evil.example/request.jwt"),
+            ],
+            back("request_not_supported"),
+        ),
+        ("control: neither", vec![], to_login()),
+    ];
+    // Twice: signed out, then signed in with the consent remembered (where a code would come
+    // back at once).
+    for signed_in in [false, true] {
+        if signed_in {
+            let res = app.get(&authorize_path(&outer)).await;
+            let res = log_in_and_resume(&app, &location(&res), END_USER, END_USER_PASSWORD).await;
+            let consent = Html::parse(&res.text().await.unwrap());
+            crate::authorize::decide(&app, consent, "allow").await;
+        }
+        let issued = app.count("client_authorization_codes");
+        for (name, extra, expect) in &cases {
+            let name = format!("{name}, signed in: {signed_in}");
+            let expect = match (signed_in, expect.error) {
+                (true, None) => Expect::new(303).redirect(format!("{CALLBACK}?code=")),
+                _ => expect.clone(),
+            };
+            let mut pairs = outer.to_vec();
+            pairs.extend(extra.iter().copied());
+            pairs.push(("state", "keep-me"));
+            let answer = check(&name, app.get(&authorize_path(&pairs)).await, &expect).await;
+            if expect.error.is_some() {
+                let q = answer.query();
+                assert_eq!(q["state"], "keep-me", "case `{name}`: state");
+                assert_eq!(q["iss"], app.address, "case `{name}`: iss");
+                assert!(!q.contains_key("code"), "case `{name}`: a code");
+            }
+        }
+        assert_eq!(
+            app.count("client_authorization_codes"),
+            issued + i64::from(signed_in),
+            "only the control issued a code"
+        );
+    }
+    // Before the client and redirect URI are verified, nothing redirects.
+    let res = app
+        .get(&authorize_path(&[
+            ("client_id", id),
+            ("response_type", "code"),
+            ("redirect_uri", "https://evil.example/callback"),
+            ("request_uri", "https://evil.example/request.jwt"),
+        ]))
+        .await;
+    check("request_uri with a foreign redirect URI", res, &page()).await;
+
+    let meta: serde_json::Value = app
+        .get("/.well-known/openid-configuration")
+        .await
+        .json()
+        .await
+        .unwrap();
+    for name in [
+        "request_parameter_supported",
+        "request_uri_parameter_supported",
+    ] {
+        // OpenID Connect Discovery: left out, request_uri_parameter_supported means true.
+        assert_eq!(meta[name], false, "case `metadata {name}`");
+    }
+}

@@ -3,7 +3,7 @@
 //! expiry and concurrent redemption. Codes are written to the database as the authorization
 //! endpoint would, so each case controls exactly one thing.
 
-use latchkey::db::models::{AuthorizationCode, Client, NewAuthorizationCode};
+use latchkey::db::models::{AuthorizationCode, Client, Consent, NewAuthorizationCode};
 use serde_json::json;
 
 use super::{Expect, H, check};
@@ -19,7 +19,8 @@ const WRONG_VERIFIER: &str = "xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx";
 /// 129 characters: one over RFC 7636 §4.1's maximum.
 const LONG_VERIFIER: &str = "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa";
 
-/// Stores a code as `/oauth/authorize` would; returns it in clear.
+/// Stores a code as `/oauth/authorize` would, with the consent it was issued under; returns
+/// it in clear.
 fn code(app: &TestApp, client: &TestClient, challenge: Option<&str>, expires_in: i64) -> String {
     let mut conn = app.db.connect();
     let stored = Client::find_by_client_id(&mut conn, &client.client_id)
@@ -41,7 +42,17 @@ fn code(app: &TestApp, client: &TestClient, challenge: Option<&str>, expires_in:
             expired_at: now + chrono::TimeDelta::seconds(expires_in),
             created_at: now,
             auth_time: Some(now),
+            redirect_uri_given: true,
         },
+    )
+    .unwrap();
+    // The consent the code was issued under: the code grant checks it still holds.
+    Consent::grant(
+        &mut conn,
+        stored.user_id,
+        stored.id,
+        "get_user_profile",
+        now,
     )
     .unwrap();
     code
@@ -296,4 +307,104 @@ async fn concurrent_redemptions_give_exactly_one_token() {
         [200, 400, 400, 400, 400, 400, 400, 400, 400, 400],
         "case `ten concurrent redemptions of one code`"
     );
+}
+
+/// RFC 6749 §4.1.3: a redirect_uri named in the authorization request must be named again,
+/// identically, at the token endpoint, even when the client registered only that one. One left
+/// out of the request may be left out here, and must still match when sent.
+#[tokio::test]
+async fn a_redirect_uri_named_at_authorize_must_be_named_again_at_the_token_endpoint() {
+    use crate::authorize::{CALLBACK, authorize_and_allow, authorize_path, location, query_of};
+
+    let app = spawn_app().await;
+    // One registered redirect URI: the request may leave it out.
+    let client = crate::authorize::setup(&app);
+    let named = vec![
+        ("client_id", client.client_id.as_str()),
+        ("response_type", "code"),
+        ("redirect_uri", CALLBACK),
+        ("scope", "get_user_profile"),
+    ];
+    let unnamed: Vec<_> = named
+        .iter()
+        .copied()
+        .filter(|(n, _)| *n != "redirect_uri")
+        .collect();
+    // Signed in and agreed once: each request below answers with a code at once.
+    authorize_and_allow(&app, &named).await;
+
+    let other = "https://app.example.com/other";
+    let near_miss = "https://app.example.com/callback/";
+    let missing = || Expect::new(400).error("invalid_request").no_store();
+    // Each row: the authorization request, then the token request's extra fields.
+    type Pairs<'a> = Vec<(&'a str, &'a str)>;
+    let rows: Vec<(&str, &Pairs, Pairs, Expect)> = vec![
+        (
+            "named at authorize, left out at the token endpoint",
+            &named,
+            vec![],
+            missing(),
+        ),
+        (
+            "named at authorize, another URI at the token endpoint",
+            &named,
+            vec![("redirect_uri", other)],
+            grant(),
+        ),
+        (
+            "named at authorize, a trailing slash at the token endpoint",
+            &named,
+            vec![("redirect_uri", near_miss)],
+            grant(),
+        ),
+        (
+            "control: named at authorize, named again",
+            &named,
+            vec![("redirect_uri", CALLBACK)],
+            ok(),
+        ),
+        (
+            "control: left out at authorize, left out at the token endpoint",
+            &unnamed,
+            vec![],
+            ok(),
+        ),
+        (
+            "control: left out at authorize, named at the token endpoint",
+            &unnamed,
+            vec![("redirect_uri", CALLBACK)],
+            ok(),
+        ),
+        (
+            "left out at authorize, another URI at the token endpoint",
+            &unnamed,
+            vec![("redirect_uri", other)],
+            grant(),
+        ),
+    ];
+    for (name, request, form, expect) in rows {
+        let res = app.get(&authorize_path(request)).await;
+        let callback = location(&res);
+        assert!(
+            callback.starts_with(CALLBACK),
+            "case `{name}`: no code ({callback})"
+        );
+        let issued = query_of(&callback)["code"].clone();
+        check(name, redeem(&app, &client, &issued, &form).await, &expect).await;
+    }
+    // The JSON dialect is held to the same rule.
+    let res = app.get(&authorize_path(&named)).await;
+    let issued = query_of(&location(&res))["code"].clone();
+    let res = app
+        .token_json(
+            Some(&client),
+            json!({"grantType": "authorization_code", "code": issued}),
+        )
+        .await;
+    check(
+        "named at authorize, left out of a JSON token request",
+        res,
+        &Expect::new(400).error("InvalidRequest").no_store(),
+    )
+    .await;
 }

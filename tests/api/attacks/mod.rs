@@ -9,8 +9,11 @@ mod brute_force;
 mod client_auth;
 mod codes;
 mod headers;
+mod introspection;
 mod jwt;
+mod prompt;
 mod refresh;
+mod revocation;
 mod sessions;
 mod takeover;
 

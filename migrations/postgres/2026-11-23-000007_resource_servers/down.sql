@@ -1,0 +1,1 @@
+ALTER TABLE clients DROP COLUMN is_resource_server;

@@ -1,0 +1,1 @@
+ALTER TABLE client_authorization_codes DROP COLUMN redirect_uri_given;
