@@ -381,6 +381,22 @@ impl SignedIn {
     }
 }
 
+/// Whether `pending` needs the person to sign in (again) first: nobody is signed in, or the
+/// sign-in is older than the request and the request asked for a fresh one (`prompt=login`), or
+/// older than its `max_age`. A sign-in at or after the request arrived is always fresh.
+pub fn needs_sign_in(pending: &Pending, signed_in: Option<SignedIn>, now: i64) -> bool {
+    match signed_in {
+        None => true,
+        Some(SignedIn { at }) => {
+            let fresh = at >= pending.created_at;
+            let too_old = pending
+                .max_age
+                .is_some_and(|max| u64::try_from(now.saturating_sub(at)).unwrap_or(0) > max);
+            !fresh && (pending.prompt.contains(Prompt::Login) || too_old)
+        }
+    }
+}
+
 /// Decides the next step for `pending` (OIDC Core §3.1.2.1, §3.1.2.3, §3.1.2.4), given who is
 /// signed in, what they agreed to before (`granted`), and the time now (seconds since the
 /// epoch).
@@ -394,18 +410,8 @@ pub fn decide(
     granted: Option<&Scopes>,
     now: i64,
 ) -> Step {
-    let needs_sign_in = match signed_in {
-        None => true,
-        Some(SignedIn { at }) => {
-            let fresh = at >= pending.created_at;
-            let too_old = pending
-                .max_age
-                .is_some_and(|max| u64::try_from(now.saturating_sub(at)).unwrap_or(0) > max);
-            !fresh && (pending.prompt.contains(Prompt::Login) || too_old)
-        }
-    };
     let silent = pending.prompt.contains(Prompt::None);
-    if needs_sign_in {
+    if needs_sign_in(pending, signed_in, now) {
         return if silent {
             refuse(
                 pending,

@@ -113,6 +113,20 @@ enum Stored {
 }
 
 /// The signed-in person, with when they entered their password.
+/// Whether the signed-in person must enter the password again for the authorization request
+/// waiting in the session (`prompt=login`, `max_age`): the login page then shows its form.
+pub fn wants_fresh_sign_in(session: &TypedSession) -> bool {
+    session
+        .get::<Pending>(PENDING_AUTHORIZATION)
+        .is_some_and(|pending| {
+            authorize::needs_sign_in(
+                &pending,
+                signed_in(session).map(|(_, signed)| signed),
+                chrono::Utc::now().timestamp(),
+            )
+        })
+}
+
 fn signed_in(session: &TypedSession) -> Option<(i64, SignedIn)> {
     let user_id = session.user_id()?;
     let at = session.signed_in_at()?;
@@ -198,12 +212,10 @@ async fn proceed(
     };
     match decided {
         Decided::SignIn => {
+            // Signed in too long ago for prompt=login or max_age, the session stays (a link must
+            // not be able to sign anyone out): the login page sees the waiting request and asks
+            // for the password instead of passing the session on (`wants_fresh_sign_in`).
             keep(session, &pending, stored)?;
-            // Signed in too long ago for prompt=login or max_age: signed out with the request
-            // kept, so the login page asks for the password instead of passing the session on.
-            if session.user_id().is_some() {
-                session.switch_account()?;
-            }
             Ok(see_other(&format!("/login?next={}", urlencode(RESUME))))
         }
         Decided::Gone => {

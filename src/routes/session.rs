@@ -31,12 +31,19 @@ pub async fn login_form(
     session: TypedSession,
     query: web::Query<NextQuery>,
 ) -> Result<HttpResponse, AppError> {
-    if session.user_id().is_some() {
+    let again = session.user_id().is_some() && super::authorize::wants_fresh_sign_in(&session);
+    if session.user_id().is_some() && !again {
         return Ok(see_other(
             &safe_next(query.next.as_deref()).unwrap_or_else(|| HOME.to_owned()),
         ));
     }
     let mut ctx = tera::Context::new();
+    if again {
+        ctx.insert(
+            "notice",
+            "The application asks you to enter your password again before it goes on.",
+        );
+    }
     ctx.insert("next", &safe_next(query.next.as_deref()));
     if query.signed_out.is_some() {
         ctx.insert("notice", "You have signed out.");

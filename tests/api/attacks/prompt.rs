@@ -169,6 +169,23 @@ async fn prompt_login_and_max_age_ask_for_the_password_again_and_then_answer() {
             );
         }
         if r.signs_in_again {
+            // A link alone must not sign anyone out: the session is still there, and the login
+            // page asks for the password because of the waiting request.
+            assert_eq!(
+                app.get("/account").await.status(),
+                200,
+                "case `{}`: still signed in",
+                r.name
+            );
+            let (status, login) = app.page("/login").await;
+            assert_eq!(status, 200, "case `{}`: the login form is shown", r.name);
+            assert!(
+                login
+                    .text(".notice, .flash, main")
+                    .is_some_and(|t| t.contains("enter your password again")),
+                "case `{}`: the login page says why",
+                r.name
+            );
             let res = log_in_and_resume(
                 &app,
                 answer.location.as_deref().unwrap(),
