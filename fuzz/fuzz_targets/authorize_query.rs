@@ -1,5 +1,5 @@
-//! Authorization request query strings (`authorize::Params::from_query`), the error redirect
-//! (`redirect_with`, RFC 6749 §4.1.2.1), and the whole of `authorize::validate` against three
+//! Authorization request query strings (`authorize::read_query`, through `oauth::params`),
+//! the error redirect (`redirect_with`, RFC 6749 §4.1.2.1), and the whole of `authorize::validate` against three
 //! applications in an in-memory SQLite database (confidential, public, disabled).
 //!
 //! Invariants besides "no panic":
@@ -22,7 +22,8 @@ use latchkey::db::models::user::NewUser;
 use latchkey::db::models::{Client, User};
 use latchkey::db::{self, AnyConnection, ConnectionManager};
 use latchkey::domain::{RedirectUri, Scopes};
-use latchkey::oauth::authorize::{KNOWN, Params, Refusal, redirect_with, validate};
+use latchkey::oauth::authorize::{Refusal, read_query, redirect_with, validate};
+use latchkey::oauth::params::{self, Params};
 use latchkey::oauth::pkce;
 use libfuzzer_sys::fuzz_target;
 
@@ -104,11 +105,11 @@ fuzz_target!(|data: &[u8]| {
     let Ok(query) = std::str::from_utf8(data) else {
         return;
     };
-    let params = Params::from_query(query);
+    let params = read_query(query);
     let pairs: Vec<(String, String)> = url::form_urlencoded::parse(query.as_bytes())
         .into_owned()
         .collect();
-    for &(snake, camel) in KNOWN {
+    for (snake, camel) in params::aliases(params::AUTHORIZE) {
         let sent: Vec<&str> = pairs
             .iter()
             .filter(|(n, v)| (n == snake || n == camel) && !v.is_empty())

@@ -1,4 +1,4 @@
-//! Token request bodies in both dialects (`Params::from_form`, `Params::from_json`,
+//! Token request bodies in both dialects (`oauth::params` with the token endpoint's names,
 //! `TokenRequest::from_params`) and the `Content-Type` that picks the dialect.
 //!
 //! Invariants besides "no panic":
@@ -8,53 +8,39 @@
 //!   the same error code.
 #![no_main]
 
-use latchkey::oauth::request::{Dialect, Grant, Params, TokenRequest};
+use latchkey::oauth::params::{self, Params, TOKEN};
+use latchkey::oauth::request::{Dialect, Grant, TokenRequest};
 use libfuzzer_sys::fuzz_target;
-
-/// Every parameter the token endpoint reads, with its camelCase alias (as in `request.rs`).
-const KNOWN: &[(&str, &str)] = &[
-    ("grant_type", "grantType"),
-    ("scope", "scope"),
-    ("username", "username"),
-    ("password", "password"),
-    ("refresh_token", "refreshToken"),
-    ("code", "code"),
-    ("redirect_uri", "redirectUri"),
-    ("code_verifier", "codeVerifier"),
-    ("client_id", "clientId"),
-    ("client_secret", "clientSecret"),
-];
 
 fuzz_target!(|data: &[u8]| {
     if let Ok(text) = std::str::from_utf8(data) {
         let _ = Dialect::from_content_type(Some(text));
     }
 
-    if let Ok(params) = Params::from_json(data) {
+    if let Ok(params) = Params::from_json(data, TOKEN) {
         check(TokenRequest::from_params(params));
     }
 
-    let Ok(form) = Params::from_form(data) else {
+    let Ok(form) = Params::from_form(data, TOKEN) else {
         return;
     };
     for snake in [true, false] {
-        let object: serde_json::Map<String, serde_json::Value> = KNOWN
-            .iter()
-            .filter_map(|&(s, c)| {
+        let object: serde_json::Map<String, serde_json::Value> = params::aliases(TOKEN)
+            .filter_map(|(s, c)| {
                 let name = if snake { s } else { c };
                 form.get(s).map(|v| (name.to_owned(), v.into()))
             })
             .collect();
         let json = serde_json::to_vec(&object).expect("a map serializes");
-        let from_json = Params::from_json(&json).expect("a JSON object of strings parses");
-        for (s, _) in KNOWN {
+        let from_json = Params::from_json(&json, TOKEN).expect("a JSON object of strings parses");
+        for (s, _) in params::aliases(TOKEN) {
             assert_eq!(
                 form.get(s),
                 from_json.get(s),
                 "{s} differs between dialects"
             );
         }
-        let a = TokenRequest::from_params(Params::from_form(data).expect("parsed before"));
+        let a = TokenRequest::from_params(Params::from_form(data, TOKEN).expect("parsed before"));
         let b = TokenRequest::from_params(from_json);
         match (a, b) {
             (Ok(a), Ok(b)) => {

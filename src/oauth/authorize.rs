@@ -13,6 +13,7 @@
 use serde::{Deserialize, Serialize};
 use url::Url;
 
+use super::params::{self, Params};
 use super::pkce;
 use super::prompt::{self, Prompt, Prompts};
 use crate::crypto;
@@ -21,64 +22,10 @@ use crate::db::models::{AuthorizationCode, Client, Consent};
 use crate::db::{self, AnyConnection};
 use crate::domain::Scopes;
 
-/// Parameters, by their RFC names; Revenue Monster's camelCase spellings are accepted too.
-/// The fuzz target reads this table, so its checks cover every parameter read here.
-pub const KNOWN: &[(&str, &str)] = &[
-    ("client_id", "clientId"),
-    ("redirect_uri", "redirectUri"),
-    ("response_type", "responseType"),
-    ("scope", "scope"),
-    ("state", "state"),
-    ("code_challenge", "codeChallenge"),
-    ("code_challenge_method", "codeChallengeMethod"),
-    ("nonce", "nonce"),
-    ("response_mode", "responseMode"),
-    // OpenID Connect Core §3.1.2.1.
-    ("prompt", "prompt"),
-    ("max_age", "max_age"),
-    // Request objects (OIDC Core §6) and pushed requests (RFC 9126): read only to be refused,
-    // never ignored, since they may carry parameters that differ from the outer ones.
-    ("request", "request"),
-    ("request_uri", "request_uri"),
-];
-
-/// The request's parameters, or the name of one sent twice.
-#[derive(Debug, Default, Clone, PartialEq, Eq)]
-pub struct Params {
-    values: std::collections::HashMap<&'static str, String>,
-    repeated: Option<&'static str>,
-}
-
-impl Params {
-    /// Reads a query string. Empty values count as absent (RFC 6749 §3.1).
-    pub fn from_query(query: &str) -> Self {
-        let mut params = Self::default();
-        for (name, value) in url::form_urlencoded::parse(query.as_bytes()) {
-            let Some(canonical) = KNOWN
-                .iter()
-                .find(|(s, c)| *s == name || *c == name)
-                .map(|(s, _)| *s)
-            else {
-                continue;
-            };
-            if value.is_empty() {
-                continue;
-            }
-            if params
-                .values
-                .insert(canonical, value.into_owned())
-                .is_some()
-            {
-                params.repeated.get_or_insert(canonical);
-            }
-        }
-        params
-    }
-
-    /// A parameter by its RFC name; `None` when absent or empty.
-    pub fn get(&self, name: &str) -> Option<&str> {
-        self.values.get(name).map(String::as_str)
-    }
+/// Reads an authorization request's query string: the names of [`params::AUTHORIZE`], in
+/// either spelling, with a repeat noted rather than refused until the redirect URI is known.
+pub fn read_query(query: &str) -> Params {
+    Params::from_query(query, params::AUTHORIZE)
 }
 
 /// A request that passed every check, kept in the session while the person signs in and decides.
@@ -174,7 +121,7 @@ pub fn validate(
             "The request does not say which application is asking (client_id is missing).",
         );
     };
-    if params.repeated == Some("client_id") || params.repeated == Some("redirect_uri") {
+    if matches!(params.repeated(), Some("client_id" | "redirect_uri")) {
         return page(
             "Invalid request",
             "The request names its application or redirect URI more than once.",
@@ -227,7 +174,7 @@ pub fn validate(
         )))
     };
 
-    if let Some(name) = params.repeated {
+    if let Some(name) = params.repeated() {
         return fail(
             "invalid_request",
             &format!("The `{name}` parameter was sent more than once."),
@@ -524,22 +471,6 @@ pub fn deny(pending: &Pending) -> Option<Url> {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn camel_case_aliases_and_repeats() {
-        let p = Params::from_query(
-            "clientId=1&redirectUri=https%3A%2F%2Fa.example%2Fcb&responseType=code&scope=a,b&state=s",
-        );
-        assert_eq!(p.get("client_id"), Some("1"));
-        assert_eq!(p.get("redirect_uri"), Some("https://a.example/cb"));
-        assert_eq!(p.get("response_type"), Some("code"));
-        assert_eq!(p.get("scope"), Some("a,b"));
-        assert_eq!(p.repeated, None);
-        let p = Params::from_query("client_id=1&clientId=2");
-        assert_eq!(p.repeated, Some("client_id"));
-        let p = Params::from_query("state=&scope=x&unknown=y");
-        assert_eq!(p.get("state"), None);
-    }
 
     fn pending(prompt: &str, max_age: Option<u64>) -> Pending {
         Pending {

@@ -10,6 +10,7 @@ pub mod grants;
 pub mod introspect;
 pub mod jwt;
 pub mod keys;
+pub mod params;
 pub mod pkce;
 pub mod prompt;
 pub mod request;

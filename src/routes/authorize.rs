@@ -16,7 +16,7 @@ use crate::db::models::{Client, Consent, Scope, User};
 use crate::db::{self, DbError};
 use crate::domain::Scopes;
 use crate::error::AppError;
-use crate::oauth::authorize::{self, Params, Pending, Refusal, SignedIn, Step};
+use crate::oauth::authorize::{self, Pending, Refusal, SignedIn, Step};
 use crate::startup::AppState;
 
 const RESUME: &str = "/oauth/authorize/resume";
@@ -59,7 +59,7 @@ pub async fn start(
     state: web::Data<AppState>,
     session: TypedSession,
 ) -> Result<HttpResponse, AppError> {
-    let params = Params::from_query(req.query_string());
+    let params = authorize::read_query(req.query_string());
     let outcome = db::run(&state.pool, move |conn| {
         authorize::validate(conn, &params).map_err(DbError::from)
     })

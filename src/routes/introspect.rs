@@ -1,8 +1,6 @@
 //! `POST /oauth/introspect` (RFC 7662) and `POST /oauth/revoke` (RFC 7009). Both take a form
 //! body and client authentication like the token endpoint, and answer with `no-store`.
 
-use std::collections::HashMap;
-
 use actix_web::http::StatusCode;
 use actix_web::http::header::AUTHORIZATION;
 use actix_web::{HttpRequest, HttpResponse, web};
@@ -12,32 +10,9 @@ use crate::db;
 use crate::oauth::client_auth::{self, Presented};
 use crate::oauth::error::OAuthError;
 use crate::oauth::introspect::{self, Hint};
+use crate::oauth::params::{self, Params};
 use crate::oauth::request::{BodyCredentials, Dialect};
 use crate::startup::AppState;
-
-/// The form's fields; a repeated one is refused (RFC 6749 §3.2).
-fn fields(body: &[u8]) -> Result<HashMap<String, String>, OAuthError> {
-    if std::str::from_utf8(body).is_err() {
-        return Err(OAuthError::invalid_request(
-            "The request body must be UTF-8.",
-        ));
-    }
-    let mut map = HashMap::new();
-    for (name, value) in url::form_urlencoded::parse(body) {
-        if value.is_empty() {
-            continue;
-        }
-        if map
-            .insert(name.clone().into_owned(), value.into_owned())
-            .is_some()
-        {
-            return Err(OAuthError::invalid_request(format!(
-                "`{name}` was sent more than once."
-            )));
-        }
-    }
-    Ok(map)
-}
 
 fn no_store(status: StatusCode) -> actix_web::HttpResponseBuilder {
     let mut builder = HttpResponse::build(status);
@@ -81,25 +56,25 @@ async fn handle(
     if let Err(e) = super::token::no_secret_in_url(&req) {
         return error(Dialect::Rfc6749, &e);
     }
-    let mut form = match fields(&body) {
+    let mut form = match Params::from_form(&body, params::INTROSPECT) {
         Ok(form) => form,
         Err(e) => return error(Dialect::Rfc6749, &e),
     };
     let credentials = BodyCredentials {
-        client_id: form.remove("client_id"),
-        client_secret: form.remove("client_secret"),
+        client_id: form.take("client_id"),
+        client_secret: form.take("client_secret"),
     };
     let authorization = req
         .headers()
         .get(AUTHORIZATION)
         .map(|v| v.as_bytes().to_vec());
-    let Some(token) = form.remove("token") else {
+    let Some(token) = form.take("token") else {
         return error(
             Dialect::Rfc6749,
             &OAuthError::invalid_request("The `token` parameter is missing."),
         );
     };
-    let hint = Hint::parse(form.get("token_type_hint").map(String::as_str));
+    let hint = Hint::parse(form.get("token_type_hint"));
     let oauth = state.oauth.clone();
     let result = db::run(&state.pool, move |conn| {
         let presented = client_auth::presented(authorization.as_deref(), &credentials)?;

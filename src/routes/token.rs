@@ -10,7 +10,7 @@ use serde_json::json;
 use super::page::client_address;
 use crate::db;
 use crate::oauth::error::{ErrorCode, OAuthError};
-use crate::oauth::request::{Dialect, Grant, Params, TokenRequest};
+use crate::oauth::request::{Dialect, Grant, TokenRequest};
 use crate::oauth::token::{self, Caller, Issued};
 use crate::startup::AppState;
 
@@ -61,12 +61,7 @@ pub async fn token(
             ),
         );
     };
-    let parsed = match dialect {
-        Dialect::Rfc6749 => Params::from_form(&body),
-        Dialect::RevenueMonster => Params::from_json(&body),
-    }
-    .and_then(TokenRequest::from_params);
-    let request = match parsed {
+    let request = match TokenRequest::parse(dialect, &body) {
         Ok(request) => request,
         Err(e) => return error(dialect, &e),
     };
