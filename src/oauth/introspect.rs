@@ -10,7 +10,11 @@ use chrono::NaiveDateTime;
 use diesel::prelude::*;
 use serde_json::{Value, json};
 
+use super::client_auth::{self, Presented};
+use super::error::OAuthError;
 use super::jwt;
+use super::params::{self, Params};
+use super::request::BodyCredentials;
 use super::token::OAuthContext;
 use crate::crypto;
 use crate::db::models::{AccessToken, Client, RefreshToken};
@@ -31,6 +35,70 @@ impl Hint {
             "access_token" => Some(Self::AccessToken),
             "refresh_token" => Some(Self::RefreshToken),
             _ => None,
+        }
+    }
+}
+
+/// Which of the two endpoints a request is for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Action {
+    /// RFC 7662: what the token says.
+    Introspect,
+    /// RFC 7009: end the token.
+    Revoke,
+}
+
+/// An introspection or revocation request, from its form body (RFC 7662 §2.1, RFC 7009 §2.1).
+#[derive(Debug)]
+pub struct TokenQuery {
+    pub token: String,
+    pub hint: Option<Hint>,
+    pub body_credentials: BodyCredentials,
+}
+
+impl TokenQuery {
+    /// Reads the form body: [`params::INTROSPECT`]'s names, each at most once; `token` required.
+    pub fn parse(body: &[u8]) -> Result<Self, OAuthError> {
+        let mut form = Params::from_form(body, params::INTROSPECT)?;
+        let body_credentials = BodyCredentials {
+            client_id: form.take("client_id"),
+            client_secret: form.take("client_secret"),
+        };
+        Ok(Self {
+            token: form.require("token")?,
+            hint: Hint::parse(form.get("token_type_hint")),
+            body_credentials,
+        })
+    }
+}
+
+/// One request to either endpoint, after its caller authenticated as at the token endpoint.
+/// Introspection reveals who a token acts for, so a public client (which proves nothing) may
+/// not introspect; the answer to anything else is `{"active": false}` ([`introspect`]).
+/// Revocation answers nothing: 200 whether or not there was a token to end (RFC 7009 §2.2).
+pub fn answer(
+    conn: &mut AnyConnection,
+    ctx: &OAuthContext,
+    action: Action,
+    authorization: Option<&[u8]>,
+    request: &TokenQuery,
+) -> Result<Option<Value>, OAuthError> {
+    let presented = client_auth::presented(authorization, &request.body_credentials)?;
+    if action == Action::Introspect && matches!(presented, Presented::PublicClient { .. }) {
+        return Err(OAuthError::invalid_client());
+    }
+    let caller = client_auth::authenticate(conn, &ctx.server_key, &presented, db::now())?.client;
+    match action {
+        Action::Introspect => Ok(Some(introspect(
+            conn,
+            ctx,
+            &caller,
+            &request.token,
+            request.hint,
+        )?)),
+        Action::Revoke => {
+            revoke(conn, &caller, &request.token, request.hint)?;
+            Ok(None)
         }
     }
 }

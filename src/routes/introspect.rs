@@ -1,5 +1,6 @@
-//! `POST /oauth/introspect` (RFC 7662) and `POST /oauth/revoke` (RFC 7009). Both take a form
-//! body and client authentication like the token endpoint, and answer with `no-store`.
+//! `POST /oauth/introspect` (RFC 7662) and `POST /oauth/revoke` (RFC 7009): read the body,
+//! hand it to `oauth::introspect::answer`, and answer with `no-store`. Both take a form body and
+//! client authentication like the token endpoint.
 
 use actix_web::http::StatusCode;
 use actix_web::http::header::AUTHORIZATION;
@@ -7,11 +8,9 @@ use actix_web::{HttpRequest, HttpResponse, web};
 
 use super::token::error;
 use crate::db;
-use crate::oauth::client_auth::{self, Presented};
 use crate::oauth::error::OAuthError;
-use crate::oauth::introspect::{self, Hint};
-use crate::oauth::params::{self, Params};
-use crate::oauth::request::{BodyCredentials, Dialect};
+use crate::oauth::introspect::{self, Action, TokenQuery};
+use crate::oauth::request::Dialect;
 use crate::startup::AppState;
 
 fn no_store(status: StatusCode) -> actix_web::HttpResponseBuilder {
@@ -20,11 +19,6 @@ fn no_store(status: StatusCode) -> actix_web::HttpResponseBuilder {
         .insert_header(("Cache-Control", "no-store"))
         .insert_header(("Pragma", "no-cache"));
     builder
-}
-
-enum Action {
-    Introspect,
-    Revoke,
 }
 
 async fn handle(
@@ -56,45 +50,17 @@ async fn handle(
     if let Err(e) = super::token::no_secret_in_url(&req) {
         return error(Dialect::Rfc6749, &e);
     }
-    let mut form = match Params::from_form(&body, params::INTROSPECT) {
-        Ok(form) => form,
+    let request = match TokenQuery::parse(&body) {
+        Ok(request) => request,
         Err(e) => return error(Dialect::Rfc6749, &e),
-    };
-    let credentials = BodyCredentials {
-        client_id: form.take("client_id"),
-        client_secret: form.take("client_secret"),
     };
     let authorization = req
         .headers()
         .get(AUTHORIZATION)
         .map(|v| v.as_bytes().to_vec());
-    let Some(token) = form.take("token") else {
-        return error(
-            Dialect::Rfc6749,
-            &OAuthError::invalid_request("The `token` parameter is missing."),
-        );
-    };
-    let hint = Hint::parse(form.get("token_type_hint"));
     let oauth = state.oauth.clone();
     let result = db::run(&state.pool, move |conn| {
-        let presented = client_auth::presented(authorization.as_deref(), &credentials)?;
-        // Introspection reveals who a token acts for: only clients that can prove who they are.
-        if matches!(action, Action::Introspect)
-            && matches!(presented, Presented::PublicClient { .. })
-        {
-            return Err(OAuthError::invalid_client());
-        }
-        let caller =
-            client_auth::authenticate(conn, &oauth.server_key, &presented, db::now())?.client;
-        match action {
-            Action::Introspect => Ok(Some(introspect::introspect(
-                conn, &oauth, &caller, &token, hint,
-            )?)),
-            Action::Revoke => {
-                introspect::revoke(conn, &caller, &token, hint)?;
-                Ok(None)
-            }
-        }
+        introspect::answer(conn, &oauth, action, authorization.as_deref(), &request)
     })
     .await;
     match result {
