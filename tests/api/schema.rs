@@ -76,44 +76,115 @@ async fn the_seed_tables_exist_with_their_columns() {
         conn.batch_execute(&format!("SELECT {columns} FROM {table} LIMIT 0"))
             .unwrap_or_else(|e| panic!("{table}: {e}"));
     }
-    // schema.rs agrees with the migrations: loading every column of every table works.
-    schema::users::table
-        .select(User::as_select())
-        .load(&mut conn)
-        .unwrap();
-    schema::clients::table
-        .select(Client::as_select())
-        .load(&mut conn)
-        .unwrap();
-    schema::client_secrets::table
-        .select(ClientSecret::as_select())
-        .load(&mut conn)
-        .unwrap();
-    schema::client_access_tokens::table
-        .select(schema::client_access_tokens::all_columns)
-        .load::<(
-            i64,
-            i64,
-            i64,
-            Option<i64>,
-            String,
-            String,
-            String,
-            String,
-            Option<i64>,
-            chrono::NaiveDateTime,
-            chrono::NaiveDateTime,
-            Option<chrono::NaiveDateTime>,
-        )>(&mut conn)
-        .unwrap();
-    schema::client_refresh_tokens::table
-        .count()
-        .get_result::<i64>(&mut conn)
-        .unwrap();
-    schema::client_authorization_codes::table
-        .count()
-        .get_result::<i64>(&mut conn)
-        .unwrap();
+}
+
+/// Loads every row of `table` as its model, so each column's type in `schema.rs` and the model
+/// meets a real value written by the server.
+macro_rules! load_all {
+    ($conn:expr, $table:ident, $model:ty) => {{
+        let rows = schema::$table::table
+            .select(<$model>::as_select())
+            .load(&mut $conn)
+            .unwrap_or_else(|e| panic!("{}: {e}", stringify!($table)));
+        assert!(
+            !rows.is_empty(),
+            "{} has no rows to load",
+            stringify!($table)
+        );
+        rows.len()
+    }};
+}
+
+/// schema.rs and the models agree with the migrations: after a day's work has written a row
+/// into every table, every row of every table loads as its model, every column read.
+#[tokio::test]
+async fn every_table_loads_every_column_as_its_model() {
+    use crate::authorize::{CALLBACK, authorize_and_allow, query_of, setup};
+    use latchkey::db::models::{
+        AccessToken, AuditEvent, AuthorizationCode, Consent, EmailToken, LoginAttempt,
+        RefreshToken, SessionRow, SigningKeyRow,
+    };
+
+    let app = spawn_app().await;
+    let client = setup(&app);
+    // A consent, a code, a session and a sign-in counter.
+    let callback = authorize_and_allow(
+        &app,
+        &[
+            ("client_id", &client.client_id),
+            ("response_type", "code"),
+            ("redirect_uri", CALLBACK),
+            ("scope", "get_user_profile"),
+        ],
+    )
+    .await;
+    let code = query_of(&callback)["code"].clone();
+    // Access and refresh tokens.
+    let res = app
+        .token_form(
+            Some(&client),
+            &[
+                ("grant_type", "authorization_code"),
+                ("code", &code),
+                ("redirect_uri", CALLBACK),
+            ],
+        )
+        .await;
+    assert_eq!(res.status(), 200);
+    // An email token (a reset link) and an audit event (a sign-in).
+    let res = app
+        .sign_up_in(
+            &app.new_browser(),
+            "auditor",
+            "auditor@example.com",
+            "auditor password 1",
+        )
+        .await;
+    assert_eq!(res.status(), 303);
+    let sent = app.outbox.messages().len();
+    let res = app
+        .post_form_in(
+            &app.new_browser(),
+            "/password/forgot",
+            "/password/forgot",
+            &[("email", "auditor@example.com")],
+        )
+        .await;
+    assert_eq!(res.status(), 303);
+    let reset = app.mail_to("auditor@example.com", sent).await;
+    assert_eq!(reset.subject, "Reset your Latchkey password");
+    let res = app
+        .post_form_in(
+            &app.new_browser(),
+            "/login",
+            "/login",
+            &[("username", "auditor"), ("password", "auditor password 1")],
+        )
+        .await;
+    assert_eq!(res.status(), 303);
+    // A failed sign-in leaves a counter.
+    app.post_form_in(
+        &app.new_browser(),
+        "/login",
+        "/login",
+        &[("username", "nobody"), ("password", "wrong password")],
+    )
+    .await;
+
+    let mut conn = app.db.connect();
+    load_all!(conn, users, User);
+    load_all!(conn, clients, Client);
+    load_all!(conn, client_secrets, ClientSecret);
+    load_all!(conn, client_access_tokens, AccessToken);
+    load_all!(conn, client_refresh_tokens, RefreshToken);
+    load_all!(conn, client_authorization_codes, AuthorizationCode);
+    load_all!(conn, consents, Consent);
+    load_all!(conn, scopes, Scope);
+    load_all!(conn, sessions, SessionRow);
+    load_all!(conn, signing_keys, SigningKeyRow);
+    load_all!(conn, email_tokens, EmailToken);
+    load_all!(conn, login_attempts, LoginAttempt);
+    load_all!(conn, audit_events, AuditEvent);
 }
 
 #[tokio::test]
