@@ -144,8 +144,6 @@ impl TypedSession {
         );
     }
 
-    /// The flash message, removed. actix-session marks a session changed on any `remove`, even
-    /// of a key it lacks, which would cost every page view a session write: look first.
     /// Records that an existing session is in use, at most once per [`ACTIVITY_GRAIN`] (the
     /// store stamps every write): the change makes the store extend the session's expiry, the
     /// idle timeout (ASVS V7.3.1). Visitors without a session get none from this.
@@ -160,6 +158,8 @@ impl TypedSession {
         }
     }
 
+    /// The flash message, removed. actix-session marks a session changed on any `remove`, even
+    /// of a key it lacks, which would cost every page view a session write: look first.
     pub fn take_flash(&self) -> Option<Flash> {
         self.0.get::<Flash>(FLASH).ok().flatten()?;
         self.0.remove_as::<Flash>(FLASH).and_then(Result::ok)
