@@ -1,6 +1,6 @@
 //! Keys derived from the server secret, and the primitives built on them.
 //!
-//! Which primitive for which secret (DESIGN.md, "Tables"):
+//! Which primitive for which secret (nothing that grants access is stored in clear):
 //! - human passwords: argon2id, see [`crate::auth::password`];
 //! - client secrets (256 random bits): a keyed digest, HMAC-SHA256 under a key derived from the
 //!   server secret, compared in constant time; plus an AEAD copy (XChaCha20-Poly1305) so the

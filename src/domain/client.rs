@@ -88,7 +88,7 @@ impl GrantType {
     }
 
     /// Grants a new confidential client gets unless told otherwise. The password grant is off
-    /// until the owner turns it on (DESIGN.md, "Clients").
+    /// until the owner turns it on: it hands the user's password to the client (RFC 9700 §2.4).
     pub fn confidential_defaults() -> Vec<GrantType> {
         vec![
             Self::ClientCredentials,

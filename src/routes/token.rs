@@ -132,7 +132,8 @@ fn success(dialect: Dialect, issued: &Issued) -> HttpResponse {
             }
             body
         }
-        // Revenue Monster's field names and order (seed 003).
+        // Revenue Monster's field names and order, as its clients parse them: camelCase, the
+        // token type and lifetime first, the refresh token's own lifetime beside it.
         Dialect::RevenueMonster => {
             let mut body = json!({
                 "accessToken": issued.access_token,

@@ -1,4 +1,5 @@
-//! `users`: merchants and end users alike (DESIGN.md, "Who uses it").
+//! `users`: merchants and end users alike: anyone with an account can register applications,
+//! and anyone can authorize one.
 
 use chrono::NaiveDateTime;
 use diesel::prelude::*;
