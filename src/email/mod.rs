@@ -103,7 +103,23 @@ impl Mailer {
         )
     }
 
-    /// Sends one message. Blocking (network or disk): call from `web::block`.
+    /// Sends a rendered message off the async executor (SMTP and files block), for a page
+    /// that goes on whatever happens: a failure, to render or to send, is logged, never shown.
+    pub async fn deliver(&self, message: Result<Email, MailError>) {
+        let mailer = self.clone();
+        let result = match message {
+            Ok(email) => tokio::task::spawn_blocking(move || mailer.send(&email))
+                .await
+                .unwrap_or_else(|_| Err(MailError::Send("cancelled".into()))),
+            Err(e) => Err(e),
+        };
+        if let Err(e) = result {
+            tracing::error!(error = %e, "sending an email failed");
+        }
+    }
+
+    /// Sends one message. Blocking (network or disk): call from a blocking thread, or use
+    /// [`Self::deliver`].
     pub fn send(&self, email: &Email) -> Result<(), MailError> {
         if let Transport::Memory(outbox) = &self.transport {
             outbox.push(email.clone());

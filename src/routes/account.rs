@@ -8,7 +8,6 @@ use diesel::prelude::*;
 use serde::Deserialize;
 
 use super::page::{CsrfForm, CsrfOnly, CsrfProtected, CurrentUser, message, render, see_other};
-use super::session::send;
 use super::signup::already_registered;
 use super::step_up;
 use crate::accounts::{self, Recipient};
@@ -191,7 +190,7 @@ async fn confirm_new_address(state: &AppState, user: User, email: Email) {
             return;
         }
     };
-    send(state, message).await;
+    state.mailer.deliver(message).await;
 }
 
 #[derive(Deserialize)]
@@ -294,7 +293,7 @@ pub(super) async fn tell_previous_address(state: &AppState, user: &User, undo: &
         hours: accounts::VERIFY_TTL.num_hours(),
     }
     .render(&state.templates, &undo.address);
-    send(state, message).await;
+    state.mailer.deliver(message).await;
 }
 
 fn undo_invalid(state: &AppState, session: &TypedSession) -> Result<HttpResponse, AppError> {

@@ -7,7 +7,6 @@ use actix_web::{HttpResponse, web};
 use serde::Deserialize;
 
 use super::page::{CsrfForm, CsrfProtected, EmailForm, message, render, see_other};
-use super::session::send;
 use crate::accounts;
 use crate::auth::session::TypedSession;
 use crate::auth::throttle;
@@ -81,7 +80,7 @@ pub async fn forgot(
                     link: &link,
                 }
                 .render(&background.templates, &to);
-                send(&background, message).await;
+                background.mailer.deliver(message).await;
             }
             Ok(None) => {}
             Err(e) => {

@@ -157,21 +157,7 @@ async fn notify_new_sign_in(state: &web::Data<AppState>, user: &User, address: &
             ip: address,
         }
         .render(&state.templates, email);
-        send(state, message).await;
-    }
-}
-
-/// Sends an email off the executor; a failure is logged, never shown (the page goes on).
-pub async fn send(state: &AppState, message: Result<crate::email::Email, crate::email::MailError>) {
-    let mailer = state.mailer.clone();
-    let result = match message {
-        Ok(email) => web::block(move || mailer.send(&email))
-            .await
-            .unwrap_or_else(|_| Err(crate::email::MailError::Send("cancelled".into()))),
-        Err(e) => Err(e),
-    };
-    if let Err(e) = result {
-        tracing::error!(error = %e, "sending an email failed");
+        state.mailer.deliver(message).await;
     }
 }
 
@@ -190,7 +176,7 @@ async fn send_verification(state: &web::Data<AppState>, user: &User, token: &str
         link: &link,
     }
     .render(&state.templates, email);
-    send(state, message).await;
+    state.mailer.deliver(message).await;
 }
 
 pub async fn verify_email(

@@ -17,7 +17,7 @@ use serde::Deserialize;
 use super::page::{
     CsrfForm, CsrfProtected, EmailForm, client_address, render, safe_next, see_other,
 };
-use super::session::{HOME, send};
+use super::session::HOME;
 use crate::accounts::{self, CreateUserError, NewAccount, Recipient, SignupLink};
 use crate::auth::session::TypedSession;
 use crate::db::models::{AuditEvent, User};
@@ -119,7 +119,7 @@ async fn send_next_step(state: &AppState, link: SignupLink) {
             return;
         }
     };
-    send(state, message).await;
+    state.mailer.deliver(message).await;
 }
 
 /// The reminder sent instead, when someone asks to use an address that has an account.

@@ -15,7 +15,6 @@ use crate::error::AppError;
 use crate::routes::page::{
     CsrfForm, CsrfOnly, CsrfProtected, CurrentUser, client_address, render, see_other,
 };
-use crate::routes::session::send;
 use crate::routes::step_up;
 use crate::startup::AppState;
 
@@ -48,7 +47,7 @@ async fn notify(state: &AppState, req: &HttpRequest, user: &User, client: &Clien
         ip: &ip,
     }
     .render(&state.templates, to);
-    send(state, message).await;
+    state.mailer.deliver(message).await;
 }
 
 /// The secret actions that need the password within the re-authentication window.
