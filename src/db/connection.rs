@@ -11,8 +11,8 @@ use diesel::connection::SimpleConnection as _;
 use diesel::prelude::*;
 use diesel::r2d2::{self, R2D2Connection as _};
 
-use super::DbError;
 use super::instrument::{ConnectionMonitor, StatementCounter};
+use super::{DbError, Writer};
 use crate::config::DatabaseUrl;
 
 /// A connection to either backend. Queries written against it compile for both.
@@ -41,15 +41,21 @@ pub const PG_CONNECT_TIMEOUT_SECS: u32 = 3;
 const SQLITE_BUSY_TIMEOUT: &str = "PRAGMA busy_timeout = 3000";
 
 /// Opens database connections of the backend named by the URL.
+///
+/// Every connection it opens carries its [`Writer`] queue, so that a
+/// [`write_transaction`](super::write_transaction) on any of them waits in the same queue as
+/// `Database::writer`.
 #[derive(Debug)]
 pub struct ConnectionManager {
     url: DatabaseUrl,
     pub(super) statements: StatementCounter,
+    pub(super) writer: Writer,
 }
 
 impl ConnectionManager {
     pub fn new(url: DatabaseUrl) -> Self {
         Self {
+            writer: Writer::for_backend(&url),
             url,
             statements: StatementCounter::default(),
         }
@@ -85,6 +91,7 @@ impl ConnectionManager {
         conn.set_instrumentation(ConnectionMonitor {
             statements: self.statements.clone(),
             lost: false,
+            writer: self.writer.clone(),
         });
         Ok(conn)
     }

@@ -6,6 +6,7 @@
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
+use super::Writer;
 use super::error::is_connection_lost;
 
 /// Counts the SQL statements run by every connection of a pool, for `/metrics` and for tests
@@ -32,9 +33,14 @@ impl diesel::connection::Instrumentation for StatementCounter {
 /// The instrumentation of one pooled connection: counts its statements into the pool's
 /// [`StatementCounter`] and remembers whether one failed because the server went away, which
 /// [`ConnectionManager::has_broken`](super::ConnectionManager) reads to drop the connection.
+///
+/// It also carries the writer queue of the pool the connection belongs to, which
+/// [`write_transaction`](super::write_transaction) waits in: instrumentation is the one place
+/// diesel lets a connection hold state of ours.
 pub(super) struct ConnectionMonitor {
     pub(super) statements: StatementCounter,
     pub(super) lost: bool,
+    pub(super) writer: Writer,
 }
 
 impl diesel::connection::Instrumentation for ConnectionMonitor {

@@ -66,6 +66,8 @@ pub fn open(url: &DatabaseUrl, pool_size: u32) -> Result<Database, OpenError> {
     drop(first);
 
     let statements = manager.statements.clone();
+    // The queue every connection of this pool waits in; handlers reach it as `ctx.writer`.
+    let writer = manager.writer.clone();
     let pool = r2d2::Pool::builder()
         .max_size(pool_size)
         // The first connection already succeeded; later failures surface per request.
@@ -80,7 +82,7 @@ pub fn open(url: &DatabaseUrl, pool_size: u32) -> Result<Database, OpenError> {
     Ok(Database {
         pool,
         statements,
-        writer: Writer::for_backend(url),
+        writer,
     })
 }
 

@@ -1,10 +1,12 @@
 //! Writing to the database. [`write_transaction`] runs a closure in a transaction that takes
-//! SQLite's write lock up front (`BEGIN IMMEDIATE`); [`Writer`] additionally queues this
-//! process's SQLite writers behind a mutex so they do not sleep in SQLite's busy handler.
+//! SQLite's write lock up front (`BEGIN IMMEDIATE`), after waiting its turn in [`Writer`], the
+//! queue that lines up this process's SQLite writers behind a mutex so they do not sleep in
+//! SQLite's busy handler. Every connection of a pool carries that pool's queue, so every write
+//! transaction waits in it, whichever path called it.
 //!
-//! Use [`Writer::transaction`] (through `Database::writer`) on hot write paths, and
-//! [`write_transaction`] where a transaction reads before it writes. On PostgreSQL both are an
-//! ordinary transaction.
+//! Use [`write_transaction`] for any write transaction, and [`Writer::hold`] (through
+//! `Database::writer`) around a write that is a single statement, outside a transaction. On
+//! PostgreSQL there is no queue and a write transaction is an ordinary transaction.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -12,6 +14,7 @@ use std::time::Duration;
 use diesel::prelude::*;
 
 use super::AnyConnection;
+use super::instrument::ConnectionMonitor;
 use crate::config::DatabaseUrl;
 
 /// The longest a writer waits in this process's SQLite queue ([`Writer`]): `busy_timeout`.
@@ -28,7 +31,7 @@ const WRITER_QUEUE_TIMEOUT: Duration = Duration::from_secs(3);
 /// A writer waits in the queue no longer than `busy_timeout` would have let it wait for SQLite,
 /// then gets SQLite's own "database is locked" (a 503 with `Retry-After`), so a lock held from
 /// outside the process cannot stack up waits behind it.
-#[derive(Clone, Default)]
+#[derive(Clone, Debug, Default)]
 pub struct Writer(Option<Arc<parking_lot::Mutex<()>>>);
 
 impl Writer {
@@ -36,13 +39,15 @@ impl Writer {
         Self(url.is_sqlite().then(Default::default))
     }
 
-    /// Runs `f` in a write transaction (see [`write_transaction`]) when its turn comes.
+    /// Runs `f` in a write transaction when its turn comes. The same as [`write_transaction`]:
+    /// the turn is taken in the queue `conn` carries, which for a connection of this
+    /// `Database`'s pool is this one.
     pub fn transaction<T, E, F>(&self, conn: &mut AnyConnection, f: F) -> Result<T, E>
     where
         F: FnOnce(&mut AnyConnection) -> Result<T, E>,
         E: From<diesel::result::Error>,
     {
-        self.hold(|| write_transaction(conn, f))
+        write_transaction(conn, f)
     }
 
     /// Runs `f`, which writes (one statement, or a transaction of its own), when its turn comes.
@@ -63,11 +68,36 @@ impl Writer {
     }
 }
 
-/// Runs `f` in a transaction meant to write. On SQLite it begins `IMMEDIATE`, taking the write
+/// Runs `f` in a transaction meant to write. On SQLite it waits its turn in the [`Writer`]
+/// queue of the pool `conn` came from, then begins `IMMEDIATE`, taking the write
 /// lock up front (waiting under `busy_timeout`): a deferred transaction that reads first and
 /// writes later fails at once with "database is locked" if another writer committed in between.
 /// On PostgreSQL it is an ordinary transaction.
+///
+/// Do not call it inside [`Writer::hold`]: the queue is not re-entrant (SQLite refuses a
+/// transaction inside a transaction anyway).
 pub fn write_transaction<T, E, F>(conn: &mut AnyConnection, f: F) -> Result<T, E>
+where
+    F: FnOnce(&mut AnyConnection) -> Result<T, E>,
+    E: From<diesel::result::Error>,
+{
+    let AnyConnection::Sqlite(_) = conn else {
+        return conn.transaction(f);
+    };
+    queue_of(conn).hold(|| immediate_transaction(conn, f))
+}
+
+/// The writer queue a connection carries (none for one opened without a
+/// [`ConnectionManager`](super::ConnectionManager), which does not happen).
+fn queue_of(conn: &mut AnyConnection) -> Writer {
+    conn.instrumentation()
+        .downcast_ref::<ConnectionMonitor>()
+        .map(|monitor| monitor.writer.clone())
+        .unwrap_or_default()
+}
+
+/// `f` in a SQLite `BEGIN IMMEDIATE` transaction (see [`write_transaction`]).
+fn immediate_transaction<T, E, F>(conn: &mut AnyConnection, f: F) -> Result<T, E>
 where
     F: FnOnce(&mut AnyConnection) -> Result<T, E>,
     E: From<diesel::result::Error>,
@@ -135,5 +165,20 @@ mod writer_tests {
                 .hold(|| Ok::<_, diesel::result::Error>(()))
                 .is_ok()
         );
+    }
+
+    /// Every write transaction on a SQLite connection waits in its pool's queue, not only the
+    /// ones that go through `Database::writer`: while the queue is held, one gives up with the
+    /// same transient "locked" error, and runs once the queue is free.
+    #[test]
+    fn write_transactions_wait_in_the_queue_their_connection_carries() {
+        let manager = super::super::ConnectionManager::new(DatabaseUrl::Sqlite(":memory:".into()));
+        let mut conn = manager.establish().unwrap();
+        let held = manager.writer.0.as_ref().unwrap().lock();
+        let waited: Result<(), diesel::result::Error> = write_transaction(&mut conn, |_| Ok(()));
+        drop(held);
+        let error = waited.unwrap_err();
+        assert!(is_transient(&error), "{error}");
+        assert!(write_transaction(&mut conn, |_| Ok::<_, diesel::result::Error>(())).is_ok());
     }
 }
