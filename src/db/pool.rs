@@ -1,0 +1,109 @@
+//! The pool and the way into it. [`open`] creates the SQLite folder, connects once eagerly,
+//! migrates, and builds the [`Pool`] of a [`Database`]; [`run`] is the one helper through which
+//! request handlers run diesel, on actix's blocking thread pool.
+//!
+//! Use [`run`] from async code for every query; use [`open`] once, at start-up or in the CLI.
+
+use std::time::Duration;
+
+use diesel::r2d2;
+
+use super::{AnyConnection, ConnectionManager, DbError, StatementCounter, Writer, migrate};
+use crate::config::DatabaseUrl;
+
+pub type Pool = r2d2::Pool<ConnectionManager>;
+pub type PooledConnection = r2d2::PooledConnection<ConnectionManager>;
+
+/// How long a request waits for a pooled connection before it is answered 503. Shorter than a
+/// load balancer's or a client's patience, so an outage shows as a quick, clear error.
+pub const CHECKOUT_TIMEOUT: Duration = Duration::from_secs(3);
+
+/// An open database: the pool, the counter of statements its connections ran, and the lock
+/// that queues this process's writers on SQLite.
+#[derive(Clone)]
+pub struct Database {
+    pub pool: Pool,
+    pub statements: StatementCounter,
+    pub writer: Writer,
+}
+
+/// Why the database could not be opened at start-up. Each message is one line.
+#[derive(Debug, thiserror::Error)]
+pub enum OpenError {
+    #[error("cannot create the folder for the SQLite database {path}: {source}")]
+    CreateDir {
+        path: String,
+        source: std::io::Error,
+    },
+    #[error("cannot connect to {url}: {reason}")]
+    Connect { url: String, reason: String },
+    #[error("migrating {url} failed: {reason}")]
+    Migrate { url: String, reason: String },
+}
+
+/// Opens the pool and brings the schema up to date.
+///
+/// The first connection is made eagerly, so an unreachable database fails here, once, with a
+/// clear message rather than on the first request.
+pub fn open(url: &DatabaseUrl, pool_size: u32) -> Result<Database, OpenError> {
+    if let Some(path) = url.sqlite_path()
+        && let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty())
+    {
+        std::fs::create_dir_all(dir).map_err(|source| OpenError::CreateDir {
+            path: path.display().to_string(),
+            source,
+        })?;
+    }
+    let manager = ConnectionManager::new(url.clone());
+    let mut first = manager.establish().map_err(|e| OpenError::Connect {
+        url: url.redacted(),
+        reason: one_line(&e.to_string()),
+    })?;
+    migrate(&mut first).map_err(|reason| OpenError::Migrate {
+        url: url.redacted(),
+        reason: one_line(&reason),
+    })?;
+    drop(first);
+
+    let statements = manager.statements.clone();
+    // The queue every connection of this pool waits in; handlers reach it as `ctx.writer`.
+    let writer = manager.writer.clone();
+    let pool = r2d2::Pool::builder()
+        .max_size(pool_size)
+        // The first connection already succeeded; later failures surface per request.
+        .min_idle(Some(1.min(pool_size)))
+        .connection_timeout(CHECKOUT_TIMEOUT)
+        .test_on_check_out(false)
+        .build(manager)
+        .map_err(|e| OpenError::Connect {
+            url: url.redacted(),
+            reason: one_line(&e.to_string()),
+        })?;
+    Ok(Database {
+        pool,
+        statements,
+        writer,
+    })
+}
+
+/// Runs `f` with a pooled connection on the blocking thread pool. Every query a request makes
+/// goes through here.
+pub async fn run<F, T, E>(pool: &Pool, f: F) -> Result<T, E>
+where
+    F: FnOnce(&mut AnyConnection) -> Result<T, E> + Send + 'static,
+    T: Send + 'static,
+    E: From<DbError> + Send + 'static,
+{
+    let pool = pool.clone();
+    actix_web::web::block(move || {
+        let mut conn = pool.get().map_err(DbError::from)?;
+        f(&mut conn)
+    })
+    .await
+    .map_err(|_| E::from(DbError::Cancelled))?
+}
+
+/// Error texts from libpq span several lines; start-up errors are printed on one.
+fn one_line(text: &str) -> String {
+    text.split_whitespace().collect::<Vec<_>>().join(" ")
+}
