@@ -20,8 +20,8 @@ use crate::config::Settings;
 use crate::crypto::{KeyFileError, ServerKey};
 use crate::db::{self, Database, OpenError, Pool, StatementCounter};
 use crate::email::{MailError, Mailer};
+use crate::oauth::context::OAuthContext;
 use crate::oauth::keys::{KeyError, KeyRing, Keys};
-use crate::oauth::token::OAuthContext;
 use crate::{routes, telemetry, templates};
 
 /// Everything a handler may need, shared by all workers. No globals: each test builds its own.

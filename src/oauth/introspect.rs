@@ -10,8 +10,8 @@ use chrono::NaiveDateTime;
 use diesel::prelude::*;
 use serde_json::{Value, json};
 
+use super::context::OAuthContext;
 use super::jwt;
-use super::token::OAuthContext;
 use crate::crypto;
 use crate::db::models::{AccessToken, Client, RefreshToken};
 use crate::db::schema::{client_access_tokens, client_refresh_tokens, clients, users};

@@ -10,8 +10,9 @@ use serde_json::json;
 use super::page::client_address;
 use crate::db;
 use crate::oauth::error::{ErrorCode, OAuthError};
+use crate::oauth::issue::Issued;
 use crate::oauth::request::{Dialect, Grant, Params, TokenRequest};
-use crate::oauth::token::{self, Caller, Issued};
+use crate::oauth::token::{self, Caller};
 use crate::startup::AppState;
 
 /// Token requests are small; anything bigger is refused before it is parsed.
