@@ -13,7 +13,6 @@ use actix_web::cookie::{Key, SameSite};
 use actix_web::dev::Server;
 use actix_web::middleware::{self, from_fn};
 use actix_web::{App, HttpServer, web};
-use tera::Tera;
 
 use crate::auth::session_store::DbSessionStore;
 use crate::config::Settings;
@@ -22,20 +21,8 @@ use crate::db::{self, Database, OpenError, Pool, StatementCounter};
 use crate::email::{MailError, Mailer};
 use crate::oauth::context::OAuthContext;
 use crate::oauth::keys::{KeyError, KeyRing, Keys};
+use crate::state::AppState;
 use crate::{routes, telemetry, templates};
-
-/// Everything a handler may need, shared by all workers. No globals: each test builds its own.
-pub struct AppState {
-    pub pool: Pool,
-    pub templates: Tera,
-    pub mailer: Mailer,
-    /// Proxies whose `X-Forwarded-For` is believed (`LATCHKEY_TRUSTED_PROXIES`).
-    pub trusted_proxies: Vec<std::net::IpAddr>,
-    /// Everything the protocol code needs (issuer, keys, lifetimes); cloned into blocking tasks.
-    pub oauth: Arc<OAuthContext>,
-    /// SQL statements run by the pool's connections, for `/metrics`.
-    pub statements: StatementCounter,
-}
 
 /// Why the server could not start. Each message names the setting to look at.
 #[derive(Debug, thiserror::Error)]

@@ -1,6 +1,6 @@
 //! What the protocol code needs from the server's configuration: issuer, keys, token lifetimes,
-//! the password hasher and the SQLite writer queue. Built once in `startup`, shared by the token
-//! endpoint, the grants, introspection and bearer-token checks.
+//! the password hasher and the SQLite writer queue. Built once when the server starts, shared by
+//! the token endpoint, the grants, introspection and bearer-token checks.
 
 use std::time::Duration;
 

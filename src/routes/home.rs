@@ -3,7 +3,7 @@
 use actix_web::{HttpResponse, web};
 
 use crate::error::AppError;
-use crate::startup::AppState;
+use crate::state::AppState;
 
 pub async fn home(state: web::Data<AppState>) -> Result<HttpResponse, AppError> {
     let mut ctx = tera::Context::new();

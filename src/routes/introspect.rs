@@ -13,7 +13,7 @@ use crate::oauth::client_auth::{self, Presented};
 use crate::oauth::error::OAuthError;
 use crate::oauth::introspect::{self, Hint};
 use crate::oauth::request::{BodyCredentials, Dialect};
-use crate::startup::AppState;
+use crate::state::AppState;
 
 /// The form's fields; a repeated one is refused (RFC 6749 §3.2).
 fn fields(body: &[u8]) -> Result<HashMap<String, String>, OAuthError> {

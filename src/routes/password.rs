@@ -16,7 +16,7 @@ use crate::db::{self, DbError};
 use crate::domain::{Email, NewPassword, Username};
 use crate::email::Template;
 use crate::error::AppError;
-use crate::startup::AppState;
+use crate::state::AppState;
 
 /// The same words whether or not an account exists, so the form reveals nothing.
 const NEUTRAL: &str = "If an account with that email address exists, we sent it a link to reset the password. The link works for one hour.";

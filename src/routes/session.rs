@@ -14,7 +14,7 @@ use crate::db::{self, DbError};
 use crate::domain::{NewPassword, Username};
 use crate::email::Template;
 use crate::error::AppError;
-use crate::startup::AppState;
+use crate::state::AppState;
 
 /// Where people land after signing in, unless a `next` page asked for them.
 pub(super) const HOME: &str = "/developer/applications";

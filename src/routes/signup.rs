@@ -25,7 +25,7 @@ use crate::db::{self, DbError};
 use crate::domain::{DisplayName, Email, NewPassword, Username};
 use crate::email::Template;
 use crate::error::AppError;
-use crate::startup::AppState;
+use crate::state::AppState;
 
 #[derive(Deserialize)]
 pub struct NextQuery {

@@ -16,7 +16,7 @@ use crate::db;
 use crate::db::models::User;
 use crate::domain::NewPassword;
 use crate::error::AppError;
-use crate::startup::AppState;
+use crate::state::AppState;
 
 /// Why the step-up did not pass, said beside the password field.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -13,7 +13,7 @@ use crate::oauth::error::{ErrorCode, OAuthError};
 use crate::oauth::issue::Issued;
 use crate::oauth::request::{Dialect, Grant, Params, TokenRequest};
 use crate::oauth::token::{self, Caller};
-use crate::startup::AppState;
+use crate::state::AppState;
 
 /// Token requests are small; anything bigger is refused before it is parsed.
 pub const MAX_BODY: usize = super::limits::MAX_API_BODY;

@@ -16,7 +16,7 @@ use crate::clients::{self, Changes, RegisterError, Registration};
 use crate::db::models::{AuditEvent, Client, ClientSecret, Scope, User};
 use crate::db::{self, DbError};
 use crate::error::AppError;
-use crate::startup::AppState;
+use crate::state::AppState;
 use form::AppForm;
 
 pub use activity::show as activity;

@@ -17,7 +17,7 @@ use crate::routes::page::{
 };
 use crate::routes::session::send;
 use crate::routes::step_up;
-use crate::startup::AppState;
+use crate::state::AppState;
 
 #[derive(Deserialize)]
 pub struct RevealForm {
