@@ -14,6 +14,7 @@ use actix_web::dev::Server;
 use actix_web::middleware::{self, from_fn};
 use actix_web::{App, HttpServer, web};
 
+use crate::auth::password::Passwords;
 use crate::auth::session_store::DbSessionStore;
 use crate::config::Settings;
 use crate::crypto::{KeyFileError, ServerKey};
@@ -119,6 +120,9 @@ impl Application {
         let port = local_addr.port();
         let issuer = settings.issuer(local_addr);
 
+        // One hasher for the pages and the password grant, so its bound on how many hashes run
+        // at once holds across both.
+        let passwords = Passwords::default();
         let oauth = Arc::new(OAuthContext {
             issuer: issuer.clone(),
             audience: issuer.clone(),
@@ -127,7 +131,7 @@ impl Application {
             access_token_ttl: settings.access_token_ttl(),
             refresh_token_ttl: settings.refresh_token_ttl(),
             code_ttl: settings.code_ttl(),
-            passwords: Default::default(),
+            passwords: passwords.clone(),
             writer: database.writer.clone(),
         });
         spawn_key_refresh(
@@ -147,6 +151,9 @@ impl Application {
             pool: database.pool,
             mailer,
             trusted_proxies: settings.trusted_proxies.clone(),
+            issuer: issuer.clone(),
+            passwords,
+            server_key: key,
             oauth,
             templates: templates::load()?,
             statements: statements.clone(),

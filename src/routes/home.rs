@@ -7,7 +7,7 @@ use crate::state::AppState;
 
 pub async fn home(state: web::Data<AppState>) -> Result<HttpResponse, AppError> {
     let mut ctx = tera::Context::new();
-    ctx.insert("issuer", &state.oauth.issuer);
+    ctx.insert("issuer", &state.issuer);
     let html = state.templates.render("home.html", &ctx)?;
     Ok(HttpResponse::Ok()
         .content_type("text/html; charset=utf-8")

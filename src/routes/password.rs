@@ -74,7 +74,7 @@ pub async fn forgot(
         .await;
         match found {
             Ok(Some((user, token))) => {
-                let link = format!("{}/password/reset/{token}", background.oauth.issuer);
+                let link = format!("{}/password/reset/{token}", background.issuer);
                 let to = user.email.clone().unwrap_or_default();
                 let message = Template::ResetPassword {
                     name: &user.name,
@@ -181,7 +181,7 @@ pub async fn reset(
         );
     }
     let new_password = form.password;
-    let passwords = state.oauth.passwords.clone();
+    let passwords = state.passwords.clone();
     let _admitted = passwords.admit().await;
     let changed = db::run(&state.pool, move |conn| {
         let hash = passwords.hash(&new_password)?;

@@ -102,7 +102,7 @@ pub async fn login(
     let address = client_address(&req);
     let (username, password) = (form.username.clone(), form.password.clone());
     let addr = address.clone();
-    let passwords = state.oauth.passwords.clone();
+    let passwords = state.passwords.clone();
     let _admitted = passwords.admit().await;
     let outcome = db::run(&state.pool, move |conn| {
         accounts::sign_in(conn, &passwords, &username, &password, &addr)
@@ -184,7 +184,7 @@ async fn send_verification(state: &web::Data<AppState>, user: &User, token: &str
     let Some(email) = user.email.as_deref() else {
         return;
     };
-    let link = format!("{}/verify-email/{token}", state.oauth.issuer);
+    let link = format!("{}/verify-email/{token}", state.issuer);
     let message = Template::VerifyEmail {
         name: &user.name,
         link: &link,

@@ -59,7 +59,7 @@ pub async fn check_password(
         return Ok(Err(Refused::TooLong));
     }
     let (account, given, address) = (user.clone(), given.to_owned(), client_address(req));
-    let passwords = state.oauth.passwords.clone();
+    let passwords = state.passwords.clone();
     let _admitted = passwords.admit().await;
     let outcome = db::run(&state.pool, move |conn| {
         accounts::check_password(conn, &passwords, &account, &given, &address)

@@ -123,7 +123,7 @@ pub async fn reveal(
         session.flash("error", "This application has no current secret.");
         return Ok(see_other(&app_path(&client)));
     };
-    let secret = clients::reveal(&state.oauth.server_key, &client, current)
+    let secret = clients::reveal(&state.server_key, &client, current)
         .map_err(|e| AppError::Internal(e.to_string()))?;
     audit(
         &state,
@@ -194,7 +194,7 @@ pub async fn rotate(
             refused,
         );
     }
-    let key = state.oauth.server_key.clone();
+    let key = state.server_key.clone();
     let target = client.clone();
     let secret = db::run(&state.pool, move |conn| {
         clients::rotate_secret(conn, &key, &target, grace)
