@@ -18,5 +18,6 @@ pub mod oauth;
 pub mod rekey;
 pub mod routes;
 pub mod startup;
+pub mod state;
 pub mod telemetry;
 pub mod templates;

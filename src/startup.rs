@@ -13,29 +13,17 @@ use actix_web::cookie::{Key, SameSite};
 use actix_web::dev::Server;
 use actix_web::middleware::{self, from_fn};
 use actix_web::{App, HttpServer, web};
-use tera::Tera;
 
+use crate::auth::password::Passwords;
 use crate::auth::session_store::DbSessionStore;
 use crate::config::Settings;
 use crate::crypto::{KeyFileError, ServerKey};
 use crate::db::{self, Database, OpenError, Pool, StatementCounter};
 use crate::email::{MailError, Mailer};
+use crate::oauth::context::OAuthContext;
 use crate::oauth::keys::{KeyError, KeyRing, Keys};
-use crate::oauth::token::OAuthContext;
+use crate::state::AppState;
 use crate::{routes, telemetry, templates};
-
-/// Everything a handler may need, shared by all workers. No globals: each test builds its own.
-pub struct AppState {
-    pub pool: Pool,
-    pub templates: Tera,
-    pub mailer: Mailer,
-    /// Proxies whose `X-Forwarded-For` is believed (`LATCHKEY_TRUSTED_PROXIES`).
-    pub trusted_proxies: Vec<std::net::IpAddr>,
-    /// Everything the protocol code needs (issuer, keys, lifetimes); cloned into blocking tasks.
-    pub oauth: Arc<OAuthContext>,
-    /// SQL statements run by the pool's connections, for `/metrics`.
-    pub statements: StatementCounter,
-}
 
 /// Why the server could not start. Each message names the setting to look at.
 #[derive(Debug, thiserror::Error)]
@@ -132,6 +120,9 @@ impl Application {
         let port = local_addr.port();
         let issuer = settings.issuer(local_addr);
 
+        // One hasher for the pages and the password grant, so its bound on how many hashes run
+        // at once holds across both.
+        let passwords = Passwords::default();
         let oauth = Arc::new(OAuthContext {
             issuer: issuer.clone(),
             audience: issuer.clone(),
@@ -140,7 +131,7 @@ impl Application {
             access_token_ttl: settings.access_token_ttl(),
             refresh_token_ttl: settings.refresh_token_ttl(),
             code_ttl: settings.code_ttl(),
-            passwords: Default::default(),
+            passwords: passwords.clone(),
             writer: database.writer.clone(),
         });
         spawn_key_refresh(
@@ -160,6 +151,9 @@ impl Application {
             pool: database.pool,
             mailer,
             trusted_proxies: settings.trusted_proxies.clone(),
+            issuer: issuer.clone(),
+            passwords,
+            server_key: key,
             oauth,
             templates: templates::load()?,
             statements: statements.clone(),

@@ -37,7 +37,8 @@ fn hasher() -> Argon2<'static> {
 /// took 1 GiB of RSS, and it stayed taken: glibc keeps a freed block of that size in the arena
 /// of the thread that used it, one arena per thread. On their own threads at most one block per
 /// core is ever held, and more hashes at once than cores would add no throughput anyway.
-/// One per server (in `OAuthContext`), cloned freely; the threads end when the last clone goes.
+/// One per server (in `AppState` and `OAuthContext`, clones of one), cloned freely; the threads end
+/// when the last clone goes.
 #[derive(Clone)]
 pub struct Passwords {
     jobs: Arc<Mutex<mpsc::Sender<Job>>>,

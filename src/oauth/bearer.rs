@@ -4,8 +4,8 @@
 
 use diesel::prelude::*;
 
+use super::context::OAuthContext;
 use super::jwt::{self, AccessClaims, TokenRejected};
-use super::token::OAuthContext;
 use crate::crypto;
 use crate::db::AnyConnection;
 use crate::db::models::{AccessToken, User};

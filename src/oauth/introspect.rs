@@ -11,11 +11,11 @@ use diesel::prelude::*;
 use serde_json::{Value, json};
 
 use super::client_auth::{self, Presented};
+use super::context::OAuthContext;
 use super::error::OAuthError;
 use super::jwt;
 use super::params::{self, Params};
 use super::request::BodyCredentials;
-use super::token::OAuthContext;
 use crate::crypto;
 use crate::db::models::{AccessToken, Client, RefreshToken};
 use crate::db::schema::{client_access_tokens, client_refresh_tokens, clients, users};

@@ -5,9 +5,11 @@
 pub mod authorize;
 pub mod bearer;
 pub mod client_auth;
+pub mod context;
 pub mod error;
 pub mod grants;
 pub mod introspect;
+pub mod issue;
 pub mod jwt;
 pub mod keys;
 pub mod params;

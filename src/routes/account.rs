@@ -18,7 +18,7 @@ use crate::db::{self, DbError};
 use crate::domain::{DisplayName, Email, NewPassword, Username};
 use crate::email::Template;
 use crate::error::AppError;
-use crate::startup::AppState;
+use crate::state::AppState;
 
 fn page(
     state: &AppState,
@@ -173,7 +173,7 @@ async fn confirm_new_address(state: &AppState, user: User, email: Email) {
     .await;
     let message = match next {
         Ok(Ok(token)) => {
-            let link = format!("{}/verify-email/{token}", state.oauth.issuer);
+            let link = format!("{}/verify-email/{token}", state.issuer);
             Template::VerifyEmail {
                 name: &user.name,
                 link: &link,
@@ -259,7 +259,7 @@ pub async fn change_password(
         );
     }
     let (user_id, new_password) = (user.id, form.new_password);
-    let passwords = state.oauth.passwords.clone();
+    let passwords = state.passwords.clone();
     let _admitted = passwords.admit().await;
     db::run(&state.pool, move |conn| {
         let hash = passwords.hash(&new_password)?;
@@ -282,7 +282,7 @@ pub async fn change_password(
 /// ([`accounts::undo_email_change`]): whoever moved the account away from its owner's inbox
 /// cannot keep them from hearing of it.
 pub(super) async fn tell_previous_address(state: &AppState, user: &User, undo: &accounts::Undo) {
-    let link = format!("{}/account/email/undo/{}", state.oauth.issuer, undo.token);
+    let link = format!("{}/account/email/undo/{}", state.issuer, undo.token);
     let when = chrono::Utc::now().format("%Y-%m-%d %H:%M UTC").to_string();
     let message = Template::EmailChanged {
         name: &user.name,

@@ -17,7 +17,7 @@ use crate::db::{self, DbError};
 use crate::domain::Scopes;
 use crate::error::AppError;
 use crate::oauth::authorize::{self, Pending, Refusal, SignedIn, Step};
-use crate::startup::AppState;
+use crate::state::AppState;
 
 const RESUME: &str = "/oauth/authorize/resume";
 

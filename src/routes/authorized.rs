@@ -8,7 +8,7 @@ use crate::auth::session::TypedSession;
 use crate::authorizations;
 use crate::db::{self, DbError};
 use crate::error::AppError;
-use crate::startup::AppState;
+use crate::state::AppState;
 
 pub async fn list(
     state: web::Data<AppState>,

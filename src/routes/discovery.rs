@@ -9,7 +9,7 @@ use crate::db::models::Scope;
 use crate::db::{self, DbError};
 use crate::error::AppError;
 use crate::oauth::prompt::Prompt;
-use crate::startup::AppState;
+use crate::state::AppState;
 
 /// `GET /.well-known/oauth-authorization-server` and `/.well-known/openid-configuration`.
 pub async fn metadata(state: web::Data<AppState>) -> Result<HttpResponse, AppError> {

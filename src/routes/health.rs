@@ -5,7 +5,7 @@ use actix_web::{HttpResponse, web};
 use serde_json::json;
 
 use crate::db;
-use crate::startup::AppState;
+use crate::state::AppState;
 
 /// `GET /healthz`: the process is up and serving. Touches nothing else, so a slow database
 /// never gets a healthy process restarted.

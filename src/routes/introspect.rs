@@ -11,7 +11,7 @@ use crate::db;
 use crate::oauth::error::OAuthError;
 use crate::oauth::introspect::{self, Action, TokenQuery};
 use crate::oauth::request::Dialect;
-use crate::startup::AppState;
+use crate::state::AppState;
 
 fn no_store(status: StatusCode) -> actix_web::HttpResponseBuilder {
     let mut builder = HttpResponse::build(status);

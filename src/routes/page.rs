@@ -15,7 +15,7 @@ use crate::auth::session::TypedSession;
 use crate::db::models::User;
 use crate::db::{self, DbError};
 use crate::error::AppError;
-use crate::startup::AppState;
+use crate::state::AppState;
 
 /// Renders `template` with the common context, with `status` (200, or 422 for a form that
 /// comes back with errors).

@@ -15,7 +15,7 @@ use crate::db::{self, DbError};
 use crate::domain::{Email, NewPassword, Username};
 use crate::email::Template;
 use crate::error::AppError;
-use crate::startup::AppState;
+use crate::state::AppState;
 
 /// The same words whether or not an account exists, so the form reveals nothing.
 const NEUTRAL: &str = "If an account with that email address exists, we sent it a link to reset the password. The link works for one hour.";
@@ -73,7 +73,7 @@ pub async fn forgot(
         .await;
         match found {
             Ok(Some((user, token))) => {
-                let link = format!("{}/password/reset/{token}", background.oauth.issuer);
+                let link = format!("{}/password/reset/{token}", background.issuer);
                 let to = user.email.clone().unwrap_or_default();
                 let message = Template::ResetPassword {
                     name: &user.name,
@@ -180,7 +180,7 @@ pub async fn reset(
         );
     }
     let new_password = form.password;
-    let passwords = state.oauth.passwords.clone();
+    let passwords = state.passwords.clone();
     let _admitted = passwords.admit().await;
     let changed = db::run(&state.pool, move |conn| {
         let hash = passwords.hash(&new_password)?;

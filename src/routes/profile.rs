@@ -7,7 +7,7 @@ use serde_json::json;
 
 use crate::db::{self, DbError};
 use crate::oauth::bearer::{self, BearerError};
-use crate::startup::AppState;
+use crate::state::AppState;
 
 pub const SCOPE: &str = "get_user_profile";
 

@@ -14,7 +14,7 @@ use crate::db::{self, DbError};
 use crate::domain::{NewPassword, Username};
 use crate::email::Template;
 use crate::error::AppError;
-use crate::startup::AppState;
+use crate::state::AppState;
 
 /// Where people land after signing in, unless a `next` page asked for them.
 pub(super) const HOME: &str = "/developer/applications";
@@ -102,7 +102,7 @@ pub async fn login(
     let address = client_address(&req);
     let (username, password) = (form.username.clone(), form.password.clone());
     let addr = address.clone();
-    let passwords = state.oauth.passwords.clone();
+    let passwords = state.passwords.clone();
     let _admitted = passwords.admit().await;
     let outcome = db::run(&state.pool, move |conn| {
         accounts::sign_in(conn, &passwords, &username, &password, &addr)
@@ -170,7 +170,7 @@ async fn send_verification(state: &web::Data<AppState>, user: &User, token: &str
     let Some(email) = user.email.as_deref() else {
         return;
     };
-    let link = format!("{}/verify-email/{token}", state.oauth.issuer);
+    let link = format!("{}/verify-email/{token}", state.issuer);
     let message = Template::VerifyEmail {
         name: &user.name,
         link: &link,

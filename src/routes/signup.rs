@@ -25,7 +25,7 @@ use crate::db::{self, DbError};
 use crate::domain::{DisplayName, Email, NewPassword, Username};
 use crate::email::Template;
 use crate::error::AppError;
-use crate::startup::AppState;
+use crate::state::AppState;
 
 #[derive(Deserialize)]
 pub struct NextQuery {
@@ -101,8 +101,8 @@ async fn send_next_step(state: &AppState, link: SignupLink) {
     .await;
     let message = match recipient {
         Ok(Recipient::Free) => {
-            let token = accounts::signup_token(&state.oauth.server_key, &link, db::now());
-            let url = format!("{}/signup/{token}", state.oauth.issuer);
+            let token = accounts::signup_token(&state.server_key, &link, db::now());
+            let url = format!("{}/signup/{token}", state.issuer);
             Template::SignUp {
                 link: &url,
                 hours: accounts::SIGNUP_TTL.num_hours(),
@@ -127,7 +127,7 @@ pub(super) fn already_registered(
     state: &AppState,
     user: &User,
 ) -> Result<crate::email::Email, crate::email::MailError> {
-    let issuer = &state.oauth.issuer;
+    let issuer = &state.issuer;
     Template::AlreadyRegistered {
         name: &user.name,
         username: &user.username,
@@ -154,7 +154,7 @@ enum Link {
 }
 
 async fn open_link(state: &AppState, token: &str) -> Result<Link, AppError> {
-    let Some(link) = accounts::open_signup_token(&state.oauth.server_key, token, db::now()) else {
+    let Some(link) = accounts::open_signup_token(&state.server_key, token, db::now()) else {
         return Ok(Link::Invalid);
     };
     let address = link.email.as_str().to_owned();
@@ -324,7 +324,7 @@ pub async fn finish(
         email_verified: true,
         password,
     };
-    let passwords = state.oauth.passwords.clone();
+    let passwords = state.passwords.clone();
     let _admitted = passwords.admit().await;
     let address = client_address(&req);
     let created = db::run(&state.pool, move |conn| {

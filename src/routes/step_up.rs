@@ -16,7 +16,7 @@ use crate::db;
 use crate::db::models::User;
 use crate::domain::NewPassword;
 use crate::error::AppError;
-use crate::startup::AppState;
+use crate::state::AppState;
 
 /// Why the step-up did not pass, said beside the password field.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -59,7 +59,7 @@ pub async fn check_password(
         return Ok(Err(Refused::TooLong));
     }
     let (account, given, address) = (user.clone(), given.to_owned(), client_address(req));
-    let passwords = state.oauth.passwords.clone();
+    let passwords = state.passwords.clone();
     let _admitted = passwords.admit().await;
     let outcome = db::run(&state.pool, move |conn| {
         accounts::check_password(conn, &passwords, &account, &given, &address)

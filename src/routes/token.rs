@@ -10,9 +10,10 @@ use serde_json::json;
 use super::page::client_address;
 use crate::db;
 use crate::oauth::error::{ErrorCode, OAuthError};
+use crate::oauth::issue::Issued;
 use crate::oauth::request::{Dialect, Grant, TokenRequest};
-use crate::oauth::token::{self, Caller, Issued};
-use crate::startup::AppState;
+use crate::oauth::token::{self, Caller};
+use crate::state::AppState;
 
 /// Token requests are small; anything bigger is refused before it is parsed.
 pub const MAX_BODY: usize = super::limits::MAX_API_BODY;

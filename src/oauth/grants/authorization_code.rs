@@ -11,9 +11,10 @@ use crate::crypto;
 use crate::db::AnyConnection;
 use crate::db::models::{AuthorizationCode, Client, Consent, User};
 use crate::domain::{GrantType, Scopes};
+use crate::oauth::context::OAuthContext;
 use crate::oauth::error::OAuthError;
+use crate::oauth::issue::{Grantee, Identity, Issued, RefreshPlan, mint, store};
 use crate::oauth::pkce;
-use crate::oauth::token::{Grantee, Identity, Issued, OAuthContext, RefreshPlan, mint, store};
 
 const INVALID: &str = "The authorization code is invalid, expired or already used.";
 

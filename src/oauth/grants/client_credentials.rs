@@ -6,8 +6,9 @@ use chrono::NaiveDateTime;
 use crate::db::AnyConnection;
 use crate::db::models::Client;
 use crate::domain::GrantType;
+use crate::oauth::context::OAuthContext;
 use crate::oauth::error::OAuthError;
-use crate::oauth::token::{Grantee, Issued, OAuthContext, RefreshPlan, mint, resolve_scope, store};
+use crate::oauth::issue::{Grantee, Issued, RefreshPlan, mint, resolve_scope, store};
 
 pub fn run(
     conn: &mut AnyConnection,

@@ -16,8 +16,9 @@ use crate::accounts::{self, SignInError};
 use crate::db::AnyConnection;
 use crate::db::models::Client;
 use crate::domain::GrantType;
+use crate::oauth::context::OAuthContext;
 use crate::oauth::error::OAuthError;
-use crate::oauth::token::{Grantee, Issued, OAuthContext, RefreshPlan, mint, resolve_scope, store};
+use crate::oauth::issue::{Grantee, Issued, RefreshPlan, mint, resolve_scope, store};
 
 /// The resource owner's credentials (RFC 6749 §4.3.2), and the address they came from.
 pub struct ResourceOwner<'a> {

@@ -8,8 +8,9 @@ use crate::crypto;
 use crate::db::AnyConnection;
 use crate::db::models::{AccessToken, Client, RefreshToken};
 use crate::domain::{GrantType, Scopes};
+use crate::oauth::context::OAuthContext;
 use crate::oauth::error::OAuthError;
-use crate::oauth::token::{Grantee, Issued, OAuthContext, RefreshPlan, mint, store};
+use crate::oauth::issue::{Grantee, Issued, RefreshPlan, mint, store};
 
 /// One message for every unusable token, so the reason leaks nothing.
 const INVALID: &str = "The refresh token is invalid, expired or revoked.";

@@ -12,7 +12,7 @@ use crate::db::models::{AuditEvent, User};
 use crate::db::{self, DbError};
 use crate::error::AppError;
 use crate::routes::page::{CurrentUser, render};
-use crate::startup::AppState;
+use crate::state::AppState;
 
 pub async fn show(
     state: web::Data<AppState>,

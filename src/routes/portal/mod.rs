@@ -16,7 +16,7 @@ use crate::clients::{self, Changes, RegisterError, Registration};
 use crate::db::models::{AuditEvent, Client, ClientSecret, Scope, User};
 use crate::db::{self, DbError};
 use crate::error::AppError;
-use crate::startup::AppState;
+use crate::state::AppState;
 use form::AppForm;
 
 pub use activity::show as activity;
@@ -44,7 +44,6 @@ fn keep_fresh_secret(
     secret: &str,
 ) -> Result<(), AppError> {
     let sealed = state
-        .oauth
         .server_key
         .encrypt(secret.as_bytes(), &fresh_secret_context(&client.client_id));
     session.put(&fresh_secret_key(&client.client_id), &sealed)?;
@@ -57,7 +56,6 @@ fn take_fresh_secret(state: &AppState, session: &TypedSession, client: &Client) 
     let sealed: String = session.get(&key)?;
     session.remove(&key);
     let plain = state
-        .oauth
         .server_key
         .decrypt(&sealed, &fresh_secret_context(&client.client_id))
         .ok()?;
@@ -214,7 +212,7 @@ pub async fn create(
         confidential: checked.confidential,
         live: checked.live,
     };
-    let key = state.oauth.server_key.clone();
+    let key = state.server_key.clone();
     let registered = db::run(&state.pool, move |conn| {
         clients::register(conn, &key, &registration)
     })
@@ -262,7 +260,7 @@ pub async fn show(
     ctx.insert("app", &summary(&client));
     ctx.insert("secrets", &secret_rows(&secrets));
     ctx.insert("fresh_secret", &fresh);
-    ctx.insert("token_url", &format!("{}/oauth/token", state.oauth.issuer));
+    ctx.insert("token_url", &format!("{}/oauth/token", state.issuer));
     let shown_secret = fresh
         .clone()
         .unwrap_or_else(|| "YOUR_CLIENT_SECRET".to_owned());

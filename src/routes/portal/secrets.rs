@@ -16,7 +16,7 @@ use crate::routes::page::{
     CsrfForm, CsrfOnly, CsrfProtected, CurrentUser, client_address, render, see_other,
 };
 use crate::routes::step_up;
-use crate::startup::AppState;
+use crate::state::AppState;
 
 #[derive(Deserialize)]
 pub struct RevealForm {
@@ -122,7 +122,7 @@ pub async fn reveal(
         session.flash("error", "This application has no current secret.");
         return Ok(see_other(&app_path(&client)));
     };
-    let secret = clients::reveal(&state.oauth.server_key, &client, current)
+    let secret = clients::reveal(&state.server_key, &client, current)
         .map_err(|e| AppError::Internal(e.to_string()))?;
     audit(
         &state,
@@ -193,7 +193,7 @@ pub async fn rotate(
             refused,
         );
     }
-    let key = state.oauth.server_key.clone();
+    let key = state.server_key.clone();
     let target = client.clone();
     let secret = db::run(&state.pool, move |conn| {
         clients::rotate_secret(conn, &key, &target, grace)

@@ -1,0 +1,25 @@
+//! What the protocol code needs from the server's configuration: issuer, keys, token lifetimes,
+//! the password hasher and the SQLite writer queue. Built once when the server starts, shared by
+//! the token endpoint, the grants, introspection and bearer-token checks.
+
+use std::time::Duration;
+
+use super::keys::Keys;
+use crate::crypto::ServerKey;
+use crate::db;
+
+/// What the protocol code needs from the server's configuration.
+pub struct OAuthContext {
+    pub issuer: String,
+    /// The `aud` of access tokens: the APIs behind this server.
+    pub audience: String,
+    pub server_key: ServerKey,
+    pub keys: Keys,
+    pub access_token_ttl: Duration,
+    pub refresh_token_ttl: Duration,
+    pub code_ttl: Duration,
+    /// argon2id, with its bound on how many run at once.
+    pub passwords: crate::auth::password::Passwords,
+    /// The queue for this process's SQLite writes: the token endpoint's writes go through it.
+    pub writer: db::Writer,
+}

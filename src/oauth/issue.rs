@@ -1,0 +1,290 @@
+//! Issuing tokens, shared by every grant (RFC 6749 §5.1): resolve the scope, sign the access
+//! token (and an id_token for OpenID Connect), draw a refresh token, and store their rows.
+//! A grant decides *what* to issue (a [`Grantee`] and a [`RefreshPlan`]); this module does the
+//! issuing, so no grant depends on the token endpoint that dispatches to it.
+
+use std::time::Duration;
+
+use chrono::{NaiveDateTime, TimeDelta};
+
+use super::context::OAuthContext;
+use super::error::OAuthError;
+use super::jwt::{ACCESS_TOKEN_TYP, AccessClaims};
+use crate::crypto;
+use crate::db::AnyConnection;
+use crate::db::models::{AccessToken, Client, NewAccessToken, NewRefreshToken, RefreshToken};
+use crate::domain::{GrantType, Scopes};
+
+/// A successful token response, before a dialect spells it.
+#[derive(Debug, Clone)]
+pub struct Issued {
+    pub access_token: String,
+    /// OpenID Connect, for the authorization-code grant with scope `openid`.
+    pub id_token: Option<String>,
+    pub expires_in: u64,
+    pub refresh_token: Option<String>,
+    pub refresh_token_expires_in: Option<u64>,
+    pub scope: Scopes,
+}
+
+/// The scope to grant (RFC 6749 §3.3): none asked → everything the client may have (the seed's
+/// "full access"); otherwise what was asked, if the client may have all of it.
+pub fn resolve_scope(requested: Option<&str>, allowed: &Scopes) -> Result<Scopes, OAuthError> {
+    let Some(raw) = requested else {
+        return Ok(allowed.clone());
+    };
+    let asked =
+        Scopes::parse(raw).map_err(|e| OAuthError::invalid_scope(format!("The scope {e}.")))?;
+    if asked.is_empty() {
+        return Ok(allowed.clone());
+    }
+    if let Some(extra) = asked.iter().find(|s| !allowed.contains(s.as_str())) {
+        return Err(OAuthError::invalid_scope(format!(
+            "The scope `{extra}` is not allowed for this client."
+        )));
+    }
+    Ok(asked)
+}
+
+/// Where a new refresh token comes from.
+pub enum RefreshPlan<'a> {
+    /// No refresh token.
+    None,
+    /// The first of a new rotation family.
+    NewFamily,
+    /// The next token of an existing family.
+    Rotate { family_id: &'a str },
+}
+
+/// What a grant decided to issue.
+pub struct Grantee<'a> {
+    pub client: &'a Client,
+    pub user_id: i64,
+    pub grant_type: GrantType,
+    pub scope: Scopes,
+    pub authorization_code_id: Option<i64>,
+}
+
+/// Tokens made but not yet stored: the CPU-bound half of issuing, done before any database
+/// write lock is taken.
+pub struct Minted {
+    access_token: String,
+    id_token: Option<String>,
+    access_expires_at: NaiveDateTime,
+    /// The refresh token and its family, if one is issued.
+    refresh: Option<(String, String)>,
+}
+
+/// Signs the access token (and draws a refresh token, per `plan`).
+pub fn mint(
+    ctx: &OAuthContext,
+    who: &Grantee<'_>,
+    plan: RefreshPlan<'_>,
+    now: NaiveDateTime,
+) -> Result<Minted, OAuthError> {
+    let access_expires_at = now + seconds(ctx.access_token_ttl);
+    let claims = AccessClaims {
+        iss: ctx.issuer.clone(),
+        sub: who.user_id.to_string(),
+        aud: ctx.audience.clone(),
+        exp: access_expires_at.and_utc().timestamp(),
+        iat: now.and_utc().timestamp(),
+        nbf: now.and_utc().timestamp(),
+        jti: crypto::random_token(16),
+        client_id: who.client.client_id.clone(),
+        scope: who.scope.to_stored(),
+        env: who.client.environment().to_owned(),
+    };
+    let access_token = ctx
+        .keys
+        .current()
+        .signer
+        .sign(ACCESS_TOKEN_TYP, &claims)
+        .map_err(|e| {
+            tracing::error!(error = %e, "signing an access token failed");
+            OAuthError::server_error()
+        })?;
+    let family = match plan {
+        RefreshPlan::None => None,
+        RefreshPlan::NewFamily => Some(crypto::random_token(16)),
+        RefreshPlan::Rotate { family_id } => Some(family_id.to_owned()),
+    };
+    Ok(Minted {
+        access_token,
+        id_token: None,
+        access_expires_at,
+        refresh: family.map(|family| (crypto::random_token(32), family)),
+    })
+}
+
+/// Stores minted tokens: the refresh token's row (if any), then the access token's. Call inside
+/// a write transaction when other writes must go with them.
+pub fn store(
+    conn: &mut AnyConnection,
+    ctx: &OAuthContext,
+    who: &Grantee<'_>,
+    minted: Minted,
+    now: NaiveDateTime,
+) -> Result<Issued, OAuthError> {
+    let scope = who.scope.to_stored();
+    let refresh_id = match &minted.refresh {
+        None => None,
+        Some((token, family_id)) => Some(RefreshToken::insert(
+            conn,
+            &NewRefreshToken {
+                client_id: who.client.id,
+                user_id: who.user_id,
+                refresh_token: &crypto::token_digest(token),
+                grant_type: who.grant_type.as_str(),
+                scope: &scope,
+                audience: &ctx.audience,
+                family_id,
+                client_authorization_code_id: who.authorization_code_id,
+                expired_at: now + seconds(ctx.refresh_token_ttl),
+                created_at: now,
+            },
+        )?),
+    };
+    AccessToken::insert(
+        conn,
+        &NewAccessToken {
+            client_id: who.client.id,
+            user_id: who.user_id,
+            client_refresh_token_id: refresh_id,
+            access_token: &crypto::token_digest(&minted.access_token),
+            grant_type: who.grant_type.as_str(),
+            scope: &scope,
+            audience: &ctx.audience,
+            client_authorization_code_id: who.authorization_code_id,
+            expired_at: minted.access_expires_at,
+            created_at: now,
+        },
+    )?;
+    Ok(Issued {
+        access_token: minted.access_token,
+        expires_in: ctx.access_token_ttl.as_secs(),
+        refresh_token_expires_in: minted
+            .refresh
+            .as_ref()
+            .map(|_| ctx.refresh_token_ttl.as_secs()),
+        refresh_token: minted.refresh.map(|(token, _)| token),
+        scope: who.scope.clone(),
+        id_token: minted.id_token,
+    })
+}
+
+/// What an id_token says about the person (OpenID Connect Core §2, §5.4).
+pub struct Identity<'a> {
+    pub user: &'a crate::db::models::User,
+    pub auth_time: Option<NaiveDateTime>,
+    pub nonce: Option<&'a str>,
+}
+
+#[derive(serde::Serialize)]
+struct IdClaims<'a> {
+    iss: &'a str,
+    sub: String,
+    aud: &'a str,
+    exp: i64,
+    iat: i64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    auth_time: Option<i64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    nonce: Option<&'a str>,
+    at_hash: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    name: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    preferred_username: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    email: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    email_verified: Option<bool>,
+}
+
+impl Minted {
+    /// Adds an id_token for `who` (OpenID Connect Core §3.1.3.6), audience the client, with
+    /// `at_hash` binding it to this access token.
+    pub fn with_id_token(
+        mut self,
+        ctx: &OAuthContext,
+        who: &Grantee<'_>,
+        identity: &Identity<'_>,
+        now: NaiveDateTime,
+    ) -> Result<Self, OAuthError> {
+        use base64::Engine as _;
+        use sha2::Digest as _;
+        // §3.1.3.6: the left half of the hash of the access token, with the hash of the id_token's
+        // algorithm (SHA-256 for both RS256 and ES256).
+        let digest = sha2::Sha256::digest(self.access_token.as_bytes());
+        let at_hash = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(&digest[..16]);
+        let profile = who.scope.contains("profile");
+        let email = who.scope.contains("email");
+        let claims = IdClaims {
+            iss: &ctx.issuer,
+            sub: identity.user.id.to_string(),
+            aud: &who.client.client_id,
+            exp: (now + seconds(ctx.access_token_ttl)).and_utc().timestamp(),
+            iat: now.and_utc().timestamp(),
+            auth_time: identity.auth_time.map(|t| t.and_utc().timestamp()),
+            nonce: identity.nonce,
+            at_hash,
+            name: profile.then_some(identity.user.name.as_str()),
+            preferred_username: profile.then_some(identity.user.username.as_str()),
+            email: if email {
+                identity.user.email.as_deref()
+            } else {
+                None
+            },
+            email_verified: email.then_some(identity.user.email_verified_at.is_some()),
+        };
+        let token = ctx
+            .keys
+            .current()
+            .signer
+            .sign("JWT", &claims)
+            .map_err(|e| {
+                tracing::error!(error = %e, "signing an id_token failed");
+                OAuthError::server_error()
+            })?;
+        self.id_token = Some(token);
+        Ok(self)
+    }
+}
+
+fn seconds(duration: Duration) -> TimeDelta {
+    TimeDelta::seconds(i64::try_from(duration.as_secs()).unwrap_or(i64::MAX))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::oauth::error::ErrorCode;
+
+    #[test]
+    fn scope_resolution() {
+        let allowed = Scopes::parse("get_user_profile manage_payment").unwrap();
+        assert_eq!(resolve_scope(None, &allowed).unwrap(), allowed);
+        assert_eq!(resolve_scope(Some(" "), &allowed).unwrap(), allowed);
+        assert_eq!(
+            resolve_scope(Some("manage_payment"), &allowed)
+                .unwrap()
+                .to_stored(),
+            "manage_payment"
+        );
+        assert_eq!(
+            resolve_scope(Some("manage_payment,get_user_profile"), &allowed).unwrap(),
+            allowed
+        );
+        assert_eq!(
+            resolve_scope(Some("admin"), &allowed).unwrap_err().code,
+            ErrorCode::InvalidScope
+        );
+        assert_eq!(
+            resolve_scope(Some("Bad\"Scope"), &allowed)
+                .unwrap_err()
+                .code,
+            ErrorCode::InvalidScope
+        );
+    }
+}

@@ -1,0 +1,34 @@
+//! What every handler receives (`web::Data<AppState>`): the pool, templates, mailer, what the
+//! pages use (issuer, password hasher, server key) and the protocol's context. Its own module so that `routes/` depend on it, not on the code that builds
+//! it and mounts them.
+
+use std::sync::Arc;
+
+use tera::Tera;
+
+use crate::auth::password::Passwords;
+use crate::crypto::ServerKey;
+use crate::db::{Pool, StatementCounter};
+use crate::email::Mailer;
+use crate::oauth::context::OAuthContext;
+
+/// Everything a handler may need, shared by all workers. No globals: each test builds its own.
+pub struct AppState {
+    pub pool: Pool,
+    pub templates: Tera,
+    pub mailer: Mailer,
+    /// Proxies whose `X-Forwarded-For` is believed (`LATCHKEY_TRUSTED_PROXIES`).
+    pub trusted_proxies: Vec<std::net::IpAddr>,
+    /// This server's public URL, for the links pages and emails carry (the same as `oauth.issuer`).
+    pub issuer: String,
+    /// argon2id for the sign-in, sign-up and account pages: the same hasher (and the same bound
+    /// on how many run at once) as `oauth.passwords`.
+    pub passwords: Passwords,
+    /// For the signed links and sealed secrets of the pages (the same key as `oauth.server_key`).
+    pub server_key: ServerKey,
+    /// Everything the protocol code needs (issuer, keys, lifetimes); cloned into blocking tasks.
+    /// Pages use the fields above, not this.
+    pub oauth: Arc<OAuthContext>,
+    /// SQL statements run by the pool's connections, for `/metrics`.
+    pub statements: StatementCounter,
+}
