@@ -39,17 +39,6 @@ impl Writer {
         Self(url.is_sqlite().then(Default::default))
     }
 
-    /// Runs `f` in a write transaction when its turn comes. The same as [`write_transaction`]:
-    /// the turn is taken in the queue `conn` carries, which for a connection of this
-    /// `Database`'s pool is this one.
-    pub fn transaction<T, E, F>(&self, conn: &mut AnyConnection, f: F) -> Result<T, E>
-    where
-        F: FnOnce(&mut AnyConnection) -> Result<T, E>,
-        E: From<diesel::result::Error>,
-    {
-        write_transaction(conn, f)
-    }
-
     /// Runs `f`, which writes (one statement, or a transaction of its own), when its turn comes.
     pub fn hold<T, E>(&self, f: impl FnOnce() -> Result<T, E>) -> Result<T, E>
     where

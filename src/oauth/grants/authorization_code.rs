@@ -94,7 +94,7 @@ pub fn run(
         };
         minted = minted.with_id_token(ctx, &who, &identity, now)?;
     }
-    let outcome = ctx.writer.transaction(conn, |conn| {
+    let outcome = crate::db::write_transaction(conn, |conn| {
         if stored.is_used || !AuthorizationCode::claim(conn, stored.id)? {
             AuthorizationCode::revoke_issued(conn, stored.id, now)?;
             return Ok::<_, OAuthError>(Outcome::Replayed);

@@ -27,8 +27,7 @@ pub fn run(
     };
     if with_refresh {
         let minted = mint(ctx, &who, RefreshPlan::NewFamily, now)?;
-        ctx.writer
-            .transaction(conn, |conn| store(conn, ctx, &who, minted, now))
+        crate::db::write_transaction(conn, |conn| store(conn, ctx, &who, minted, now))
     } else {
         // One INSERT, no transaction: the cheapest path through the server.
         let minted = mint(ctx, &who, RefreshPlan::None, now)?;

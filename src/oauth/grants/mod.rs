@@ -2,9 +2,11 @@
 //! grant, decides what to issue, and issues it through [`crate::oauth::issue`]; the token endpoint
 //! dispatches to them, and none of them depends on it.
 //!
-//! Writes go through `OAuthContext::writer` ([`crate::db::Writer`]), and single-use credentials (codes,
-//! refresh tokens) are spent with one conditional `UPDATE … WHERE unused`, so that of any number
-//! of concurrent requests exactly one wins.
+//! Every write transaction goes through [`crate::db::write_transaction`], the one write path
+//! (on SQLite it waits in the process's writer queue); a lone statement outside a transaction
+//! takes its turn with `OAuthContext::writer`'s `hold`. Single-use credentials (codes, refresh
+//! tokens) are spent with one conditional `UPDATE … WHERE unused`, so that of any number of
+//! concurrent requests exactly one wins.
 
 pub mod authorization_code;
 pub mod client_credentials;

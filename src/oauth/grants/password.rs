@@ -73,6 +73,5 @@ pub fn run(
         RefreshPlan::None
     };
     let minted = mint(ctx, &who, plan, now)?;
-    ctx.writer
-        .transaction(conn, |conn| store(conn, ctx, &who, minted, now))
+    crate::db::write_transaction(conn, |conn| store(conn, ctx, &who, minted, now))
 }

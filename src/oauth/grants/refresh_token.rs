@@ -75,7 +75,7 @@ pub fn run(
         },
         now,
     )?;
-    let outcome = ctx.writer.transaction(conn, |conn| {
+    let outcome = crate::db::write_transaction(conn, |conn| {
         if token.used_at.is_some() || !RefreshToken::claim(conn, token.id, now)? {
             RefreshToken::revoke_family(conn, &token.family_id, now)?;
             AccessToken::revoke_family(conn, &token.family_id, now)?;
