@@ -27,8 +27,8 @@ pub struct Issued {
     pub scope: Scopes,
 }
 
-/// The scope to grant (RFC 6749 §3.3): none asked → everything the client may have (the seed's
-/// "full access"); otherwise what was asked, if the client may have all of it.
+/// The scope to grant (RFC 6749 §3.3): none asked → everything the client may have (Revenue
+/// Monster's "full access"); otherwise what was asked, if the client may have all of it.
 pub fn resolve_scope(requested: Option<&str>, allowed: &Scopes) -> Result<Scopes, OAuthError> {
     let Some(raw) = requested else {
         return Ok(allowed.clone());

@@ -48,8 +48,8 @@ pub fn exchange(
 
     let issued = match request.grant {
         Grant::ClientCredentials { scope } => {
-            // RFC 6749 §4.4.3: no refresh token. Revenue Monster's JSON dialect returns one
-            // (seed 003), so that dialect gets one when the client may use refresh_token.
+            // RFC 6749 §4.4.3: no refresh token. Revenue Monster's JSON dialect returns one with
+            // client credentials, so that dialect gets one when the client may use refresh_token.
             let with_refresh = dialect == Dialect::RevenueMonster
                 && client
                     .allowed_grant_types()

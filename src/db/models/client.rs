@@ -1,4 +1,5 @@
-//! `clients`: registered applications (the seed's table, plus grant types, scopes and status).
+//! `clients`: registered applications (Revenue Monster's columns, plus grant types, scopes,
+//! status and the operator's resource-server mark).
 
 use chrono::NaiveDateTime;
 use diesel::prelude::*;

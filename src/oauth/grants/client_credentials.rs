@@ -1,5 +1,5 @@
-//! `client_credentials` (RFC 6749 §4.4): the client acts for its owner, the merchant (seed 003:
-//! "full access of the client user").
+//! `client_credentials` (RFC 6749 §4.4): the client acts for its owner, the merchant, with the
+//! full access of that user (as Revenue Monster's client credentials do).
 
 use chrono::NaiveDateTime;
 

@@ -36,7 +36,7 @@ pub fn run(
     if token.client_id != client.id || token.revoked_at.is_some() || token.expired_at <= now {
         return Err(OAuthError::invalid_grant(INVALID));
     }
-    // A refresh may narrow the scope, never widen it (RFC 6749 §6; seed 000). What the client
+    // A refresh may narrow the scope, never widen it (RFC 6749 §6). What the client
     // may still have caps it too, in case its scopes were reduced since.
     let granted = Scopes::from_stored(&token.scope);
     let scope = match scope.map(Scopes::parse) {
