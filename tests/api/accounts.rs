@@ -6,11 +6,7 @@ use latchkey::db::models::User;
 use latchkey::db::schema::sessions;
 use reqwest::cookie::CookieStore as _;
 
-use crate::helpers::{Html, MERCHANT_PASSWORD, TestApp, link_in, spawn_app};
-
-fn location(res: &reqwest::Response) -> String {
-    res.headers()["location"].to_str().unwrap().to_owned()
-}
+use crate::helpers::{Html, MERCHANT_PASSWORD, TestApp, link_in, location, spawn_app};
 
 fn session_rows(app: &TestApp) -> Vec<(String, Option<i64>)> {
     sessions::table

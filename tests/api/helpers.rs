@@ -3,6 +3,7 @@
 //! SQLite by default: a temporary data folder per test. With `TEST_DATABASE_URL=postgres://…`,
 //! each test gets its own PostgreSQL schema, dropped when the test's `TestApp` is dropped.
 
+use std::collections::HashMap;
 use std::io::Write as _;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
@@ -14,6 +15,7 @@ use latchkey::crypto::ServerKey;
 use latchkey::db::{AnyConnection, ConnectionManager};
 use latchkey::startup::Application;
 use rand::RngCore as _;
+use reqwest::Url;
 use tempfile::TempDir;
 
 /// The database a test runs against, and the clean-up it needs.
@@ -594,4 +596,120 @@ pub async fn spawn_browser(app: &TestApp, username: &str) -> reqwest::Client {
         .await;
     assert_eq!(res.status(), 303);
     browser
+}
+
+// ---- The authorization-code flow, as a browser walks it (used by the authorize, code grant,
+// OpenID Connect, scale and attack tests).
+
+pub const CALLBACK: &str = "https://app.example.com/callback";
+/// RFC 7636 Appendix B.
+pub const VERIFIER: &str = "dBjftJeZ4CVP-mB92K27uhbUJU1p1r_wW1gFWFOEjXk";
+pub const CHALLENGE: &str = "E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM";
+pub const END_USER: &str = "enduser";
+pub const END_USER_PASSWORD: &str = "end user password";
+
+pub fn location(res: &reqwest::Response) -> String {
+    res.headers()
+        .get("location")
+        .map(|v| v.to_str().unwrap().to_owned())
+        .unwrap_or_default()
+}
+
+pub fn query_of(url: &str) -> HashMap<String, String> {
+    Url::parse(url)
+        .unwrap()
+        .query_pairs()
+        .into_owned()
+        .collect()
+}
+
+/// A merchant's confidential client with the callback and a second scope, and an end user.
+pub fn setup(app: &TestApp) -> TestClient {
+    let out = app.cli(
+        &[
+            "scope",
+            "create",
+            "manage_payment",
+            "--description",
+            "Take payments on your behalf",
+        ],
+        "",
+    );
+    assert!(out.success());
+    let client = app.merchant_client(&[
+        "--redirect-uri",
+        CALLBACK,
+        "--scope",
+        "get_user_profile",
+        "--scope",
+        "manage_payment",
+    ]);
+    app.create_user(END_USER, END_USER_PASSWORD);
+    client
+}
+
+pub fn authorize_path(pairs: &[(&str, &str)]) -> String {
+    let query: String = url::form_urlencoded::Serializer::new(String::new())
+        .extend_pairs(pairs)
+        .finish();
+    format!("/oauth/authorize?{query}")
+}
+
+/// From a redirect to the login page, signs in and follows back to the authorization request.
+pub async fn log_in_and_resume(
+    app: &TestApp,
+    login_location: &str,
+    username: &str,
+    password: &str,
+) -> reqwest::Response {
+    assert_eq!(login_location, "/login?next=%2Foauth%2Fauthorize%2Fresume");
+    let (_, login) = app.page(login_location).await;
+    let next = login.attr("input[name=next]", "value").unwrap();
+    let res = app
+        .api
+        .post(app.url("/login"))
+        .form(&[
+            ("username", username),
+            ("password", password),
+            ("next", &next),
+            ("csrf_token", &login.csrf()),
+        ])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 303);
+    assert_eq!(location(&res), "/oauth/authorize/resume");
+    app.get("/oauth/authorize/resume").await
+}
+
+/// Answers the consent page shown in `res`.
+pub async fn decide(app: &TestApp, consent: Html, decision: &str) -> reqwest::Response {
+    app.api
+        .post(app.url("/oauth/authorize"))
+        .form(&[
+            ("csrf_token", consent.csrf().as_str()),
+            (
+                "request_id",
+                consent
+                    .attr("input[name=request_id]", "value")
+                    .unwrap()
+                    .as_str(),
+            ),
+            ("decision", decision),
+        ])
+        .send()
+        .await
+        .unwrap()
+}
+
+/// The whole browser part: authorize, sign in, allow. Returns the callback URL reached.
+pub async fn authorize_and_allow(app: &TestApp, pairs: &[(&str, &str)]) -> String {
+    let res = app.get(&authorize_path(pairs)).await;
+    assert_eq!(res.status(), 303);
+    let res = log_in_and_resume(app, &location(&res), END_USER, END_USER_PASSWORD).await;
+    assert_eq!(res.status(), 200);
+    let consent = Html::parse(&res.text().await.unwrap());
+    let res = decide(app, consent, "allow").await;
+    assert_eq!(res.status(), 303);
+    location(&res)
 }

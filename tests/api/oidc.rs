@@ -5,7 +5,7 @@ use diesel::prelude::*;
 use serde_json::Value;
 use sha2::Digest as _;
 
-use crate::authorize::{
+use crate::helpers::{
     CALLBACK, CHALLENGE, END_USER, END_USER_PASSWORD, VERIFIER, authorize_path, decide, location,
     log_in_and_resume, query_of, setup,
 };

@@ -6,7 +6,7 @@ use latchkey::db::models::Client;
 use latchkey::db::schema::{audit_events, client_secrets};
 use serde_json::Value;
 
-use crate::helpers::{Html, MERCHANT_PASSWORD, TestApp, TestClient, spawn_app};
+use crate::helpers::{Html, MERCHANT_PASSWORD, TestApp, TestClient, location, spawn_app};
 
 const APPS: &str = "/developer/applications";
 
@@ -19,10 +19,6 @@ async fn merchant(app: &TestApp, username: &str) {
             .status(),
         303
     );
-}
-
-fn location(res: &reqwest::Response) -> String {
-    res.headers()["location"].to_str().unwrap().to_owned()
 }
 
 fn valid_form() -> Vec<(&'static str, &'static str)> {

@@ -6,7 +6,7 @@
 use latchkey::startup::Application;
 use serde_json::Value;
 
-use crate::authorize::{
+use crate::helpers::{
     CALLBACK, CHALLENGE, END_USER, END_USER_PASSWORD, VERIFIER, authorize_path, location, query_of,
     setup,
 };

@@ -99,7 +99,7 @@ macro_rules! load_all {
 /// into every table, every row of every table loads as its model, every column read.
 #[tokio::test]
 async fn every_table_loads_every_column_as_its_model() {
-    use crate::authorize::{CALLBACK, authorize_and_allow, query_of, setup};
+    use crate::helpers::{CALLBACK, authorize_and_allow, query_of, setup};
     use latchkey::db::models::{
         AccessToken, AuditEvent, AuthorizationCode, Consent, EmailToken, LoginAttempt,
         RefreshToken, SessionRow, SigningKeyRow,

@@ -6,7 +6,7 @@ use diesel::prelude::*;
 use latchkey::db::schema::clients;
 
 use super::{Expect, H, check};
-use crate::authorize::{
+use crate::helpers::{
     CALLBACK, CHALLENGE, END_USER, END_USER_PASSWORD, authorize_path, location, log_in_and_resume,
     setup,
 };
@@ -395,14 +395,14 @@ async fn mix_up_the_metadata_and_every_authorization_response_name_the_issuer() 
     )
     .await;
     let consent = Html::parse(&res.text().await.unwrap());
-    let res = crate::authorize::decide(&app, consent, "deny").await;
+    let res = crate::helpers::decide(&app, consent, "deny").await;
     let denied = check("deny", res, &back("access_denied")).await;
     assert_eq!(denied.query()["iss"], app.address, "case `deny`: iss");
     assert_eq!(denied.query()["state"], "deny-me");
 
     let res = app.get(&start("allow-me")).await;
     let consent = Html::parse(&res.text().await.unwrap());
-    let res = crate::authorize::decide(&app, consent, "allow").await;
+    let res = crate::helpers::decide(&app, consent, "allow").await;
     let allowed = check(
         "allow",
         res,
@@ -510,7 +510,7 @@ async fn a_request_cannot_be_answered_from_another_session() {
     check("victim's form from a fresh browser", res, &Expect::new(403)).await;
 
     // The victim's own answer still works: nothing above spent the request.
-    let res = crate::authorize::decide(&app, consent, "allow").await;
+    let res = crate::helpers::decide(&app, consent, "allow").await;
     check(
         "the victim's own answer",
         res,
@@ -586,7 +586,7 @@ async fn request_objects_and_request_uris_are_refused_not_ignored() {
             let res = app.get(&authorize_path(&outer)).await;
             let res = log_in_and_resume(&app, &location(&res), END_USER, END_USER_PASSWORD).await;
             let consent = Html::parse(&res.text().await.unwrap());
-            crate::authorize::decide(&app, consent, "allow").await;
+            crate::helpers::decide(&app, consent, "allow").await;
         }
         let issued = app.count("client_authorization_codes");
         for (name, extra, expect) in &cases {

@@ -314,11 +314,11 @@ async fn concurrent_redemptions_give_exactly_one_token() {
 /// out of the request may be left out here, and must still match when sent.
 #[tokio::test]
 async fn a_redirect_uri_named_at_authorize_must_be_named_again_at_the_token_endpoint() {
-    use crate::authorize::{CALLBACK, authorize_and_allow, authorize_path, location, query_of};
+    use crate::helpers::{CALLBACK, authorize_and_allow, authorize_path, location, query_of};
 
     let app = spawn_app().await;
     // One registered redirect URI: the request may leave it out.
-    let client = crate::authorize::setup(&app);
+    let client = crate::helpers::setup(&app);
     let named = vec![
         ("client_id", client.client_id.as_str()),
         ("response_type", "code"),

@@ -6,7 +6,7 @@
 use serde_json::{Value, json};
 
 use super::{Expect, check};
-use crate::authorize::{CALLBACK, authorize_and_allow, query_of, setup};
+use crate::helpers::{CALLBACK, authorize_and_allow, query_of, setup};
 use crate::helpers::{MERCHANT_PASSWORD, TestApp, TestClient, spawn_app};
 
 async fn introspect(app: &TestApp, caller: &TestClient, token: &str) -> reqwest::Response {

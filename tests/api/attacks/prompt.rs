@@ -10,7 +10,7 @@ use latchkey::db::schema::sessions;
 use serde_json::Value;
 
 use super::{Answer, Expect, check};
-use crate::authorize::{
+use crate::helpers::{
     CALLBACK, END_USER, END_USER_PASSWORD, authorize_and_allow, authorize_path, location,
     log_in_and_resume, query_of, setup,
 };

@@ -7,7 +7,7 @@ use diesel::prelude::*;
 use latchkey::db::schema::consents;
 
 use super::{Expect, check};
-use crate::authorize::{
+use crate::helpers::{
     CALLBACK, END_USER, END_USER_PASSWORD, authorize_and_allow, authorize_path, location,
     log_in_and_resume, query_of, setup,
 };
@@ -73,8 +73,7 @@ async fn a_code_issued_before_the_app_was_revoked_gets_nothing() {
     let from_remembered_consent = remembered_code(&app, &client).await;
     let res = app.get(&authorize_path(&pairs(&other))).await;
     assert_eq!(res.status(), 200, "the other app's consent page");
-    let res =
-        crate::authorize::decide(&app, Html::parse(&res.text().await.unwrap()), "allow").await;
+    let res = crate::helpers::decide(&app, Html::parse(&res.text().await.unwrap()), "allow").await;
     let other_code = query_of(&location(&res))["code"].clone();
     assert!(listed(&app, &client).await, "listed before the revocation");
 
@@ -163,8 +162,7 @@ async fn a_code_is_refused_when_the_consent_no_longer_covers_its_scope() {
         res
     };
     assert_eq!(res.status(), 200, "the consent page again");
-    let res =
-        crate::authorize::decide(&app, Html::parse(&res.text().await.unwrap()), "allow").await;
+    let res = crate::helpers::decide(&app, Html::parse(&res.text().await.unwrap()), "allow").await;
     let again = query_of(&location(&res))["code"].clone();
     check(
         "a code under a consent given again",

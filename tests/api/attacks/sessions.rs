@@ -4,7 +4,7 @@
 use reqwest::Client as Browser;
 
 use super::{Expect, H, check};
-use crate::authorize::{
+use crate::helpers::{
     CALLBACK, END_USER, END_USER_PASSWORD, authorize_path, log_in_and_resume, setup,
 };
 use crate::helpers::{Html, MERCHANT_PASSWORD, TestApp, spawn_app, spawn_browser};
