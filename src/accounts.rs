@@ -85,6 +85,17 @@ pub fn create_user(
     })
 }
 
+/// Gives the account a new display name.
+pub fn rename(conn: &mut AnyConnection, user_id: i64, name: &DisplayName) -> QueryResult<()> {
+    diesel::update(users::table.find(user_id))
+        .set((
+            users::name.eq(name.as_str()),
+            users::updated_at.eq(db::now()),
+        ))
+        .execute(conn)
+        .map(|_| ())
+}
+
 /// Whether a username or an email address is taken, for field errors before the insert.
 pub fn taken(conn: &mut AnyConnection, username: &str, email: &str) -> QueryResult<(bool, bool)> {
     let name_taken = User::find_by_username(conn, username)?.is_some();

@@ -183,7 +183,7 @@ fn check_validate(params: &Params) {
             assert_eq!(Some(client.client_id.as_str()), params.get("client_id"));
             assert_eq!(pending.client_id, client.client_id);
             assert!(uris.contains(&pending.redirect_uri.as_str()));
-            assert!(Scopes::from_stored(&pending.scope).is_subset(&Scopes::from_stored(scopes)));
+            assert!(pending.scope.is_subset(&Scopes::from_stored(scopes)));
             assert_eq!(pending.state.as_deref(), params.get("state"));
             if let Some(challenge) = &pending.code_challenge {
                 assert!(pkce::is_valid_challenge(challenge));

@@ -42,9 +42,23 @@ impl fmt::Display for ScopeName {
     }
 }
 
-/// A set of scopes, kept sorted so that its stored and displayed forms are stable.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+/// A set of scopes, kept sorted so that its stored and displayed forms are stable. Serialized
+/// (in a session, say) as its stored form.
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(into = "String", from = "String")]
 pub struct Scopes(BTreeSet<ScopeName>);
+
+impl From<Scopes> for String {
+    fn from(scopes: Scopes) -> Self {
+        scopes.to_stored()
+    }
+}
+
+impl From<String> for Scopes {
+    fn from(stored: String) -> Self {
+        Self::from_stored(&stored)
+    }
+}
 
 impl Scopes {
     /// At most this many scopes per client: more is a mistake, and every token, consent page

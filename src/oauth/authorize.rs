@@ -35,8 +35,7 @@ pub struct Pending {
     pub id: String,
     pub client_id: String,
     pub redirect_uri: String,
-    /// Space separated.
-    pub scope: String,
+    pub scope: Scopes,
     pub state: Option<String>,
     pub code_challenge: Option<String>,
     pub nonce: Option<String>,
@@ -282,7 +281,7 @@ pub fn validate(
         id: crypto::random_token(16),
         client_id: client.client_id.clone(),
         redirect_uri,
-        scope: scope.to_stored(),
+        scope,
         state: state.map(str::to_owned),
         code_challenge: challenge.map(str::to_owned),
         nonce: params.get("nonce").map(str::to_owned),
@@ -296,7 +295,7 @@ pub fn validate(
 
 /// Whether the person already granted this application every scope asked for.
 pub fn already_granted(granted: Option<&Scopes>, pending: &Pending) -> bool {
-    granted.is_some_and(|g| Scopes::from_stored(&pending.scope).is_subset(g))
+    granted.is_some_and(|g| pending.scope.is_subset(g))
 }
 
 /// What the authorization endpoint does next with a valid request.
@@ -393,6 +392,24 @@ fn refuse(pending: &Pending, error: &str, description: &str) -> Step {
     ))
 }
 
+/// The person's answer on the consent page.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Decision {
+    Allow,
+    Deny,
+}
+
+impl Decision {
+    /// The consent form's `decision` value; `None` for anything but its two buttons.
+    pub fn parse(value: &str) -> Option<Self> {
+        match value {
+            "allow" => Some(Self::Allow),
+            "deny" => Some(Self::Deny),
+            _ => None,
+        }
+    }
+}
+
 /// Records the consent and issues a code (§4.1.2): 256 random bits, stored as a digest, bound
 /// to the client, redirect URI, user, scope and PKCE challenge. Returns the redirect.
 pub fn approve(
@@ -410,7 +427,7 @@ pub fn approve(
             .unwrap_or_default();
         let union: Scopes = previous
             .iter()
-            .chain(Scopes::from_stored(&pending.scope).iter())
+            .chain(pending.scope.iter())
             .cloned()
             .collect();
         Consent::grant(conn, user_id, client.id, &union.to_stored(), now)?;
@@ -437,7 +454,7 @@ pub fn issue_code(
             client_id: client.id,
             user_id,
             code: &crypto::token_digest(&code),
-            scope: &pending.scope,
+            scope: &pending.scope.to_stored(),
             redirect_uri: &pending.redirect_uri,
             code_challenge: pending.code_challenge.as_deref(),
             code_challenge_method: pending.code_challenge.as_ref().map(|_| pkce::S256),
@@ -477,7 +494,7 @@ mod tests {
             id: "r".into(),
             client_id: "1".into(),
             redirect_uri: "https://a.example/cb".into(),
-            scope: "get_user_profile".into(),
+            scope: Scopes::from_stored("get_user_profile"),
             state: Some("s".into()),
             code_challenge: None,
             nonce: None,

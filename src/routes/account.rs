@@ -4,7 +4,6 @@ use std::collections::HashMap;
 
 use actix_web::http::StatusCode;
 use actix_web::{HttpRequest, HttpResponse, web};
-use diesel::prelude::*;
 use serde::Deserialize;
 
 use super::page::{CsrfForm, CsrfOnly, CsrfProtected, CurrentUser, message, render, see_other};
@@ -13,7 +12,6 @@ use super::step_up;
 use crate::accounts::{self, Recipient};
 use crate::auth::session::TypedSession;
 use crate::db::models::{Purpose, User};
-use crate::db::schema::users;
 use crate::db::{self, DbError};
 use crate::domain::{DisplayName, Email, NewPassword, Username};
 use crate::email::Template;
@@ -128,13 +126,7 @@ pub async fn update_profile(
     }
     let user_id = user.id;
     db::run(&state.pool, move |conn| {
-        diesel::update(users::table.find(user_id))
-            .set((
-                users::name.eq(name.as_str()),
-                users::updated_at.eq(db::now()),
-            ))
-            .execute(conn)
-            .map_err(DbError::from)
+        accounts::rename(conn, user_id, &name).map_err(DbError::from)
     })
     .await?;
     if !moving {

@@ -16,7 +16,7 @@ use crate::db::models::{Client, Consent, Scope, User};
 use crate::db::{self, DbError};
 use crate::domain::Scopes;
 use crate::error::AppError;
-use crate::oauth::authorize::{self, Pending, Refusal, SignedIn, Step};
+use crate::oauth::authorize::{self, Decision, Pending, Refusal, SignedIn, Step};
 use crate::state::AppState;
 
 const RESUME: &str = "/oauth/authorize/resume";
@@ -267,7 +267,7 @@ fn consent_page(
     let previous: BTreeSet<String> = previous
         .map(|p| p.iter().map(|s| s.as_str().to_owned()).collect())
         .unwrap_or_default();
-    let asked = Scopes::from_stored(&pending.scope);
+    let asked = &pending.scope;
     let scope_rows: Vec<_> = asked
         .iter()
         .map(|s| {
@@ -355,7 +355,10 @@ pub async fn decide(
             .client_id
             .as_ref()
             .is_some_and(|c| *c != pending.client_id)
-        || form.scope.as_ref().is_some_and(|s| *s != pending.scope);
+        || form
+            .scope
+            .as_ref()
+            .is_some_and(|s| *s != pending.scope.to_stored());
     if tampered {
         return error_page(
             &state,
@@ -364,8 +367,8 @@ pub async fn decide(
             "The answer did not come from the page we showed. Go back to the application and start again.",
         );
     }
-    match form.decision.as_str() {
-        "allow" => {
+    match Decision::parse(&form.decision) {
+        Some(Decision::Allow) => {
             let ttl = state.oauth.code_ttl;
             let url = db::run(&state.pool, move |conn| {
                 let client =
@@ -390,7 +393,7 @@ pub async fn decide(
                 ),
             }
         }
-        "deny" => match authorize::deny(&pending) {
+        Some(Decision::Deny) => match authorize::deny(&pending) {
             Some(url) => Ok(redirect(&state, &url)),
             None => error_page(
                 &state,
@@ -399,7 +402,7 @@ pub async fn decide(
                 "The application's redirect URI cannot be used.",
             ),
         },
-        _ => error_page(&state, &session, "No decision", "Choose Allow or Deny."),
+        None => error_page(&state, &session, "No decision", "Choose Allow or Deny."),
     }
 }
 
