@@ -11,7 +11,7 @@
 //! - `validate` never redirects anywhere but a URI the named, enabled application registered
 //!   (no open redirector, §4.1.2.1); an accepted request has a registered redirect URI, only
 //!   allowed scopes, a valid S256 challenge when one was sent, one always for a public client,
-//!   and the request's own `state`.
+//!   and the request's own `state`; every error response ends with this server's `iss`.
 #![no_main]
 
 use std::cell::RefCell;
@@ -26,6 +26,8 @@ use latchkey::oauth::authorize::{Refusal, read_query, redirect_with, validate};
 use latchkey::oauth::params::{self, Params};
 use latchkey::oauth::pkce;
 use libfuzzer_sys::fuzz_target;
+
+const ISSUER: &str = "https://auth.example";
 
 /// client_id, registered redirect URIs, scopes, confidential, enabled.
 const CLIENTS: &[(&str, &str, &str, bool, bool)] = &[
@@ -166,7 +168,7 @@ fuzz_target!(|data: &[u8]| {
 
 fn check_validate(params: &Params) {
     let outcome = DB
-        .with(|db| validate(&mut db.borrow_mut(), params))
+        .with(|db| validate(&mut db.borrow_mut(), params, ISSUER))
         .expect("in-memory SQLite");
     let registered = || {
         let id = params.get("client_id").expect("an application was named");
@@ -190,7 +192,8 @@ fn check_validate(params: &Params) {
             }
             assert!(confidential || pending.code_challenge.is_some());
         }
-        Err(Refusal::Redirect(url)) => {
+        Err(Refusal::Redirect(response)) => {
+            let url = response.url();
             let (uris, _, _) = registered();
             let target = uris
                 .iter()
@@ -207,7 +210,9 @@ fn check_validate(params: &Params) {
                 .find(|(n, _)| n == "state")
                 .map(|(_, v)| v.as_str());
             assert_eq!(state, params.get("state"));
+            let iss = pairs.iter().rev().find(|(n, _)| n == "iss");
+            assert_eq!(iss.map(|(_, v)| v.as_str()), Some(ISSUER));
         }
-        Err(Refusal::Page { .. }) => {}
+        Err(Refusal::Page(_)) => {}
     }
 }

@@ -295,9 +295,27 @@ impl RedirectUris {
     }
 }
 
+/// Up to two letters, for the logo placeholder (the portal and the consent page).
+pub fn initials(name: &str) -> String {
+    name.split_whitespace()
+        .filter_map(|w| w.chars().next())
+        .filter(|c| c.is_alphanumeric())
+        .take(2)
+        .flat_map(char::to_uppercase)
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn initials_for_the_logo_placeholder() {
+        assert_eq!(initials("acme shop"), "AS");
+        assert_eq!(initials("Toko"), "T");
+        assert_eq!(initials("  "), "");
+        assert_eq!(initials("a b c"), "AB");
+    }
 
     #[test]
     fn client_ids_are_19_digits() {

@@ -9,7 +9,7 @@ mod client;
 mod scope;
 
 pub use account::{DisplayName, Email, NewPassword, Username};
-pub use client::{ClientId, ClientName, GrantType, RedirectUri, RedirectUris};
+pub use client::{ClientId, ClientName, GrantType, RedirectUri, RedirectUris, initials};
 pub use scope::{ScopeName, Scopes};
 
 /// Why a raw value was refused. The text completes a sentence that begins with the field name.

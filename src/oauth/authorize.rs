@@ -9,18 +9,29 @@
 //! consent, honouring OpenID Connect's `prompt` and `max_age` (OIDC Core §3.1.2.1): sign in
 //! (again), ask on the consent page, issue a code at once, or, for `prompt=none`, an error back
 //! to the client instead of any page.
+//!
+//! The endpoint's three requests are one function each, over typed inputs, returning a typed
+//! [`Outcome`] that `routes::authorize` only turns into HTTP:
+//! - [`start`]: `GET /oauth/authorize`, a new request;
+//! - [`resume`]: back from the login page with the request that waited in the session;
+//! - [`answer`]: the consent page's Allow or Deny.
+//!
+//! Each ends in a [`Step`]: sign in, the consent page ([`ConsentView`]), an
+//! [`AuthorizationResponse`] to the client (a code, or an [`AuthorizeError`]), or our own error
+//! page ([`ErrorPage`]) when the client or redirect URI cannot be trusted.
 
 use serde::{Deserialize, Serialize};
 use url::Url;
 
+use super::context::OAuthContext;
 use super::params::{self, Params};
 use super::pkce;
 use super::prompt::{self, Prompt, Prompts};
 use crate::crypto;
 use crate::db::models::authorization_code::NewAuthorizationCode;
-use crate::db::models::{AuthorizationCode, Client, Consent};
+use crate::db::models::{AuthorizationCode, Client, Consent, Scope, User};
 use crate::db::{self, AnyConnection};
-use crate::domain::Scopes;
+use crate::domain::{GrantType, Scopes};
 
 /// Reads an authorization request's query string: the names of [`params::AUTHORIZE`], in
 /// either spelling, with a repeat noted rather than refused until the redirect URI is known.
@@ -59,61 +70,176 @@ fn named() -> bool {
     true
 }
 
+/// The `error` values of an authorization error response (RFC 6749 §4.1.2.1, OIDC Core
+/// §3.1.2.6 and §6.1). The token endpoint's codes are [`super::error::ErrorCode`]: the two
+/// never mix.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AuthorizeError {
+    InvalidRequest,
+    UnauthorizedClient,
+    AccessDenied,
+    UnsupportedResponseType,
+    InvalidScope,
+    /// `prompt=none`, and the person would have to sign in.
+    LoginRequired,
+    /// `prompt=none`, and the person would have to see the consent page.
+    ConsentRequired,
+    RequestNotSupported,
+    RequestUriNotSupported,
+}
+
+impl AuthorizeError {
+    /// The `error` value sent to the client.
+    pub fn code(self) -> &'static str {
+        match self {
+            Self::InvalidRequest => "invalid_request",
+            Self::UnauthorizedClient => "unauthorized_client",
+            Self::AccessDenied => "access_denied",
+            Self::UnsupportedResponseType => "unsupported_response_type",
+            Self::InvalidScope => "invalid_scope",
+            Self::LoginRequired => "login_required",
+            Self::ConsentRequired => "consent_required",
+            Self::RequestNotSupported => "request_not_supported",
+            Self::RequestUriNotSupported => "request_uri_not_supported",
+        }
+    }
+}
+
+/// What an authorization response gives the client.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Grant {
+    /// `code` (§4.1.2): the code in clear, as the client receives it; the database has its
+    /// digest.
+    Code(String),
+    /// `error` and `error_description` (§4.1.2.1).
+    Error {
+        error: AuthorizeError,
+        description: String,
+    },
+}
+
+/// An authorization response to a verified redirect URI (§4.1.2, §4.1.2.1). It carries `iss`
+/// (RFC 9207 §2), so a client that talks to several servers can tell which one answered and
+/// refuse a response from the wrong one (the mix-up attack, RFC 9700 §4.4).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AuthorizationResponse {
+    redirect_uri: Url,
+    pub grant: Grant,
+    pub state: Option<String>,
+    pub iss: String,
+}
+
+impl AuthorizationResponse {
+    /// A response to `redirect_uri`, which must parse (registered ones always do: they were
+    /// checked when registered); otherwise our page explains.
+    fn to(
+        redirect_uri: &str,
+        grant: Grant,
+        state: Option<&str>,
+        iss: &str,
+    ) -> Result<Self, ErrorPage> {
+        let redirect_uri = Url::parse(redirect_uri).map_err(|_| ErrorPage {
+            title: "Invalid redirect URI",
+            message: "The application's redirect URI cannot be used.".into(),
+        })?;
+        Ok(Self {
+            redirect_uri,
+            grant,
+            state: state.map(str::to_owned),
+            iss: iss.to_owned(),
+        })
+    }
+
+    /// The redirect URI the response goes back to, as registered.
+    pub fn redirect_uri(&self) -> &Url {
+        &self.redirect_uri
+    }
+
+    /// The redirect: the registered URI with `code` (or `error` and `error_description`),
+    /// `state` and `iss` appended to its own query, with a URL library.
+    pub fn url(&self) -> Url {
+        let mut pairs: Vec<(&str, &str)> = match &self.grant {
+            Grant::Code(code) => vec![("code", code)],
+            Grant::Error { error, description } => {
+                vec![("error", error.code()), ("error_description", description)]
+            }
+        };
+        if let Some(state) = &self.state {
+            pairs.push(("state", state));
+        }
+        pairs.push(("iss", &self.iss));
+        append(&self.redirect_uri, &pairs)
+    }
+}
+
+/// Our own error page's title and message: for requests that must not be redirected.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ErrorPage {
+    pub title: &'static str,
+    pub message: String,
+}
+
+impl ErrorPage {
+    fn new(title: &'static str, message: &str) -> Self {
+        Self {
+            title,
+            message: message.to_owned(),
+        }
+    }
+}
+
 /// Why a request was refused, and where the answer goes.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Refusal {
     /// Unknown or disabled client, or a redirect URI that is not registered: shown on our page.
-    Page {
-        title: &'static str,
-        message: String,
-    },
-    /// Anything else: a redirect to the verified redirect URI.
-    Redirect(Url),
+    Page(ErrorPage),
+    /// Anything else: an error response to the verified redirect URI.
+    Redirect(AuthorizationResponse),
 }
 
-/// Builds `redirect_uri` with `pairs` appended to its query, with a URL library (never by
-/// string concatenation).
-pub fn redirect_with(redirect_uri: &str, pairs: &[(&str, &str)]) -> Option<Url> {
-    let mut url = Url::parse(redirect_uri).ok()?;
+fn append(url: &Url, pairs: &[(&str, &str)]) -> Url {
+    let mut url = url.clone();
     {
         let mut query = url.query_pairs_mut();
         for (name, value) in pairs {
             query.append_pair(name, value);
         }
     }
-    Some(url)
+    url
 }
 
-fn error_redirect(
+/// Builds `redirect_uri` with `pairs` appended to its query, with a URL library (never by
+/// string concatenation).
+pub fn redirect_with(redirect_uri: &str, pairs: &[(&str, &str)]) -> Option<Url> {
+    Url::parse(redirect_uri).ok().map(|url| append(&url, pairs))
+}
+
+fn error_response(
     redirect_uri: &str,
-    error: &str,
+    error: AuthorizeError,
     description: &str,
     state: Option<&str>,
+    iss: &str,
 ) -> Refusal {
-    let mut pairs = vec![("error", error), ("error_description", description)];
-    if let Some(state) = state {
-        pairs.push(("state", state));
-    }
-    match redirect_with(redirect_uri, &pairs) {
-        Some(url) => Refusal::Redirect(url),
-        None => Refusal::Page {
-            title: "Invalid redirect URI",
-            message: "The application's redirect URI cannot be used.".into(),
-        },
+    let grant = Grant::Error {
+        error,
+        description: description.to_owned(),
+    };
+    match AuthorizationResponse::to(redirect_uri, grant, state, iss) {
+        Ok(response) => Refusal::Redirect(response),
+        Err(page) => Refusal::Page(page),
     }
 }
 
-/// Checks an authorization request (§4.1.1) against the database.
+/// Checks an authorization request (§4.1.1) against the database. `iss` goes into any error
+/// response.
 pub fn validate(
     conn: &mut AnyConnection,
     params: &Params,
+    iss: &str,
 ) -> diesel::QueryResult<Result<(Client, Pending), Refusal>> {
-    let page = |title: &'static str, message: &str| {
-        Ok(Err(Refusal::Page {
-            title,
-            message: message.to_owned(),
-        }))
-    };
+    let page =
+        |title: &'static str, message: &str| Ok(Err(Refusal::Page(ErrorPage::new(title, message))));
     let Some(client_id) = params.get("client_id") else {
         return page(
             "Unknown application",
@@ -164,18 +290,19 @@ pub fn validate(
         }
     };
     let state = params.get("state");
-    let fail = |error: &str, description: &str| {
-        Ok(Err(error_redirect(
+    let fail = |error: AuthorizeError, description: &str| {
+        Ok(Err(error_response(
             &redirect_uri,
             error,
             description,
             state,
+            iss,
         )))
     };
 
     if let Some(name) = params.repeated() {
         return fail(
-            "invalid_request",
+            AuthorizeError::InvalidRequest,
             &format!("The `{name}` parameter was sent more than once."),
         );
     }
@@ -183,38 +310,46 @@ pub fn validate(
     // that override these; until they are supported, refuse rather than answer the outer ones.
     if params.get("request").is_some() {
         return fail(
-            "request_not_supported",
+            AuthorizeError::RequestNotSupported,
             "Request objects (the `request` parameter) are not supported.",
         );
     }
     if params.get("request_uri").is_some() {
         return fail(
-            "request_uri_not_supported",
+            AuthorizeError::RequestUriNotSupported,
             "The `request_uri` parameter is not supported.",
         );
     }
     match params.get("response_type") {
         Some("code") => {}
-        None => return fail("invalid_request", "The response_type parameter is missing."),
+        None => {
+            return fail(
+                AuthorizeError::InvalidRequest,
+                "The response_type parameter is missing.",
+            );
+        }
         Some(_) => {
             return fail(
-                "unsupported_response_type",
+                AuthorizeError::UnsupportedResponseType,
                 "Only response_type=code is supported.",
             );
         }
     }
     if params.get("response_mode").is_some_and(|m| m != "query") {
-        return fail("invalid_request", "Only response_mode=query is supported.");
+        return fail(
+            AuthorizeError::InvalidRequest,
+            "Only response_mode=query is supported.",
+        );
     }
     let allowed = client.allowed_scopes();
     let scope = match params.get("scope").map(Scopes::parse) {
         None => allowed.clone(),
-        Some(Err(e)) => return fail("invalid_scope", &format!("The scope {e}.")),
+        Some(Err(e)) => return fail(AuthorizeError::InvalidScope, &format!("The scope {e}.")),
         Some(Ok(asked)) if asked.is_empty() => allowed.clone(),
         Some(Ok(asked)) => {
             if let Some(extra) = asked.iter().find(|s| !allowed.contains(s.as_str())) {
                 return fail(
-                    "invalid_scope",
+                    AuthorizeError::InvalidScope,
                     &format!("The scope `{extra}` is not allowed for this application."),
                 );
             }
@@ -225,29 +360,32 @@ pub fn validate(
     match (challenge, params.get("code_challenge_method")) {
         (None, Some(_)) => {
             return fail(
-                "invalid_request",
+                AuthorizeError::InvalidRequest,
                 "code_challenge_method was sent without a code_challenge.",
             );
         }
         (Some(_), Some(method)) if method != pkce::S256 => {
             return fail(
-                "invalid_request",
+                AuthorizeError::InvalidRequest,
                 "Only the S256 code_challenge_method is supported.",
             );
         }
         // RFC 7636 §4.3: without a method the default is `plain`, which is refused.
         (Some(_), None) => {
-            return fail("invalid_request", "code_challenge_method=S256 is required.");
+            return fail(
+                AuthorizeError::InvalidRequest,
+                "code_challenge_method=S256 is required.",
+            );
         }
         (Some(c), Some(_)) if !pkce::is_valid_challenge(c) => {
             return fail(
-                "invalid_request",
+                AuthorizeError::InvalidRequest,
                 "The code_challenge is not a valid S256 challenge.",
             );
         }
         (None, None) if !client.is_confidential => {
             return fail(
-                "invalid_request",
+                AuthorizeError::InvalidRequest,
                 "PKCE is required: send code_challenge and code_challenge_method=S256.",
             );
         }
@@ -256,24 +394,24 @@ pub fn validate(
     let prompt = match params.get("prompt").map(Prompts::parse) {
         None => Prompts::default(),
         Some(Ok(prompt)) => prompt,
-        Some(Err(description)) => return fail("invalid_request", &description),
+        Some(Err(description)) => return fail(AuthorizeError::InvalidRequest, &description),
     };
     let max_age = match params.get("max_age").map(prompt::parse_max_age) {
         None => None,
         Some(Some(seconds)) => Some(seconds),
         Some(None) => {
             return fail(
-                "invalid_request",
+                AuthorizeError::InvalidRequest,
                 "max_age must be a non-negative whole number of seconds.",
             );
         }
     };
     if !client
         .allowed_grant_types()
-        .contains(&crate::domain::GrantType::AuthorizationCode)
+        .contains(&GrantType::AuthorizationCode)
     {
         return fail(
-            "unauthorized_client",
+            AuthorizeError::UnauthorizedClient,
             "This application may not use the authorization code grant.",
         );
     }
@@ -298,9 +436,10 @@ pub fn already_granted(granted: Option<&Scopes>, pending: &Pending) -> bool {
     granted.is_some_and(|g| pending.scope.is_subset(g))
 }
 
-/// What the authorization endpoint does next with a valid request.
+/// What a valid request needs next, decided from the request, the sign-in and the stored
+/// consent alone ([`next`]).
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Step {
+pub enum Next {
     /// Sign in (again) and come back: nobody is signed in, or the sign-in is older than
     /// `prompt=login` or `max_age` allow. The request waits in the session meanwhile.
     SignIn,
@@ -310,7 +449,7 @@ pub enum Step {
     Issue,
     /// `prompt=none` and the person would have to see a page: this error goes back to the
     /// client instead (OIDC Core §3.1.2.6, `login_required` or `consent_required`).
-    Refuse(Refusal),
+    Refuse(AuthorizeError, &'static str),
 }
 
 /// The signed-in person's sign-in, as far as the decision needs it.
@@ -324,6 +463,27 @@ impl SignedIn {
     /// The sign-in time as stored with a code, for the id_token's `auth_time`.
     pub fn auth_time(self) -> Option<chrono::NaiveDateTime> {
         chrono::DateTime::from_timestamp(self.at, 0).map(|t| t.naive_utc())
+    }
+}
+
+/// Who the session says is signed in, and since when.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Person {
+    pub user_id: i64,
+    pub signed_in: SignedIn,
+    /// `signed_in` as stored with a code (OIDC Core §2 `auth_time`).
+    auth_time: chrono::NaiveDateTime,
+}
+
+impl Person {
+    /// `None` for a sign-in time that is not a date, which the session never holds.
+    pub fn new(user_id: i64, signed_in_at: i64) -> Option<Self> {
+        let signed_in = SignedIn { at: signed_in_at };
+        Some(Self {
+            user_id,
+            signed_in,
+            auth_time: signed_in.auth_time()?,
+        })
     }
 }
 
@@ -343,53 +503,353 @@ pub fn needs_sign_in(pending: &Pending, signed_in: Option<SignedIn>, now: i64) -
     }
 }
 
-/// Decides the next step for `pending` (OIDC Core §3.1.2.1, §3.1.2.3, §3.1.2.4), given who is
+/// Decides what `pending` needs next (OIDC Core §3.1.2.1, §3.1.2.3, §3.1.2.4), given who is
 /// signed in, what they agreed to before (`granted`), and the time now (seconds since the
 /// epoch).
 ///
 /// A sign-in at or after the request arrived is fresh: it satisfies `prompt=login` and any
 /// `max_age`, so signing in again from the login page ends in a code rather than asking once
 /// more (`max_age=0` is `prompt=login`, as §3.1.2.1 says).
-pub fn decide(
+pub fn next(
     pending: &Pending,
     signed_in: Option<SignedIn>,
     granted: Option<&Scopes>,
     now: i64,
-) -> Step {
+) -> Next {
     let silent = pending.prompt.contains(Prompt::None);
     if needs_sign_in(pending, signed_in, now) {
         return if silent {
-            refuse(
-                pending,
-                "login_required",
+            Next::Refuse(
+                AuthorizeError::LoginRequired,
                 "The user must sign in, and prompt=none does not allow it.",
             )
         } else {
-            Step::SignIn
+            Next::SignIn
         };
     }
     let must_ask =
         pending.prompt.contains(Prompt::Consent) || pending.prompt.contains(Prompt::SelectAccount);
     if already_granted(granted, pending) && !must_ask {
-        Step::Issue
+        Next::Issue
     } else if silent {
-        refuse(
-            pending,
-            "consent_required",
+        Next::Refuse(
+            AuthorizeError::ConsentRequired,
             "The user must consent, and prompt=none does not allow a consent page.",
         )
     } else {
-        Step::Consent
+        Next::Consent
     }
 }
 
-fn refuse(pending: &Pending, error: &str, description: &str) -> Step {
-    Step::Refuse(error_redirect(
-        &pending.redirect_uri,
-        error,
-        description,
-        pending.state.as_deref(),
-    ))
+/// Where the authorization endpoint sends the person.
+#[derive(Debug)]
+pub enum Step {
+    /// To the login page, and back to [`resume`]; `pending` waits in the session meanwhile.
+    SignIn(Pending),
+    /// The consent page; `pending` waits in the session for [`answer`].
+    Consent(Pending, Box<ConsentView>),
+    /// Back to the client: the request is over.
+    Redirect(AuthorizationResponse),
+    /// Our own error page: the request is over.
+    Page(ErrorPage),
+}
+
+impl From<Refusal> for Step {
+    fn from(refusal: Refusal) -> Self {
+        match refusal {
+            Refusal::Page(page) => Self::Page(page),
+            Refusal::Redirect(response) => Self::Redirect(response),
+        }
+    }
+}
+
+/// A [`Step`], and whether the session must be signed out first: it names an account that no
+/// longer exists.
+#[derive(Debug)]
+pub struct Outcome {
+    pub step: Step,
+    pub sign_out: bool,
+}
+
+impl From<Step> for Outcome {
+    fn from(step: Step) -> Self {
+        Self {
+            step,
+            sign_out: false,
+        }
+    }
+}
+
+/// What the consent page shows: who asks, for what, and where the person goes next.
+#[derive(Debug, Serialize)]
+pub struct ConsentView {
+    /// The signed-in person, for the page's header.
+    #[serde(skip)]
+    pub user: User,
+    pub app: ConsentApp,
+    /// Each scope asked for, in order, with its description from the catalogue.
+    pub scopes: Vec<ConsentScope>,
+    /// The person agreed to some scopes before: the page says what is new.
+    pub reconsent: bool,
+    /// The host the person is sent back to, so they can see where the answer goes.
+    pub redirect_host: String,
+    /// Echoed by the form: it can only answer the request it showed.
+    pub request_id: String,
+}
+
+/// The asking application, as the consent page introduces it.
+#[derive(Debug, Serialize)]
+pub struct ConsentApp {
+    pub name: String,
+    /// Up to two letters, for a logo placeholder.
+    pub initials: String,
+    pub logo_url: Option<String>,
+    pub home_page_url: Option<String>,
+    pub privacy_policy_url: Option<String>,
+    /// A sandbox application: the page says so.
+    pub sandbox: bool,
+    /// The name of the account that registered it.
+    pub owner: Option<String>,
+}
+
+/// One scope on the consent page.
+#[derive(Debug, Serialize)]
+pub struct ConsentScope {
+    pub name: String,
+    pub description: String,
+    /// Asked for now but not agreed to before.
+    pub new: bool,
+}
+
+impl ConsentView {
+    fn new(
+        user: User,
+        owner: Option<User>,
+        client: &Client,
+        pending: &Pending,
+        previous: Option<&Scopes>,
+        catalogue: &[Scope],
+    ) -> Self {
+        let agreed_before = previous.is_some_and(|p| !p.is_empty());
+        let scopes = pending
+            .scope
+            .iter()
+            .map(|s| ConsentScope {
+                name: s.as_str().to_owned(),
+                description: catalogue
+                    .iter()
+                    .find(|row| row.name == s.as_str())
+                    .map_or_else(|| s.as_str().to_owned(), |row| row.description.clone()),
+                new: agreed_before && !previous.is_some_and(|p| p.contains(s.as_str())),
+            })
+            .collect();
+        let redirect_host = Url::parse(&pending.redirect_uri)
+            .ok()
+            .and_then(|u| u.host_str().map(str::to_owned))
+            .unwrap_or_else(|| pending.redirect_uri.clone());
+        Self {
+            user,
+            app: ConsentApp {
+                name: client.name.clone(),
+                initials: crate::domain::initials(&client.name),
+                logo_url: client.logo_url.clone(),
+                home_page_url: client.home_page_url.clone(),
+                privacy_policy_url: client.privacy_policy_url.clone(),
+                sandbox: !client.is_live,
+                owner: owner.map(|o| o.name),
+            },
+            scopes,
+            reconsent: agreed_before,
+            redirect_host,
+            request_id: pending.id.clone(),
+        }
+    }
+}
+
+/// `GET /oauth/authorize`: checks a new request, then takes it as far as the session allows.
+pub fn start(
+    conn: &mut AnyConnection,
+    ctx: &OAuthContext,
+    params: &Params,
+    person: Option<Person>,
+    now: i64,
+) -> diesel::QueryResult<Outcome> {
+    match validate(conn, params, &ctx.issuer)? {
+        Err(refusal) => Ok(Step::from(refusal).into()),
+        Ok((client, pending)) => proceed(conn, ctx, &client, pending, person, now),
+    }
+}
+
+/// Back from the login page with the request that waited in the session. The application may
+/// have been disabled, or the redirect URI unregistered, meanwhile: then the request is over.
+pub fn resume(
+    conn: &mut AnyConnection,
+    ctx: &OAuthContext,
+    pending: Pending,
+    person: Option<Person>,
+    now: i64,
+) -> diesel::QueryResult<Outcome> {
+    match current_client(conn, &pending)? {
+        Some(client) => proceed(conn, ctx, &client, pending, person, now),
+        None => Ok(Step::Page(unavailable()).into()),
+    }
+}
+
+/// What the consent form sent back.
+#[derive(Debug, Clone, Copy)]
+pub struct ConsentAnswer<'a> {
+    pub request_id: &'a str,
+    pub decision: &'a str,
+    /// Never sent by our form: present only if someone tampered with it.
+    pub client_id: Option<&'a str>,
+    /// Never sent by our form either.
+    pub scope: Option<&'a str>,
+}
+
+/// The consent page's answer to `pending`, which the caller has already taken out of the
+/// session: one answer per request, whatever it is, so a tampered answer spends it too. The
+/// application is checked again as [`resume`] checks it: it may have been disabled, or its
+/// redirect URI unregistered, while the page was open.
+pub fn answer(
+    conn: &mut AnyConnection,
+    ctx: &OAuthContext,
+    pending: &Pending,
+    given: ConsentAnswer<'_>,
+    person: Person,
+) -> diesel::QueryResult<Step> {
+    let tampered = given.request_id != pending.id
+        || given.client_id.is_some_and(|c| c != pending.client_id)
+        || given.scope.is_some_and(|s| s != pending.scope.to_stored());
+    if tampered {
+        return Ok(Step::Page(ErrorPage::new(
+            "This request does not match",
+            "The answer did not come from the page we showed. Go back to the application and start again.",
+        )));
+    }
+    let Some(decision) = Decision::parse(given.decision) else {
+        return Ok(Step::Page(ErrorPage::new(
+            "No decision",
+            "Choose Allow or Deny.",
+        )));
+    };
+    let Some(client) = current_client(conn, pending)? else {
+        return Ok(Step::Page(unavailable()));
+    };
+    Ok(match decision {
+        Decision::Allow => approve(conn, ctx, &client, person, pending)?,
+        Decision::Deny => respond(
+            pending,
+            Grant::Error {
+                error: AuthorizeError::AccessDenied,
+                description: "The user denied the request.".into(),
+            },
+            &ctx.issuer,
+        ),
+    })
+}
+
+fn unavailable() -> ErrorPage {
+    ErrorPage::new(
+        "Application unavailable",
+        "The application was disabled or changed meanwhile. Go back to it and start again.",
+    )
+}
+
+/// The application `pending` was made for, if it is still enabled and still registers the
+/// request's redirect URI.
+fn current_client(
+    conn: &mut AnyConnection,
+    pending: &Pending,
+) -> diesel::QueryResult<Option<Client>> {
+    Ok(
+        Client::find_by_client_id(conn, &pending.client_id)?.filter(|client| {
+            client.is_enabled && client.redirect_uris().contains_exact(&pending.redirect_uri)
+        }),
+    )
+}
+
+/// A response to the request's verified redirect URI, with its `state`.
+fn respond(pending: &Pending, grant: Grant, iss: &str) -> Step {
+    match AuthorizationResponse::to(&pending.redirect_uri, grant, pending.state.as_deref(), iss) {
+        Ok(response) => Step::Redirect(response),
+        Err(page) => Step::Page(page),
+    }
+}
+
+/// Takes a valid request as far as it can go: [`next`] decides, this loads what it needs and
+/// carries it out.
+fn proceed(
+    conn: &mut AnyConnection,
+    ctx: &OAuthContext,
+    client: &Client,
+    pending: Pending,
+    person: Option<Person>,
+    now: i64,
+) -> diesel::QueryResult<Outcome> {
+    let Some(person) = person else {
+        // Without anyone signed in, nothing but a sign-in (or prompt=none's refusal) follows.
+        return Ok(nobody(pending, &ctx.issuer, now).into());
+    };
+    let mut people = User::find_many(conn, &[person.user_id, client.user_id])?;
+    let owner = people.iter().find(|u| u.id == client.user_id).cloned();
+    let Some(user) = people
+        .iter()
+        .position(|u| u.id == person.user_id)
+        .map(|at| people.swap_remove(at))
+    else {
+        // The account was deleted: sign the session out, and go on as for nobody.
+        return Ok(Outcome {
+            step: nobody(pending, &ctx.issuer, now),
+            sign_out: true,
+        });
+    };
+    let previous =
+        Consent::find(conn, person.user_id, client.id)?.map(|c| Scopes::from_stored(&c.scope));
+    Ok(
+        match next(&pending, Some(person.signed_in), previous.as_ref(), now) {
+            Next::SignIn => Step::SignIn(pending),
+            Next::Refuse(error, description) => respond(
+                &pending,
+                Grant::Error {
+                    error,
+                    description: description.into(),
+                },
+                &ctx.issuer,
+            ),
+            // Remembered consent: a code at once, the consent unchanged.
+            Next::Issue => {
+                let code = issue_code(conn, client, person, &pending, ctx.code_ttl)?;
+                respond(&pending, Grant::Code(code), &ctx.issuer)
+            }
+            Next::Consent => {
+                let view = ConsentView::new(
+                    user,
+                    owner,
+                    client,
+                    &pending,
+                    previous.as_ref(),
+                    &Scope::all(conn)?,
+                );
+                Step::Consent(pending, Box::new(view))
+            }
+        }
+        .into(),
+    )
+}
+
+/// The step for a request with nobody signed in.
+fn nobody(pending: Pending, iss: &str, now: i64) -> Step {
+    match next(&pending, None, None, now) {
+        Next::Refuse(error, description) => respond(
+            &pending,
+            Grant::Error {
+                error,
+                description: description.into(),
+            },
+            iss,
+        ),
+        _ => Step::SignIn(pending),
+    }
 }
 
 /// The person's answer on the consent page.
@@ -410,19 +870,18 @@ impl Decision {
     }
 }
 
-/// Records the consent and issues a code (§4.1.2): 256 random bits, stored as a digest, bound
-/// to the client, redirect URI, user, scope and PKCE challenge. Returns the redirect.
-pub fn approve(
+/// Records the consent (the union with what was granted before) and issues a code, in one
+/// write transaction.
+fn approve(
     conn: &mut AnyConnection,
+    ctx: &OAuthContext,
     client: &Client,
-    user_id: i64,
+    person: Person,
     pending: &Pending,
-    code_ttl: std::time::Duration,
-    auth_time: chrono::NaiveDateTime,
-) -> diesel::QueryResult<Url> {
+) -> diesel::QueryResult<Step> {
     let now = db::now();
-    db::write_transaction(conn, |conn| {
-        let previous = Consent::find(conn, user_id, client.id)?
+    let code = db::write_transaction(conn, |conn| {
+        let previous = Consent::find(conn, person.user_id, client.id)?
             .map(|c| Scopes::from_stored(&c.scope))
             .unwrap_or_default();
         let union: Scopes = previous
@@ -430,29 +889,30 @@ pub fn approve(
             .chain(pending.scope.iter())
             .cloned()
             .collect();
-        Consent::grant(conn, user_id, client.id, &union.to_stored(), now)?;
-        issue_code(conn, client, user_id, pending, code_ttl, auth_time)
-    })
+        Consent::grant(conn, person.user_id, client.id, &union.to_stored(), now)?;
+        issue_code(conn, client, person, pending, ctx.code_ttl)
+    })?;
+    Ok(respond(pending, Grant::Code(code), &ctx.issuer))
 }
 
-/// Issues a code under a consent already given (§4.1.2), without writing the consent again.
-/// `auth_time` is when the person entered their password: the id_token carries it (OIDC Core
-/// §2, required when the request had `max_age`; we always send it).
-pub fn issue_code(
+/// Issues a code (§4.1.2): 256 random bits, stored as a digest, bound to the client, redirect
+/// URI, user, scope, nonce and PKCE challenge, and to when the person entered their password
+/// (the id_token's `auth_time`, OIDC Core §2: required when the request had `max_age`; we
+/// always send it). Returns the code in clear, for the redirect.
+fn issue_code(
     conn: &mut AnyConnection,
     client: &Client,
-    user_id: i64,
+    person: Person,
     pending: &Pending,
     code_ttl: std::time::Duration,
-    auth_time: chrono::NaiveDateTime,
-) -> diesel::QueryResult<Url> {
+) -> diesel::QueryResult<String> {
     let now = db::now();
     let code = crypto::random_token(32);
     AuthorizationCode::insert(
         conn,
         &NewAuthorizationCode {
             client_id: client.id,
-            user_id,
+            user_id: person.user_id,
             code: &crypto::token_digest(&code),
             scope: &pending.scope.to_stored(),
             redirect_uri: &pending.redirect_uri,
@@ -462,27 +922,11 @@ pub fn issue_code(
             expired_at: now
                 + chrono::TimeDelta::seconds(i64::try_from(code_ttl.as_secs()).unwrap_or(600)),
             created_at: now,
-            auth_time: Some(auth_time),
+            auth_time: Some(person.auth_time),
             redirect_uri_given: pending.redirect_uri_given,
         },
     )?;
-    let mut pairs = vec![("code", code.as_str())];
-    if let Some(state) = &pending.state {
-        pairs.push(("state", state));
-    }
-    redirect_with(&pending.redirect_uri, &pairs).ok_or(diesel::result::Error::NotFound)
-}
-
-/// The redirect for a person who said no (§4.1.2.1 `access_denied`).
-pub fn deny(pending: &Pending) -> Option<Url> {
-    let mut pairs = vec![
-        ("error", "access_denied"),
-        ("error_description", "The user denied the request."),
-    ];
-    if let Some(state) = &pending.state {
-        pairs.push(("state", state));
-    }
-    redirect_with(&pending.redirect_uri, &pairs)
+    Ok(code)
 }
 
 #[cfg(test)]
@@ -505,12 +949,9 @@ mod tests {
         }
     }
 
-    fn error_of(step: &Step) -> Option<String> {
+    fn error_of(step: &Next) -> Option<String> {
         match step {
-            Step::Refuse(Refusal::Redirect(url)) => url
-                .query_pairs()
-                .find(|(n, _)| n == "error")
-                .map(|(_, v)| v.into_owned()),
+            Next::Refuse(error, _) => Some(error.code().to_owned()),
             _ => None,
         }
     }
@@ -525,10 +966,10 @@ mod tests {
         agreed: bool,
     }
 
-    fn decide_case(c: &Case) -> Step {
+    fn decide_case(c: &Case) -> Next {
         let granted = Scopes::parse("get_user_profile").unwrap();
         let now = 1_010;
-        decide(
+        next(
             &pending(c.prompt, c.max_age),
             c.signed_in,
             c.agreed.then_some(&granted),
@@ -549,41 +990,41 @@ mod tests {
             agreed,
         };
         let steps = [
-            (case("nobody signed in", "", None, None, true), Step::SignIn),
-            (case("remembered consent", "", None, old, true), Step::Issue),
-            (case("no consent yet", "", None, old, false), Step::Consent),
+            (case("nobody signed in", "", None, None, true), Next::SignIn),
+            (case("remembered consent", "", None, old, true), Next::Issue),
+            (case("no consent yet", "", None, old, false), Next::Consent),
             (
                 case("prompt=login, old", "login", None, old, true),
-                Step::SignIn,
+                Next::SignIn,
             ),
             (
                 case("prompt=login, fresh", "login", None, fresh, true),
-                Step::Issue,
+                Next::Issue,
             ),
-            (case("max_age=0, old", "", Some(0), old, true), Step::SignIn),
+            (case("max_age=0, old", "", Some(0), old, true), Next::SignIn),
             (
                 case("max_age=0, fresh", "", Some(0), fresh, true),
-                Step::Issue,
+                Next::Issue,
             ),
             (
                 case("max_age=60, 110 s old", "", Some(60), old, true),
-                Step::SignIn,
+                Next::SignIn,
             ),
             (
                 case("max_age=600, 110 s old", "", Some(600), old, true),
-                Step::Issue,
+                Next::Issue,
             ),
             (
                 case("prompt=consent", "consent", None, old, true),
-                Step::Consent,
+                Next::Consent,
             ),
             (
                 case("select_account", "select_account", None, old, true),
-                Step::Consent,
+                Next::Consent,
             ),
             (
                 case("prompt=none, agreed", "none", None, old, true),
-                Step::Issue,
+                Next::Issue,
             ),
         ];
         for (c, expected) in &steps {

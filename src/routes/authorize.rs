@@ -1,35 +1,28 @@
-//! `/oauth/authorize`: check the request, have the person sign in, show the consent page, and
-//! send them back to the application with a code (or `access_denied`). What each request needs
-//! next (`prompt`, `max_age`, remembered consent) is decided in `oauth::authorize`.
-
-use std::collections::BTreeSet;
+//! `/oauth/authorize`: the HTTP side of `oauth::authorize`. Each handler reads the request and
+//! the session, calls the protocol function (`start`, `resume`, `answer`), and turns the step it
+//! returns into a redirect, the login page, the consent page or our error page.
 
 use actix_web::http::StatusCode;
 use actix_web::http::header::LOCATION;
 use actix_web::{HttpRequest, HttpResponse, web};
 use serde::Deserialize;
-use serde_json::json;
 
 use super::page::{CsrfForm, CsrfOnly, CsrfProtected, render, see_other};
 use crate::auth::session::{PENDING_AUTHORIZATION, TypedSession};
-use crate::db::models::{Client, Consent, Scope, User};
 use crate::db::{self, DbError};
-use crate::domain::Scopes;
 use crate::error::AppError;
-use crate::oauth::authorize::{self, Decision, Pending, Refusal, SignedIn, Step};
+use crate::oauth::authorize::{
+    self, AuthorizationResponse, ConsentAnswer, ConsentView, ErrorPage, Outcome, Pending, Person,
+    Step,
+};
 use crate::state::AppState;
 
 const RESUME: &str = "/oauth/authorize/resume";
 
-/// An authorization response (a code or an error) back to the application. Each carries `iss`
-/// (RFC 9207 §2), so a client that talks to several servers can tell which one answered and
-/// refuse a response from the wrong one (the mix-up attack, RFC 9700 §4.4).
-fn redirect(state: &AppState, url: &url::Url) -> HttpResponse {
-    let mut url = url.clone();
-    url.query_pairs_mut()
-        .append_pair("iss", &state.oauth.issuer);
+/// The authorization response, as a `303 See Other` to the client's redirect URI.
+fn redirect(response: &AuthorizationResponse) -> HttpResponse {
     HttpResponse::SeeOther()
-        .insert_header((LOCATION, url.as_str()))
+        .insert_header((LOCATION, response.url().as_str()))
         .finish()
 }
 
@@ -37,12 +30,11 @@ fn redirect(state: &AppState, url: &url::Url) -> HttpResponse {
 fn error_page(
     state: &AppState,
     session: &TypedSession,
-    title: &str,
-    message: &str,
+    page: &ErrorPage,
 ) -> Result<HttpResponse, AppError> {
     let mut ctx = tera::Context::new();
-    ctx.insert("title", title);
-    ctx.insert("message", message);
+    ctx.insert("title", page.title);
+    ctx.insert("message", &page.message);
     render(
         state,
         session,
@@ -53,6 +45,17 @@ fn error_page(
     )
 }
 
+fn expired() -> ErrorPage {
+    ErrorPage {
+        title: "This request has expired",
+        message: "Go back to the application and start again.".into(),
+    }
+}
+
+fn now() -> i64 {
+    chrono::Utc::now().timestamp()
+}
+
 /// `GET /oauth/authorize`.
 pub async fn start(
     req: HttpRequest,
@@ -60,15 +63,12 @@ pub async fn start(
     session: TypedSession,
 ) -> Result<HttpResponse, AppError> {
     let params = authorize::read_query(req.query_string());
+    let (ctx, person) = (state.oauth.clone(), person(&session));
     let outcome = db::run(&state.pool, move |conn| {
-        authorize::validate(conn, &params).map_err(DbError::from)
+        authorize::start(conn, &ctx, &params, person, now()).map_err(DbError::from)
     })
     .await?;
-    match outcome {
-        Err(Refusal::Page { title, message }) => error_page(&state, &session, title, &message),
-        Err(Refusal::Redirect(url)) => Ok(redirect(&state, &url)),
-        Ok((client, pending)) => proceed(&state, &session, client, pending, Stored::No).await,
-    }
+    show(&state, &session, outcome, Stored::No)
 }
 
 /// `GET /oauth/authorize/resume`: back from the login page.
@@ -77,32 +77,14 @@ pub async fn resume(
     session: TypedSession,
 ) -> Result<HttpResponse, AppError> {
     let Some(pending) = session.get::<Pending>(PENDING_AUTHORIZATION) else {
-        return error_page(
-            &state,
-            &session,
-            "This request has expired",
-            "Go back to the application and start again.",
-        );
+        return error_page(&state, &session, &expired());
     };
-    let client_id = pending.client_id.clone();
-    let client = db::run(&state.pool, move |conn| {
-        Client::find_by_client_id(conn, &client_id).map_err(DbError::from)
+    let (ctx, person) = (state.oauth.clone(), person(&session));
+    let outcome = db::run(&state.pool, move |conn| {
+        authorize::resume(conn, &ctx, pending, person, now()).map_err(DbError::from)
     })
     .await?;
-    match client {
-        Some(client)
-            if client.is_enabled
-                && client.redirect_uris().contains_exact(&pending.redirect_uri) =>
-        {
-            proceed(&state, &session, client, pending, Stored::Yes).await
-        }
-        _ => error_page(
-            &state,
-            &session,
-            "Application unavailable",
-            "The application was disabled or changed meanwhile. Go back to it and start again.",
-        ),
-    }
+    show(&state, &session, outcome, Stored::Yes)
 }
 
 /// Whether the request is already waiting in the session.
@@ -112,132 +94,65 @@ enum Stored {
     No,
 }
 
-/// The signed-in person, with when they entered their password.
 /// Whether the signed-in person must enter the password again for the authorization request
 /// waiting in the session (`prompt=login`, `max_age`): the login page then shows its form.
 pub fn wants_fresh_sign_in(session: &TypedSession) -> bool {
     session
         .get::<Pending>(PENDING_AUTHORIZATION)
         .is_some_and(|pending| {
-            authorize::needs_sign_in(
-                &pending,
-                signed_in(session).map(|(_, signed)| signed),
-                chrono::Utc::now().timestamp(),
-            )
+            authorize::needs_sign_in(&pending, person(session).map(|p| p.signed_in), now())
         })
 }
 
-fn signed_in(session: &TypedSession) -> Option<(i64, SignedIn)> {
-    let user_id = session.user_id()?;
-    let at = session.signed_in_at()?;
-    Some((user_id, SignedIn { at }))
+/// The signed-in person, with when they entered their password.
+fn person(session: &TypedSession) -> Option<Person> {
+    Person::new(session.user_id()?, session.signed_in_at()?)
 }
 
-/// A step, with what the database added to it.
-enum Decided {
-    SignIn,
-    /// The account no longer exists.
-    Gone,
-    /// A code, under consent already given.
-    Issued(url::Url),
-    Refused(Refusal),
-    /// The consent page.
-    Ask(Box<ConsentView>),
-}
-
-/// What the consent page shows besides the request and the application.
-struct ConsentView {
-    /// The signed-in person.
-    user: User,
-    /// The application's maker.
-    owner: Option<User>,
-    /// What the person agreed to before, if anything.
-    previous: Option<Scopes>,
-    /// The scope catalogue, for descriptions.
-    scopes: Vec<Scope>,
-}
-
-/// Asks `oauth::authorize::decide` what the request needs (a sign-in, the consent page, or
-/// nothing more), and does it.
-async fn proceed(
+/// Turns a step into HTTP. A request that goes on (to the login page or the consent page) waits
+/// in the session; one that waited there and is over leaves it. (A new request that ends at
+/// once leaves alone whatever another tab's request left waiting.)
+fn show(
     state: &AppState,
     session: &TypedSession,
-    client: Client,
-    pending: Pending,
+    outcome: Outcome,
     stored: Stored,
 ) -> Result<HttpResponse, AppError> {
-    let now = chrono::Utc::now().timestamp();
-    let person =
-        signed_in(session).and_then(|(id, signed)| Some((id, signed, signed.auth_time()?)));
-    let decided = match person {
-        // Without anyone signed in, nothing but a sign-in (or prompt=none's refusal) follows.
-        None => match authorize::decide(&pending, None, None, now) {
-            Step::Refuse(refusal) => Decided::Refused(refusal),
-            _ => Decided::SignIn,
-        },
-        Some((user_id, signed, auth_time)) => {
-            let ttl = state.oauth.code_ttl;
-            let (client, pending) = (client.clone(), pending.clone());
-            db::run(&state.pool, move |conn| {
-                let mut people = User::find_many(conn, &[user_id, client.user_id])?;
-                let owner = people.iter().find(|u| u.id == client.user_id).cloned();
-                let Some(user) = people
-                    .iter()
-                    .position(|u| u.id == user_id)
-                    .map(|at| people.swap_remove(at))
-                else {
-                    return Ok::<_, DbError>(Decided::Gone);
-                };
-                let previous =
-                    Consent::find(conn, user_id, client.id)?.map(|c| Scopes::from_stored(&c.scope));
-                Ok(
-                    match authorize::decide(&pending, Some(signed), previous.as_ref(), now) {
-                        Step::SignIn => Decided::SignIn,
-                        Step::Refuse(refusal) => Decided::Refused(refusal),
-                        // Remembered consent: a code at once, the consent unchanged.
-                        Step::Issue => Decided::Issued(authorize::issue_code(
-                            conn, &client, user_id, &pending, ttl, auth_time,
-                        )?),
-                        Step::Consent => Decided::Ask(Box::new(ConsentView {
-                            user,
-                            owner,
-                            previous,
-                            scopes: Scope::all(conn)?,
-                        })),
-                    },
-                )
-            })
-            .await?
-        }
-    };
-    match decided {
-        Decided::SignIn => {
-            // Signed in too long ago for prompt=login or max_age, the session stays (a link must
-            // not be able to sign anyone out): the login page sees the waiting request and asks
-            // for the password instead of passing the session on (`wants_fresh_sign_in`).
+    if outcome.sign_out {
+        session.log_out();
+    }
+    let stored = if outcome.sign_out { Stored::No } else { stored };
+    match outcome.step {
+        // Signed in too long ago for prompt=login or max_age, the session stays (a link must
+        // not be able to sign anyone out): the login page sees the waiting request and asks
+        // for the password instead of passing the session on (`wants_fresh_sign_in`).
+        Step::SignIn(pending) => {
             keep(session, &pending, stored)?;
-            Ok(see_other(&format!("/login?next={}", urlencode(RESUME))))
+            Ok(to_login())
         }
-        Decided::Gone => {
-            session.log_out();
-            match authorize::decide(&pending, None, None, now) {
-                Step::Refuse(Refusal::Redirect(url)) => Ok(redirect(state, &url)),
-                _ => Ok(see_other(&format!("/login?next={}", urlencode(RESUME)))),
-            }
-        }
-        Decided::Issued(url) | Decided::Refused(Refusal::Redirect(url)) => {
-            session.remove(PENDING_AUTHORIZATION);
-            Ok(redirect(state, &url))
-        }
-        Decided::Refused(Refusal::Page { title, message }) => {
-            session.remove(PENDING_AUTHORIZATION);
-            error_page(state, session, title, &message)
-        }
-        Decided::Ask(view) => {
+        Step::Consent(pending, view) => {
             keep(session, &pending, stored)?;
-            consent_page(state, session, &client, &pending, *view)
+            consent_page(state, session, *view)
+        }
+        Step::Redirect(response) => {
+            forget(session, stored);
+            Ok(redirect(&response))
+        }
+        Step::Page(page) => {
+            forget(session, stored);
+            error_page(state, session, &page)
         }
     }
+}
+
+fn forget(session: &TypedSession, stored: Stored) {
+    if stored == Stored::Yes {
+        session.remove(PENDING_AUTHORIZATION);
+    }
+}
+
+fn to_login() -> HttpResponse {
+    see_other(&format!("/login?next={}", urlencode(RESUME)))
 }
 
 /// Stores the request in the session, if it is not there yet, for the page that follows. The
@@ -250,56 +165,22 @@ fn keep(session: &TypedSession, pending: &Pending, stored: Stored) -> Result<(),
     Ok(())
 }
 
-/// The consent page: who asks, for what, and where the person goes next.
+/// The consent page.
 fn consent_page(
     state: &AppState,
     session: &TypedSession,
-    client: &Client,
-    pending: &Pending,
     view: ConsentView,
 ) -> Result<HttpResponse, AppError> {
-    let ConsentView {
-        user,
-        owner,
-        previous,
-        scopes,
-    } = view;
-    let previous: BTreeSet<String> = previous
-        .map(|p| p.iter().map(|s| s.as_str().to_owned()).collect())
-        .unwrap_or_default();
-    let asked = &pending.scope;
-    let scope_rows: Vec<_> = asked
-        .iter()
-        .map(|s| {
-            let description = scopes.iter().find(|r| r.name == s.as_str()).map(|r| r.description.clone()).unwrap_or_else(|| s.as_str().to_owned());
-            json!({ "name": s.as_str(), "description": description, "new": !previous.is_empty() && !previous.contains(s.as_str()) })
-        })
-        .collect();
-    let host = url::Url::parse(&pending.redirect_uri)
-        .ok()
-        .and_then(|u| u.host_str().map(str::to_owned))
-        .unwrap_or_else(|| pending.redirect_uri.clone());
     let mut ctx = tera::Context::new();
-    ctx.insert(
-        "app",
-        &json!({
-            "name": client.name,
-            "initials": super::portal::initials(&client.name),
-            "logo_url": client.logo_url,
-            "home_page_url": client.home_page_url,
-            "privacy_policy_url": client.privacy_policy_url,
-            "sandbox": !client.is_live,
-            "owner": owner.map(|o| o.name),
-        }),
-    );
-    ctx.insert("scopes", &scope_rows);
-    ctx.insert("reconsent", &!previous.is_empty());
-    ctx.insert("redirect_host", &host);
-    ctx.insert("request_id", &pending.id);
+    ctx.insert("app", &view.app);
+    ctx.insert("scopes", &view.scopes);
+    ctx.insert("reconsent", &view.reconsent);
+    ctx.insert("redirect_host", &view.redirect_host);
+    ctx.insert("request_id", &view.request_id);
     render(
         state,
         session,
-        Some(&user),
+        Some(&view.user),
         "oauth/consent.html",
         ctx,
         StatusCode::OK,
@@ -335,75 +216,26 @@ pub async fn decide(
     session: TypedSession,
     CsrfForm(form): CsrfForm<ConsentForm>,
 ) -> Result<HttpResponse, AppError> {
-    let Some((user_id, auth_time)) =
-        signed_in(&session).and_then(|(id, signed)| Some((id, signed.auth_time()?)))
-    else {
-        return Ok(see_other(&format!("/login?next={}", urlencode(RESUME))));
+    let Some(person) = person(&session) else {
+        return Ok(to_login());
     };
     let Some(pending) = session.get::<Pending>(PENDING_AUTHORIZATION) else {
-        return error_page(
-            &state,
-            &session,
-            "This request has expired",
-            "Go back to the application and start again.",
-        );
+        return error_page(&state, &session, &expired());
     };
     // One answer per request, whatever it is: a tampered answer spends the request too.
     session.remove(PENDING_AUTHORIZATION);
-    let tampered = form.request_id != pending.id
-        || form
-            .client_id
-            .as_ref()
-            .is_some_and(|c| *c != pending.client_id)
-        || form
-            .scope
-            .as_ref()
-            .is_some_and(|s| *s != pending.scope.to_stored());
-    if tampered {
-        return error_page(
-            &state,
-            &session,
-            "This request does not match",
-            "The answer did not come from the page we showed. Go back to the application and start again.",
-        );
-    }
-    match Decision::parse(&form.decision) {
-        Some(Decision::Allow) => {
-            let ttl = state.oauth.code_ttl;
-            let url = db::run(&state.pool, move |conn| {
-                let client =
-                    Client::find_by_client_id(conn, &pending.client_id)?.filter(|c| c.is_enabled);
-                match client {
-                    Some(client) => {
-                        authorize::approve(conn, &client, user_id, &pending, ttl, auth_time)
-                            .map(Some)
-                            .map_err(DbError::from)
-                    }
-                    None => Ok(None),
-                }
-            })
-            .await?;
-            match url {
-                Some(url) => Ok(redirect(&state, &url)),
-                None => error_page(
-                    &state,
-                    &session,
-                    "Application unavailable",
-                    "The application was disabled meanwhile.",
-                ),
-            }
-        }
-        Some(Decision::Deny) => match authorize::deny(&pending) {
-            Some(url) => Ok(redirect(&state, &url)),
-            None => error_page(
-                &state,
-                &session,
-                "Invalid redirect URI",
-                "The application's redirect URI cannot be used.",
-            ),
-        },
-        None => error_page(&state, &session, "No decision", "Choose Allow or Deny."),
-    }
+    let ctx = state.oauth.clone();
+    let step = db::run(&state.pool, move |conn| {
+        let given = ConsentAnswer {
+            request_id: &form.request_id,
+            decision: &form.decision,
+            client_id: form.client_id.as_deref(),
+            scope: form.scope.as_deref(),
+        };
+        authorize::answer(conn, &ctx, &pending, given, person).map_err(DbError::from)
+    })
+    .await?;
+    show(&state, &session, step.into(), Stored::Yes)
 }
 
 /// `POST /oauth/authorize/switch`: "Not you?" — sign out, keep the request, sign in again.

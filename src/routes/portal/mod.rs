@@ -101,7 +101,7 @@ fn summary(client: &Client) -> serde_json::Value {
     json!({
         "client_id": client.client_id,
         "name": client.name,
-        "initials": initials(&client.name),
+        "initials": crate::domain::initials(&client.name),
         "description": client.description,
         "logo_url": client.logo_url,
         "home_page_url": client.home_page_url,
@@ -115,16 +115,6 @@ fn summary(client: &Client) -> serde_json::Value {
         "grant_types": client.allowed_grant_types().iter().map(|g| g.as_str()).collect::<Vec<_>>(),
         "scopes": client.allowed_scopes().iter().map(|s| s.as_str().to_owned()).collect::<Vec<_>>(),
     })
-}
-
-/// Up to two letters, for the logo placeholder (the portal and the consent page).
-pub fn initials(name: &str) -> String {
-    name.split_whitespace()
-        .filter_map(|w| w.chars().next())
-        .filter(|c| c.is_alphanumeric())
-        .take(2)
-        .flat_map(char::to_uppercase)
-        .collect()
 }
 
 pub async fn list(
@@ -504,15 +494,4 @@ pub async fn delete(
         ),
     );
     Ok(see_other(LIST))
-}
-
-#[cfg(test)]
-mod tests {
-    #[test]
-    fn initials_for_the_logo_placeholder() {
-        assert_eq!(super::initials("acme shop"), "AS");
-        assert_eq!(super::initials("Toko"), "T");
-        assert_eq!(super::initials("  "), "");
-        assert_eq!(super::initials("a b c"), "AB");
-    }
 }
