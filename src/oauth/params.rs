@@ -242,6 +242,24 @@ impl<'de> serde::Deserialize<'de> for Entries {
     }
 }
 
+/// RFC 6749 §2.3.1: client credentials "MUST NOT be included in the request URI". A secret in
+/// the query string has already leaked into access logs and proxies; refusing it (rather than
+/// ignoring it) makes the client's developer notice and rotate it. Every endpoint that
+/// authenticates clients checks its query string with this, whatever its value.
+pub fn refuse_secret_in_query(query: &str) -> Result<(), OAuthError> {
+    let secret_in_url = url::form_urlencoded::parse(query.as_bytes()).any(|(name, _)| {
+        NAMES
+            .iter()
+            .any(|&(snake, camel)| snake == "client_secret" && (name == snake || name == camel))
+    });
+    if secret_in_url {
+        return Err(OAuthError::invalid_request(
+            "The client secret must not be sent in the URL; send it in the Authorization header or the body, and rotate it.",
+        ));
+    }
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -6,20 +6,13 @@ use actix_web::http::StatusCode;
 use actix_web::http::header::AUTHORIZATION;
 use actix_web::{HttpRequest, HttpResponse, web};
 
-use super::token::error;
+use super::token::{error, no_store};
 use crate::db;
 use crate::oauth::error::OAuthError;
 use crate::oauth::introspect::{self, Action, TokenQuery};
+use crate::oauth::params;
 use crate::oauth::request::Dialect;
 use crate::state::AppState;
-
-fn no_store(status: StatusCode) -> actix_web::HttpResponseBuilder {
-    let mut builder = HttpResponse::build(status);
-    builder
-        .insert_header(("Cache-Control", "no-store"))
-        .insert_header(("Pragma", "no-cache"));
-    builder
-}
 
 async fn handle(
     req: HttpRequest,
@@ -47,7 +40,7 @@ async fn handle(
             );
         }
     };
-    if let Err(e) = super::token::no_secret_in_url(&req) {
+    if let Err(e) = params::refuse_secret_in_query(req.query_string()) {
         return error(Dialect::Rfc6749, &e);
     }
     let request = match TokenQuery::parse(&body) {

@@ -1,17 +1,37 @@
-//! `GET /v1/user/profile`: the resource behind scope `get_user_profile`, the token's user.
+//! The resources behind this server: `GET /v1/user/profile` and OpenID Connect's userinfo. The
+//! answers are `oauth::resource`'s; this reads the bearer token and spells the refusals as
+//! RFC 6750 §3 challenges.
 
 use actix_web::http::StatusCode;
 use actix_web::http::header::AUTHORIZATION;
 use actix_web::{HttpRequest, HttpResponse, web};
+use serde::Serialize;
 use serde_json::json;
 
-use crate::db::{self, DbError};
+use crate::db::{self, AnyConnection, DbError};
 use crate::oauth::bearer::{self, BearerError};
+use crate::oauth::context::OAuthContext;
+use crate::oauth::resource;
 use crate::state::AppState;
 
-pub const SCOPE: &str = "get_user_profile";
-
+/// `GET /v1/user/profile`: the resource behind scope `get_user_profile`, the token's user.
 pub async fn profile(req: HttpRequest, state: web::Data<AppState>) -> HttpResponse {
+    answer(&req, &state, "profile", resource::profile).await
+}
+
+/// `GET|POST /oauth/userinfo` (OpenID Connect Core §5.3): who the token's user is. Needs scope
+/// `openid`; the email address only with scope `email`.
+pub async fn userinfo(req: HttpRequest, state: web::Data<AppState>) -> HttpResponse {
+    answer(&req, &state, "userinfo", resource::userinfo).await
+}
+
+/// Reads the bearer token, asks `resource` in a blocking task, and answers `no-store`.
+async fn answer<T: Serialize + Send + 'static>(
+    req: &HttpRequest,
+    state: &AppState,
+    what: &'static str,
+    resource: fn(&mut AnyConnection, &OAuthContext, &str) -> Result<T, BearerError>,
+) -> HttpResponse {
     let token =
         match bearer::token_from_header(req.headers().get(AUTHORIZATION).map(|v| v.as_bytes())) {
             Ok(token) => token,
@@ -19,23 +39,16 @@ pub async fn profile(req: HttpRequest, state: web::Data<AppState>) -> HttpRespon
         };
     let oauth = state.oauth.clone();
     let result = db::run(&state.pool, move |conn| {
-        let verified = match bearer::verify(conn, &oauth, &token) {
-            Ok(v) => v,
-            Err(e) => return Ok::<_, DbError>(Err(e)),
-        };
-        if !verified.claims.has_scope(SCOPE) {
-            return Ok(Err(BearerError::InsufficientScope(SCOPE)));
-        }
-        Ok(Ok(verified.user))
+        Ok::<_, DbError>(resource(conn, &oauth, &token))
     })
     .await;
     match result {
-        Ok(Ok(user)) => HttpResponse::Ok()
+        Ok(Ok(body)) => HttpResponse::Ok()
             .insert_header(("Cache-Control", "no-store"))
-            .json(json!({ "id": user.id, "username": user.username, "name": user.name })),
+            .json(body),
         Ok(Err(e)) => refuse(&e),
         Err(e) => {
-            tracing::warn!(error = %crate::error::error_chain(&e), "profile lookup failed");
+            tracing::warn!(error = %crate::error::error_chain(&e), "{what} lookup failed");
             crate::error::unavailable_json()
         }
     }
@@ -84,44 +97,4 @@ fn quoted(text: &str) -> String {
     text.chars()
         .filter(|c| matches!(c, ' '..='~') && *c != '"' && *c != '\\')
         .collect()
-}
-
-/// `GET|POST /oauth/userinfo` (OpenID Connect Core §5.3): who the token's user is. Needs scope
-/// `openid`; the email address only with scope `email`.
-pub async fn userinfo(req: HttpRequest, state: web::Data<AppState>) -> HttpResponse {
-    let token =
-        match bearer::token_from_header(req.headers().get(AUTHORIZATION).map(|v| v.as_bytes())) {
-            Ok(token) => token,
-            Err(e) => return refuse(&e),
-        };
-    let oauth = state.oauth.clone();
-    let result = db::run(&state.pool, move |conn| {
-        let verified = match bearer::verify(conn, &oauth, &token) {
-            Ok(v) => v,
-            Err(e) => return Ok::<_, DbError>(Err(e)),
-        };
-        if !verified.claims.has_scope("openid") {
-            return Ok(Err(BearerError::InsufficientScope("openid")));
-        }
-        let email = verified.claims.has_scope("email");
-        Ok(Ok((verified.user, email)))
-    })
-    .await;
-    match result {
-        Ok(Ok((user, email))) => {
-            let mut body = json!({ "sub": user.id.to_string(), "name": user.name, "preferred_username": user.username });
-            if email {
-                body["email"] = json!(user.email);
-                body["email_verified"] = json!(user.email_verified_at.is_some());
-            }
-            HttpResponse::Ok()
-                .insert_header(("Cache-Control", "no-store"))
-                .json(body)
-        }
-        Ok(Err(e)) => refuse(&e),
-        Err(e) => {
-            tracing::warn!(error = %crate::error::error_chain(&e), "userinfo lookup failed");
-            crate::error::unavailable_json()
-        }
-    }
 }

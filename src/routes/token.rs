@@ -11,6 +11,7 @@ use super::page::client_address;
 use crate::db;
 use crate::oauth::error::{ErrorCode, OAuthError};
 use crate::oauth::issue::Issued;
+use crate::oauth::params;
 use crate::oauth::request::{Dialect, Grant, TokenRequest};
 use crate::oauth::token::{self, Caller};
 use crate::state::AppState;
@@ -51,7 +52,7 @@ pub async fn token(
         body.extend_from_slice(&chunk);
     }
 
-    if let Err(e) = no_secret_in_url(&req) {
+    if let Err(e) = params::refuse_secret_in_query(req.query_string()) {
         return error(spoken, &e);
     }
     let Some(dialect) = dialect else {
@@ -91,23 +92,9 @@ pub async fn token(
     }
 }
 
-/// RFC 6749 §2.3.1: client credentials "MUST NOT be included in the request URI". A secret
-/// there has already leaked into access logs and proxies; refusing it (rather than ignoring it)
-/// makes the client's developer notice and rotate it. For every endpoint that authenticates
-/// clients.
-pub fn no_secret_in_url(req: &HttpRequest) -> Result<(), OAuthError> {
-    let secret_in_url = url::form_urlencoded::parse(req.query_string().as_bytes())
-        .any(|(name, _)| name == "client_secret" || name == "clientSecret");
-    if secret_in_url {
-        return Err(OAuthError::invalid_request(
-            "The client secret must not be sent in the URL; send it in the Authorization header or the body, and rotate it.",
-        ));
-    }
-    Ok(())
-}
-
-/// RFC 6749 §5.1: token responses must not be cached.
-fn no_store(status: StatusCode) -> actix_web::HttpResponseBuilder {
+/// RFC 6749 §5.1: token responses must not be cached (and RFC 7662 §4 the same for
+/// introspection).
+pub fn no_store(status: StatusCode) -> actix_web::HttpResponseBuilder {
     let mut builder = HttpResponse::build(status);
     builder
         .insert_header(("Cache-Control", "no-store"))
