@@ -3,7 +3,7 @@
 //! call it from [`db::run`] or a CLI command.
 
 use chrono::{NaiveDateTime, TimeDelta};
-use diesel::prelude::*;
+use diesel::QueryResult;
 use diesel::result::{DatabaseErrorKind, Error as DieselError};
 
 use crate::auth::password::{self, Passwords};
@@ -12,7 +12,6 @@ use crate::crypto::{self, ServerKey};
 use crate::db::models::{
     AccessToken, EmailToken, NewUser, Purpose, RefreshToken, SessionRow, User,
 };
-use crate::db::schema::users;
 use crate::db::{self, AnyConnection, DbError};
 use crate::domain::{DisplayName, Email, GrantType, NewPassword, Username};
 
@@ -83,17 +82,6 @@ pub fn create_user(
         }
         other => CreateUserError::Db(other.into()),
     })
-}
-
-/// Gives the account a new display name.
-pub fn rename(conn: &mut AnyConnection, user_id: i64, name: &DisplayName) -> QueryResult<()> {
-    diesel::update(users::table.find(user_id))
-        .set((
-            users::name.eq(name.as_str()),
-            users::updated_at.eq(db::now()),
-        ))
-        .execute(conn)
-        .map(|_| ())
 }
 
 /// Whether a username or an email address is taken, for field errors before the insert.
@@ -346,13 +334,7 @@ pub fn verify_email(conn: &mut AnyConnection, token: &str) -> QueryResult<Confir
             return Ok(Confirmation::Invalid);
         };
         EmailToken::retire(conn, row.user_id, SUPERSEDED, now)?;
-        diesel::update(users::table.find(row.user_id))
-            .set((
-                users::email.eq(email),
-                users::email_verified_at.eq(now),
-                users::updated_at.eq(now),
-            ))
-            .execute(conn)?;
+        User::set_confirmed_email(conn, row.user_id, email, now)?;
         let previous = match before.email {
             Some(old) if !old.eq_ignore_ascii_case(email) => {
                 let token =
@@ -417,13 +399,7 @@ pub fn undo_email_change(conn: &mut AnyConnection, token: &str) -> QueryResult<R
             ],
             now,
         )?;
-        diesel::update(users::table.find(row.user_id))
-            .set((
-                users::email.eq(&address),
-                users::email_verified_at.eq(now),
-                users::updated_at.eq(now),
-            ))
-            .execute(conn)?;
+        User::set_confirmed_email(conn, row.user_id, &address, now)?;
         end_access(conn, row.user_id, now)?;
         let reset = new_email_token(conn, row.user_id, Purpose::ResetPassword, None, now)?;
         Ok(match User::find(conn, row.user_id)? {
@@ -481,9 +457,7 @@ pub fn set_password(
     new_hash: &str,
     now: NaiveDateTime,
 ) -> QueryResult<()> {
-    diesel::update(users::table.find(user_id))
-        .set((users::password.eq(new_hash), users::updated_at.eq(now)))
-        .execute(conn)?;
+    User::set_password(conn, user_id, new_hash, now)?;
     EmailToken::retire(conn, user_id, SUPERSEDED, now)?;
     end_access(conn, user_id, now)?;
     if let Some(user) = User::find(conn, user_id)? {

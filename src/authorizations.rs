@@ -7,10 +7,9 @@
 use std::collections::BTreeMap;
 
 use chrono::NaiveDateTime;
-use diesel::prelude::*;
+use diesel::QueryResult;
 
-use crate::db::models::{AuthorizationCode, Client, Consent};
-use crate::db::schema::{client_access_tokens, client_refresh_tokens, clients, consents};
+use crate::db::models::{AccessToken, AuthorizationCode, Client, Consent, RefreshToken};
 use crate::db::{self, AnyConnection};
 use crate::domain::Scopes;
 
@@ -27,36 +26,9 @@ pub struct Authorized {
 /// Applications holding live tokens for `user_id`, by name.
 pub fn list(conn: &mut AnyConnection, user_id: i64) -> QueryResult<Vec<Authorized>> {
     let now = db::now();
-    let refresh: Vec<(Client, String, NaiveDateTime)> = client_refresh_tokens::table
-        .inner_join(clients::table)
-        .filter(client_refresh_tokens::user_id.eq(user_id))
-        .filter(client_refresh_tokens::grant_type.ne("client_credentials"))
-        .filter(client_refresh_tokens::revoked_at.is_null())
-        .filter(client_refresh_tokens::used_at.is_null())
-        .filter(client_refresh_tokens::expired_at.gt(now))
-        .select((
-            Client::as_select(),
-            client_refresh_tokens::scope,
-            client_refresh_tokens::created_at,
-        ))
-        .load(conn)?;
-    let access: Vec<(Client, String, NaiveDateTime)> = client_access_tokens::table
-        .inner_join(clients::table)
-        .filter(client_access_tokens::user_id.eq(user_id))
-        .filter(client_access_tokens::grant_type.ne("client_credentials"))
-        .filter(client_access_tokens::revoked_at.is_null())
-        .filter(client_access_tokens::expired_at.gt(now))
-        .select((
-            Client::as_select(),
-            client_access_tokens::scope,
-            client_access_tokens::created_at,
-        ))
-        .load(conn)?;
-    let consented: Vec<(Client, String, NaiveDateTime)> = consents::table
-        .inner_join(clients::table)
-        .filter(consents::user_id.eq(user_id))
-        .select((Client::as_select(), consents::scope, consents::created_at))
-        .load(conn)?;
+    let refresh = RefreshToken::live_grants_of(conn, user_id, now)?;
+    let access = AccessToken::live_grants_of(conn, user_id, now)?;
+    let consented = Consent::granted_by(conn, user_id)?;
     let mut by_client: BTreeMap<i64, (Client, Scopes, NaiveDateTime)> = BTreeMap::new();
     for (client, scope, created) in consented.into_iter().chain(refresh).chain(access) {
         let entry = by_client
@@ -100,24 +72,8 @@ pub fn revoke(conn: &mut AnyConnection, user_id: i64, client_id: &str) -> QueryR
     db::write_transaction(conn, |conn| {
         let codes = AuthorizationCode::retire_outstanding(conn, user_id, client.id, now)?;
         let consent = Consent::delete(conn, user_id, client.id)?;
-        let refresh = diesel::update(
-            client_refresh_tokens::table
-                .filter(client_refresh_tokens::client_id.eq(client.id))
-                .filter(client_refresh_tokens::user_id.eq(user_id))
-                .filter(client_refresh_tokens::grant_type.ne("client_credentials"))
-                .filter(client_refresh_tokens::revoked_at.is_null()),
-        )
-        .set(client_refresh_tokens::revoked_at.eq(now))
-        .execute(conn)?;
-        let access = diesel::update(
-            client_access_tokens::table
-                .filter(client_access_tokens::client_id.eq(client.id))
-                .filter(client_access_tokens::user_id.eq(user_id))
-                .filter(client_access_tokens::grant_type.ne("client_credentials"))
-                .filter(client_access_tokens::revoked_at.is_null()),
-        )
-        .set(client_access_tokens::revoked_at.eq(now))
-        .execute(conn)?;
+        let refresh = RefreshToken::revoke_grants(conn, user_id, client.id, now)?;
+        let access = AccessToken::revoke_grants(conn, user_id, client.id, now)?;
         Ok(codes + consent + refresh + access)
     })
 }

@@ -4,12 +4,11 @@
 //! it never holds a lock for long.
 
 use chrono::{NaiveDateTime, TimeDelta};
-use diesel::prelude::*;
+use diesel::QueryResult;
 
 use crate::db::AnyConnection;
-use crate::db::schema::{
-    client_access_tokens, client_authorization_codes, client_refresh_tokens, email_tokens,
-    login_attempts, sessions,
+use crate::db::models::{
+    AccessToken, AuthorizationCode, EmailToken, LoginAttempt, RefreshToken, SessionRow,
 };
 
 /// Rows deleted by one statement.
@@ -37,60 +36,20 @@ impl Removed {
     }
 }
 
-/// Deletes in batches of [`BATCH`] until nothing matches.
-macro_rules! sweep_table {
-    ($conn:expr, $table:ident, $condition:expr) => {{
-        let mut removed = 0;
-        loop {
-            let ids: Vec<i64> = $table::table
-                .select($table::id)
-                .filter($condition)
-                .limit(BATCH)
-                .load($conn)?;
-            if ids.is_empty() {
-                break removed;
-            }
-            let n = diesel::delete($table::table.filter($table::id.eq_any(&ids))).execute($conn)?;
-            removed += n;
-            if (ids.len() as i64) < BATCH {
-                break removed;
-            }
-        }
-    }};
-}
-
 /// Deletes everything that expired before `now` (codes an hour later, so a late replay still
-/// finds its code and is refused as used).
+/// finds its code and is refused as used), each kind in batches of [`BATCH`] until none is
+/// left.
 pub fn sweep(conn: &mut AnyConnection, now: NaiveDateTime) -> QueryResult<Removed> {
     let hour_ago = now - TimeDelta::hours(1);
     let day_ago = now - TimeDelta::days(1);
     Ok(Removed {
-        codes: sweep_table!(
-            conn,
-            client_authorization_codes,
-            client_authorization_codes::expired_at.lt(hour_ago)
-        ),
-        access_tokens: sweep_table!(
-            conn,
-            client_access_tokens,
-            client_access_tokens::expired_at.lt(now)
-        ),
+        codes: AuthorizationCode::delete_expired(conn, hour_ago, BATCH)?,
+        access_tokens: AccessToken::delete_expired(conn, now, BATCH)?,
         // Rotated and revoked refresh tokens stay until they expire, for reuse detection.
-        refresh_tokens: sweep_table!(
-            conn,
-            client_refresh_tokens,
-            client_refresh_tokens::expired_at.lt(now)
-        ),
-        sessions: sweep_table!(conn, sessions, sessions::expires_at.lt(now)),
-        email_tokens: sweep_table!(conn, email_tokens, email_tokens::expires_at.lt(now)),
-        login_attempts: sweep_table!(
-            conn,
-            login_attempts,
-            login_attempts::last_failure_at.lt(day_ago).and(
-                login_attempts::locked_until
-                    .is_null()
-                    .or(login_attempts::locked_until.lt(now))
-            )
-        ),
+        refresh_tokens: RefreshToken::delete_expired(conn, now, BATCH)?,
+        sessions: SessionRow::delete_expired(conn, now, BATCH)?,
+        email_tokens: EmailToken::delete_expired(conn, now, BATCH)?,
+        // Counters idle for a day, unless still locked.
+        login_attempts: LoginAttempt::delete_stale(conn, day_ago, now, BATCH)?,
     })
 }

@@ -7,8 +7,10 @@
 use std::collections::BTreeSet;
 
 use crate::crypto::{self, ServerKey};
-use crate::db::models::{Client, ClientSecret, NewClient, NewClientSecret, Scope, User};
-use crate::db::schema::{client_access_tokens, client_refresh_tokens, client_secrets, clients};
+use crate::db::models::{
+    AccessToken, Client, ClientSecret, ClientSettings, NewClient, NewClientSecret, RefreshToken,
+    Scope, User,
+};
 use crate::db::{self, AnyConnection, DbError};
 use crate::domain::{ClientId, ClientName, GrantType, Invalid, RedirectUris, ScopeName, Scopes};
 
@@ -192,7 +194,7 @@ pub fn register_as(
             },
         )?;
         let client = if resource_server {
-            set_resource_server(conn, &client, true)?
+            Client::set_resource_server(conn, client.id, true, db::now())?
         } else {
             client
         };
@@ -205,26 +207,6 @@ pub fn register_as(
         };
         Ok(Registered { client, secret })
     })
-}
-
-/// Marks `client` a resource server, or no longer one (RFC 7662 §4: which callers may
-/// introspect any token is the operator's decision). Returns the updated row.
-pub fn set_resource_server(
-    conn: &mut AnyConnection,
-    client: &Client,
-    resource_server: bool,
-) -> diesel::QueryResult<Client> {
-    use diesel::prelude::*;
-    diesel::update(clients::table.find(client.id))
-        .set((
-            clients::is_resource_server.eq(resource_server),
-            clients::updated_at.eq(db::now()),
-        ))
-        .execute(conn)?;
-    clients::table
-        .find(client.id)
-        .select(Client::as_select())
-        .first(conn)
 }
 
 /// Stores a secret for `client`: its keyed digest, an encrypted copy bound to the client's id,
@@ -258,32 +240,6 @@ pub fn add_secret(
     .map_err(DbError::from)
 }
 
-/// One of `owner`'s applications. Another merchant's application is `None`, exactly like a
-/// missing one: the portal answers 404 for both.
-pub fn find_owned(
-    conn: &mut AnyConnection,
-    owner_id: i64,
-    client_id: &str,
-) -> diesel::QueryResult<Option<Client>> {
-    use diesel::prelude::*;
-    clients::table
-        .filter(clients::client_id.eq(client_id))
-        .filter(clients::user_id.eq(owner_id))
-        .select(Client::as_select())
-        .first(conn)
-        .optional()
-}
-
-/// `owner`'s applications, newest first.
-pub fn list_owned(conn: &mut AnyConnection, owner_id: i64) -> diesel::QueryResult<Vec<Client>> {
-    use diesel::prelude::*;
-    clients::table
-        .filter(clients::user_id.eq(owner_id))
-        .order(clients::id.desc())
-        .select(Client::as_select())
-        .load(conn)
-}
-
 /// An edit of an application's settings (its kind, confidential or public, never changes).
 #[derive(Debug)]
 pub struct Changes {
@@ -300,56 +256,24 @@ pub fn update(
     client: &Client,
     changes: &Changes,
 ) -> Result<Client, RegisterError> {
-    use diesel::prelude::*;
     check_rules(
         client.is_confidential,
         changes.live,
         &changes.grant_types,
         &changes.redirect_uris,
     )?;
-    diesel::update(clients::table.find(client.id))
-        .set((
-            clients::name.eq(changes.name.as_str()),
-            clients::description.eq(&changes.details.description),
-            clients::home_page_url.eq(changes.details.home_page_url.as_deref()),
-            clients::logo_url.eq(changes.details.logo_url.as_deref()),
-            clients::privacy_policy_url.eq(changes.details.privacy_policy_url.as_deref()),
-            clients::redirect_uri.eq(changes.redirect_uris.to_stored()),
-            clients::grant_types.eq(GrantType::join(&changes.grant_types)),
-            clients::scopes.eq(changes.scopes.to_stored()),
-            clients::is_live.eq(changes.live),
-            clients::updated_at.eq(db::now()),
-        ))
-        .execute(conn)?;
-    clients::table
-        .find(client.id)
-        .select(Client::as_select())
-        .first(conn)
-        .map_err(RegisterError::from)
-}
-
-pub fn set_enabled(
-    conn: &mut AnyConnection,
-    client: &Client,
-    enabled: bool,
-) -> diesel::QueryResult<()> {
-    use diesel::prelude::*;
-    diesel::update(clients::table.find(client.id))
-        .set((
-            clients::is_enabled.eq(enabled),
-            clients::updated_at.eq(db::now()),
-        ))
-        .execute(conn)
-        .map(|_| ())
-}
-
-/// Deletes the application. Its secrets, codes and tokens go with it (foreign keys cascade),
-/// so every token it issued stops working at once.
-pub fn delete(conn: &mut AnyConnection, client: &Client) -> diesel::QueryResult<()> {
-    use diesel::prelude::*;
-    diesel::delete(clients::table.find(client.id))
-        .execute(conn)
-        .map(|_| ())
+    let settings = ClientSettings {
+        name: changes.name.as_str(),
+        description: &changes.details.description,
+        home_page_url: changes.details.home_page_url.as_deref(),
+        logo_url: changes.details.logo_url.as_deref(),
+        privacy_policy_url: changes.details.privacy_policy_url.as_deref(),
+        redirect_uri: &changes.redirect_uris.to_stored(),
+        grant_types: &GrantType::join(&changes.grant_types),
+        scopes: &changes.scopes.to_stored(),
+        is_live: changes.live,
+    };
+    Client::update_settings(conn, client.id, &settings, db::now()).map_err(RegisterError::from)
 }
 
 /// How long the previous secret keeps working after a rotation.
@@ -390,46 +314,13 @@ pub fn rotate_secret(
     client: &Client,
     grace: Grace,
 ) -> Result<String, DbError> {
-    use diesel::prelude::*;
     let now = db::now();
     db::write_transaction(conn, |conn| {
-        diesel::update(
-            client_secrets::table
-                .filter(client_secrets::client_id.eq(client.id))
-                .filter(client_secrets::expires_at.gt(now)),
-        )
-        .set(client_secrets::expires_at.eq(now))
-        .execute(conn)?;
-        diesel::update(
-            client_secrets::table
-                .filter(client_secrets::client_id.eq(client.id))
-                .filter(client_secrets::expires_at.is_null()),
-        )
-        .set(client_secrets::expires_at.eq(now + grace.duration()))
-        .execute(conn)?;
+        ClientSecret::begin_rotation(conn, client.id, now, now + grace.duration())?;
         let secret = generate_secret();
         add_secret(conn, key, client, &secret)?;
         Ok(secret)
     })
-}
-
-/// Ends a secret that is in its grace period, at once.
-pub fn revoke_old_secret(
-    conn: &mut AnyConnection,
-    client: &Client,
-    secret_id: i64,
-) -> diesel::QueryResult<bool> {
-    use diesel::prelude::*;
-    let now = db::now();
-    diesel::update(
-        client_secrets::table
-            .filter(client_secrets::id.eq(secret_id))
-            .filter(client_secrets::client_id.eq(client.id))
-            .filter(client_secrets::expires_at.gt(now)),
-    )
-    .set(client_secrets::expires_at.eq(now))
-    .execute(conn)
-    .map(|rows| rows == 1)
 }
 
 /// The secret in clear, from its encrypted copy.
@@ -452,7 +343,6 @@ pub struct Usage {
 }
 
 pub fn usage(conn: &mut AnyConnection, client: &Client) -> diesel::QueryResult<Usage> {
-    use diesel::prelude::*;
     let today = chrono::Utc::now().date_naive();
     let mut tokens_per_day = Vec::with_capacity(14);
     for days_ago in (0..14).rev() {
@@ -460,39 +350,13 @@ pub fn usage(conn: &mut AnyConnection, client: &Client) -> diesel::QueryResult<U
         let start = day.and_hms_opt(0, 0, 0).unwrap_or_default();
         let end = start + chrono::TimeDelta::days(1);
         // One indexed range count per day: portable across both databases.
-        let count = client_access_tokens::table
-            .filter(client_access_tokens::client_id.eq(client.id))
-            .filter(client_access_tokens::created_at.ge(start))
-            .filter(client_access_tokens::created_at.lt(end))
-            .count()
-            .get_result::<i64>(conn)?;
+        let count = AccessToken::count_issued(conn, client.id, start, end)?;
         tokens_per_day.push((day.format("%Y-%m-%d").to_string(), count));
     }
-    let now = db::now();
-    let authorized_users = client_refresh_tokens::table
-        .filter(client_refresh_tokens::client_id.eq(client.id))
-        .filter(client_refresh_tokens::user_id.ne(client.user_id))
-        .filter(client_refresh_tokens::revoked_at.is_null())
-        .filter(client_refresh_tokens::expired_at.gt(now))
-        .select(client_refresh_tokens::user_id)
-        .distinct()
-        .load::<i64>(conn)?
-        .len() as i64;
+    let authorized_users =
+        RefreshToken::live_holders(conn, client.id, client.user_id, db::now())?.len() as i64;
     Ok(Usage {
         tokens_per_day,
         authorized_users,
     })
-}
-
-/// Every secret of a client, newest first, active or not.
-pub fn secrets(
-    conn: &mut AnyConnection,
-    client: &Client,
-) -> diesel::QueryResult<Vec<ClientSecret>> {
-    use diesel::prelude::*;
-    client_secrets::table
-        .filter(client_secrets::client_id.eq(client.id))
-        .order(client_secrets::id.desc())
-        .select(ClientSecret::as_select())
-        .load(conn)
 }

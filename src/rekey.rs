@@ -1,11 +1,8 @@
 //! Moving everything encrypted or keyed under the server secret to a new secret: client-secret
 //! digests and copies, and signing keys' private halves (`latchkey secret-key rotate`).
 
-use diesel::prelude::*;
-
 use crate::crypto::ServerKey;
 use crate::db::models::{ClientSecret, SigningKeyRow};
-use crate::db::schema::{client_secrets, clients, signing_keys};
 use crate::db::{self, AnyConnection};
 
 #[derive(Debug, thiserror::Error)]
@@ -24,30 +21,25 @@ pub fn rekey(
     new: &ServerKey,
 ) -> Result<(usize, usize), RekeyError> {
     db::write_transaction(conn, |conn| {
-        let secrets: Vec<(ClientSecret, String)> = client_secrets::table
-            .inner_join(clients::table)
-            .select((ClientSecret::as_select(), clients::client_id))
-            .load(conn)?;
+        let secrets = ClientSecret::all_with_client_id(conn)?;
         for (secret, client_id) in &secrets {
             let clear = old
                 .decrypt(&secret.secret_encrypted, client_id)
                 .map_err(|_| RekeyError::Decrypt(format!("a secret of client {client_id}")))?;
             let clear = String::from_utf8_lossy(&clear).into_owned();
-            diesel::update(client_secrets::table.find(secret.id))
-                .set((
-                    client_secrets::secret_digest.eq(new.client_secret_digest(&clear)),
-                    client_secrets::secret_encrypted.eq(new.encrypt(clear.as_bytes(), client_id)),
-                ))
-                .execute(conn)?;
+            ClientSecret::set_sealed(
+                conn,
+                secret.id,
+                &new.client_secret_digest(&clear),
+                &new.encrypt(clear.as_bytes(), client_id),
+            )?;
         }
         let keys = SigningKeyRow::all(conn)?;
         for key in &keys {
             let private = old
                 .decrypt(&key.private_key, &key.kid)
                 .map_err(|_| RekeyError::Decrypt(format!("signing key {}", key.kid)))?;
-            diesel::update(signing_keys::table.find(key.id))
-                .set(signing_keys::private_key.eq(new.encrypt(&private, &key.kid)))
-                .execute(conn)?;
+            SigningKeyRow::set_private_key(conn, key.id, &new.encrypt(&private, &key.kid))?;
         }
         Ok((secrets.len(), keys.len()))
     })

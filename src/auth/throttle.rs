@@ -28,14 +28,10 @@
 //! key has more attempts being checked at once than its budget has room for.
 
 use chrono::{NaiveDateTime, TimeDelta};
-use diesel::dsl::case_when;
-use diesel::prelude::*;
-use diesel::result::{DatabaseErrorKind, Error as DieselError};
-use diesel::sql_types::{BigInt, Nullable, Timestamp};
+use diesel::QueryResult;
 
 use crate::db::AnyConnection;
-use crate::db::models::LoginAttempt;
-use crate::db::schema::login_attempts;
+use crate::db::models::{Counted, LoginAttempt};
 
 /// When a key gets locked, and for how long.
 #[derive(Debug, Clone, Copy)]
@@ -197,15 +193,8 @@ impl Reservation {
                 continue;
             }
             let until = now + slot.policy.lockout;
-            let set = diesel::update(
-                login_attempts::table
-                    .filter(in_window(slot))
-                    .filter(login_attempts::locked_until.is_null()),
-            )
-            .set(login_attempts::locked_until.eq(until))
-            .execute(conn)?;
             // Nothing to lock if a success cleared the key meanwhile.
-            if set == 1 {
+            if LoginAttempt::lock(conn, &slot.key, slot.window, until)? {
                 locked = locked.or(Some(Locked { until }));
             }
         }
@@ -213,112 +202,35 @@ impl Reservation {
     }
 }
 
-type InWindow<'a> = diesel::dsl::And<
-    diesel::dsl::Eq<login_attempts::throttle_key, &'a str>,
-    diesel::dsl::Eq<login_attempts::first_failure_at, NaiveDateTime>,
->;
-
-/// The row of `slot`'s key, as long as it is still in the slot's window.
-fn in_window(slot: &Slot) -> InWindow<'_> {
-    login_attempts::throttle_key
-        .eq(slot.key.as_str())
-        .and(login_attempts::first_failure_at.eq(slot.window))
-}
-
-/// What [`count_on`] returns: the attempt's number, the window's start, its lock.
-type Counted = (i64, NaiveDateTime, Option<NaiveDateTime>);
-
-/// Adds this attempt to `key`'s window and returns its slot. The row is inserted by the first
-/// attempt of all and counted on by the others; when another attempt inserts it first, this
-/// one counts on top of it.
+/// Adds this attempt to `key`'s window ([`LoginAttempt::count_attempt`]) and returns its slot.
 fn take_slot(
     conn: &mut AnyConnection,
     key: &str,
     policy: Policy,
     now: NaiveDateTime,
 ) -> QueryResult<Slot> {
-    let slot = |(number, window, locked_until): Counted| Slot {
+    let Counted {
+        number,
+        window,
+        locked_until,
+    } = LoginAttempt::count_attempt(conn, key, policy.window, now)?;
+    Ok(Slot {
         key: key.to_owned(),
         policy,
         number,
         window,
         locked_until,
-    };
-    // A success may delete the row between our two statements, and another attempt insert it
-    // again: three rounds do not run out in practice.
-    for _ in 0..3 {
-        if let Some(counted) = count_on(conn, key, policy, now)? {
-            return Ok(slot(counted));
-        }
-        let inserted = diesel::insert_into(login_attempts::table)
-            .values((
-                login_attempts::throttle_key.eq(key),
-                login_attempts::failures.eq(1_i64),
-                login_attempts::first_failure_at.eq(now),
-                login_attempts::last_failure_at.eq(now),
-            ))
-            // The window's start as stored (PostgreSQL keeps microseconds), for [`in_window`].
-            .returning(login_attempts::first_failure_at)
-            .get_result::<NaiveDateTime>(conn);
-        match inserted {
-            Ok(window) => return Ok(slot((1, window, None))),
-            Err(DieselError::DatabaseError(DatabaseErrorKind::UniqueViolation, _)) => continue,
-            Err(e) => return Err(e),
-        }
-    }
-    Err(DieselError::NotFound)
-}
-
-/// Counts one more attempt on `key`'s row, if it has one, in one statement: concurrent
-/// attempts on any instance never get the same number. PostgreSQL runs concurrent `UPDATE`s
-/// of a row one after the other, each against the row the one before left; SQLite has one
-/// writer at a time. The number is the one this statement wrote (`RETURNING`), never a second
-/// read. A window that is over, or whose lock has passed, starts again at 1 in the same
-/// statement.
-fn count_on(
-    conn: &mut AnyConnection,
-    key: &str,
-    policy: Policy,
-    now: NaiveDateTime,
-) -> QueryResult<Option<Counted>> {
-    use login_attempts::{failures, first_failure_at, last_failure_at, locked_until};
-    // A lock that has passed, or a window that began too long ago and never locked.
-    let stale = || {
-        locked_until.le(now).or(locked_until
-            .is_null()
-            .and(first_failure_at.lt(now - policy.window)))
-    };
-    let number = case_when::<_, _, BigInt>(stale(), 1_i64).otherwise(failures + 1_i64);
-    let window = case_when::<_, _, Timestamp>(stale(), now).otherwise(first_failure_at);
-    let lock = case_when::<_, _, Nullable<Timestamp>>(stale(), None::<NaiveDateTime>)
-        .otherwise(locked_until);
-    diesel::update(login_attempts::table.filter(login_attempts::throttle_key.eq(key)))
-        .set((
-            failures.eq(number),
-            first_failure_at.eq(window),
-            locked_until.eq(lock),
-            // The latest attempt: what the clean-up goes by.
-            last_failure_at.eq(now),
-        ))
-        .returning((failures, first_failure_at, locked_until))
-        .get_result::<Counted>(conn)
-        .optional()
+    })
 }
 
 /// Gives back a slot, in its own window only.
 fn release(conn: &mut AnyConnection, slot: &Slot) -> QueryResult<()> {
-    let row = || login_attempts::table.filter(in_window(slot));
     // The first attempt of its window, and still the only one: the row goes, in one
     // statement (the usual success from an address without failures).
-    if slot.number == 1
-        && diesel::delete(row().filter(login_attempts::failures.eq(1))).execute(conn)? == 1
-    {
+    if slot.number == 1 && LoginAttempt::delete_if_single(conn, &slot.key, slot.window)? {
         return Ok(());
     }
-    diesel::update(row().filter(login_attempts::failures.gt(0)))
-        .set(login_attempts::failures.eq(login_attempts::failures - 1))
-        .execute(conn)?;
-    Ok(())
+    LoginAttempt::uncount(conn, &slot.key, slot.window)
 }
 
 /// Forgets a key's failures (after a successful sign-in or a password reset).

@@ -1,13 +1,12 @@
 //! `latchkey client create | set | list`.
 
 use clap::Subcommand;
-use diesel::prelude::*;
 use serde_json::json;
 
 use crate::clients::{self, Registration};
 use crate::config::Settings;
+use crate::db;
 use crate::db::models::Client;
-use crate::db::schema::{clients as clients_table, users};
 use crate::domain::{ClientName, GrantType, RedirectUri, RedirectUris, ScopeName};
 
 #[derive(Debug, Subcommand)]
@@ -129,7 +128,8 @@ pub fn run(settings: &Settings, cmd: ClientCommand) -> anyhow::Result<()> {
             let (_key, mut conn) = super::connect(settings)?;
             let client = Client::find_by_client_id(&mut conn, &client_id)?
                 .ok_or_else(|| anyhow::anyhow!("no client with client_id `{client_id}`"))?;
-            let client = clients::set_resource_server(&mut conn, &client, resource_server)?;
+            let client =
+                Client::set_resource_server(&mut conn, client.id, resource_server, db::now())?;
             eprintln!(
                 "\"{}\" ({}) {}",
                 client.name,
@@ -144,11 +144,7 @@ pub fn run(settings: &Settings, cmd: ClientCommand) -> anyhow::Result<()> {
         }
         ClientCommand::List { json } => {
             let (_key, mut conn) = super::connect(settings)?;
-            let rows: Vec<(Client, String)> = clients_table::table
-                .inner_join(users::table)
-                .order(clients_table::id.asc())
-                .select((Client::as_select(), users::username))
-                .load(&mut *conn)?;
+            let rows = Client::all_with_owner(&mut conn)?;
             if json {
                 let list: Vec<_> = rows
                     .iter()

@@ -1,8 +1,15 @@
-//! The database: one connection type over SQLite and PostgreSQL, the pool, migrations, and the
-//! single helper through which request handlers run diesel.
+//! The database: one connection type over SQLite and PostgreSQL, the pool, migrations, the
+//! tables' models, and the single helper through which request handlers run diesel.
 //!
-//! The backend is picked at run time from [`DatabaseUrl`](crate::config::DatabaseUrl): one build serves both. Queries are
-//! written once against [`AnyConnection`] and the portable `schema.rs`.
+//! The backend is picked at run time from [`DatabaseUrl`](crate::config::DatabaseUrl): one
+//! build serves both. Queries are written once against [`AnyConnection`] and the portable
+//! `schema.rs`.
+//!
+//! **A table's queries live in its model file**, `models/<table>.rs`, as methods of its row
+//! type (see [`models`]). Within the crate `schema` is for `src/db` alone (the tests also use
+//! it, to set up and inspect rows): the rest of the crate calls model methods and keeps the
+//! rules, and names diesel only for its error type
+//! ([`diesel::QueryResult`], [`diesel::result::Error`]).
 //!
 //! Diesel is blocking. Handlers never touch a connection on the async executor; they call
 //! [`run`], which checks a connection out of the pool and runs the closure on actix's blocking

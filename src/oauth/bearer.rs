@@ -2,14 +2,11 @@
 //! its row must exist, be unrevoked, and belong to an enabled client, so a revocation takes
 //! effect at once although the token is self-contained.
 
-use diesel::prelude::*;
-
 use super::context::OAuthContext;
 use super::jwt::{self, AccessClaims, TokenRejected};
 use crate::crypto;
 use crate::db::AnyConnection;
 use crate::db::models::{AccessToken, User};
-use crate::db::schema::{client_access_tokens, clients, users};
 
 /// Why a request carrying (or lacking) a bearer token is refused, per RFC 6750 §3.1.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -65,21 +62,10 @@ pub fn verify(
     let ring = ctx.keys.current();
     let claims = jwt::verify(&ring, token, &ctx.issuer, &ctx.audience)
         .map_err(|e| BearerError::InvalidToken(describe(e)))?;
-    let found: Option<(AccessToken, bool, User)> = client_access_tokens::table
-        .inner_join(clients::table)
-        .inner_join(users::table.on(users::id.eq(client_access_tokens::user_id)))
-        .filter(client_access_tokens::access_token.eq(crypto::token_digest(token)))
-        .select((
-            AccessToken::as_select(),
-            clients::is_enabled,
-            User::as_select(),
-        ))
-        .first(conn)
-        .optional()
-        .map_err(|e| {
-            tracing::error!(error = %e, "looking up an access token failed");
-            BearerError::Unavailable
-        })?;
+    let found = AccessToken::find_with_user(conn, &crypto::token_digest(token)).map_err(|e| {
+        tracing::error!(error = %e, "looking up an access token failed");
+        BearerError::Unavailable
+    })?;
     match found {
         Some((row, true, user)) if row.revoked_at.is_none() => Ok(Verified { claims, row, user }),
         Some((_, false, _)) => Err(BearerError::InvalidToken(

@@ -8,7 +8,7 @@
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD;
 use chrono::{NaiveDateTime, TimeDelta};
-use diesel::prelude::*;
+use diesel::QueryResult;
 use percent_encoding::percent_decode_str;
 use subtle::ConstantTimeEq as _;
 
@@ -17,7 +17,6 @@ use super::request::BodyCredentials;
 use crate::crypto::ServerKey;
 use crate::db::AnyConnection;
 use crate::db::models::{Client, ClientSecret};
-use crate::db::schema::{client_secrets, clients};
 
 /// How the client presented itself.
 #[derive(Clone, PartialEq, Eq)]
@@ -130,20 +129,10 @@ pub fn authenticate(
         return Err(OAuthError::invalid_client());
     }
     // The client and its active secrets, in one statement.
-    let rows: Vec<(Client, Option<ClientSecret>)> = clients::table
-        .left_join(
-            client_secrets::table.on(client_secrets::client_id.eq(clients::id).and(
-                client_secrets::expires_at
-                    .is_null()
-                    .or(client_secrets::expires_at.gt(now)),
-            )),
-        )
-        .filter(clients::client_id.eq(client_id))
-        .select((Client::as_select(), Option::<ClientSecret>::as_select()))
-        .load(conn)?;
-
-    let client = rows.first().map(|(c, _)| c.clone());
-    let secrets: Vec<ClientSecret> = rows.into_iter().filter_map(|(_, s)| s).collect();
+    let (client, secrets) = match Client::find_with_active_secrets(conn, client_id, now)? {
+        Some((client, secrets)) => (Some(client), secrets),
+        None => (None, Vec::new()),
+    };
 
     let (client, secret) = match presented {
         Presented::Secret { secret, .. } => {
@@ -195,10 +184,7 @@ pub fn touch_secret(
     {
         return Ok(());
     }
-    diesel::update(client_secrets::table.find(secret.id))
-        .set(client_secrets::last_used_at.eq(now))
-        .execute(conn)
-        .map(|_| ())
+    ClientSecret::touch(conn, secret.id, now)
 }
 
 /// Same length as a real digest (hex SHA-256).

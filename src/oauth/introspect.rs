@@ -7,7 +7,7 @@
 //! client it was issued to.
 
 use chrono::NaiveDateTime;
-use diesel::prelude::*;
+use diesel::QueryResult;
 use serde_json::{Value, json};
 
 use super::client_auth::{self, Presented};
@@ -18,7 +18,6 @@ use super::params::{self, Params};
 use super::request::BodyCredentials;
 use crate::crypto;
 use crate::db::models::{AccessToken, Client, RefreshToken};
-use crate::db::schema::{client_access_tokens, client_refresh_tokens, clients, users};
 use crate::db::{self, AnyConnection};
 
 /// Which kind of token the caller believes it holds.
@@ -115,31 +114,11 @@ fn find(conn: &mut AnyConnection, token: &str, hint: Option<Hint>) -> QueryResul
     }
     let digest = crypto::token_digest(token);
     let access = |conn: &mut AnyConnection| -> QueryResult<Option<Found>> {
-        client_access_tokens::table
-            .inner_join(clients::table)
-            .inner_join(users::table.on(users::id.eq(client_access_tokens::user_id)))
-            .filter(client_access_tokens::access_token.eq(&digest))
-            .select((
-                AccessToken::as_select(),
-                Client::as_select(),
-                users::username,
-            ))
-            .first(conn)
-            .optional()
+        AccessToken::find_with_client(conn, &digest)
             .map(|row| row.map(|(t, c, u)| Found::Access(t, c, u)))
     };
     let refresh = |conn: &mut AnyConnection| -> QueryResult<Option<Found>> {
-        client_refresh_tokens::table
-            .inner_join(clients::table)
-            .inner_join(users::table.on(users::id.eq(client_refresh_tokens::user_id)))
-            .filter(client_refresh_tokens::refresh_token.eq(&digest))
-            .select((
-                RefreshToken::as_select(),
-                Client::as_select(),
-                users::username,
-            ))
-            .first(conn)
-            .optional()
+        RefreshToken::find_with_client(conn, &digest)
             .map(|row| row.map(|(t, c, u)| Found::Refresh(t, c, u)))
     };
     match hint {
@@ -263,13 +242,7 @@ pub fn revoke(
     };
     match found {
         Found::Access(row, client, _) if client.id == caller.id => {
-            diesel::update(
-                client_access_tokens::table
-                    .find(row.id)
-                    .filter(client_access_tokens::revoked_at.is_null()),
-            )
-            .set(client_access_tokens::revoked_at.eq(now))
-            .execute(conn)?;
+            AccessToken::revoke(conn, row.id, now)?;
             Ok(true)
         }
         Found::Refresh(row, client, _) if client.id == caller.id => {

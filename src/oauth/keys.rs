@@ -165,10 +165,7 @@ impl KeyRing {
             // insert happen under a lock: SQLite's write lock, plus an advisory lock on
             // PostgreSQL, whose transactions would otherwise both see no key.
             rows = db::write_transaction(conn, |conn| {
-                if let AnyConnection::Postgres(pg) = conn {
-                    use diesel::connection::SimpleConnection as _;
-                    pg.batch_execute("SELECT pg_advisory_xact_lock(1281450851, 2)")?;
-                }
+                SigningKeyRow::lock_for_creation(conn)?;
                 let mut rows = SigningKeyRow::all(conn)?;
                 if !rows.iter().any(|r| r.retired_at.is_none()) {
                     rows.insert(0, create(conn, server_key, SigningAlgorithm::Rs256)?);
@@ -281,16 +278,8 @@ pub fn rotate(
     server_key: &ServerKey,
     algorithm: SigningAlgorithm,
 ) -> Result<SigningKeyRow, KeyError> {
-    use crate::db::schema::signing_keys;
-    use diesel::prelude::*;
     let row = create(conn, server_key, algorithm)?;
-    diesel::update(
-        signing_keys::table
-            .filter(signing_keys::id.ne(row.id))
-            .filter(signing_keys::retired_at.is_null()),
-    )
-    .set(signing_keys::retired_at.eq(db::now()))
-    .execute(conn)?;
+    SigningKeyRow::retire_all_but(conn, row.id, db::now())?;
     Ok(row)
 }
 

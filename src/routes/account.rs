@@ -126,7 +126,7 @@ pub async fn update_profile(
     }
     let user_id = user.id;
     db::run(&state.pool, move |conn| {
-        accounts::rename(conn, user_id, &name).map_err(DbError::from)
+        User::rename(conn, user_id, name.as_str(), db::now()).map_err(DbError::from)
     })
     .await?;
     if !moving {

@@ -4,8 +4,9 @@
 use chrono::NaiveDateTime;
 use diesel::prelude::*;
 
+use super::{Client, User};
 use crate::db::AnyConnection;
-use crate::db::schema::{client_access_tokens, client_refresh_tokens};
+use crate::db::schema::{client_access_tokens, client_refresh_tokens, clients, users};
 
 #[derive(Debug, Clone, Queryable, Selectable, Identifiable)]
 #[diesel(table_name = client_access_tokens)]
@@ -60,6 +61,112 @@ impl AccessToken {
             .optional()
     }
 
+    /// The token with this digest, whether its client is enabled, and the user it acts for, in
+    /// one statement: what a resource needs to accept a bearer token (`oauth::bearer`).
+    pub fn find_with_user(
+        conn: &mut AnyConnection,
+        digest: &str,
+    ) -> QueryResult<Option<(AccessToken, bool, User)>> {
+        client_access_tokens::table
+            .inner_join(clients::table)
+            .inner_join(users::table.on(users::id.eq(client_access_tokens::user_id)))
+            .filter(client_access_tokens::access_token.eq(digest))
+            .select((
+                AccessToken::as_select(),
+                clients::is_enabled,
+                User::as_select(),
+            ))
+            .first(conn)
+            .optional()
+    }
+
+    /// The token with this digest, its client and its user's username, in one statement (for
+    /// introspection and revocation).
+    pub fn find_with_client(
+        conn: &mut AnyConnection,
+        digest: &str,
+    ) -> QueryResult<Option<(AccessToken, Client, String)>> {
+        client_access_tokens::table
+            .inner_join(clients::table)
+            .inner_join(users::table.on(users::id.eq(client_access_tokens::user_id)))
+            .filter(client_access_tokens::access_token.eq(digest))
+            .select((
+                AccessToken::as_select(),
+                Client::as_select(),
+                users::username,
+            ))
+            .first(conn)
+            .optional()
+    }
+
+    /// Revokes this one token, unless it already is. Returns how many rows changed.
+    pub fn revoke(conn: &mut AnyConnection, id: i64, now: NaiveDateTime) -> QueryResult<usize> {
+        diesel::update(
+            client_access_tokens::table
+                .find(id)
+                .filter(client_access_tokens::revoked_at.is_null()),
+        )
+        .set(client_access_tokens::revoked_at.eq(now))
+        .execute(conn)
+    }
+
+    /// The unrevoked, unexpired tokens `user_id` holds from any grant but client_credentials
+    /// (which acts for the client itself), each with its client, scope and issue time: the
+    /// applications the person has authorized (`authorizations::list`).
+    pub fn live_grants_of(
+        conn: &mut AnyConnection,
+        user_id: i64,
+        now: NaiveDateTime,
+    ) -> QueryResult<Vec<(Client, String, NaiveDateTime)>> {
+        client_access_tokens::table
+            .inner_join(clients::table)
+            .filter(client_access_tokens::user_id.eq(user_id))
+            .filter(client_access_tokens::grant_type.ne("client_credentials"))
+            .filter(client_access_tokens::revoked_at.is_null())
+            .filter(client_access_tokens::expired_at.gt(now))
+            .select((
+                Client::as_select(),
+                client_access_tokens::scope,
+                client_access_tokens::created_at,
+            ))
+            .load(conn)
+    }
+
+    /// Revokes every token `client` holds for `user_id` from any grant but client_credentials
+    /// (the person revoking the application). Returns how many there were.
+    pub fn revoke_grants(
+        conn: &mut AnyConnection,
+        user_id: i64,
+        client: i64,
+        now: NaiveDateTime,
+    ) -> QueryResult<usize> {
+        diesel::update(
+            client_access_tokens::table
+                .filter(client_access_tokens::client_id.eq(client))
+                .filter(client_access_tokens::user_id.eq(user_id))
+                .filter(client_access_tokens::grant_type.ne("client_credentials"))
+                .filter(client_access_tokens::revoked_at.is_null()),
+        )
+        .set(client_access_tokens::revoked_at.eq(now))
+        .execute(conn)
+    }
+
+    /// How many tokens were issued to `client` in `[start, end)`: one indexed range count,
+    /// portable across both databases.
+    pub fn count_issued(
+        conn: &mut AnyConnection,
+        client: i64,
+        start: NaiveDateTime,
+        end: NaiveDateTime,
+    ) -> QueryResult<i64> {
+        client_access_tokens::table
+            .filter(client_access_tokens::client_id.eq(client))
+            .filter(client_access_tokens::created_at.ge(start))
+            .filter(client_access_tokens::created_at.lt(end))
+            .count()
+            .get_result::<i64>(conn)
+    }
+
     /// Revokes every access token issued from any refresh token of `family_id`.
     pub fn revoke_family(
         conn: &mut AnyConnection,
@@ -108,5 +215,20 @@ impl AccessToken {
         )
         .set(client_access_tokens::revoked_at.eq(now))
         .execute(conn)
+    }
+
+    /// Deletes the tokens that expired before `before`, at most `batch` rows per statement.
+    /// Returns how many went.
+    pub fn delete_expired(
+        conn: &mut AnyConnection,
+        before: NaiveDateTime,
+        batch: i64,
+    ) -> QueryResult<usize> {
+        Ok(delete_in_batches!(
+            conn,
+            client_access_tokens,
+            client_access_tokens::expired_at.lt(before),
+            batch
+        ))
     }
 }

@@ -120,4 +120,19 @@ impl AuthorizationCode {
         .execute(conn)?;
         Ok(())
     }
+
+    /// Deletes the codes that expired before `before`, at most `batch` rows per statement.
+    /// Returns how many went.
+    pub fn delete_expired(
+        conn: &mut AnyConnection,
+        before: NaiveDateTime,
+        batch: i64,
+    ) -> QueryResult<usize> {
+        Ok(delete_in_batches!(
+            conn,
+            client_authorization_codes,
+            client_authorization_codes::expired_at.lt(before),
+            batch
+        ))
+    }
 }

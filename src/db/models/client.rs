@@ -4,8 +4,9 @@
 use chrono::NaiveDateTime;
 use diesel::prelude::*;
 
+use super::ClientSecret;
 use crate::db::AnyConnection;
-use crate::db::schema::clients;
+use crate::db::schema::{client_secrets, clients, users};
 use crate::domain::{GrantType, RedirectUris, Scopes};
 
 #[derive(Debug, Clone, Queryable, Selectable, Identifiable)]
@@ -58,6 +59,24 @@ pub struct NewClient<'a> {
     pub updated_at: NaiveDateTime,
 }
 
+/// What the owner can change of an application in the portal, as stored: every column is
+/// written, so a `None` clears its URL.
+#[derive(Debug)]
+pub struct ClientSettings<'a> {
+    pub name: &'a str,
+    pub description: &'a str,
+    pub home_page_url: Option<&'a str>,
+    pub logo_url: Option<&'a str>,
+    pub privacy_policy_url: Option<&'a str>,
+    /// Space-separated, as [`RedirectUris::to_stored`] gives them.
+    pub redirect_uri: &'a str,
+    /// Space-separated, as [`GrantType::join`] gives them.
+    pub grant_types: &'a str,
+    /// Space-separated, as [`Scopes::to_stored`] gives them.
+    pub scopes: &'a str,
+    pub is_live: bool,
+}
+
 impl Client {
     pub fn insert(conn: &mut AnyConnection, new: &NewClient<'_>) -> QueryResult<Client> {
         diesel::insert_into(clients::table)
@@ -82,6 +101,137 @@ impl Client {
             .order(clients::id.asc())
             .select(Client::as_select())
             .load(conn)
+    }
+
+    /// Every client with its owner's username, oldest first, in one statement (`latchkey
+    /// client list`).
+    pub fn all_with_owner(conn: &mut AnyConnection) -> QueryResult<Vec<(Client, String)>> {
+        clients::table
+            .inner_join(users::table)
+            .order(clients::id.asc())
+            .select((Client::as_select(), users::username))
+            .load(conn)
+    }
+
+    /// The client with this `client_id` and the secrets that still work at `now`, in one
+    /// statement (a left join, so a client without secrets still comes back). Client
+    /// authentication at the token endpoint runs this one query whatever the client presented.
+    pub fn find_with_active_secrets(
+        conn: &mut AnyConnection,
+        client_id: &str,
+        now: NaiveDateTime,
+    ) -> QueryResult<Option<(Client, Vec<ClientSecret>)>> {
+        let rows: Vec<(Client, Option<ClientSecret>)> = clients::table
+            .left_join(
+                client_secrets::table.on(client_secrets::client_id.eq(clients::id).and(
+                    client_secrets::expires_at
+                        .is_null()
+                        .or(client_secrets::expires_at.gt(now)),
+                )),
+            )
+            .filter(clients::client_id.eq(client_id))
+            .select((Client::as_select(), Option::<ClientSecret>::as_select()))
+            .load(conn)?;
+        let Some(client) = rows.first().map(|(c, _)| c.clone()) else {
+            return Ok(None);
+        };
+        let secrets = rows.into_iter().filter_map(|(_, s)| s).collect();
+        Ok(Some((client, secrets)))
+    }
+
+    /// One of `owner_id`'s applications. Another merchant's application is `None`, exactly
+    /// like a missing one: the portal answers 404 for both.
+    pub fn find_owned(
+        conn: &mut AnyConnection,
+        owner_id: i64,
+        client_id: &str,
+    ) -> QueryResult<Option<Client>> {
+        clients::table
+            .filter(clients::client_id.eq(client_id))
+            .filter(clients::user_id.eq(owner_id))
+            .select(Client::as_select())
+            .first(conn)
+            .optional()
+    }
+
+    /// `owner_id`'s applications, newest first.
+    pub fn list_owned(conn: &mut AnyConnection, owner_id: i64) -> QueryResult<Vec<Client>> {
+        clients::table
+            .filter(clients::user_id.eq(owner_id))
+            .order(clients::id.desc())
+            .select(Client::as_select())
+            .load(conn)
+    }
+
+    /// The row again, after a change.
+    fn reload(conn: &mut AnyConnection, id: i64) -> QueryResult<Client> {
+        clients::table
+            .find(id)
+            .select(Client::as_select())
+            .first(conn)
+    }
+
+    /// Marks the client a resource server, or no longer one (RFC 7662 §4: which callers may
+    /// introspect any token is the operator's decision). Returns the updated row.
+    pub fn set_resource_server(
+        conn: &mut AnyConnection,
+        id: i64,
+        resource_server: bool,
+        now: NaiveDateTime,
+    ) -> QueryResult<Client> {
+        diesel::update(clients::table.find(id))
+            .set((
+                clients::is_resource_server.eq(resource_server),
+                clients::updated_at.eq(now),
+            ))
+            .execute(conn)?;
+        Self::reload(conn, id)
+    }
+
+    /// Writes the owner's settings (see `clients::update` for the rules they must meet) and
+    /// returns the updated row.
+    pub fn update_settings(
+        conn: &mut AnyConnection,
+        id: i64,
+        settings: &ClientSettings<'_>,
+        now: NaiveDateTime,
+    ) -> QueryResult<Client> {
+        diesel::update(clients::table.find(id))
+            .set((
+                clients::name.eq(settings.name),
+                clients::description.eq(settings.description),
+                clients::home_page_url.eq(settings.home_page_url),
+                clients::logo_url.eq(settings.logo_url),
+                clients::privacy_policy_url.eq(settings.privacy_policy_url),
+                clients::redirect_uri.eq(settings.redirect_uri),
+                clients::grant_types.eq(settings.grant_types),
+                clients::scopes.eq(settings.scopes),
+                clients::is_live.eq(settings.is_live),
+                clients::updated_at.eq(now),
+            ))
+            .execute(conn)?;
+        Self::reload(conn, id)
+    }
+
+    /// Turns the client on or off (`is_enabled`; the owner's switch in the portal).
+    pub fn set_enabled(
+        conn: &mut AnyConnection,
+        id: i64,
+        enabled: bool,
+        now: NaiveDateTime,
+    ) -> QueryResult<()> {
+        diesel::update(clients::table.find(id))
+            .set((clients::is_enabled.eq(enabled), clients::updated_at.eq(now)))
+            .execute(conn)
+            .map(|_| ())
+    }
+
+    /// Deletes the application. Its secrets, codes and tokens go with it (foreign keys
+    /// cascade), so every token it issued stops working at once.
+    pub fn delete(conn: &mut AnyConnection, id: i64) -> QueryResult<()> {
+        diesel::delete(clients::table.find(id))
+            .execute(conn)
+            .map(|_| ())
     }
 
     pub fn redirect_uris(&self) -> RedirectUris {

@@ -5,7 +5,7 @@ use chrono::NaiveDateTime;
 use diesel::prelude::*;
 
 use crate::db::AnyConnection;
-use crate::db::schema::client_secrets;
+use crate::db::schema::{client_secrets, clients};
 
 #[derive(Debug, Clone, Queryable, Selectable, Identifiable)]
 #[diesel(table_name = client_secrets)]
@@ -58,5 +58,95 @@ impl ClientSecret {
             .order(client_secrets::id.desc())
             .select(ClientSecret::as_select())
             .load(conn)
+    }
+
+    /// Every secret of a client, newest first, active or not.
+    pub fn all_for(conn: &mut AnyConnection, client: i64) -> QueryResult<Vec<ClientSecret>> {
+        client_secrets::table
+            .filter(client_secrets::client_id.eq(client))
+            .order(client_secrets::id.desc())
+            .select(ClientSecret::as_select())
+            .load(conn)
+    }
+
+    /// Every secret of every client, with its client's public `client_id` (the context its
+    /// encrypted copy is bound to), in one statement.
+    pub fn all_with_client_id(
+        conn: &mut AnyConnection,
+    ) -> QueryResult<Vec<(ClientSecret, String)>> {
+        client_secrets::table
+            .inner_join(clients::table)
+            .select((ClientSecret::as_select(), clients::client_id))
+            .load(conn)
+    }
+
+    /// Records that the secret was used at `now`.
+    pub fn touch(conn: &mut AnyConnection, id: i64, now: NaiveDateTime) -> QueryResult<()> {
+        diesel::update(client_secrets::table.find(id))
+            .set(client_secrets::last_used_at.eq(now))
+            .execute(conn)
+            .map(|_| ())
+    }
+
+    /// Replaces the secret's digest and encrypted copy (moving to a new server key).
+    pub fn set_sealed(
+        conn: &mut AnyConnection,
+        id: i64,
+        secret_digest: &str,
+        secret_encrypted: &str,
+    ) -> QueryResult<()> {
+        diesel::update(client_secrets::table.find(id))
+            .set((
+                client_secrets::secret_digest.eq(secret_digest),
+                client_secrets::secret_encrypted.eq(secret_encrypted),
+            ))
+            .execute(conn)
+            .map(|_| ())
+    }
+
+    /// The first half of a rotation, in two statements: a secret of the client still in its
+    /// grace period from an earlier rotation stops now, and the current one (no expiry) keeps
+    /// working until `grace_ends`. The caller then adds the new secret, in the same
+    /// transaction, so that at most two secrets are ever active.
+    pub fn begin_rotation(
+        conn: &mut AnyConnection,
+        client: i64,
+        now: NaiveDateTime,
+        grace_ends: NaiveDateTime,
+    ) -> QueryResult<()> {
+        diesel::update(
+            client_secrets::table
+                .filter(client_secrets::client_id.eq(client))
+                .filter(client_secrets::expires_at.gt(now)),
+        )
+        .set(client_secrets::expires_at.eq(now))
+        .execute(conn)?;
+        diesel::update(
+            client_secrets::table
+                .filter(client_secrets::client_id.eq(client))
+                .filter(client_secrets::expires_at.is_null()),
+        )
+        .set(client_secrets::expires_at.eq(grace_ends))
+        .execute(conn)?;
+        Ok(())
+    }
+
+    /// Ends, at `now`, a secret of `client` that is in its grace period. False when there is
+    /// no such secret (another client's, the current one, or one already over).
+    pub fn end_grace(
+        conn: &mut AnyConnection,
+        client: i64,
+        id: i64,
+        now: NaiveDateTime,
+    ) -> QueryResult<bool> {
+        diesel::update(
+            client_secrets::table
+                .filter(client_secrets::id.eq(id))
+                .filter(client_secrets::client_id.eq(client))
+                .filter(client_secrets::expires_at.gt(now)),
+        )
+        .set(client_secrets::expires_at.eq(now))
+        .execute(conn)
+        .map(|rows| rows == 1)
     }
 }

@@ -3,8 +3,9 @@
 use chrono::NaiveDateTime;
 use diesel::prelude::*;
 
+use super::Client;
 use crate::db::AnyConnection;
-use crate::db::schema::consents;
+use crate::db::schema::{clients, consents};
 
 #[derive(Debug, Clone, Queryable, Selectable, Identifiable)]
 #[diesel(table_name = consents)]
@@ -73,6 +74,19 @@ impl Consent {
         consents::table
             .filter(consents::user_id.eq(user_id))
             .select(Consent::as_select())
+            .load(conn)
+    }
+
+    /// Every application `user_id` approved on the consent page, with the scope granted and
+    /// when, in one statement (`authorizations::list`).
+    pub fn granted_by(
+        conn: &mut AnyConnection,
+        user_id: i64,
+    ) -> QueryResult<Vec<(Client, String, NaiveDateTime)>> {
+        consents::table
+            .inner_join(clients::table)
+            .filter(consents::user_id.eq(user_id))
+            .select((Client::as_select(), consents::scope, consents::created_at))
             .load(conn)
     }
 }

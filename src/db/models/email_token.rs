@@ -108,4 +108,19 @@ impl EmailToken {
         .set(email_tokens::used_at.eq(now))
         .execute(conn)
     }
+
+    /// Deletes the tokens that expired before `before`, at most `batch` rows per statement.
+    /// Returns how many went.
+    pub fn delete_expired(
+        conn: &mut AnyConnection,
+        before: NaiveDateTime,
+        batch: i64,
+    ) -> QueryResult<usize> {
+        Ok(delete_in_batches!(
+            conn,
+            email_tokens,
+            email_tokens::expires_at.lt(before),
+            batch
+        ))
+    }
 }

@@ -1,4 +1,42 @@
-//! One file per table: the row type, the insertable type, and the queries on that table.
+//! One file per table: the row type, the insertable type, and every query on that table.
+//!
+//! **A table's queries live in its model file**, as documented methods or associated
+//! functions of its row type (`Client::list_owned`, `AccessToken::find_with_user`,
+//! `LoginAttempt::count_attempt`…); a join goes with the table it is mainly about (the one
+//! filtered on). Nothing outside `src/db` names `db::schema` or builds a diesel query: the
+//! modules that call these methods (`accounts`, `clients`, `authorizations`, `oauth::*`,
+//! `auth::*`, `cleanup`, `rekey`, the CLI, the routes) hold the rules, and decide which calls
+//! share a transaction ([`db::write_transaction`](crate::db::write_transaction)). A method
+//! runs a fixed number of statements, said in its doc when more than one: the flows' statement
+//! counts (`FLOW_STATEMENTS` in the API tests, `bench/`) are made of them.
+//!
+//! Methods take ids and plain values, and the time as `now` from the caller, rather than
+//! reading the clock themselves, so one operation uses one instant throughout.
+
+/// Deletes the rows of `$table` matching `$condition`, at most `$batch` per statement, until
+/// none is left, and evaluates to how many went: a `SELECT id … LIMIT` then a `DELETE … WHERE
+/// id IN`, since PostgreSQL has no `DELETE … LIMIT`. For the clean-up's
+/// `delete_expired` methods; `?` returns from the enclosing function.
+macro_rules! delete_in_batches {
+    ($conn:expr, $table:ident, $condition:expr, $batch:expr) => {{
+        let mut removed = 0;
+        loop {
+            let ids: Vec<i64> = $table::table
+                .select($table::id)
+                .filter($condition)
+                .limit($batch)
+                .load($conn)?;
+            if ids.is_empty() {
+                break removed;
+            }
+            let n = diesel::delete($table::table.filter($table::id.eq_any(&ids))).execute($conn)?;
+            removed += n;
+            if (ids.len() as i64) < $batch {
+                break removed;
+            }
+        }
+    }};
+}
 
 pub mod access_token;
 pub mod audit_event;
@@ -17,11 +55,11 @@ pub mod user;
 pub use access_token::{AccessToken, NewAccessToken};
 pub use audit_event::AuditEvent;
 pub use authorization_code::{AuthorizationCode, NewAuthorizationCode};
-pub use client::{Client, NewClient};
+pub use client::{Client, ClientSettings, NewClient};
 pub use client_secret::{ClientSecret, NewClientSecret};
 pub use consent::Consent;
 pub use email_token::{EmailToken, Purpose};
-pub use login_attempt::LoginAttempt;
+pub use login_attempt::{Counted, LoginAttempt};
 pub use refresh_token::{NewRefreshToken, RefreshToken};
 pub use scope::Scope;
 pub use session::SessionRow;

@@ -5,8 +5,9 @@
 use chrono::NaiveDateTime;
 use diesel::prelude::*;
 
+use super::Client;
 use crate::db::AnyConnection;
-use crate::db::schema::client_refresh_tokens;
+use crate::db::schema::{client_refresh_tokens, clients, users};
 
 #[derive(Debug, Clone, Queryable, Selectable, Identifiable)]
 #[diesel(table_name = client_refresh_tokens)]
@@ -62,6 +63,85 @@ impl RefreshToken {
             .optional()
     }
 
+    /// The token with this digest, its client and its user's username, in one statement (for
+    /// introspection and revocation).
+    pub fn find_with_client(
+        conn: &mut AnyConnection,
+        digest: &str,
+    ) -> QueryResult<Option<(RefreshToken, Client, String)>> {
+        client_refresh_tokens::table
+            .inner_join(clients::table)
+            .inner_join(users::table.on(users::id.eq(client_refresh_tokens::user_id)))
+            .filter(client_refresh_tokens::refresh_token.eq(digest))
+            .select((
+                RefreshToken::as_select(),
+                Client::as_select(),
+                users::username,
+            ))
+            .first(conn)
+            .optional()
+    }
+
+    /// The unrevoked, unrotated, unexpired tokens `user_id` holds from any grant but
+    /// client_credentials, each with its client, scope and issue time: the applications the
+    /// person has authorized (`authorizations::list`).
+    pub fn live_grants_of(
+        conn: &mut AnyConnection,
+        user_id: i64,
+        now: NaiveDateTime,
+    ) -> QueryResult<Vec<(Client, String, NaiveDateTime)>> {
+        client_refresh_tokens::table
+            .inner_join(clients::table)
+            .filter(client_refresh_tokens::user_id.eq(user_id))
+            .filter(client_refresh_tokens::grant_type.ne("client_credentials"))
+            .filter(client_refresh_tokens::revoked_at.is_null())
+            .filter(client_refresh_tokens::used_at.is_null())
+            .filter(client_refresh_tokens::expired_at.gt(now))
+            .select((
+                Client::as_select(),
+                client_refresh_tokens::scope,
+                client_refresh_tokens::created_at,
+            ))
+            .load(conn)
+    }
+
+    /// Revokes every token `client` holds for `user_id` from any grant but client_credentials
+    /// (the person revoking the application). Returns how many there were.
+    pub fn revoke_grants(
+        conn: &mut AnyConnection,
+        user_id: i64,
+        client: i64,
+        now: NaiveDateTime,
+    ) -> QueryResult<usize> {
+        diesel::update(
+            client_refresh_tokens::table
+                .filter(client_refresh_tokens::client_id.eq(client))
+                .filter(client_refresh_tokens::user_id.eq(user_id))
+                .filter(client_refresh_tokens::grant_type.ne("client_credentials"))
+                .filter(client_refresh_tokens::revoked_at.is_null()),
+        )
+        .set(client_refresh_tokens::revoked_at.eq(now))
+        .execute(conn)
+    }
+
+    /// The distinct people other than `except` (the client's owner) holding a live refresh
+    /// token from `client`.
+    pub fn live_holders(
+        conn: &mut AnyConnection,
+        client: i64,
+        except: i64,
+        now: NaiveDateTime,
+    ) -> QueryResult<Vec<i64>> {
+        client_refresh_tokens::table
+            .filter(client_refresh_tokens::client_id.eq(client))
+            .filter(client_refresh_tokens::user_id.ne(except))
+            .filter(client_refresh_tokens::revoked_at.is_null())
+            .filter(client_refresh_tokens::expired_at.gt(now))
+            .select(client_refresh_tokens::user_id)
+            .distinct()
+            .load::<i64>(conn)
+    }
+
     /// Marks the token used, if nobody else has: the one atomic step that makes rotation safe
     /// under concurrency. Returns whether this caller won.
     pub fn claim(conn: &mut AnyConnection, id: i64, now: NaiveDateTime) -> QueryResult<bool> {
@@ -115,5 +195,21 @@ impl RefreshToken {
         )
         .set(client_refresh_tokens::revoked_at.eq(now))
         .execute(conn)
+    }
+
+    /// Deletes the tokens that expired before `before`, at most `batch` rows per statement.
+    /// Returns how many went. Rotated and revoked tokens stay until they expire, for reuse
+    /// detection.
+    pub fn delete_expired(
+        conn: &mut AnyConnection,
+        before: NaiveDateTime,
+        batch: i64,
+    ) -> QueryResult<usize> {
+        Ok(delete_in_batches!(
+            conn,
+            client_refresh_tokens,
+            client_refresh_tokens::expired_at.lt(before),
+            batch
+        ))
     }
 }

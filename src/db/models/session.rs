@@ -96,4 +96,19 @@ impl SessionRow {
     pub fn delete_for_user(conn: &mut AnyConnection, user_id: i64) -> QueryResult<usize> {
         diesel::delete(sessions::table.filter(sessions::user_id.eq(user_id))).execute(conn)
     }
+
+    /// Deletes the sessions that expired before `before`, at most `batch` rows per statement.
+    /// Returns how many went.
+    pub fn delete_expired(
+        conn: &mut AnyConnection,
+        before: NaiveDateTime,
+        batch: i64,
+    ) -> QueryResult<usize> {
+        Ok(delete_in_batches!(
+            conn,
+            sessions,
+            sessions::expires_at.lt(before),
+            batch
+        ))
+    }
 }

@@ -73,4 +73,50 @@ impl User {
             .select(User::as_select())
             .load(conn)
     }
+
+    /// Gives the account a new display name.
+    pub fn rename(
+        conn: &mut AnyConnection,
+        id: i64,
+        name: &str,
+        now: NaiveDateTime,
+    ) -> QueryResult<()> {
+        diesel::update(users::table.find(id))
+            .set((users::name.eq(name), users::updated_at.eq(now)))
+            .execute(conn)
+            .map(|_| ())
+    }
+
+    /// Gives the account `email`, confirmed at `now`: only once a link sent there was opened
+    /// (`accounts::verify_email`, `accounts::undo_email_change`). Fails with a unique violation
+    /// when another account has the address.
+    pub fn set_confirmed_email(
+        conn: &mut AnyConnection,
+        id: i64,
+        email: &str,
+        now: NaiveDateTime,
+    ) -> QueryResult<()> {
+        diesel::update(users::table.find(id))
+            .set((
+                users::email.eq(email),
+                users::email_verified_at.eq(now),
+                users::updated_at.eq(now),
+            ))
+            .execute(conn)
+            .map(|_| ())
+    }
+
+    /// Stores a new password hash (argon2id PHC string). What else a new password ends is
+    /// `accounts::set_password`'s business.
+    pub fn set_password(
+        conn: &mut AnyConnection,
+        id: i64,
+        hash: &str,
+        now: NaiveDateTime,
+    ) -> QueryResult<()> {
+        diesel::update(users::table.find(id))
+            .set((users::password.eq(hash), users::updated_at.eq(now)))
+            .execute(conn)
+            .map(|_| ())
+    }
 }

@@ -70,7 +70,7 @@ fn app_path(client: &Client) -> String {
 async fn owned(state: &AppState, user: &User, client_id: String) -> Result<Client, AppError> {
     let owner = user.id;
     db::run(&state.pool, move |conn| {
-        clients::find_owned(conn, owner, &client_id).map_err(DbError::from)
+        Client::find_owned(conn, owner, &client_id).map_err(DbError::from)
     })
     .await?
     .ok_or(AppError::NotFound)
@@ -124,7 +124,7 @@ pub async fn list(
 ) -> Result<HttpResponse, AppError> {
     let owner = user.id;
     let apps = db::run(&state.pool, move |conn| {
-        clients::list_owned(conn, owner).map_err(DbError::from)
+        Client::list_owned(conn, owner).map_err(DbError::from)
     })
     .await?;
     let mut ctx = tera::Context::new();
@@ -240,9 +240,9 @@ pub async fn show(
     path: web::Path<String>,
 ) -> Result<HttpResponse, AppError> {
     let client = owned(&state, &user, path.into_inner()).await?;
-    let lookup = client.clone();
+    let lookup = client.id;
     let secrets = db::run(&state.pool, move |conn| {
-        clients::secrets(conn, &lookup).map_err(DbError::from)
+        ClientSecret::all_for(conn, lookup).map_err(DbError::from)
     })
     .await?;
     let fresh = take_fresh_secret(&state, &session, &client);
@@ -412,9 +412,9 @@ pub async fn toggle(
 ) -> Result<HttpResponse, AppError> {
     let client = owned(&state, &user, path.into_inner()).await?;
     let enable = !client.is_enabled;
-    let target = client.clone();
+    let target = client.id;
     db::run(&state.pool, move |conn| {
-        clients::set_enabled(conn, &target, enable).map_err(DbError::from)
+        Client::set_enabled(conn, target, enable, db::now()).map_err(DbError::from)
     })
     .await?;
     audit(
@@ -471,9 +471,9 @@ pub async fn delete(
     _form: CsrfForm<CsrfOnly>,
 ) -> Result<HttpResponse, AppError> {
     let client = owned(&state, &user, path.into_inner()).await?;
-    let target = client.clone();
+    let target = client.id;
     db::run(&state.pool, move |conn| {
-        clients::delete(conn, &target).map_err(DbError::from)
+        Client::delete(conn, target).map_err(DbError::from)
     })
     .await?;
     // The application's own log goes with it; the account keeps a record.

@@ -8,7 +8,7 @@ use serde::Deserialize;
 use super::{app_path, audit, keep_fresh_secret, owned, summary};
 use crate::auth::session::TypedSession;
 use crate::clients::{self, Grace};
-use crate::db::models::{Client, User};
+use crate::db::models::{Client, ClientSecret, User};
 use crate::db::{self, DbError};
 use crate::email::Template;
 use crate::error::AppError;
@@ -113,9 +113,9 @@ pub async fn reveal(
     }
     let mut ctx = tera::Context::new();
     ctx.insert("app", &summary(&client));
-    let lookup = client.clone();
+    let lookup = client.id;
     let secrets = db::run(&state.pool, move |conn| {
-        clients::secrets(conn, &lookup).map_err(DbError::from)
+        ClientSecret::all_for(conn, lookup).map_err(DbError::from)
     })
     .await?;
     let Some(current) = secrets.iter().find(|s| s.expires_at.is_none()) else {
@@ -243,9 +243,9 @@ pub async fn revoke_old(
 ) -> Result<HttpResponse, AppError> {
     let (client_id, secret_id) = path.into_inner();
     let client = owned(&state, &user, client_id).await?;
-    let target = client.clone();
+    let target = client.id;
     let revoked = db::run(&state.pool, move |conn| {
-        clients::revoke_old_secret(conn, &target, secret_id).map_err(DbError::from)
+        ClientSecret::end_grace(conn, target, secret_id, db::now()).map_err(DbError::from)
     })
     .await?;
     if !revoked {
