@@ -5,7 +5,7 @@
 //! endpoint cannot be used as an open redirector); then everything else, whose errors go back to
 //! the verified redirect URI with `error`, `error_description` and `state`.
 //!
-//! Once a request is valid, [`decide`] says what happens next from the session and the stored
+//! Once a request is valid, [`next`] says what happens next from the session and the stored
 //! consent, honouring OpenID Connect's `prompt` and `max_age` (OIDC Core §3.1.2.1): sign in
 //! (again), ask on the consent page, issue a code at once, or, for `prompt=none`, an error back
 //! to the client instead of any page.

@@ -1,6 +1,13 @@
 //! The OAuth 2.0 protocol, without HTTP: plain functions over typed inputs, so every rule can be
 //! tested without a server. `routes/` turns requests into these types and results into
-//! responses.
+//! responses, and decides nothing itself.
+//!
+//! One module per endpoint, each with one entry point: [`token::exchange`] (grants in
+//! [`grants`], issuing through [`issue`]), [`authorize::start`] / [`authorize::resume`] /
+//! [`authorize::answer`], [`introspect::answer`] (introspection and revocation),
+//! [`resource`] (the profile and userinfo resources, over [`bearer`]), and [`metadata`].
+//! Every endpoint reads its parameters through [`params`]; [`context::OAuthContext`] is the
+//! configuration they share. Queries are the models' (`db::models`), not these modules'.
 
 pub mod authorize;
 pub mod bearer;
