@@ -184,9 +184,7 @@ impl Application {
                 .wrap(every_response_headers(secure_cookies))
                 .wrap(from_fn(routes::limits::header_limits))
                 .wrap(from_fn(telemetry::log_request))
-                .wrap(middleware::NormalizePath::new(
-                    middleware::TrailingSlash::MergeOnly,
-                ))
+                .wrap(from_fn(routes::limits::merge_slashes))
                 .configure(routes::api)
                 .service(
                     web::scope("")

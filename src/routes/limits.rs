@@ -56,3 +56,50 @@ pub async fn header_limits(
 pub fn is_too_large(error: &actix_web::Error) -> bool {
     error.as_response_error().status_code() == StatusCode::PAYLOAD_TOO_LARGE
 }
+
+/// Merges repeated slashes in the path (`//oauth//token` is `/oauth/token`), as actix's
+/// `NormalizePath::new(TrailingSlash::MergeOnly)` did, but without its regex pass over every
+/// request's path: a path without `//`, which is every path a client library sends, is left as
+/// it is after one scan.
+pub async fn merge_slashes(
+    mut req: ServiceRequest,
+    next: Next<impl MessageBody + 'static>,
+) -> Result<ServiceResponse<impl MessageBody>, actix_web::Error> {
+    if req.path().contains("//") {
+        let merged = merged_path(req.path());
+        let mut parts = req.uri().clone().into_parts();
+        let path_and_query = match parts.path_and_query.as_ref().and_then(|pq| pq.query()) {
+            Some(query) => format!("{merged}?{query}"),
+            None => merged,
+        };
+        if let Ok(path_and_query) = path_and_query.parse() {
+            parts.path_and_query = Some(path_and_query);
+            if let Ok(uri) = actix_web::http::Uri::from_parts(parts) {
+                req.match_info_mut().get_mut().update(&uri);
+                req.head_mut().uri = uri;
+            }
+        }
+    }
+    next.call(req).await
+}
+
+/// `path` with every run of slashes replaced by one.
+fn merged_path(path: &str) -> String {
+    let mut merged = String::with_capacity(path.len());
+    for c in path.chars() {
+        if !(c == '/' && merged.ends_with('/')) {
+            merged.push(c);
+        }
+    }
+    merged
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn runs_of_slashes_become_one() {
+        assert_eq!(super::merged_path("//oauth///token"), "/oauth/token");
+        assert_eq!(super::merged_path("/oauth/token/"), "/oauth/token/");
+        assert_eq!(super::merged_path("/"), "/");
+    }
+}

@@ -330,3 +330,29 @@ async fn the_cli_allows_ten_redirect_uris_and_twenty_scopes() {
     assert!(out.success(), "{}", out.stderr);
     assert_eq!(app.count("clients"), 1);
 }
+
+#[tokio::test]
+async fn repeated_slashes_in_a_path_are_merged_and_the_query_kept() {
+    let app = spawn_app().await;
+    let client = app.merchant_client(&["--grant-type", "client_credentials"]);
+    let res = app
+        .api
+        .post(app.url("//oauth//token"))
+        .basic_auth(&client.client_id, Some(&client.secret))
+        .form(&[("grant_type", "client_credentials")])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 200);
+    // The query survives the merge: a secret in it is still refused.
+    let res = app
+        .api
+        .post(app.url("//oauth/token?client_secret=x"))
+        .basic_auth(&client.client_id, Some(&client.secret))
+        .form(&[("grant_type", "client_credentials")])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 400);
+    assert_eq!(app.get("//static//css/latchkey.css").await.status(), 200);
+}

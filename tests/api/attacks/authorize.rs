@@ -7,8 +7,8 @@ use latchkey::db::schema::clients;
 
 use super::{Expect, H, check};
 use crate::helpers::{
-    CALLBACK, CHALLENGE, END_USER, END_USER_PASSWORD, authorize_path, location, log_in_and_resume,
-    setup,
+    CALLBACK, CHALLENGE, END_USER, END_USER_PASSWORD, authorize_path, decide, location,
+    log_in_and_resume, setup,
 };
 use crate::helpers::{Html, MERCHANT_PASSWORD, spawn_app};
 
@@ -635,5 +635,44 @@ async fn request_objects_and_request_uris_are_refused_not_ignored() {
     ] {
         // OpenID Connect Discovery: left out, request_uri_parameter_supported means true.
         assert_eq!(meta[name], false, "case `metadata {name}`");
+    }
+}
+
+/// The consent answer checks the application as the return from the login page does: one whose
+/// redirect URI was unregistered, or that was disabled, while its consent page was open gets our
+/// error page for Allow and Deny alike, never a redirect to the old URI.
+#[tokio::test]
+async fn an_answer_after_the_redirect_uri_was_unregistered_goes_nowhere() {
+    for (decision, change) in [("allow", "uri"), ("deny", "uri"), ("allow", "disable")] {
+        let app = spawn_app().await;
+        let client = setup(&app);
+        let pairs = [
+            ("response_type", "code"),
+            ("client_id", client.client_id.as_str()),
+            ("redirect_uri", CALLBACK),
+            ("state", "s1"),
+        ];
+        let res = app.get(&authorize_path(&pairs)).await;
+        let res = log_in_and_resume(&app, &location(&res), END_USER, END_USER_PASSWORD).await;
+        assert_eq!(res.status(), 200, "{decision}/{change}: the consent page");
+        let consent = Html::parse(&res.text().await.unwrap());
+        let update =
+            diesel::update(clients::table.filter(clients::client_id.eq(&client.client_id)));
+        match change {
+            "uri" => update
+                .set(clients::redirect_uri.eq("https://app.example.com/other"))
+                .execute(&mut app.db.connect()),
+            _ => update
+                .set(clients::is_enabled.eq(false))
+                .execute(&mut app.db.connect()),
+        }
+        .unwrap();
+        let res = decide(&app, consent, decision).await;
+        let answer = check(&format!("{decision} after {change}"), res, &page()).await;
+        assert!(
+            answer.body.contains("Application unavailable"),
+            "{decision}/{change}: {}",
+            answer.body
+        );
     }
 }
