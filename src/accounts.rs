@@ -13,7 +13,7 @@ use crate::db::models::{
     AccessToken, EmailToken, NewUser, Purpose, RefreshToken, SessionRow, User,
 };
 use crate::db::{self, AnyConnection, DbError};
-use crate::domain::{DisplayName, Email, GrantType, NewPassword, Username};
+use crate::domain::{DisplayName, Email, GrantType, NewPassword, UserId, Username};
 
 /// Email verification links live a day; password reset links an hour.
 pub const VERIFY_TTL: TimeDelta = TimeDelta::hours(24);
@@ -244,7 +244,7 @@ fn locked_out(locked: throttle::Locked, now: NaiveDateTime) -> SignInError {
 /// a superseded change of address cannot be confirmed later.
 pub fn issue_email_token(
     conn: &mut AnyConnection,
-    user_id: i64,
+    user_id: UserId,
     purpose: Purpose,
     email: Option<&str>,
 ) -> QueryResult<String> {
@@ -256,7 +256,7 @@ pub fn issue_email_token(
 /// [`issue_email_token`] inside a transaction the caller holds.
 fn new_email_token(
     conn: &mut AnyConnection,
-    user_id: i64,
+    user_id: UserId,
     purpose: Purpose,
     email: Option<&str>,
     now: NaiveDateTime,
@@ -453,7 +453,7 @@ pub fn reset_password(
 /// can still take the account back. Clears the sign-in lock.
 pub fn set_password(
     conn: &mut AnyConnection,
-    user_id: i64,
+    user_id: UserId,
     new_hash: &str,
     now: NaiveDateTime,
 ) -> QueryResult<()> {
@@ -469,7 +469,7 @@ pub fn set_password(
 /// Ends every session of the account and revokes what the password grant issued for it: the
 /// access that knowing the password gave, without the consent pages that the other grants
 /// went through (those stay under Authorized apps, where the person can revoke them).
-fn end_access(conn: &mut AnyConnection, user_id: i64, now: NaiveDateTime) -> QueryResult<()> {
+fn end_access(conn: &mut AnyConnection, user_id: UserId, now: NaiveDateTime) -> QueryResult<()> {
     SessionRow::delete_for_user(conn, user_id)?;
     let password = GrantType::Password.as_str();
     AccessToken::revoke_begun_by(conn, user_id, password, now)?;

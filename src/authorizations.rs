@@ -11,7 +11,7 @@ use diesel::QueryResult;
 
 use crate::db::models::{AccessToken, AuthorizationCode, Client, Consent, RefreshToken};
 use crate::db::{self, AnyConnection};
-use crate::domain::Scopes;
+use crate::domain::{ClientRowId, Scopes, UserId};
 
 /// One authorized application, as the list shows it.
 #[derive(Debug, Clone, serde::Serialize)]
@@ -24,12 +24,12 @@ pub struct Authorized {
 }
 
 /// Applications holding live tokens for `user_id`, by name.
-pub fn list(conn: &mut AnyConnection, user_id: i64) -> QueryResult<Vec<Authorized>> {
+pub fn list(conn: &mut AnyConnection, user_id: UserId) -> QueryResult<Vec<Authorized>> {
     let now = db::now();
     let refresh = RefreshToken::live_grants_of(conn, user_id, now)?;
     let access = AccessToken::live_grants_of(conn, user_id, now)?;
     let consented = Consent::granted_by(conn, user_id)?;
-    let mut by_client: BTreeMap<i64, (Client, Scopes, NaiveDateTime)> = BTreeMap::new();
+    let mut by_client: BTreeMap<ClientRowId, (Client, Scopes, NaiveDateTime)> = BTreeMap::new();
     for (client, scope, created) in consented.into_iter().chain(refresh).chain(access) {
         let entry = by_client
             .entry(client.id)
@@ -64,7 +64,7 @@ pub fn list(conn: &mut AnyConnection, user_id: i64) -> QueryResult<Vec<Authorize
 /// time then either claimed its code before this transaction touched it (this one waits for
 /// it, and its tokens are revoked below) or finds the consent gone: either way the application
 /// keeps nothing.
-pub fn revoke(conn: &mut AnyConnection, user_id: i64, client_id: &str) -> QueryResult<usize> {
+pub fn revoke(conn: &mut AnyConnection, user_id: UserId, client_id: &str) -> QueryResult<usize> {
     let now = db::now();
     let Some(client) = Client::find_by_client_id(conn, client_id)? else {
         return Ok(0);

@@ -12,6 +12,7 @@ use subtle::ConstantTimeEq as _;
 
 use super::session_store::{SEEN_AT_KEY as SEEN_AT, USER_ID_KEY};
 use crate::crypto;
+use crate::domain::UserId;
 
 const SIGNED_IN_AT: &str = "signed_in_at";
 const REAUTH_AT: &str = "reauth_at";
@@ -45,7 +46,7 @@ impl TypedSession {
     }
 
     /// Signs `user_id` in: a new session id (no fixation, ASVS V7.2.4), a fresh CSRF token.
-    pub fn log_in(&self, user_id: i64) -> Result<(), actix_session::SessionInsertError> {
+    pub fn log_in(&self, user_id: UserId) -> Result<(), actix_session::SessionInsertError> {
         self.restart()?;
         self.0.insert(USER_ID_KEY, user_id)?;
         self.0.insert(SIGNED_IN_AT, now())?;
@@ -80,8 +81,8 @@ impl TypedSession {
     }
 
     /// The signed-in user, unless the session has passed its absolute timeout.
-    pub fn user_id(&self) -> Option<i64> {
-        let user_id = self.0.get::<i64>(USER_ID_KEY).ok().flatten()?;
+    pub fn user_id(&self) -> Option<UserId> {
+        let user_id = self.0.get::<UserId>(USER_ID_KEY).ok().flatten()?;
         let signed_in_at = self.0.get::<i64>(SIGNED_IN_AT).ok().flatten()?;
         if now() - signed_in_at > ABSOLUTE_TIMEOUT.num_seconds() {
             self.0.purge();

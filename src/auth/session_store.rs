@@ -13,6 +13,7 @@ use chrono::TimeDelta;
 use crate::crypto;
 use crate::db::models::SessionRow;
 use crate::db::{self, DbError, Pool};
+use crate::domain::UserId;
 
 /// The state key under which the signed-in user's id is kept (see `auth::session`).
 pub const USER_ID_KEY: &str = "user_id";
@@ -41,7 +42,7 @@ impl DbSessionStore {
 type State = HashMap<String, String>;
 
 /// actix-session stores each value as JSON text; the user id is a JSON number.
-fn user_id_of(state: &State) -> Option<i64> {
+fn user_id_of(state: &State) -> Option<UserId> {
     state.get(USER_ID_KEY).and_then(|v| v.parse().ok())
 }
 

@@ -3,13 +3,18 @@
 //!
 //! Each `parse` returns [`Invalid`] with a message written to sit beside the field it is about
 //! ("must be at least 10 characters"); the caller adds the field's name.
+//!
+//! Row ids that cross modules have a type per table too ([`UserId`], [`ClientRowId`],
+//! [`AuthorizationCodeId`], [`RefreshTokenId`]), so that one cannot be passed for another.
 
 mod account;
 mod client;
+mod ids;
 mod scope;
 
 pub use account::{DisplayName, Email, NewPassword, Username};
 pub use client::{ClientId, ClientName, GrantType, RedirectUri, RedirectUris, initials};
+pub use ids::{AuthorizationCodeId, ClientRowId, RefreshTokenId, UserId};
 pub use scope::{ScopeName, Scopes};
 
 /// Why a raw value was refused. The text completes a sentence that begins with the field name.

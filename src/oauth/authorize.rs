@@ -31,7 +31,7 @@ use crate::crypto;
 use crate::db::models::authorization_code::NewAuthorizationCode;
 use crate::db::models::{AuthorizationCode, Client, Consent, Scope, User};
 use crate::db::{self, AnyConnection};
-use crate::domain::{GrantType, Scopes};
+use crate::domain::{GrantType, Scopes, UserId};
 
 /// Reads an authorization request's query string: the names of [`params::AUTHORIZE`], in
 /// either spelling, with a repeat noted rather than refused until the redirect URI is known.
@@ -469,7 +469,7 @@ impl SignedIn {
 /// Who the session says is signed in, and since when.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Person {
-    pub user_id: i64,
+    pub user_id: UserId,
     pub signed_in: SignedIn,
     /// `signed_in` as stored with a code (OIDC Core §2 `auth_time`).
     auth_time: chrono::NaiveDateTime,
@@ -477,7 +477,7 @@ pub struct Person {
 
 impl Person {
     /// `None` for a sign-in time that is not a date, which the session never holds.
-    pub fn new(user_id: i64, signed_in_at: i64) -> Option<Self> {
+    pub fn new(user_id: UserId, signed_in_at: i64) -> Option<Self> {
         let signed_in = SignedIn { at: signed_in_at };
         Some(Self {
             user_id,

@@ -13,7 +13,7 @@ use super::jwt::{ACCESS_TOKEN_TYP, AccessClaims};
 use crate::crypto;
 use crate::db::AnyConnection;
 use crate::db::models::{AccessToken, Client, NewAccessToken, NewRefreshToken, RefreshToken};
-use crate::domain::{GrantType, Scopes};
+use crate::domain::{AuthorizationCodeId, GrantType, Scopes, UserId};
 
 /// A successful token response, before a dialect spells it.
 #[derive(Debug, Clone)]
@@ -59,10 +59,10 @@ pub enum RefreshPlan<'a> {
 /// What a grant decided to issue.
 pub struct Grantee<'a> {
     pub client: &'a Client,
-    pub user_id: i64,
+    pub user_id: UserId,
     pub grant_type: GrantType,
     pub scope: Scopes,
-    pub authorization_code_id: Option<i64>,
+    pub authorization_code_id: Option<AuthorizationCodeId>,
 }
 
 /// Tokens made but not yet stored: the CPU-bound half of issuing, done before any database

@@ -4,6 +4,7 @@ use jsonwebtoken::{Validation, decode, decode_header};
 use serde::{Deserialize, Serialize};
 
 use super::keys::KeyRing;
+use crate::domain::UserId;
 
 /// RFC 9068 §2.1: access tokens carry `typ: at+jwt`, so an ID token or any other JWT signed by
 /// the same key is never accepted as one.
@@ -32,7 +33,7 @@ impl AccessClaims {
         self.scope.split(' ').any(|s| s == name)
     }
 
-    pub fn user_id(&self) -> Option<i64> {
+    pub fn user_id(&self) -> Option<UserId> {
         self.sub.parse().ok()
     }
 }

@@ -8,6 +8,7 @@ use serde::Serialize;
 use super::bearer::{self, BearerError};
 use super::context::OAuthContext;
 use crate::db::AnyConnection;
+use crate::domain::UserId;
 
 /// The scope `/v1/user/profile` needs.
 pub const PROFILE_SCOPE: &str = "get_user_profile";
@@ -15,7 +16,7 @@ pub const PROFILE_SCOPE: &str = "get_user_profile";
 /// `/v1/user/profile`'s body: the token's user as Revenue Monster describes one.
 #[derive(Debug, Serialize)]
 pub struct Profile {
-    pub id: i64,
+    pub id: UserId,
     pub username: String,
     pub name: String,
 }

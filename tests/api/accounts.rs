@@ -4,11 +4,12 @@
 use diesel::prelude::*;
 use latchkey::db::models::User;
 use latchkey::db::schema::sessions;
+use latchkey::domain::UserId;
 use reqwest::cookie::CookieStore as _;
 
 use crate::helpers::{Html, MERCHANT_PASSWORD, TestApp, link_in, location, spawn_app};
 
-fn session_rows(app: &TestApp) -> Vec<(String, Option<i64>)> {
+fn session_rows(app: &TestApp) -> Vec<(String, Option<UserId>)> {
     sessions::table
         .select((sessions::session_key, sessions::user_id))
         .load(&mut app.db.connect())

@@ -3,6 +3,7 @@
 use diesel::prelude::*;
 use latchkey::db::models::{Client, ClientSecret, User};
 use latchkey::db::schema::client_secrets;
+use latchkey::domain::UserId;
 
 use crate::helpers::spawn_app;
 
@@ -23,7 +24,7 @@ async fn user_create_reads_the_password_from_stdin_and_stores_only_a_hash() {
         "correct horse battery\n",
     );
     assert!(out.success(), "{}", out.stderr);
-    let id: i64 = out.stdout.trim().parse().unwrap();
+    let id: UserId = out.stdout.trim().parse().unwrap();
 
     let mut conn = app.db.connect();
     let user = User::find_by_username(&mut conn, "yussuf")

@@ -2,6 +2,7 @@
 //! codes written straight to the database as the authorization endpoint would.
 
 use latchkey::db::models::{AuthorizationCode, Client, Consent, NewAuthorizationCode};
+use latchkey::domain::UserId;
 use serde_json::{Value, json};
 
 use crate::helpers::{TestApp, TestClient, spawn_app};
@@ -31,6 +32,7 @@ impl Default for CodeSpec<'_> {
 /// Stores a code for `client_id` and the merchant user, with the consent it was issued under;
 /// returns the code in clear.
 fn issue_code(app: &TestApp, client_id: &str, user_id: i64, spec: CodeSpec<'_>) -> String {
+    let user_id = UserId::new(user_id);
     let mut conn = app.db.connect();
     let client = Client::find_by_client_id(&mut conn, client_id)
         .unwrap()

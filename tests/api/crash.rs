@@ -98,8 +98,9 @@ fn issue_codes(app: &TestApp, client: &TestClient, n: usize) -> Vec<String> {
         .unwrap()
         .unwrap();
     let now = chrono::Utc::now().naive_utc();
+    let owner = latchkey::domain::UserId::new(client.owner_id);
     // The consent the codes were issued under: the code grant checks it still holds.
-    Consent::grant(&mut conn, client.owner_id, row.id, "get_user_profile", now).unwrap();
+    Consent::grant(&mut conn, owner, row.id, "get_user_profile", now).unwrap();
     (0..n)
         .map(|_| {
             let code = latchkey::crypto::random_token(32);
@@ -107,7 +108,7 @@ fn issue_codes(app: &TestApp, client: &TestClient, n: usize) -> Vec<String> {
                 &mut conn,
                 &NewAuthorizationCode {
                     client_id: row.id,
-                    user_id: client.owner_id,
+                    user_id: owner,
                     code: &latchkey::crypto::token_digest(&code),
                     scope: "get_user_profile",
                     redirect_uri: REDIRECT,

@@ -13,6 +13,7 @@ use diesel::prelude::*;
 use latchkey::config::{DatabaseUrl, LogFormat, SecretKeyMaterial, Settings};
 use latchkey::crypto::ServerKey;
 use latchkey::db::{AnyConnection, ConnectionManager};
+use latchkey::domain::UserId;
 use latchkey::startup::Application;
 use rand::RngCore as _;
 use reqwest::Url;
@@ -222,7 +223,7 @@ impl TestApp {
     }
 
     /// Creates a user through the CLI and returns its id.
-    pub fn create_user(&self, username: &str, password: &str) -> i64 {
+    pub fn create_user(&self, username: &str, password: &str) -> UserId {
         let out = self.cli(
             &[
                 "user",
@@ -267,6 +268,7 @@ impl TestApp {
 pub struct TestClient {
     pub client_id: String,
     pub secret: String,
+    /// The owner's user id, as the number responses show.
     pub owner_id: i64,
 }
 
@@ -280,7 +282,8 @@ impl TestApp {
             {
                 Some(user) => user.id,
                 None => self.create_user("merchant", MERCHANT_PASSWORD),
-            };
+            }
+            .get();
         let created = self.create_client("merchant", extra);
         TestClient {
             client_id: created["client_id"].as_str().unwrap().to_owned(),

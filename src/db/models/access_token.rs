@@ -7,20 +7,21 @@ use diesel::prelude::*;
 use super::{Client, User};
 use crate::db::AnyConnection;
 use crate::db::schema::{client_access_tokens, client_refresh_tokens, clients, users};
+use crate::domain::{AuthorizationCodeId, ClientRowId, RefreshTokenId, UserId};
 
 #[derive(Debug, Clone, Queryable, Selectable, Identifiable)]
 #[diesel(table_name = client_access_tokens)]
 pub struct AccessToken {
     pub id: i64,
-    pub client_id: i64,
-    pub user_id: i64,
-    pub client_refresh_token_id: Option<i64>,
+    pub client_id: ClientRowId,
+    pub user_id: UserId,
+    pub client_refresh_token_id: Option<RefreshTokenId>,
     /// SHA-256 of the token.
     pub access_token: String,
     pub grant_type: String,
     pub scope: String,
     pub audience: String,
-    pub client_authorization_code_id: Option<i64>,
+    pub client_authorization_code_id: Option<AuthorizationCodeId>,
     pub expired_at: NaiveDateTime,
     pub created_at: NaiveDateTime,
     pub revoked_at: Option<NaiveDateTime>,
@@ -29,14 +30,14 @@ pub struct AccessToken {
 #[derive(Debug, Insertable)]
 #[diesel(table_name = client_access_tokens)]
 pub struct NewAccessToken<'a> {
-    pub client_id: i64,
-    pub user_id: i64,
-    pub client_refresh_token_id: Option<i64>,
+    pub client_id: ClientRowId,
+    pub user_id: UserId,
+    pub client_refresh_token_id: Option<RefreshTokenId>,
     pub access_token: &'a str,
     pub grant_type: &'a str,
     pub scope: &'a str,
     pub audience: &'a str,
-    pub client_authorization_code_id: Option<i64>,
+    pub client_authorization_code_id: Option<AuthorizationCodeId>,
     pub expired_at: NaiveDateTime,
     pub created_at: NaiveDateTime,
 }
@@ -115,7 +116,7 @@ impl AccessToken {
     /// applications the person has authorized (`authorizations::list`).
     pub fn live_grants_of(
         conn: &mut AnyConnection,
-        user_id: i64,
+        user_id: UserId,
         now: NaiveDateTime,
     ) -> QueryResult<Vec<(Client, String, NaiveDateTime)>> {
         client_access_tokens::table
@@ -136,8 +137,8 @@ impl AccessToken {
     /// (the person revoking the application). Returns how many there were.
     pub fn revoke_grants(
         conn: &mut AnyConnection,
-        user_id: i64,
-        client: i64,
+        user_id: UserId,
+        client: ClientRowId,
         now: NaiveDateTime,
     ) -> QueryResult<usize> {
         diesel::update(
@@ -155,7 +156,7 @@ impl AccessToken {
     /// portable across both databases.
     pub fn count_issued(
         conn: &mut AnyConnection,
-        client: i64,
+        client: ClientRowId,
         start: NaiveDateTime,
         end: NaiveDateTime,
     ) -> QueryResult<i64> {
@@ -190,7 +191,7 @@ impl AccessToken {
     /// `RefreshToken::revoke_families_begun_by`).
     pub fn revoke_begun_by(
         conn: &mut AnyConnection,
-        user_id: i64,
+        user_id: UserId,
         grant_type: &str,
         now: NaiveDateTime,
     ) -> QueryResult<usize> {
@@ -199,7 +200,7 @@ impl AccessToken {
             .filter(client_refresh_tokens::grant_type.eq(grant_type))
             .select(client_refresh_tokens::family_id)
             .load(conn)?;
-        let from_families: Vec<Option<i64>> = client_refresh_tokens::table
+        let from_families: Vec<Option<RefreshTokenId>> = client_refresh_tokens::table
             .filter(client_refresh_tokens::family_id.eq_any(&families))
             .select(client_refresh_tokens::id.nullable())
             .load(conn)?;

@@ -5,13 +5,14 @@ use diesel::prelude::*;
 
 use crate::db::AnyConnection;
 use crate::db::schema::audit_events;
+use crate::domain::{ClientRowId, UserId};
 
 #[derive(Debug, Clone, Queryable, Selectable, Identifiable)]
 #[diesel(table_name = audit_events)]
 pub struct AuditEvent {
     pub id: i64,
-    pub user_id: Option<i64>,
-    pub client_id: Option<i64>,
+    pub user_id: Option<UserId>,
+    pub client_id: Option<ClientRowId>,
     pub action: String,
     pub detail: String,
     pub ip: Option<String>,
@@ -21,8 +22,8 @@ pub struct AuditEvent {
 impl AuditEvent {
     pub fn record(
         conn: &mut AnyConnection,
-        user_id: Option<i64>,
-        client_id: Option<i64>,
+        user_id: Option<UserId>,
+        client_id: Option<ClientRowId>,
         action: &str,
         detail: &str,
         ip: Option<&str>,
@@ -43,7 +44,7 @@ impl AuditEvent {
     /// The latest events of an application, newest first.
     pub fn for_client(
         conn: &mut AnyConnection,
-        client_id: i64,
+        client_id: ClientRowId,
         limit: i64,
     ) -> QueryResult<Vec<AuditEvent>> {
         audit_events::table
@@ -59,7 +60,7 @@ impl AuditEvent {
     /// Whether `user_id` signed in from `ip` in the last 30 days.
     pub fn seen_sign_in_from(
         conn: &mut AnyConnection,
-        user_id: i64,
+        user_id: UserId,
         ip: &str,
     ) -> QueryResult<bool> {
         let since = crate::db::now() - chrono::TimeDelta::days(30);

@@ -6,13 +6,14 @@ use diesel::prelude::*;
 
 use crate::db::AnyConnection;
 use crate::db::schema::{client_access_tokens, client_authorization_codes, client_refresh_tokens};
+use crate::domain::{AuthorizationCodeId, ClientRowId, UserId};
 
 #[derive(Debug, Clone, Queryable, Selectable, Identifiable)]
 #[diesel(table_name = client_authorization_codes)]
 pub struct AuthorizationCode {
-    pub id: i64,
-    pub client_id: i64,
-    pub user_id: i64,
+    pub id: AuthorizationCodeId,
+    pub client_id: ClientRowId,
+    pub user_id: UserId,
     /// SHA-256 of the code.
     pub code: String,
     pub scope: String,
@@ -33,8 +34,8 @@ pub struct AuthorizationCode {
 #[derive(Debug, Insertable)]
 #[diesel(table_name = client_authorization_codes)]
 pub struct NewAuthorizationCode<'a> {
-    pub client_id: i64,
-    pub user_id: i64,
+    pub client_id: ClientRowId,
+    pub user_id: UserId,
     pub code: &'a str,
     pub scope: &'a str,
     pub redirect_uri: &'a str,
@@ -68,7 +69,7 @@ impl AuthorizationCode {
 
     /// Marks the code used if nobody has: exactly one of any number of concurrent redemptions
     /// wins.
-    pub fn claim(conn: &mut AnyConnection, id: i64) -> QueryResult<bool> {
+    pub fn claim(conn: &mut AnyConnection, id: AuthorizationCodeId) -> QueryResult<bool> {
         diesel::update(
             client_authorization_codes::table
                 .filter(client_authorization_codes::id.eq(id))
@@ -84,8 +85,8 @@ impl AuthorizationCode {
     /// how many there were.
     pub fn retire_outstanding(
         conn: &mut AnyConnection,
-        user_id: i64,
-        client: i64,
+        user_id: UserId,
+        client: ClientRowId,
         now: NaiveDateTime,
     ) -> QueryResult<usize> {
         diesel::update(
@@ -101,7 +102,11 @@ impl AuthorizationCode {
 
     /// Revokes every token issued from the code, and every later token of their families
     /// (RFC 6749 §4.1.2: a code used twice SHOULD revoke what it issued).
-    pub fn revoke_issued(conn: &mut AnyConnection, id: i64, now: NaiveDateTime) -> QueryResult<()> {
+    pub fn revoke_issued(
+        conn: &mut AnyConnection,
+        id: AuthorizationCodeId,
+        now: NaiveDateTime,
+    ) -> QueryResult<()> {
         let families: Vec<String> = client_refresh_tokens::table
             .filter(client_refresh_tokens::client_authorization_code_id.eq(id))
             .select(client_refresh_tokens::family_id)

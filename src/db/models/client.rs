@@ -7,12 +7,13 @@ use diesel::prelude::*;
 use super::ClientSecret;
 use crate::db::AnyConnection;
 use crate::db::schema::{client_secrets, clients, users};
+use crate::domain::{ClientRowId, UserId};
 use crate::domain::{GrantType, RedirectUris, Scopes};
 
 #[derive(Debug, Clone, Queryable, Selectable, Identifiable)]
 #[diesel(table_name = clients)]
 pub struct Client {
-    pub id: i64,
+    pub id: ClientRowId,
     pub client_id: String,
     pub name: String,
     pub description: String,
@@ -20,7 +21,7 @@ pub struct Client {
     pub logo_url: Option<String>,
     pub privacy_policy_url: Option<String>,
     /// The owner.
-    pub user_id: i64,
+    pub user_id: UserId,
     pub is_live: bool,
     /// Space-separated registered redirect URIs.
     pub redirect_uri: String,
@@ -48,7 +49,7 @@ pub struct NewClient<'a> {
     pub home_page_url: Option<&'a str>,
     pub logo_url: Option<&'a str>,
     pub privacy_policy_url: Option<&'a str>,
-    pub user_id: i64,
+    pub user_id: UserId,
     pub is_live: bool,
     pub redirect_uri: &'a str,
     pub grant_types: &'a str,
@@ -143,7 +144,7 @@ impl Client {
     /// like a missing one: the portal answers 404 for both.
     pub fn find_owned(
         conn: &mut AnyConnection,
-        owner_id: i64,
+        owner_id: UserId,
         client_id: &str,
     ) -> QueryResult<Option<Client>> {
         clients::table
@@ -155,7 +156,7 @@ impl Client {
     }
 
     /// `owner_id`'s applications, newest first.
-    pub fn list_owned(conn: &mut AnyConnection, owner_id: i64) -> QueryResult<Vec<Client>> {
+    pub fn list_owned(conn: &mut AnyConnection, owner_id: UserId) -> QueryResult<Vec<Client>> {
         clients::table
             .filter(clients::user_id.eq(owner_id))
             .order(clients::id.desc())
@@ -164,7 +165,7 @@ impl Client {
     }
 
     /// The row again, after a change.
-    fn reload(conn: &mut AnyConnection, id: i64) -> QueryResult<Client> {
+    fn reload(conn: &mut AnyConnection, id: ClientRowId) -> QueryResult<Client> {
         clients::table
             .find(id)
             .select(Client::as_select())
@@ -175,7 +176,7 @@ impl Client {
     /// introspect any token is the operator's decision). Returns the updated row.
     pub fn set_resource_server(
         conn: &mut AnyConnection,
-        id: i64,
+        id: ClientRowId,
         resource_server: bool,
         now: NaiveDateTime,
     ) -> QueryResult<Client> {
@@ -192,7 +193,7 @@ impl Client {
     /// returns the updated row.
     pub fn update_settings(
         conn: &mut AnyConnection,
-        id: i64,
+        id: ClientRowId,
         settings: &ClientSettings<'_>,
         now: NaiveDateTime,
     ) -> QueryResult<Client> {
@@ -216,7 +217,7 @@ impl Client {
     /// Turns the client on or off (`is_enabled`; the owner's switch in the portal).
     pub fn set_enabled(
         conn: &mut AnyConnection,
-        id: i64,
+        id: ClientRowId,
         enabled: bool,
         now: NaiveDateTime,
     ) -> QueryResult<()> {
@@ -228,7 +229,7 @@ impl Client {
 
     /// Deletes the application. Its secrets, codes and tokens go with it (foreign keys
     /// cascade), so every token it issued stops working at once.
-    pub fn delete(conn: &mut AnyConnection, id: i64) -> QueryResult<()> {
+    pub fn delete(conn: &mut AnyConnection, id: ClientRowId) -> QueryResult<()> {
         diesel::delete(clients::table.find(id))
             .execute(conn)
             .map(|_| ())

@@ -6,13 +6,14 @@ use diesel::prelude::*;
 
 use crate::db::AnyConnection;
 use crate::db::schema::{client_secrets, clients};
+use crate::domain::ClientRowId;
 
 #[derive(Debug, Clone, Queryable, Selectable, Identifiable)]
 #[diesel(table_name = client_secrets)]
 pub struct ClientSecret {
     pub id: i64,
     /// `clients.id`
-    pub client_id: i64,
+    pub client_id: ClientRowId,
     pub secret_digest: String,
     pub secret_encrypted: String,
     pub secret_hint: String,
@@ -24,7 +25,7 @@ pub struct ClientSecret {
 #[derive(Debug, Insertable)]
 #[diesel(table_name = client_secrets)]
 pub struct NewClientSecret<'a> {
-    pub client_id: i64,
+    pub client_id: ClientRowId,
     pub secret_digest: &'a str,
     pub secret_encrypted: &'a str,
     pub secret_hint: &'a str,
@@ -45,7 +46,7 @@ impl ClientSecret {
     /// The secrets of a client that still work at `now`, newest first.
     pub fn active_for(
         conn: &mut AnyConnection,
-        client: i64,
+        client: ClientRowId,
         now: NaiveDateTime,
     ) -> QueryResult<Vec<ClientSecret>> {
         client_secrets::table
@@ -61,7 +62,10 @@ impl ClientSecret {
     }
 
     /// Every secret of a client, newest first, active or not.
-    pub fn all_for(conn: &mut AnyConnection, client: i64) -> QueryResult<Vec<ClientSecret>> {
+    pub fn all_for(
+        conn: &mut AnyConnection,
+        client: ClientRowId,
+    ) -> QueryResult<Vec<ClientSecret>> {
         client_secrets::table
             .filter(client_secrets::client_id.eq(client))
             .order(client_secrets::id.desc())
@@ -110,7 +114,7 @@ impl ClientSecret {
     /// transaction, so that at most two secrets are ever active.
     pub fn begin_rotation(
         conn: &mut AnyConnection,
-        client: i64,
+        client: ClientRowId,
         now: NaiveDateTime,
         grace_ends: NaiveDateTime,
     ) -> QueryResult<()> {
@@ -135,7 +139,7 @@ impl ClientSecret {
     /// no such secret (another client's, the current one, or one already over).
     pub fn end_grace(
         conn: &mut AnyConnection,
-        client: i64,
+        client: ClientRowId,
         id: i64,
         now: NaiveDateTime,
     ) -> QueryResult<bool> {

@@ -6,14 +6,15 @@ use diesel::prelude::*;
 use super::Client;
 use crate::db::AnyConnection;
 use crate::db::schema::{clients, consents};
+use crate::domain::{ClientRowId, UserId};
 
 #[derive(Debug, Clone, Queryable, Selectable, Identifiable)]
 #[diesel(table_name = consents)]
 pub struct Consent {
     pub id: i64,
-    pub user_id: i64,
+    pub user_id: UserId,
     /// `clients.id`
-    pub client_id: i64,
+    pub client_id: ClientRowId,
     pub scope: String,
     pub created_at: NaiveDateTime,
     pub updated_at: NaiveDateTime,
@@ -22,8 +23,8 @@ pub struct Consent {
 impl Consent {
     pub fn find(
         conn: &mut AnyConnection,
-        user_id: i64,
-        client: i64,
+        user_id: UserId,
+        client: ClientRowId,
     ) -> QueryResult<Option<Consent>> {
         consents::table
             .filter(consents::user_id.eq(user_id))
@@ -37,8 +38,8 @@ impl Consent {
     /// `INSERT … ON CONFLICT DO UPDATE` on either backend.
     pub fn grant(
         conn: &mut AnyConnection,
-        user_id: i64,
-        client: i64,
+        user_id: UserId,
+        client: ClientRowId,
         scope: &str,
         now: NaiveDateTime,
     ) -> QueryResult<()> {
@@ -61,7 +62,11 @@ impl Consent {
         .map(|_| ())
     }
 
-    pub fn delete(conn: &mut AnyConnection, user_id: i64, client: i64) -> QueryResult<usize> {
+    pub fn delete(
+        conn: &mut AnyConnection,
+        user_id: UserId,
+        client: ClientRowId,
+    ) -> QueryResult<usize> {
         diesel::delete(
             consents::table
                 .filter(consents::user_id.eq(user_id))
@@ -70,7 +75,7 @@ impl Consent {
         .execute(conn)
     }
 
-    pub fn for_user(conn: &mut AnyConnection, user_id: i64) -> QueryResult<Vec<Consent>> {
+    pub fn for_user(conn: &mut AnyConnection, user_id: UserId) -> QueryResult<Vec<Consent>> {
         consents::table
             .filter(consents::user_id.eq(user_id))
             .select(Consent::as_select())
@@ -81,7 +86,7 @@ impl Consent {
     /// when, in one statement (`authorizations::list`).
     pub fn granted_by(
         conn: &mut AnyConnection,
-        user_id: i64,
+        user_id: UserId,
     ) -> QueryResult<Vec<(Client, String, NaiveDateTime)>> {
         consents::table
             .inner_join(clients::table)

@@ -5,6 +5,7 @@ use diesel::prelude::*;
 
 use crate::db::AnyConnection;
 use crate::db::schema::email_tokens;
+use crate::domain::UserId;
 
 /// What a token is for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -29,7 +30,7 @@ impl Purpose {
 #[diesel(table_name = email_tokens)]
 pub struct EmailToken {
     pub id: i64,
-    pub user_id: i64,
+    pub user_id: UserId,
     pub purpose: String,
     pub token: String,
     pub email: Option<String>,
@@ -41,7 +42,7 @@ pub struct EmailToken {
 impl EmailToken {
     pub fn insert(
         conn: &mut AnyConnection,
-        user_id: i64,
+        user_id: UserId,
         purpose: Purpose,
         digest: &str,
         email: Option<&str>,
@@ -94,7 +95,7 @@ impl EmailToken {
     /// link outlives a change it should not survive. Returns how many there were.
     pub fn retire(
         conn: &mut AnyConnection,
-        user_id: i64,
+        user_id: UserId,
         purposes: &[Purpose],
         now: NaiveDateTime,
     ) -> QueryResult<usize> {

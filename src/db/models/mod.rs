@@ -11,7 +11,10 @@
 //! counts (`FLOW_STATEMENTS` in the API tests, `bench/`) are made of them.
 //!
 //! Methods take ids and plain values, and the time as `now` from the caller, rather than
-//! reading the clock themselves, so one operation uses one instant throughout.
+//! reading the clock themselves, so one operation uses one instant throughout. The ids that
+//! travel between modules are typed (`crate::domain::{UserId, ClientRowId, AuthorizationCodeId,
+//! RefreshTokenId}`), in the row types' fields as in the methods' parameters, so a user's id
+//! cannot be passed where an application's is expected.
 
 /// Deletes the rows of `$table` matching `$condition`, at most `$batch` per statement, until
 /// none is left, and evaluates to how many went: a `SELECT id … LIMIT` then a `DELETE … WHERE

@@ -8,20 +8,21 @@ use diesel::prelude::*;
 use super::Client;
 use crate::db::AnyConnection;
 use crate::db::schema::{client_refresh_tokens, clients, users};
+use crate::domain::{AuthorizationCodeId, ClientRowId, RefreshTokenId, UserId};
 
 #[derive(Debug, Clone, Queryable, Selectable, Identifiable)]
 #[diesel(table_name = client_refresh_tokens)]
 pub struct RefreshToken {
-    pub id: i64,
-    pub client_id: i64,
-    pub user_id: i64,
+    pub id: RefreshTokenId,
+    pub client_id: ClientRowId,
+    pub user_id: UserId,
     /// SHA-256 of the token.
     pub refresh_token: String,
     pub grant_type: String,
     pub scope: String,
     pub audience: String,
     pub family_id: String,
-    pub client_authorization_code_id: Option<i64>,
+    pub client_authorization_code_id: Option<AuthorizationCodeId>,
     pub expired_at: NaiveDateTime,
     pub created_at: NaiveDateTime,
     pub used_at: Option<NaiveDateTime>,
@@ -31,21 +32,24 @@ pub struct RefreshToken {
 #[derive(Debug, Insertable)]
 #[diesel(table_name = client_refresh_tokens)]
 pub struct NewRefreshToken<'a> {
-    pub client_id: i64,
-    pub user_id: i64,
+    pub client_id: ClientRowId,
+    pub user_id: UserId,
     pub refresh_token: &'a str,
     pub grant_type: &'a str,
     pub scope: &'a str,
     pub audience: &'a str,
     pub family_id: &'a str,
-    pub client_authorization_code_id: Option<i64>,
+    pub client_authorization_code_id: Option<AuthorizationCodeId>,
     pub expired_at: NaiveDateTime,
     pub created_at: NaiveDateTime,
 }
 
 impl RefreshToken {
     /// Inserts and returns the new row's id.
-    pub fn insert(conn: &mut AnyConnection, new: &NewRefreshToken<'_>) -> QueryResult<i64> {
+    pub fn insert(
+        conn: &mut AnyConnection,
+        new: &NewRefreshToken<'_>,
+    ) -> QueryResult<RefreshTokenId> {
         diesel::insert_into(client_refresh_tokens::table)
             .values(new)
             .returning(client_refresh_tokens::id)
@@ -87,7 +91,7 @@ impl RefreshToken {
     /// person has authorized (`authorizations::list`).
     pub fn live_grants_of(
         conn: &mut AnyConnection,
-        user_id: i64,
+        user_id: UserId,
         now: NaiveDateTime,
     ) -> QueryResult<Vec<(Client, String, NaiveDateTime)>> {
         client_refresh_tokens::table
@@ -109,8 +113,8 @@ impl RefreshToken {
     /// (the person revoking the application). Returns how many there were.
     pub fn revoke_grants(
         conn: &mut AnyConnection,
-        user_id: i64,
-        client: i64,
+        user_id: UserId,
+        client: ClientRowId,
         now: NaiveDateTime,
     ) -> QueryResult<usize> {
         diesel::update(
@@ -128,10 +132,10 @@ impl RefreshToken {
     /// token from `client`.
     pub fn live_holders(
         conn: &mut AnyConnection,
-        client: i64,
-        except: i64,
+        client: ClientRowId,
+        except: UserId,
         now: NaiveDateTime,
-    ) -> QueryResult<Vec<i64>> {
+    ) -> QueryResult<Vec<UserId>> {
         client_refresh_tokens::table
             .filter(client_refresh_tokens::client_id.eq(client))
             .filter(client_refresh_tokens::user_id.ne(except))
@@ -139,12 +143,16 @@ impl RefreshToken {
             .filter(client_refresh_tokens::expired_at.gt(now))
             .select(client_refresh_tokens::user_id)
             .distinct()
-            .load::<i64>(conn)
+            .load::<UserId>(conn)
     }
 
     /// Marks the token used, if nobody else has: the one atomic step that makes rotation safe
     /// under concurrency. Returns whether this caller won.
-    pub fn claim(conn: &mut AnyConnection, id: i64, now: NaiveDateTime) -> QueryResult<bool> {
+    pub fn claim(
+        conn: &mut AnyConnection,
+        id: RefreshTokenId,
+        now: NaiveDateTime,
+    ) -> QueryResult<bool> {
         diesel::update(
             client_refresh_tokens::table
                 .filter(client_refresh_tokens::id.eq(id))
@@ -175,7 +183,7 @@ impl RefreshToken {
     /// after a password reset), rotated members included. Returns how many rows changed.
     pub fn revoke_families_begun_by(
         conn: &mut AnyConnection,
-        user_id: i64,
+        user_id: UserId,
         grant_type: &str,
         now: NaiveDateTime,
     ) -> QueryResult<usize> {

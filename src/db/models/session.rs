@@ -5,13 +5,14 @@ use diesel::prelude::*;
 
 use crate::db::AnyConnection;
 use crate::db::schema::sessions;
+use crate::domain::UserId;
 
 #[derive(Debug, Clone, Queryable, Selectable, Identifiable)]
 #[diesel(table_name = sessions)]
 pub struct SessionRow {
     pub id: i64,
     pub session_key: String,
-    pub user_id: Option<i64>,
+    pub user_id: Option<UserId>,
     pub state: String,
     pub created_at: NaiveDateTime,
     pub expires_at: NaiveDateTime,
@@ -35,7 +36,7 @@ impl SessionRow {
     pub fn insert(
         conn: &mut AnyConnection,
         digest: &str,
-        user_id: Option<i64>,
+        user_id: Option<UserId>,
         state: &str,
         now: NaiveDateTime,
         expires_at: NaiveDateTime,
@@ -56,7 +57,7 @@ impl SessionRow {
     pub fn update(
         conn: &mut AnyConnection,
         digest: &str,
-        user_id: Option<i64>,
+        user_id: Option<UserId>,
         state: &str,
         now: NaiveDateTime,
         expires_at: NaiveDateTime,
@@ -93,7 +94,7 @@ impl SessionRow {
     }
 
     /// Ends every session of a user (password reset, account changes).
-    pub fn delete_for_user(conn: &mut AnyConnection, user_id: i64) -> QueryResult<usize> {
+    pub fn delete_for_user(conn: &mut AnyConnection, user_id: UserId) -> QueryResult<usize> {
         diesel::delete(sessions::table.filter(sessions::user_id.eq(user_id))).execute(conn)
     }
 

@@ -6,11 +6,12 @@ use diesel::prelude::*;
 
 use crate::db::AnyConnection;
 use crate::db::schema::users;
+use crate::domain::UserId;
 
 #[derive(Debug, Clone, Queryable, Selectable, Identifiable)]
 #[diesel(table_name = users)]
 pub struct User {
-    pub id: i64,
+    pub id: UserId,
     pub name: String,
     pub username: String,
     /// argon2id PHC string.
@@ -58,7 +59,7 @@ impl User {
             .optional()
     }
 
-    pub fn find(conn: &mut AnyConnection, id: i64) -> QueryResult<Option<User>> {
+    pub fn find(conn: &mut AnyConnection, id: UserId) -> QueryResult<Option<User>> {
         users::table
             .find(id)
             .select(User::as_select())
@@ -67,7 +68,7 @@ impl User {
     }
 
     /// Several users in one statement; missing ids are skipped.
-    pub fn find_many(conn: &mut AnyConnection, ids: &[i64]) -> QueryResult<Vec<User>> {
+    pub fn find_many(conn: &mut AnyConnection, ids: &[UserId]) -> QueryResult<Vec<User>> {
         users::table
             .filter(users::id.eq_any(ids))
             .select(User::as_select())
@@ -77,7 +78,7 @@ impl User {
     /// Gives the account a new display name.
     pub fn rename(
         conn: &mut AnyConnection,
-        id: i64,
+        id: UserId,
         name: &str,
         now: NaiveDateTime,
     ) -> QueryResult<()> {
@@ -92,7 +93,7 @@ impl User {
     /// when another account has the address.
     pub fn set_confirmed_email(
         conn: &mut AnyConnection,
-        id: i64,
+        id: UserId,
         email: &str,
         now: NaiveDateTime,
     ) -> QueryResult<()> {
@@ -110,7 +111,7 @@ impl User {
     /// `accounts::set_password`'s business.
     pub fn set_password(
         conn: &mut AnyConnection,
-        id: i64,
+        id: UserId,
         hash: &str,
         now: NaiveDateTime,
     ) -> QueryResult<()> {

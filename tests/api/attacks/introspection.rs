@@ -24,7 +24,8 @@ fn client_of(app: &TestApp, owner: &str, extra: &[&str]) -> TestClient {
     let owner_id = latchkey::db::models::User::find_by_username(&mut app.db.connect(), owner)
         .unwrap()
         .unwrap()
-        .id;
+        .id
+        .get();
     TestClient {
         client_id: created["client_id"].as_str().unwrap().to_owned(),
         secret: created["client_secret"].as_str().unwrap().to_owned(),
