@@ -15,7 +15,7 @@ mod scope;
 pub use account::{DisplayName, Email, NewPassword, Username};
 pub use client::{ClientId, ClientName, GrantType, RedirectUri, RedirectUris, initials};
 pub use ids::{AuthorizationCodeId, ClientRowId, RefreshTokenId, UserId};
-pub use scope::{ScopeName, Scopes};
+pub use scope::{ScopeName, ScopeRefusal, Scopes};
 
 /// Why a raw value was refused. The text completes a sentence that begins with the field name.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]

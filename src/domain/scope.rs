@@ -122,6 +122,42 @@ impl Scopes {
     pub fn contains(&self, name: &str) -> bool {
         self.0.iter().any(|s| s.as_str() == name)
     }
+
+    /// The scope to grant a request (RFC 6749 §3.3), at the token and authorization endpoints
+    /// alike: none asked (or an empty list) → everything the client may have (Revenue Monster's
+    /// "full access"); otherwise what was asked, if the client may have all of it.
+    pub fn grant(requested: Option<&str>, allowed: &Scopes) -> Result<Scopes, ScopeRefusal> {
+        let Some(raw) = requested else {
+            return Ok(allowed.clone());
+        };
+        let asked = Self::parse(raw).map_err(ScopeRefusal::Malformed)?;
+        if asked.is_empty() {
+            return Ok(allowed.clone());
+        }
+        if let Some(extra) = asked.iter().find(|s| !allowed.contains(s.as_str())) {
+            return Err(ScopeRefusal::NotAllowed(extra.clone()));
+        }
+        Ok(asked)
+    }
+}
+
+/// Why [`Scopes::grant`] refused: each endpoint answers `invalid_scope` with [`Self::describe`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ScopeRefusal {
+    /// Not a list of scope names.
+    Malformed(Invalid),
+    /// A scope the client may not have.
+    NotAllowed(ScopeName),
+}
+
+impl ScopeRefusal {
+    /// The `error_description`.
+    pub fn describe(&self) -> String {
+        match self {
+            Self::Malformed(why) => format!("The scope {why}."),
+            Self::NotAllowed(name) => format!("The scope `{name}` is not allowed for this client."),
+        }
+    }
 }
 
 impl FromIterator<ScopeName> for Scopes {
@@ -133,6 +169,27 @@ impl FromIterator<ScopeName> for Scopes {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_request_gets_what_it_asked_within_what_the_client_may_have() {
+        let allowed = Scopes::parse("get_user_profile manage_payment").unwrap();
+        let grant = |asked| Scopes::grant(asked, &allowed);
+        assert_eq!(grant(None), Ok(allowed.clone()));
+        assert_eq!(grant(Some(" , ")), Ok(allowed.clone()));
+        assert_eq!(
+            grant(Some("manage_payment")),
+            Ok(Scopes::parse("manage_payment").unwrap())
+        );
+        let refused = grant(Some("manage_payment admin")).unwrap_err();
+        assert_eq!(
+            refused.describe(),
+            "The scope `admin` is not allowed for this client."
+        );
+        assert!(matches!(
+            grant(Some("bad\u{7f}")),
+            Err(ScopeRefusal::Malformed(_))
+        ));
+    }
 
     #[test]
     fn scopes_accept_spaces_and_commas() {

@@ -341,20 +341,9 @@ pub fn validate(
             "Only response_mode=query is supported.",
         );
     }
-    let allowed = client.allowed_scopes();
-    let scope = match params.get("scope").map(Scopes::parse) {
-        None => allowed.clone(),
-        Some(Err(e)) => return fail(AuthorizeError::InvalidScope, &format!("The scope {e}.")),
-        Some(Ok(asked)) if asked.is_empty() => allowed.clone(),
-        Some(Ok(asked)) => {
-            if let Some(extra) = asked.iter().find(|s| !allowed.contains(s.as_str())) {
-                return fail(
-                    AuthorizeError::InvalidScope,
-                    &format!("The scope `{extra}` is not allowed for this application."),
-                );
-            }
-            asked
-        }
+    let scope = match Scopes::grant(params.get("scope"), &client.allowed_scopes()) {
+        Ok(scope) => scope,
+        Err(refusal) => return fail(AuthorizeError::InvalidScope, &refusal.describe()),
     };
     let challenge = params.get("code_challenge");
     match (challenge, params.get("code_challenge_method")) {

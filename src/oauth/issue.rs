@@ -27,23 +27,10 @@ pub struct Issued {
     pub scope: Scopes,
 }
 
-/// The scope to grant (RFC 6749 §3.3): none asked → everything the client may have (Revenue
-/// Monster's "full access"); otherwise what was asked, if the client may have all of it.
+/// The scope to grant a token request ([`Scopes::grant`]), as the token endpoint's error.
 pub fn resolve_scope(requested: Option<&str>, allowed: &Scopes) -> Result<Scopes, OAuthError> {
-    let Some(raw) = requested else {
-        return Ok(allowed.clone());
-    };
-    let asked =
-        Scopes::parse(raw).map_err(|e| OAuthError::invalid_scope(format!("The scope {e}.")))?;
-    if asked.is_empty() {
-        return Ok(allowed.clone());
-    }
-    if let Some(extra) = asked.iter().find(|s| !allowed.contains(s.as_str())) {
-        return Err(OAuthError::invalid_scope(format!(
-            "The scope `{extra}` is not allowed for this client."
-        )));
-    }
-    Ok(asked)
+    Scopes::grant(requested, allowed)
+        .map_err(|refusal| OAuthError::invalid_scope(refusal.describe()))
 }
 
 /// Where a new refresh token comes from.
