@@ -40,7 +40,9 @@ pub use connection::{AnyConnection, ConnectionManager, PG_CONNECT_TIMEOUT_SECS, 
 pub use error::{DbError, RETRY_AFTER_SECS, is_transient};
 pub use instrument::StatementCounter;
 pub use migrations::{migrate, migration_names};
-pub use pool::{CHECKOUT_TIMEOUT, Database, OpenError, Pool, PooledConnection, open, run};
+pub use pool::{
+    CHECKOUT_TIMEOUT, Database, OpenError, Pool, PooledConnection, open, run, run_here,
+};
 pub use writer::{Writer, write_transaction};
 
 /// Current time in UTC, as stored in `Timestamp` columns.

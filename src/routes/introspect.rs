@@ -52,7 +52,7 @@ async fn handle(
         .get(AUTHORIZATION)
         .map(|v| v.as_bytes().to_vec());
     let oauth = state.oauth.clone();
-    let result = db::run(&state.pool, move |conn| {
+    let result = db::run_here(&state.pool, move |conn| {
         introspect::answer(conn, &oauth, action, authorization.as_deref(), &request)
     })
     .await;

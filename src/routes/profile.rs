@@ -38,7 +38,7 @@ async fn answer<T: Serialize + Send + 'static>(
             Err(e) => return refuse(&e),
         };
     let oauth = state.oauth.clone();
-    let result = db::run(&state.pool, move |conn| {
+    let result = db::run_here(&state.pool, move |conn| {
         Ok::<_, DbError>(resource(conn, &oauth, &token))
     })
     .await;
