@@ -1035,3 +1035,101 @@ async fn the_oauth2_crate_works_for_client_credentials_password_and_refresh() {
         other => panic!("unexpected {other:?}"),
     }
 }
+
+/// What each token request and each resource request may cost in SQL statements, on either
+/// database, pinned at what they cost so that it only goes down: a query added to the hot path
+/// fails here, not only in the benchmark. client_credentials is the client-and-secrets lookup
+/// and the token's insert; the password grant's lockout reservations are most of its twelve.
+const GRANT_STATEMENTS: &[(&str, u64)] = &[
+    ("client_credentials", 2),
+    ("password", 12),
+    ("refresh_token", 7),
+    ("/v1/user/profile", 1),
+    ("introspection", 2),
+];
+
+#[tokio::test]
+async fn each_grant_and_resource_stays_within_its_sql_statement_budget() {
+    let app = spawn_app().await;
+    let client = app.merchant_client(&[
+        "--grant-type",
+        "client_credentials",
+        "--grant-type",
+        "refresh_token",
+        "--grant-type",
+        "password",
+    ]);
+    // Warm: the first request of a process loads keys and scopes once.
+    let first = app
+        .token_form(Some(&client), &[("grant_type", "client_credentials")])
+        .await;
+    assert_eq!(first.status(), 200);
+    let first: Value = first.json().await.unwrap();
+    let access = first["access_token"].as_str().unwrap().to_owned();
+
+    let mut spent = Vec::new();
+    let before = app.statements.get();
+    let res = app
+        .token_form(Some(&client), &[("grant_type", "client_credentials")])
+        .await;
+    assert_eq!(res.status(), 200);
+    spent.push(("client_credentials", app.statements.get() - before));
+
+    let before = app.statements.get();
+    let res = app
+        .token_form(
+            Some(&client),
+            &[
+                ("grant_type", "password"),
+                ("username", "merchant"),
+                ("password", MERCHANT_PASSWORD),
+            ],
+        )
+        .await;
+    assert_eq!(res.status(), 200);
+    spent.push(("password", app.statements.get() - before));
+    let issued: Value = res.json().await.unwrap();
+    let refresh = issued["refresh_token"].as_str().unwrap().to_owned();
+
+    let before = app.statements.get();
+    let res = app
+        .token_form(
+            Some(&client),
+            &[("grant_type", "refresh_token"), ("refresh_token", &refresh)],
+        )
+        .await;
+    assert_eq!(res.status(), 200);
+    spent.push(("refresh_token", app.statements.get() - before));
+
+    let before = app.statements.get();
+    let res = app
+        .api
+        .get(app.url("/v1/user/profile"))
+        .bearer_auth(&access)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 200);
+    spent.push(("/v1/user/profile", app.statements.get() - before));
+
+    let before = app.statements.get();
+    let res = app
+        .api
+        .post(app.url("/oauth/introspect"))
+        .basic_auth(&client.client_id, Some(&client.secret))
+        .form(&[("token", access.as_str())])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 200);
+    spent.push(("introspection", app.statements.get() - before));
+
+    println!("SQL statements per request: {spent:?}");
+    for ((name, spent), (pinned_name, budget)) in spent.iter().zip(GRANT_STATEMENTS) {
+        assert_eq!(name, pinned_name);
+        assert!(
+            spent <= budget,
+            "{name} ran {spent} SQL statements, budget {budget}"
+        );
+    }
+}
