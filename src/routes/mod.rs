@@ -28,7 +28,10 @@ pub fn api(cfg: &mut web::ServiceConfig) {
     cfg.route("/healthz", web::get().to(health::healthz))
         .route("/readyz", web::get().to(health::readyz))
         .route("/metrics", web::get().to(health::metrics))
-        .service(web::resource(["/oauth/token", "/v1/token"]).route(web::post().to(token::token)))
+        // Two resources, not one with two paths: a resource of several paths is matched with a
+        // regex, which every token request paid for.
+        .service(web::resource("/oauth/token").route(web::post().to(token::token)))
+        .service(web::resource("/v1/token").route(web::post().to(token::token)))
         .service(web::resource("/v1/user/profile").route(web::get().to(profile::profile)))
         .service(
             web::resource("/oauth/introspect")
@@ -55,7 +58,7 @@ pub fn api(cfg: &mut web::ServiceConfig) {
                 .route(web::post().to(profile::userinfo)),
         )
         // The one pattern route, last: the router tries routes in order, and a pattern costs a
-        // regex match, which every token request paid while it came first.
+        // regex match, which every API request paid while it came first.
         .route("/static/{path:.*}", web::get().to(static_files::serve));
 }
 
