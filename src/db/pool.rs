@@ -111,7 +111,9 @@ where
 /// 4,190–4,300 instead of 3,050–3,640, with p99 about halved. The token endpoint stays on
 /// [`run`]: its writes wait in the writer queue, and waiting there on a worker thread showed no
 /// gain. Nothing slow may run in `f` (no argon2). On PostgreSQL, where every statement waits for
-/// the network, it is [`run`].
+/// the network, and whenever no connection is idle, it is [`run`]: a worker thread never waits
+/// for a connection (an outage test caught that: three requests waiting 3 s each, one after
+/// another, on one worker).
 ///
 /// A panic in `f` is caught and answered as a cancelled task, as [`run`] answers it; a
 /// connection left inside a transaction by it counts as broken and leaves the pool.
@@ -121,11 +123,12 @@ where
     T: Send + 'static,
     E: From<DbError> + Send + 'static,
 {
-    let mut conn = pool.get().map_err(DbError::from)?;
-    if let AnyConnection::Postgres(_) = *conn {
-        drop(conn);
-        return run(pool, f).await;
-    }
+    // Never wait for a connection here: that would stall every request on this worker. With
+    // none idle (or a PostgreSQL one), the request waits on the blocking pool as usual.
+    let mut conn = match pool.try_get() {
+        Some(conn) if matches!(*conn, AnyConnection::Sqlite(_)) => conn,
+        _ => return run(pool, f).await,
+    };
     std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| f(&mut conn)))
         .unwrap_or_else(|_| Err(E::from(DbError::Cancelled)))
 }
