@@ -36,6 +36,7 @@ mod migrations;
 mod pool;
 mod writer;
 
+pub(crate) use connection::native;
 pub use connection::{AnyConnection, ConnectionManager, PG_CONNECT_TIMEOUT_SECS, ping};
 pub use error::{DbError, RETRY_AFTER_SECS, is_transient};
 pub use instrument::StatementCounter;

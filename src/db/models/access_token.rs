@@ -45,10 +45,10 @@ pub struct NewAccessToken<'a> {
 impl AccessToken {
     /// Inserts without reading the row back: the token path needs no second statement.
     pub fn insert(conn: &mut AnyConnection, new: &NewAccessToken<'_>) -> QueryResult<()> {
-        diesel::insert_into(client_access_tokens::table)
+        crate::db::native!(conn, c => diesel::insert_into(client_access_tokens::table)
             .values(new)
-            .execute(conn)
-            .map(|_| ())
+            .execute(c)
+            .map(|_| ()))
     }
 
     pub fn find_by_digest(
@@ -68,7 +68,7 @@ impl AccessToken {
         conn: &mut AnyConnection,
         digest: &str,
     ) -> QueryResult<Option<(AccessToken, bool, User)>> {
-        client_access_tokens::table
+        crate::db::native!(conn, c => client_access_tokens::table
             .inner_join(clients::table)
             .inner_join(users::table.on(users::id.eq(client_access_tokens::user_id)))
             .filter(client_access_tokens::access_token.eq(digest))
@@ -77,8 +77,8 @@ impl AccessToken {
                 clients::is_enabled,
                 User::as_select(),
             ))
-            .first(conn)
-            .optional()
+            .first(c)
+            .optional())
     }
 
     /// The token with this digest, its client and its user's username, in one statement (for
@@ -87,7 +87,7 @@ impl AccessToken {
         conn: &mut AnyConnection,
         digest: &str,
     ) -> QueryResult<Option<(AccessToken, Client, String)>> {
-        client_access_tokens::table
+        crate::db::native!(conn, c => client_access_tokens::table
             .inner_join(clients::table)
             .inner_join(users::table.on(users::id.eq(client_access_tokens::user_id)))
             .filter(client_access_tokens::access_token.eq(digest))
@@ -96,8 +96,8 @@ impl AccessToken {
                 Client::as_select(),
                 users::username,
             ))
-            .first(conn)
-            .optional()
+            .first(c)
+            .optional())
     }
 
     /// Revokes this one token, unless it already is. Returns how many rows changed.

@@ -122,7 +122,7 @@ impl Client {
         client_id: &str,
         now: NaiveDateTime,
     ) -> QueryResult<Option<(Client, Vec<ClientSecret>)>> {
-        let rows: Vec<(Client, Option<ClientSecret>)> = clients::table
+        let rows: Vec<(Client, Option<ClientSecret>)> = crate::db::native!(conn, c => clients::table
             .left_join(
                 client_secrets::table.on(client_secrets::client_id.eq(clients::id).and(
                     client_secrets::expires_at
@@ -132,7 +132,7 @@ impl Client {
             )
             .filter(clients::client_id.eq(client_id))
             .select((Client::as_select(), Option::<ClientSecret>::as_select()))
-            .load(conn)?;
+            .load(c))?;
         let Some(client) = rows.first().map(|(c, _)| c.clone()) else {
             return Ok(None);
         };

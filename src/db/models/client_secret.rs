@@ -86,10 +86,10 @@ impl ClientSecret {
 
     /// Records that the secret was used at `now`.
     pub fn touch(conn: &mut AnyConnection, id: i64, now: NaiveDateTime) -> QueryResult<()> {
-        diesel::update(client_secrets::table.find(id))
+        crate::db::native!(conn, c => diesel::update(client_secrets::table.find(id))
             .set(client_secrets::last_used_at.eq(now))
-            .execute(conn)
-            .map(|_| ())
+            .execute(c)
+            .map(|_| ()))
     }
 
     /// Replaces the secret's digest and encrypted copy (moving to a new server key).

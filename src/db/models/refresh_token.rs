@@ -60,11 +60,11 @@ impl RefreshToken {
         conn: &mut AnyConnection,
         digest: &str,
     ) -> QueryResult<Option<RefreshToken>> {
-        client_refresh_tokens::table
+        crate::db::native!(conn, c => client_refresh_tokens::table
             .filter(client_refresh_tokens::refresh_token.eq(digest))
             .select(RefreshToken::as_select())
-            .first(conn)
-            .optional()
+            .first(c)
+            .optional())
     }
 
     /// The token with this digest, its client and its user's username, in one statement (for
@@ -73,7 +73,7 @@ impl RefreshToken {
         conn: &mut AnyConnection,
         digest: &str,
     ) -> QueryResult<Option<(RefreshToken, Client, String)>> {
-        client_refresh_tokens::table
+        crate::db::native!(conn, c => client_refresh_tokens::table
             .inner_join(clients::table)
             .inner_join(users::table.on(users::id.eq(client_refresh_tokens::user_id)))
             .filter(client_refresh_tokens::refresh_token.eq(digest))
@@ -82,8 +82,8 @@ impl RefreshToken {
                 Client::as_select(),
                 users::username,
             ))
-            .first(conn)
-            .optional()
+            .first(c)
+            .optional())
     }
 
     /// The unrevoked, unrotated, unexpired tokens `user_id` holds from any grant but
@@ -170,13 +170,13 @@ impl RefreshToken {
         family_id: &str,
         now: NaiveDateTime,
     ) -> QueryResult<usize> {
-        diesel::update(
+        crate::db::native!(conn, c => diesel::update(
             client_refresh_tokens::table
                 .filter(client_refresh_tokens::family_id.eq(family_id))
                 .filter(client_refresh_tokens::revoked_at.is_null()),
         )
         .set(client_refresh_tokens::revoked_at.eq(now))
-        .execute(conn)
+        .execute(c))
     }
 
     /// Revokes every family of `user_id` that began with `grant_type` (the password grant's,
