@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Latchkey's benchmark: one command, one table.
 #
-#   bench/run.sh [--postgres [URL]] [--seconds N] [--connections N] [--rows N] [--quick]
+#   bench/run.sh [--postgres [URL]] [--seconds N] [--connections N] [--rows N] [--quick] [--no-peer]
 #
 # Builds the release binary, starts it on a fresh data folder (SQLite, or a fresh PostgreSQL
 # database with --postgres; default URL postgres://postgres@127.0.0.1:5432), creates a user and
@@ -16,6 +16,12 @@
 # compared with the machine's argon2id verify rate), introspection, /v1/user/profile, JWKS,
 # client_credentials with --rows (1,000,000) existing tokens, client_credentials with an ES256
 # key, and the authorization-code flow (bench/flow.py).
+#
+# The peer: in the same run, node-oidc-provider (../shared/peer, copied to a temporary folder
+# and installed with npm there) serves client_credentials with RS256 and with ES256 JWTs under
+# the same wrk load, after Latchkey has stopped; each Latchkey client_credentials scenario is
+# also printed as a ratio to the peer of its algorithm. --no-peer leaves it out; LATCHKEY_PEER
+# names another copy of the peer's folder.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -23,6 +29,8 @@ SECONDS_PER_RUN=10
 CONNECTIONS=64
 ROWS=1000000
 PG_URL=""
+PEER_SRC="${LATCHKEY_PEER:-$PWD/../shared/peer}"
+PEER=1
 while [ $# -gt 0 ]; do
   case "$1" in
     --postgres)
@@ -32,7 +40,8 @@ while [ $# -gt 0 ]; do
     --connections) CONNECTIONS="$2"; shift ;;
     --rows) ROWS="$2"; shift ;;
     --quick) SECONDS_PER_RUN=3; ROWS=100000 ;;
-    -h|--help) sed -n '2,19p' "$0"; exit 0 ;;
+    --no-peer) PEER=0 ;;
+    -h|--help) sed -n '2,24p' "$0"; exit 0 ;;
     *) echo "bench/run.sh: unknown argument $1 (see --help)" >&2; exit 2 ;;
   esac
   shift
@@ -43,6 +52,10 @@ need wrk wrk
 need curl curl
 need python3 python3
 [ -z "$PG_URL" ] || need psql postgresql-client
+if [ "$PEER" = 1 ] && { [ ! -f "$PEER_SRC/run-peer.sh" ] || ! command -v npm >/dev/null; }; then
+  echo "bench/run.sh: no peer (needs $PEER_SRC and npm); running without it" >&2
+  PEER=0
+fi
 
 echo "building (release)…" >&2
 cargo build --release --locked --quiet
@@ -51,7 +64,12 @@ PORT=18490
 BASE="http://127.0.0.1:$PORT"
 WORK=$(mktemp -d)
 SERVER=""
-cleanup() { [ -z "$SERVER" ] || kill "$SERVER" 2>/dev/null || true; rm -rf "$WORK"; }
+PEER_PID=""
+cleanup() {
+  [ -z "$SERVER" ] || kill "$SERVER" 2>/dev/null || true
+  [ -z "$PEER_PID" ] || kill "$PEER_PID" 2>/dev/null || true
+  rm -rf "$WORK"
+}
 trap cleanup EXIT
 
 export LATCHKEY_DATA_DIR="$WORK/data" LATCHKEY_LOG=warn LATCHKEY_KEY_REFRESH=1 \
@@ -88,6 +106,7 @@ BASIC=$(printf '%s:%s' "$ID" "$SECRET" | base64 -w0)
 start_server() {
   "$BIN" serve --bind "127.0.0.1:$PORT" >"$WORK/server.log" 2>&1 &
   SERVER=$!
+  TARGET=$SERVER
   for _ in $(seq 200); do
     curl -sf "$BASE/readyz" >/dev/null 2>&1 && return 0
     sleep 0.05
@@ -95,8 +114,11 @@ start_server() {
   echo "the server did not start:" >&2; cat "$WORK/server.log" >&2; exit 1
 }
 stop_server() { kill "$SERVER"; wait "$SERVER" 2>/dev/null || true; SERVER=""; }
-rss_kib() { awk '/^VmRSS/ {print $2}' "/proc/$SERVER/status"; }
-cpu_ticks() { awk '{print $14 + $15}' "/proc/$SERVER/stat"; }
+# The process the scenarios measure and where it listens: Latchkey, or the peer at the end.
+TARGET=""
+TARGET_BASE="$BASE"
+rss_kib() { awk '/^VmRSS/ {print $2}' "/proc/$TARGET/status"; }
+cpu_ticks() { awk '{print $14 + $15}' "/proc/$TARGET/stat"; }
 TICKS=$(getconf CLK_TCK)
 
 start_server
@@ -178,11 +200,11 @@ RESULTS="$WORK/results.tsv"
 # run NAME PATH SCRIPT [FLOOR] [CONNECTIONS]: one wrk run; appends a row to the results.
 run() {
   local name=$1 path=$2 script=$3 floor=${4:-} connections=${5:-$CONNECTIONS}
-  echo 5 > "/proc/$SERVER/clear_refs" 2>/dev/null || true # reset the peak RSS
+  echo 5 > "/proc/$TARGET/clear_refs" 2>/dev/null || true # reset the peak RSS
   local t0 c0 t1 c1
   t0=$(date +%s.%N); c0=$(cpu_ticks)
   wrk -t2 -c"$connections" -d"${SECONDS_PER_RUN}s" --timeout 10s --latency -s "$WORK/$script" \
-    "$BASE$path" > "$WORK/wrk.out" 2>&1
+    "$TARGET_BASE$path" > "$WORK/wrk.out" 2>&1
   t1=$(date +%s.%N); c1=$(cpu_ticks)
   local rps p50 p99 total non2xx socket peak cpu fraction
   rps=$(awk '/^Requests\/sec/ {print $2}' "$WORK/wrk.out")
@@ -191,13 +213,17 @@ run() {
   total=$(awk '/requests in/ {print $1}' "$WORK/wrk.out")
   non2xx=$(awk '/Non-2xx/ {print $NF}' "$WORK/wrk.out"); non2xx=${non2xx:-0}
   socket=$(awk -F'[ ,]+' '/Socket errors/ {print $4 + $6 + $8 + $10}' "$WORK/wrk.out"); socket=${socket:-0}
-  peak=$(awk '/^VmHWM/ {printf "%.1f", $2/1024}' "/proc/$SERVER/status")
+  peak=$(awk '/^VmHWM/ {printf "%.1f", $2/1024}' "/proc/$TARGET/status")
   cpu=$(awk -v c0="$c0" -v c1="$c1" -v t0="$t0" -v t1="$t1" -v hz="$TICKS" \
     'BEGIN {printf "%.0f%%", 100 * (c1 - c0) / hz / (t1 - t0)}')
   fraction="-"
   [ -z "$floor" ] || fraction=$(awk -v r="$rps" -v f="$floor" 'BEGIN {printf "%.0f%%", 100 * r / f}')
+  local tail
+  tail=$(awk -v a="$p50" -v b="$p99" 'function ms(t) {
+      if (t ~ /us$/) return t / 1000; if (t ~ /ms$/) return t + 0; if (t ~ /s$/) return t * 1000; return t }
+    BEGIN {if (ms(a) > 0) printf "%.1f", ms(b) / ms(a); else print "-"}')
   printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$name" "$rps" "$p50" "$p99" \
-    "$((non2xx + socket))/$total" "$peak" "$cpu" "$fraction" >> "$RESULTS"
+    "$((non2xx + socket))/$total" "$peak" "$cpu" "$fraction" "$tail" >> "$RESULTS"
   echo "done: $name ($rps req/s)" >&2
   # Requests wrk gave up on may still be queued in the server (argon2 takes seconds under load):
   # let them drain so they are not charged to the next scenario.
@@ -255,8 +281,42 @@ FULL_RPS=$(awk -F'\t' 'END {print $2}' "$RESULTS")
 sleep 2.5
 run "client_credentials, form (ES256)" /oauth/token cc-form.lua "$ES256_FLOOR"
 
-# ---- ready after start on an existing database
 stop_server
+
+# ---- the peer: node-oidc-provider under the same load, Latchkey stopped
+PEER_RS256=""
+PEER_ES256=""
+if [ "$PEER" = 1 ]; then
+  cp -r "$PEER_SRC" "$WORK/peer"
+  rm -rf "$WORK/peer/node_modules"
+  echo "installing the peer (npm ci)…" >&2
+  "$WORK/peer/run-peer.sh" install >/dev/null 2>&1 || { echo "bench/run.sh: npm ci of the peer failed" >&2; PEER=0; }
+fi
+if [ "$PEER" = 1 ]; then
+  PEER_PORT=18491
+  TARGET_BASE="http://127.0.0.1:$PEER_PORT"
+  cat > "$WORK/cc-peer.lua" <<LUA
+wrk.method = "POST"
+wrk.body = "grant_type=client_credentials&scope=get_user_profile"
+wrk.headers["Content-Type"] = "application/x-www-form-urlencoded"
+wrk.headers["Authorization"] = "Basic $(printf 'bench:benchsecret' | base64 -w0)"
+LUA
+  for variant in rs256 es256; do
+    PEER_PID=$(PEER_LOG="$WORK/peer-$variant.log" "$WORK/peer/run-peer.sh" start "$PEER_PORT" "$variant")
+    TARGET=$PEER_PID
+    curl -sf -X POST "$TARGET_BASE/token" -u bench:benchsecret \
+      -d grant_type=client_credentials -d scope=get_user_profile | grep -q access_token \
+      || { echo "bench/run.sh: the peer issues no token" >&2; exit 1; }
+    upper=$(printf '%s' "$variant" | tr a-z A-Z)
+    floor_var="${upper}_FLOOR"
+    run "node-oidc-provider: client_credentials ($upper)" /token cc-peer.lua "${!floor_var}"
+    declare "PEER_$upper=$(awk -F'\t' 'END {print $2}' "$RESULTS")"
+    "$WORK/peer/run-peer.sh" stop "$PEER_PID" 2>/dev/null
+    PEER_PID=""
+  done
+fi
+
+# ---- ready after start on an existing database
 READY_MS=$(python3 - "$BIN" "$PORT" <<'PY'
 import socket, subprocess, sys, time
 binary, port = sys.argv[1], int(sys.argv[2])
@@ -284,9 +344,16 @@ echo
 echo "Machine: $(nproc) cores, $(awk '/MemTotal/ {printf "%.0f GiB", $2/1048576}' /proc/meminfo), $(sed -n 's/^model name\s*: //p' /proc/cpuinfo | head -1); wrk on the same machine."
 echo "Floors (all cores, aws-lc-rs / argon2 as the server uses them): RS256 $RS256_FLOOR signatures/s, ES256 $ES256_FLOOR signatures/s, argon2id (m=19456, t=2, p=1) $ARGON2_FLOOR verifies/s."
 echo
-echo "| scenario | req/s | p50 | p99 | errors/requests | peak RSS MiB | server CPU | of floor |"
-echo "|---|---:|---:|---:|---:|---:|---:|---:|"
-awk -F'\t' '{printf "| %s | %s | %s | %s | %s | %s | %s | %s |\n", $1, $2, $3, $4, $5, $6, $7, $8}' "$RESULTS"
+echo "| scenario | req/s | p50 | p99 | p99/p50 | errors/requests | peak RSS MiB | server CPU | of floor | to peer |"
+echo "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|"
+# A Latchkey client_credentials scenario's ratio to the peer signing with the same algorithm.
+awk -F'\t' -v rs="$PEER_RS256" -v es="$PEER_ES256" '{
+    peer = "-"
+    if ($1 ~ /^client_credentials/ && $1 ~ /RS256/ && rs > 0) peer = sprintf("%.2f×", $2 / rs)
+    if ($1 ~ /^client_credentials/ && $1 ~ /ES256/ && es > 0) peer = sprintf("%.2f×", $2 / es)
+    if ($1 ~ /^client_credentials, form, / && rs > 0) peer = sprintf("%.2f×", $2 / rs)
+    printf "| %s | %s | %s | %s | %s | %s | %s | %s | %s | %s |\n", $1, $2, $3, $4, $9, $5, $6, $7, $8, peer
+  }' "$RESULTS"
 echo
 awk -v e="$EMPTY_RPS" -v f="$FULL_RPS" -v n="$ROWS" \
   'BEGIN {printf "With %d more token rows: %.0f%% of the empty-database client_credentials throughput.\n", n, 100 * f / e}'
