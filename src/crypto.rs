@@ -202,7 +202,36 @@ impl ServerKey {
 
 /// SHA-256 of a bearer credential, hex encoded: how tokens and codes are stored and looked up.
 pub fn token_digest(token: &str) -> String {
-    hex::encode(Sha256::digest(token.as_bytes()))
+    TokenDigest::of(token).hex()
+}
+
+/// SHA-256 of a bearer credential, for a request that needs it more than once.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub struct TokenDigest([u8; 32]);
+
+impl TokenDigest {
+    pub fn of(token: &str) -> Self {
+        Self(Sha256::digest(token.as_bytes()).into())
+    }
+
+    /// Hex, as stored ([`token_digest`]).
+    pub fn hex(&self) -> String {
+        hex::encode(self.0)
+    }
+
+    /// Its first 128 bits: a key for an in-process cache of tokens (finding another token with
+    /// the same 128 bits is a second preimage of them, 2^128 work).
+    pub fn short(&self) -> u128 {
+        let mut first = [0u8; 16];
+        first.copy_from_slice(&self.0[..16]);
+        u128::from_be_bytes(first)
+    }
+}
+
+impl std::fmt::Debug for TokenDigest {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "TokenDigest({:032x}…)", self.short())
+    }
 }
 
 /// `bytes` random bytes from the OS, base64url without padding.

@@ -133,6 +133,7 @@ impl Application {
             code_ttl: settings.code_ttl(),
             passwords: passwords.clone(),
             writer: database.writer.clone(),
+            signatures: Default::default(),
         });
         spawn_key_refresh(
             Arc::clone(&oauth),

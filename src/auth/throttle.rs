@@ -16,7 +16,7 @@
 //! # Reserve, then verify
 //!
 //! An attempt takes a slot of each key's budget *before* the password is checked
-//! ([`reserve`]): one `UPDATE … SET failures = failures + 1 … RETURNING` per key, so attempts in
+//! ([`reserve`]): one `INSERT … ON CONFLICT DO UPDATE SET failures = failures + 1 … RETURNING` per key, so attempts in
 //! flight together, on any instance, each get a number of their own. Only an attempt whose
 //! number is within every budget is checked; the others are refused at once, without running
 //! argon2, and give their slots back. (Checking the lock first and counting the failure after

@@ -4,7 +4,7 @@
 
 use super::context::OAuthContext;
 use super::jwt::{self, AccessClaims, TokenRejected};
-use crate::crypto;
+use crate::crypto::TokenDigest;
 use crate::db::AnyConnection;
 use crate::db::models::{AccessToken, User};
 
@@ -60,9 +60,17 @@ pub fn verify(
     token: &str,
 ) -> Result<Verified, BearerError> {
     let ring = ctx.keys.current();
-    let claims = jwt::verify(&ring, token, &ctx.issuer, &ctx.audience)
-        .map_err(|e| BearerError::InvalidToken(describe(e)))?;
-    let found = AccessToken::find_with_user(conn, &crypto::token_digest(token)).map_err(|e| {
+    let digest = TokenDigest::of(token);
+    let claims = jwt::verify_cached(
+        &ctx.signatures,
+        &ring,
+        token,
+        &digest,
+        &ctx.issuer,
+        &ctx.audience,
+    )
+    .map_err(|e| BearerError::InvalidToken(describe(e)))?;
+    let found = AccessToken::find_with_user(conn, &digest.hex()).map_err(|e| {
         tracing::error!(error = %e, "looking up an access token failed");
         BearerError::Unavailable
     })?;

@@ -22,4 +22,6 @@ pub struct OAuthContext {
     pub passwords: crate::auth::password::Passwords,
     /// The queue for this process's SQLite writes: the token endpoint's writes go through it.
     pub writer: db::Writer,
+    /// Access tokens whose signatures this process has verified.
+    pub signatures: super::jwt::Signatures,
 }

@@ -16,7 +16,7 @@ use super::error::OAuthError;
 use super::jwt;
 use super::params::{self, Params};
 use super::request::BodyCredentials;
-use crate::crypto;
+use crate::crypto::TokenDigest;
 use crate::db::models::{AccessToken, Client, RefreshToken};
 use crate::db::{self, AnyConnection};
 
@@ -108,11 +108,16 @@ enum Found {
     Refresh(RefreshToken, Client, String),
 }
 
-fn find(conn: &mut AnyConnection, token: &str, hint: Option<Hint>) -> QueryResult<Option<Found>> {
+fn find(
+    conn: &mut AnyConnection,
+    token: &str,
+    digest: &TokenDigest,
+    hint: Option<Hint>,
+) -> QueryResult<Option<Found>> {
     if token.is_empty() || token.len() > jwt::MAX_TOKEN_LEN {
         return Ok(None);
     }
-    let digest = crypto::token_digest(token);
+    let digest = digest.hex();
     let access = |conn: &mut AnyConnection| -> QueryResult<Option<Found>> {
         AccessToken::find_with_client(conn, &digest)
             .map(|row| row.map(|(t, c, u)| Found::Access(t, c, u)))
@@ -163,7 +168,8 @@ pub fn introspect(
 ) -> QueryResult<Value> {
     let inactive = json!({ "active": false });
     let now = db::now();
-    let Some(found) = find(conn, token, hint)? else {
+    let digest = TokenDigest::of(token);
+    let Some(found) = find(conn, token, &digest, hint)? else {
         return Ok(inactive);
     };
     let issued_to = match &found {
@@ -177,7 +183,15 @@ pub fn introspect(
         Found::Access(row, client, username) => {
             // The signature and claims must hold too: a row alone is not enough.
             let ring = ctx.keys.current();
-            if jwt::verify(&ring, token, &ctx.issuer, &ctx.audience).is_err()
+            if jwt::verify_cached(
+                &ctx.signatures,
+                &ring,
+                token,
+                &digest,
+                &ctx.issuer,
+                &ctx.audience,
+            )
+            .is_err()
                 || row.revoked_at.is_some()
                 || row.expired_at <= now
             {
@@ -237,7 +251,7 @@ pub fn revoke(
     hint: Option<Hint>,
 ) -> QueryResult<bool> {
     let now = db::now();
-    let Some(found) = find(conn, token, hint)? else {
+    let Some(found) = find(conn, token, &TokenDigest::of(token), hint)? else {
         return Ok(false);
     };
     match found {

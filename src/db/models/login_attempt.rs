@@ -9,7 +9,6 @@
 use chrono::{NaiveDateTime, TimeDelta};
 use diesel::dsl::case_when;
 use diesel::prelude::*;
-use diesel::result::{DatabaseErrorKind, Error as DieselError};
 use diesel::sql_types::{BigInt, Nullable, Timestamp};
 
 use crate::db::AnyConnection;
@@ -64,49 +63,21 @@ impl LoginAttempt {
     }
 
     /// Adds an attempt to `key`'s window (`window` long) and returns the window as this
-    /// attempt left it. The row is inserted by the first attempt of all and counted on by the
-    /// others; when another attempt inserts it first, this one counts on top of it.
+    /// attempt left it, in one statement: the first attempt of all inserts the row, the others
+    /// count on it (`INSERT … ON CONFLICT DO UPDATE … RETURNING`), so concurrent attempts on
+    /// any instance never get the same number. PostgreSQL runs concurrent upserts of a row one
+    /// after the other, each against the row the one before left; SQLite has one writer at a
+    /// time. The number is the one this statement wrote (`RETURNING`), never a second read. A
+    /// window that is over, or whose lock has passed, starts again at 1 in the same statement.
     pub fn count_attempt(
         conn: &mut AnyConnection,
         key: &str,
         window: TimeDelta,
         now: NaiveDateTime,
     ) -> QueryResult<Counted> {
-        // A success may delete the row between our two statements, and another attempt insert
-        // it again: three rounds do not run out in practice.
-        for _ in 0..3 {
-            if let Some(counted) = Self::count_on(conn, key, window, now)? {
-                return Ok(counted);
-            }
-            match Self::insert_first(conn, key, now) {
-                Ok(start) => {
-                    return Ok(Counted {
-                        number: 1,
-                        window: start,
-                        locked_until: None,
-                    });
-                }
-                Err(DieselError::DatabaseError(DatabaseErrorKind::UniqueViolation, _)) => continue,
-                Err(e) => return Err(e),
-            }
-        }
-        Err(DieselError::NotFound)
-    }
-
-    /// Counts one more attempt on `key`'s row, if it has one, in one statement: concurrent
-    /// attempts on any instance never get the same number. PostgreSQL runs concurrent
-    /// `UPDATE`s of a row one after the other, each against the row the one before left;
-    /// SQLite has one writer at a time. The number is the one this statement wrote
-    /// (`RETURNING`), never a second read. A window that is over, or whose lock has passed,
-    /// starts again at 1 in the same statement.
-    fn count_on(
-        conn: &mut AnyConnection,
-        key: &str,
-        window: TimeDelta,
-        now: NaiveDateTime,
-    ) -> QueryResult<Option<Counted>> {
         use login_attempts::{failures, first_failure_at, last_failure_at, locked_until};
-        // A lock that has passed, or a window that began too long ago and never locked.
+        // A lock that has passed, or a window that began too long ago and never locked (of
+        // the row already there: in `DO UPDATE`, the columns are the existing row's).
         let stale = || {
             locked_until.le(now).or(locked_until
                 .is_null()
@@ -116,7 +87,15 @@ impl LoginAttempt {
         let start = case_when::<_, _, Timestamp>(stale(), now).otherwise(first_failure_at);
         let lock = case_when::<_, _, Nullable<Timestamp>>(stale(), None::<NaiveDateTime>)
             .otherwise(locked_until);
-        diesel::update(login_attempts::table.filter(login_attempts::throttle_key.eq(key)))
+        let upsert = diesel::insert_into(login_attempts::table)
+            .values((
+                login_attempts::throttle_key.eq(key),
+                failures.eq(1_i64),
+                first_failure_at.eq(now),
+                last_failure_at.eq(now),
+            ))
+            .on_conflict(login_attempts::throttle_key)
+            .do_update()
             .set((
                 failures.eq(number),
                 first_failure_at.eq(start),
@@ -124,35 +103,15 @@ impl LoginAttempt {
                 // The latest attempt: what the clean-up goes by.
                 last_failure_at.eq(now),
             ))
-            .returning((failures, first_failure_at, locked_until))
-            .get_result::<(i64, NaiveDateTime, Option<NaiveDateTime>)>(conn)
-            .optional()
-            .map(|row| {
-                row.map(|(number, window, until)| Counted {
-                    number,
-                    window,
-                    locked_until: until,
-                })
-            })
-    }
-
-    /// The first attempt of all on `key`: inserts its row and returns the window's start as
-    /// stored. A unique violation means another attempt inserted it first.
-    fn insert_first(
-        conn: &mut AnyConnection,
-        key: &str,
-        now: NaiveDateTime,
-    ) -> QueryResult<NaiveDateTime> {
-        diesel::insert_into(login_attempts::table)
-            .values((
-                login_attempts::throttle_key.eq(key),
-                login_attempts::failures.eq(1_i64),
-                login_attempts::first_failure_at.eq(now),
-                login_attempts::last_failure_at.eq(now),
-            ))
             // The window's start as stored (PostgreSQL keeps microseconds), for `in_window`.
-            .returning(login_attempts::first_failure_at)
-            .get_result::<NaiveDateTime>(conn)
+            .returning((failures, first_failure_at, locked_until));
+        // diesel's MultiConnection has no ON CONFLICT, but both backends do.
+        crate::db::native!(conn, c => upsert.get_result::<(i64, NaiveDateTime, Option<NaiveDateTime>)>(c))
+            .map(|(number, window, until)| Counted {
+                number,
+                window,
+                locked_until: until,
+            })
     }
 
     /// Locks `key`'s window that began at `window` until `until`, unless it is locked already.
