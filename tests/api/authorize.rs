@@ -632,7 +632,7 @@ async fn the_oauth2_crate_runs_the_code_flow_with_pkce() {
 /// lock and recording afterwards, which let every guess in flight through; and the code grant
 /// re-reads the consent in the transaction that claims the code, so a code cannot outlive the
 /// person revoking the application.
-const FLOW_STATEMENTS: u64 = 37;
+const FLOW_STATEMENTS: u64 = 35;
 
 #[tokio::test]
 async fn the_whole_flow_stays_within_its_sql_statement_budget() {

@@ -1042,7 +1042,7 @@ async fn the_oauth2_crate_works_for_client_credentials_password_and_refresh() {
 /// and the token's insert; the password grant's lockout reservations are most of its twelve.
 const GRANT_STATEMENTS: &[(&str, u64)] = &[
     ("client_credentials", 2),
-    ("password", 12),
+    ("password", 10),
     ("refresh_token", 7),
     ("/v1/user/profile", 1),
     ("introspection", 2),
