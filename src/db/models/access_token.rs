@@ -58,7 +58,7 @@ impl AccessToken {
         client_access_tokens::table
             .filter(client_access_tokens::access_token.eq(digest))
             .select(AccessToken::as_select())
-            .first(conn)
+            .get_result(conn)
             .optional()
     }
 
@@ -77,7 +77,7 @@ impl AccessToken {
                 clients::is_enabled,
                 User::as_select(),
             ))
-            .first(c)
+            .get_result(c)
             .optional())
     }
 
@@ -96,7 +96,7 @@ impl AccessToken {
                 Client::as_select(),
                 users::username,
             ))
-            .first(c)
+            .get_result(c)
             .optional())
     }
 

@@ -63,7 +63,7 @@ impl AuthorizationCode {
         client_authorization_codes::table
             .filter(client_authorization_codes::code.eq(digest))
             .select(AuthorizationCode::as_select())
-            .first(conn)
+            .get_result(conn)
             .optional()
     }
 

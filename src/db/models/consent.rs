@@ -30,7 +30,7 @@ impl Consent {
             .filter(consents::user_id.eq(user_id))
             .filter(consents::client_id.eq(client))
             .select(Consent::as_select())
-            .first(conn)
+            .get_result(conn)
             .optional()
     }
 

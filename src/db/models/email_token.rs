@@ -75,7 +75,7 @@ impl EmailToken {
             .filter(email_tokens::used_at.is_null())
             .filter(email_tokens::expires_at.gt(now))
             .select(EmailToken::as_select())
-            .first(conn)
+            .get_result(conn)
             .optional()
     }
 

@@ -53,7 +53,7 @@ impl LoginAttempt {
         login_attempts::table
             .filter(login_attempts::throttle_key.eq(key))
             .select(LoginAttempt::as_select())
-            .first(conn)
+            .get_result(conn)
             .optional()
     }
 

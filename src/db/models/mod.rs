@@ -10,6 +10,13 @@
 //! runs a fixed number of statements, said in its doc when more than one: the flows' statement
 //! counts (`FLOW_STATEMENTS` in the API tests, `bench/`) are made of them.
 //!
+//! **A lookup by a unique key ends in `.get_result(…).optional()`, not `.first(…)`**: `first`
+//! adds `LIMIT ?`, and SQLite (3.53, `sqlite3ExprIsInteger`) plans a bound `LIMIT` by its
+//! value, so every new binding marks the cached statement expired and the next step parses
+//! and plans it again. On `/v1/user/profile` that re-preparation was 64% of the request's
+//! instructions. A bound `LIMIT` stays only off the request path (the audit log's pages, the
+//! clean-up's batches).
+//!
 //! Methods take ids and plain values, and the time as `now` from the caller, rather than
 //! reading the clock themselves, so one operation uses one instant throughout. The ids that
 //! travel between modules are typed (`crate::domain::{UserId, ClientRowId, AuthorizationCodeId,

@@ -63,7 +63,7 @@ impl RefreshToken {
         crate::db::native!(conn, c => client_refresh_tokens::table
             .filter(client_refresh_tokens::refresh_token.eq(digest))
             .select(RefreshToken::as_select())
-            .first(c)
+            .get_result(c)
             .optional())
     }
 
@@ -82,7 +82,7 @@ impl RefreshToken {
                 Client::as_select(),
                 users::username,
             ))
-            .first(c)
+            .get_result(c)
             .optional())
     }
 

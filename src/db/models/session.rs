@@ -29,7 +29,7 @@ impl SessionRow {
             .filter(sessions::session_key.eq(digest))
             .filter(sessions::expires_at.gt(now))
             .select(SessionRow::as_select())
-            .first(conn)
+            .get_result(conn)
             .optional()
     }
 

@@ -46,7 +46,7 @@ impl User {
         users::table
             .filter(users::username.eq(username))
             .select(User::as_select())
-            .first(conn)
+            .get_result(conn)
             .optional()
     }
 
@@ -55,7 +55,7 @@ impl User {
         users::table
             .filter(users::email.eq(email))
             .select(User::as_select())
-            .first(conn)
+            .get_result(conn)
             .optional()
     }
 
@@ -63,7 +63,7 @@ impl User {
         users::table
             .find(id)
             .select(User::as_select())
-            .first(conn)
+            .get_result(conn)
             .optional()
     }
 
