@@ -75,6 +75,21 @@ pub struct Signer {
     pub kid: String,
     pub algorithm: SigningAlgorithm,
     key: SigningKeyPair,
+    /// The encoded header of an access token (`typ: at+jwt`), the same for every token this
+    /// key signs: built once rather than serialised on every token.
+    access_header: String,
+}
+
+/// A JWS header (RFC 7515 §4.1) with `alg`, `kid` and `typ`, base64url encoded.
+fn encoded_header(
+    kid: &str,
+    algorithm: SigningAlgorithm,
+    typ: &str,
+) -> Result<String, serde_json::Error> {
+    let mut header = jsonwebtoken::Header::new(algorithm.jwt());
+    header.kid = Some(kid.to_owned());
+    header.typ = Some(typ.to_owned());
+    Ok(URL_SAFE_NO_PAD.encode(serde_json::to_vec(&header)?))
 }
 
 enum SigningKeyPair {
@@ -92,13 +107,25 @@ pub enum SignError {
 }
 
 impl Signer {
+    fn new(kid: String, algorithm: SigningAlgorithm, key: SigningKeyPair) -> Self {
+        let access_header = encoded_header(&kid, algorithm, super::jwt::ACCESS_TOKEN_TYP)
+            .unwrap_or_else(|_| unreachable!("a header of strings always serialises"));
+        Self {
+            kid,
+            algorithm,
+            key,
+            access_header,
+        }
+    }
+
     /// Signs `claims` as a JWT with `typ` set (RFC 9068 §2.1 wants `at+jwt` for access tokens).
     pub fn sign<C: serde::Serialize>(&self, typ: &str, claims: &C) -> Result<String, SignError> {
-        let mut header = jsonwebtoken::Header::new(self.algorithm.jwt());
-        header.kid = Some(self.kid.clone());
-        header.typ = Some(typ.to_owned());
         let mut token = String::with_capacity(640);
-        URL_SAFE_NO_PAD.encode_string(serde_json::to_vec(&header)?, &mut token);
+        if typ == super::jwt::ACCESS_TOKEN_TYP {
+            token.push_str(&self.access_header);
+        } else {
+            token.push_str(&encoded_header(&self.kid, self.algorithm, typ)?);
+        }
         token.push('.');
         URL_SAFE_NO_PAD.encode_string(serde_json::to_vec(claims)?, &mut token);
         let signature = self.signature(token.as_bytes())?;
@@ -237,11 +264,7 @@ impl KeyRing {
             reason,
         })?;
         Ok(Self {
-            signer: Signer {
-                kid: active.kid.clone(),
-                algorithm,
-                key,
-            },
+            signer: Signer::new(active.kid.clone(), algorithm, key),
             verifiers,
             jwks,
         })
@@ -404,11 +427,11 @@ mod tests {
         for algorithm in [SigningAlgorithm::Rs256, SigningAlgorithm::Es256] {
             let (der, jwk) = generate(algorithm).unwrap();
             let (_, other_jwk) = generate(algorithm).unwrap();
-            let signer = Signer {
-                kid: "k1".into(),
+            let signer = Signer::new(
+                "k1".into(),
                 algorithm,
-                key: signing_key(algorithm, &der).unwrap(),
-            };
+                signing_key(algorithm, &der).unwrap(),
+            );
             let claims = Claims {
                 sub: "42".into(),
                 exp: 4_102_444_800,

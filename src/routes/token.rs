@@ -5,6 +5,7 @@ use actix_web::http::StatusCode;
 use actix_web::http::header::{AUTHORIZATION, CONTENT_TYPE};
 use actix_web::{HttpRequest, HttpResponse, web};
 use futures_util::StreamExt as _;
+use serde::Serialize;
 use serde_json::json;
 
 use super::page::client_address;
@@ -102,44 +103,62 @@ pub fn no_store(status: StatusCode) -> actix_web::HttpResponseBuilder {
     builder
 }
 
+/// RFC 6749 §5.1's token response.
+#[derive(Serialize)]
+struct Rfc6749Body<'a> {
+    access_token: &'a str,
+    token_type: &'static str,
+    expires_in: u64,
+    scope: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    refresh_token: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    id_token: Option<&'a str>,
+}
+
+/// Revenue Monster's field names, as its clients parse them: camelCase, the refresh token's own
+/// lifetime beside it.
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct RevenueMonsterBody<'a> {
+    access_token: &'a str,
+    token_type: &'static str,
+    expires_in: u64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    refresh_token: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    refresh_token_expires_in: Option<u64>,
+    scope: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    id_token: Option<&'a str>,
+}
+
+/// Serialised straight from the structs above, not through a `serde_json::Value`.
 fn success(dialect: Dialect, issued: &Issued) -> HttpResponse {
     let scope = issued.scope.to_stored();
-    let body = match dialect {
-        Dialect::Rfc6749 => {
-            let mut body = json!({
-                "access_token": issued.access_token,
-                "token_type": "Bearer",
-                "expires_in": issued.expires_in,
-                "scope": scope,
-            });
-            if let Some(refresh) = &issued.refresh_token {
-                body["refresh_token"] = json!(refresh);
-            }
-            if let Some(id_token) = &issued.id_token {
-                body["id_token"] = json!(id_token);
-            }
-            body
-        }
-        // Revenue Monster's field names and order, as its clients parse them: camelCase, the
-        // token type and lifetime first, the refresh token's own lifetime beside it.
-        Dialect::RevenueMonster => {
-            let mut body = json!({
-                "accessToken": issued.access_token,
-                "tokenType": "Bearer",
-                "expiresIn": issued.expires_in,
-                "scope": scope,
-            });
-            if let Some(refresh) = &issued.refresh_token {
-                body["refreshToken"] = json!(refresh);
-                body["refreshTokenExpiresIn"] = json!(issued.refresh_token_expires_in);
-            }
-            if let Some(id_token) = &issued.id_token {
-                body["idToken"] = json!(id_token);
-            }
-            body
-        }
-    };
-    no_store(StatusCode::OK).json(body)
+    let mut response = no_store(StatusCode::OK);
+    match dialect {
+        Dialect::Rfc6749 => response.json(Rfc6749Body {
+            access_token: &issued.access_token,
+            token_type: "Bearer",
+            expires_in: issued.expires_in,
+            scope: &scope,
+            refresh_token: issued.refresh_token.as_deref(),
+            id_token: issued.id_token.as_deref(),
+        }),
+        Dialect::RevenueMonster => response.json(RevenueMonsterBody {
+            access_token: &issued.access_token,
+            token_type: "Bearer",
+            expires_in: issued.expires_in,
+            refresh_token: issued.refresh_token.as_deref(),
+            refresh_token_expires_in: issued
+                .refresh_token
+                .as_ref()
+                .and(issued.refresh_token_expires_in),
+            scope: &scope,
+            id_token: issued.id_token.as_deref(),
+        }),
+    }
 }
 
 /// An error in the request's dialect. `invalid_client` is 401 with a Basic challenge
