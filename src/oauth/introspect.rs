@@ -8,7 +8,7 @@
 
 use chrono::NaiveDateTime;
 use diesel::QueryResult;
-use serde_json::{Value, json};
+use serde::Serialize;
 
 use super::client_auth::{self, Presented};
 use super::context::OAuthContext;
@@ -81,7 +81,7 @@ pub fn answer(
     action: Action,
     authorization: Option<&[u8]>,
     request: &TokenQuery,
-) -> Result<Option<Value>, OAuthError> {
+) -> Result<Option<Introspection>, OAuthError> {
     let presented = client_auth::presented(authorization, &request.body_credentials)?;
     if action == Action::Introspect && matches!(presented, Presented::PublicClient { .. }) {
         return Err(OAuthError::invalid_client());
@@ -138,6 +138,38 @@ fn find(
     }
 }
 
+/// RFC 7662 §2.2's answer: `{"active": false}`, or the token's details beside `active: true`.
+#[derive(Debug, Serialize)]
+pub struct Introspection {
+    pub active: bool,
+    #[serde(flatten, skip_serializing_if = "Option::is_none")]
+    pub details: Option<Details>,
+}
+
+/// What an active token's introspection says (RFC 7662 §2.2), and its client's environment.
+#[derive(Debug, Serialize)]
+pub struct Details {
+    pub scope: String,
+    pub client_id: String,
+    pub username: String,
+    pub sub: String,
+    pub aud: String,
+    pub iss: String,
+    pub exp: i64,
+    pub iat: i64,
+    pub token_type: &'static str,
+    pub env: &'static str,
+}
+
+impl Introspection {
+    fn inactive() -> Self {
+        Self {
+            active: false,
+            details: None,
+        }
+    }
+}
+
 fn timestamp(at: NaiveDateTime) -> i64 {
     at.and_utc().timestamp()
 }
@@ -165,8 +197,8 @@ pub fn introspect(
     caller: &Client,
     token: &str,
     hint: Option<Hint>,
-) -> QueryResult<Value> {
-    let inactive = json!({ "active": false });
+) -> QueryResult<Introspection> {
+    let inactive = Introspection::inactive();
     let now = db::now();
     let digest = TokenDigest::of(token);
     let Some(found) = find(conn, token, &digest, hint)? else {
@@ -179,7 +211,7 @@ pub fn introspect(
     if !may_introspect(caller, issued_to) {
         return Ok(inactive);
     }
-    let (client, user_id, username, scope, iat, exp, aud, token_type) = match &found {
+    let (client, user_id, username, scope, iat, exp, aud, token_type) = match found {
         Found::Access(row, client, username) => {
             // The signature and claims must hold too: a row alone is not enough.
             let ring = ctx.keys.current();
@@ -201,10 +233,10 @@ pub fn introspect(
                 client,
                 row.user_id,
                 username,
-                &row.scope,
+                row.scope,
                 row.created_at,
                 row.expired_at,
-                &row.audience,
+                row.audience,
                 "Bearer",
             )
         }
@@ -216,10 +248,10 @@ pub fn introspect(
                 client,
                 row.user_id,
                 username,
-                &row.scope,
+                row.scope,
                 row.created_at,
                 row.expired_at,
-                &row.audience,
+                row.audience,
                 "refresh_token",
             )
         }
@@ -227,19 +259,21 @@ pub fn introspect(
     if !client.is_enabled {
         return Ok(inactive);
     }
-    Ok(json!({
-        "active": true,
-        "scope": scope,
-        "client_id": client.client_id,
-        "username": username,
-        "sub": user_id.to_string(),
-        "aud": aud,
-        "iss": ctx.issuer,
-        "exp": timestamp(exp),
-        "iat": timestamp(iat),
-        "token_type": token_type,
-        "env": client.environment(),
-    }))
+    Ok(Introspection {
+        active: true,
+        details: Some(Details {
+            scope,
+            env: client.environment(),
+            client_id: client.client_id,
+            username,
+            sub: user_id.to_string(),
+            aud,
+            iss: ctx.issuer.clone(),
+            exp: timestamp(exp),
+            iat: timestamp(iat),
+            token_type,
+        }),
+    })
 }
 
 /// RFC 7009 §2.1: revokes the token if it belongs to `caller`; anything else changes nothing.
