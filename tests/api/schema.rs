@@ -237,7 +237,7 @@ async fn sqlite_connections_use_wal_and_a_busy_timeout() {
         #[diesel(sql_type = diesel::sql_types::BigInt)]
         timeout: i64,
     }
-    let database = latchkey::db::open(&app.db.url, 2).unwrap();
+    let database = latchkey::db::open(&app.db.url, 2, app.settings.client_refresh()).unwrap();
     let mut conn = database.pool.get().unwrap();
     let mode: Mode = diesel::sql_query("PRAGMA journal_mode")
         .get_result(&mut *conn)
