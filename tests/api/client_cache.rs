@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use chrono::TimeDelta;
 use diesel::prelude::*;
-use latchkey::db::schema::client_secrets;
+use latchkey::db::schema::{client_changes, client_secrets};
 use serde_json::Value;
 
 use crate::helpers::{MERCHANT_PASSWORD, TestApp, TestClient, spawn_app_with};
@@ -183,4 +183,35 @@ async fn an_unknown_client_costs_what_a_wrong_secret_costs() {
             );
         }
     }
+}
+
+/// The token endpoint writes a secret's `last_used_at` every few minutes per secret, on every
+/// instance: were that counted as a change, each would drop every instance's cache.
+#[tokio::test]
+async fn recording_a_secrets_use_is_not_a_change() {
+    let app = spawn_app().await;
+    let client = app.merchant_client(&[]);
+    let counter = || -> i64 {
+        client_changes::table
+            .select(client_changes::counter)
+            .first(&mut app.db.connect())
+            .unwrap()
+    };
+    let before = counter();
+    assert_eq!(
+        token_status(&app, &client.client_id, &client.secret).await,
+        200
+    );
+    let used: Option<chrono::NaiveDateTime> = client_secrets::table
+        .select(client_secrets::last_used_at)
+        .first(&mut app.db.connect())
+        .unwrap();
+    assert!(used.is_some(), "the use was recorded");
+    assert_eq!(counter(), before);
+    // Any other change to the secret is one.
+    diesel::update(client_secrets::table)
+        .set(client_secrets::secret_hint.eq("abcd"))
+        .execute(&mut app.db.connect())
+        .unwrap();
+    assert!(counter() > before);
 }
