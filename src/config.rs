@@ -74,6 +74,14 @@ pub struct Settings {
           value_parser = clap::value_parser!(u64).range(1..=3600), global = true)]
     pub key_refresh: u64,
 
+    /// How often each instance asks the database whether an application or its secrets were
+    /// changed by another process (another instance, the CLI, SQL by hand), in seconds: such a
+    /// change takes effect everywhere within this time; one made through an instance takes
+    /// effect on it at once. One small query, and only while requests come.
+    #[arg(long, env = "LATCHKEY_CLIENT_REFRESH", default_value_t = 1,
+          value_parser = clap::value_parser!(u64).range(1..=3600), global = true)]
+    pub client_refresh: u64,
+
     /// How often expired codes, tokens and sessions are deleted, in seconds.
     #[arg(long, env = "LATCHKEY_CLEANUP_INTERVAL", default_value_t = 600,
           value_parser = clap::value_parser!(u64).range(1..=86_400), global = true)]
@@ -133,6 +141,10 @@ impl Settings {
             None => format!("http://{listening_on}"),
         };
         url.trim_end_matches('/').to_owned()
+    }
+
+    pub fn client_refresh(&self) -> Duration {
+        Duration::from_secs(self.client_refresh)
     }
 
     pub fn access_token_ttl(&self) -> Duration {

@@ -52,7 +52,7 @@ pub enum StartupError {
 pub fn open_stores(settings: &Settings) -> Result<(ServerKey, Database), StartupError> {
     let database = settings.database();
     // Check the database first, so a bad URL fails before a key file is written.
-    let opened = db::open(&database, settings.db_pool_size)?;
+    let opened = db::open(&database, settings.db_pool_size, settings.client_refresh())?;
     let (key, generated) =
         ServerKey::load_or_generate(settings.secret_key.as_ref(), &settings.data_dir)?;
     if generated {
@@ -134,6 +134,7 @@ impl Application {
             passwords: passwords.clone(),
             writer: database.writer.clone(),
             signatures: Default::default(),
+            clients: database.clients.clone(),
         });
         spawn_key_refresh(
             Arc::clone(&oauth),

@@ -12,7 +12,7 @@ use diesel::prelude::*;
 use diesel::r2d2::{self, R2D2Connection as _};
 
 use super::instrument::{ConnectionMonitor, StatementCounter};
-use super::{DbError, Writer};
+use super::{ClientCache, DbError, Writer};
 use crate::config::DatabaseUrl;
 
 /// A connection to either backend. Queries written against it compile for both.
@@ -60,12 +60,13 @@ const SQLITE_BUSY_TIMEOUT: &str = "PRAGMA busy_timeout = 3000";
 ///
 /// Every connection it opens carries its [`Writer`] queue, so that a
 /// [`write_transaction`](super::write_transaction) on any of them waits in the same queue as
-/// `Database::writer`.
+/// `Database::writer`, and its [`ClientCache`], which forgets what a connection wrote.
 #[derive(Debug)]
 pub struct ConnectionManager {
     url: DatabaseUrl,
     pub(super) statements: StatementCounter,
     pub(super) writer: Writer,
+    pub(super) clients: ClientCache,
 }
 
 impl ConnectionManager {
@@ -74,6 +75,7 @@ impl ConnectionManager {
             writer: Writer::for_backend(&url),
             url,
             statements: StatementCounter::default(),
+            clients: ClientCache::default(),
         }
     }
 
@@ -108,6 +110,8 @@ impl ConnectionManager {
             statements: self.statements.clone(),
             lost: false,
             writer: self.writer.clone(),
+            clients: self.clients.clone(),
+            wrote_clients: false,
         });
         Ok(conn)
     }

@@ -1,13 +1,14 @@
 //! Diesel instrumentation installed on every pooled connection: [`StatementCounter`] counts the
 //! statements a pool runs (for `/metrics` and for tests that pin a request's cost) and logs
 //! each one at trace level; `ConnectionMonitor` also notes when a connection lost its server so
-//! the pool drops it. Read the counter through [`Database::statements`](super::Database).
+//! the pool drops it, and when it wrote clients, so the client cache forgets them. Read the
+//! counter through [`Database::statements`](super::Database).
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use super::Writer;
 use super::error::is_connection_lost;
+use super::{ClientCache, Writer};
 
 /// Counts the SQL statements run by every connection of a pool, for `/metrics` and for tests
 /// that pin down how many statements a request costs.
@@ -35,12 +36,16 @@ impl diesel::connection::Instrumentation for StatementCounter {
 /// [`ConnectionManager::has_broken`](super::ConnectionManager) reads to drop the connection.
 ///
 /// It also carries the writer queue of the pool the connection belongs to, which
-/// [`write_transaction`](super::write_transaction) waits in: instrumentation is the one place
-/// diesel lets a connection hold state of ours.
+/// [`write_transaction`](super::write_transaction) waits in, and the pool's client cache with
+/// whether this connection wrote clients or secrets since it was last handed out
+/// ([`client_cache::note_client_change`](super::client_cache::note_client_change)): instrumentation is the
+/// one place diesel lets a connection hold state of ours.
 pub(super) struct ConnectionMonitor {
     pub(super) statements: StatementCounter,
     pub(super) lost: bool,
     pub(super) writer: Writer,
+    pub(super) clients: ClientCache,
+    pub(super) wrote_clients: bool,
 }
 
 impl diesel::connection::Instrumentation for ConnectionMonitor {

@@ -24,11 +24,13 @@
 //! One concern per file, re-exported here so callers write `db::X`: `connection` (the enum, the
 //! manager, pragmas, ping), `pool` (`open`, `run`, `Database`), `migrations`, `writer` (the
 //! SQLite writer queue and `write_transaction`), `error` (what a failure means), `instrument`
-//! (statement counting, lost-connection detection).
+//! (statement counting, lost-connection detection), `client_cache` (the clients client
+//! authentication reads, and how every instance learns that one changed).
 
 pub mod models;
 pub mod schema;
 
+mod client_cache;
 mod connection;
 mod error;
 mod instrument;
@@ -36,6 +38,7 @@ mod migrations;
 mod pool;
 mod writer;
 
+pub use client_cache::{CachedClient, CachedSecret, ClientCache, note_client_change};
 pub(crate) use connection::native;
 pub use connection::{AnyConnection, ConnectionManager, PG_CONNECT_TIMEOUT_SECS, ping};
 pub use error::{DbError, RETRY_AFTER_SECS, is_transient};

@@ -3,12 +3,17 @@
 //! request handlers run diesel, on actix's blocking thread pool.
 //!
 //! Use [`run`] from async code for every query; use [`open`] once, at start-up or in the CLI.
+//! Once a closure is done with its connection, both tell the client cache of any client or
+//! secret it wrote ([`client_cache`](super::client_cache)).
 
 use std::time::Duration;
 
 use diesel::r2d2;
 
-use super::{AnyConnection, ConnectionManager, DbError, StatementCounter, Writer, migrate};
+use super::client_cache::forget_if_written;
+use super::{
+    AnyConnection, ClientCache, ConnectionManager, DbError, StatementCounter, Writer, migrate,
+};
 use crate::config::DatabaseUrl;
 
 pub type Pool = r2d2::Pool<ConnectionManager>;
@@ -18,13 +23,15 @@ pub type PooledConnection = r2d2::PooledConnection<ConnectionManager>;
 /// load balancer's or a client's patience, so an outage shows as a quick, clear error.
 pub const CHECKOUT_TIMEOUT: Duration = Duration::from_secs(3);
 
-/// An open database: the pool, the counter of statements its connections ran, and the lock
-/// that queues this process's writers on SQLite.
+/// An open database: the pool, the counter of statements its connections ran, the lock
+/// that queues this process's writers on SQLite, and the cache of clients its connections
+/// keep current.
 #[derive(Clone)]
 pub struct Database {
     pub pool: Pool,
     pub statements: StatementCounter,
     pub writer: Writer,
+    pub clients: ClientCache,
 }
 
 /// Why the database could not be opened at start-up. Each message is one line.
@@ -44,8 +51,13 @@ pub enum OpenError {
 /// Opens the pool and brings the schema up to date.
 ///
 /// The first connection is made eagerly, so an unreachable database fails here, once, with a
-/// clear message rather than on the first request.
-pub fn open(url: &DatabaseUrl, pool_size: u32) -> Result<Database, OpenError> {
+/// clear message rather than on the first request. `client_refresh` is how often the client
+/// cache looks for changes made by other processes (`LATCHKEY_CLIENT_REFRESH`).
+pub fn open(
+    url: &DatabaseUrl,
+    pool_size: u32,
+    client_refresh: Duration,
+) -> Result<Database, OpenError> {
     if let Some(path) = url.sqlite_path()
         && let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty())
     {
@@ -54,7 +66,8 @@ pub fn open(url: &DatabaseUrl, pool_size: u32) -> Result<Database, OpenError> {
             source,
         })?;
     }
-    let manager = ConnectionManager::new(url.clone());
+    let mut manager = ConnectionManager::new(url.clone());
+    manager.clients = ClientCache::new(client_refresh);
     let mut first = manager.establish().map_err(|e| OpenError::Connect {
         url: url.redacted(),
         reason: one_line(&e.to_string()),
@@ -68,6 +81,7 @@ pub fn open(url: &DatabaseUrl, pool_size: u32) -> Result<Database, OpenError> {
     let statements = manager.statements.clone();
     // The queue every connection of this pool waits in; handlers reach it as `ctx.writer`.
     let writer = manager.writer.clone();
+    let clients = manager.clients.clone();
     let pool = r2d2::Pool::builder()
         .max_size(pool_size)
         // The first connection already succeeded; later failures surface per request.
@@ -83,6 +97,7 @@ pub fn open(url: &DatabaseUrl, pool_size: u32) -> Result<Database, OpenError> {
         pool,
         statements,
         writer,
+        clients,
     })
 }
 
@@ -97,7 +112,9 @@ where
     let pool = pool.clone();
     actix_web::web::block(move || {
         let mut conn = pool.get().map_err(DbError::from)?;
-        f(&mut conn)
+        let result = f(&mut conn);
+        forget_if_written(&mut conn);
+        result
     })
     .await
     .map_err(|_| E::from(DbError::Cancelled))?
@@ -129,8 +146,10 @@ where
         Some(conn) if matches!(*conn, AnyConnection::Sqlite(_)) => conn,
         _ => return run(pool, f).await,
     };
-    std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| f(&mut conn)))
-        .unwrap_or_else(|_| Err(E::from(DbError::Cancelled)))
+    let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| f(&mut conn)))
+        .unwrap_or_else(|_| Err(E::from(DbError::Cancelled)));
+    forget_if_written(&mut conn);
+    result
 }
 
 /// Error texts from libpq span several lines; start-up errors are printed on one.

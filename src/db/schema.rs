@@ -61,6 +61,15 @@ diesel::table! {
 }
 
 diesel::table! {
+    /// One row (id 1): a counter that triggers bump on every change to `clients` and
+    /// `client_secrets` (except `last_used_at`); see `db::client_cache`.
+    client_changes (id) {
+        id -> BigInt,
+        counter -> BigInt,
+    }
+}
+
+diesel::table! {
     client_authorization_codes (id) {
         id -> BigInt,
         client_id -> BigInt,
@@ -197,6 +206,7 @@ diesel::allow_tables_to_appear_in_same_query!(
     scopes,
     clients,
     client_secrets,
+    client_changes,
     client_authorization_codes,
     client_refresh_tokens,
     client_access_tokens,

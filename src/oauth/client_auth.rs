@@ -2,12 +2,19 @@
 //! `client_secret_post`, or `none` for public clients.
 //!
 //! An unknown client and a wrong secret look the same from outside: the same 401, the same body,
-//! and the same work (one query, one keyed digest, a constant-time compare against every stored
-//! digest, or a dummy one).
+//! and the same work (one lookup in the client cache, which caches unknown ids as it caches
+//! clients and loads either in one query; one keyed digest; a constant-time compare against
+//! every active digest, or a dummy one).
+//!
+//! Clients come from [`ClientCache`] (see `db::client_cache` for how it stays current), so a
+//! request whose client is cached runs no query here; secret expiry is checked against the
+//! request's `now` at every use.
 
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD;
 use chrono::{NaiveDateTime, TimeDelta};
+use std::sync::Arc;
+
 use diesel::QueryResult;
 use percent_encoding::percent_decode_str;
 use subtle::ConstantTimeEq as _;
@@ -15,8 +22,8 @@ use subtle::ConstantTimeEq as _;
 use super::error::{ErrorCode, OAuthError};
 use super::request::BodyCredentials;
 use crate::crypto::ServerKey;
-use crate::db::AnyConnection;
 use crate::db::models::{Client, ClientSecret};
+use crate::db::{AnyConnection, CachedClient, CachedSecret, ClientCache};
 
 /// How the client presented itself.
 #[derive(Clone, PartialEq, Eq)]
@@ -108,16 +115,29 @@ fn form_decode(text: &str) -> Result<String, OAuthError> {
 /// A client that proved who it is, and the secret it used (for `last_used_at`).
 #[derive(Debug)]
 pub struct Authenticated {
-    pub client: Client,
-    pub secret: Option<ClientSecret>,
+    entry: Arc<CachedClient>,
+    /// Index of the secret that matched in the entry's secrets; none for a public client.
+    secret: Option<usize>,
+}
+
+impl Authenticated {
+    pub fn client(&self) -> &Client {
+        &self.entry.client
+    }
+
+    pub fn secret(&self) -> Option<&CachedSecret> {
+        self.secret.and_then(|i| self.entry.secrets().get(i))
+    }
 }
 
 /// `last_used_at` is written at most this often per secret, to keep writes off the hot path.
 const LAST_USED_RESOLUTION: TimeDelta = TimeDelta::minutes(5);
 
-/// Checks the presented credentials against the database in one query.
+/// Checks the presented credentials against the client cache (a query only when the client is
+/// not cached).
 pub fn authenticate(
     conn: &mut AnyConnection,
+    clients: &ClientCache,
     key: &ServerKey,
     presented: &Presented,
     now: NaiveDateTime,
@@ -128,63 +148,63 @@ pub fn authenticate(
     if client_id.len() > MAX_CREDENTIAL_LEN {
         return Err(OAuthError::invalid_client());
     }
-    // The client and its active secrets, in one statement.
-    let (client, secrets) = match Client::find_with_active_secrets(conn, client_id, now)? {
-        Some((client, secrets)) => (Some(client), secrets),
-        None => (None, Vec::new()),
-    };
+    let entry = clients.client(conn, client_id, now)?;
 
-    let (client, secret) = match presented {
+    let (entry, secret) = match presented {
         Presented::Secret { secret, .. } => {
             let digest = key.client_secret_digest(secret);
-            // Compare against every stored digest without stopping early; with none stored
-            // (unknown or public client), against a dummy, so the work is the same.
-            let mut matched: Option<&ClientSecret> = None;
+            // Compare against every digest active at `now` without stopping early; with none
+            // (unknown or public client, or every secret expired), against a dummy, so the work
+            // is the same.
+            let mut matched: Option<usize> = None;
             let mut any = false;
-            for stored in &secrets {
-                any = true;
-                if bool::from(digest.as_bytes().ct_eq(stored.secret_digest.as_bytes())) {
-                    matched = Some(stored);
+            if let Some(entry) = &entry {
+                for (i, stored) in entry.secrets().iter().enumerate() {
+                    if !stored.is_active(now) {
+                        continue;
+                    }
+                    any = true;
+                    if bool::from(digest.as_bytes().ct_eq(stored.digest().as_bytes())) {
+                        matched = Some(i);
+                    }
                 }
             }
             if !any {
                 let _ = digest.as_bytes().ct_eq(DUMMY_DIGEST.as_bytes());
             }
-            match (client, matched) {
-                (Some(client), Some(secret)) if client.is_confidential => {
-                    (client, Some(secret.clone()))
-                }
+            match (entry, matched) {
+                (Some(entry), Some(i)) if entry.client.is_confidential => (entry, Some(i)),
                 _ => return Err(OAuthError::invalid_client()),
             }
         }
-        Presented::PublicClient { .. } => match client {
-            Some(client) if !client.is_confidential => (client, None),
+        Presented::PublicClient { .. } => match entry {
+            Some(entry) if !entry.client.is_confidential => (entry, None),
             _ => return Err(OAuthError::invalid_client()),
         },
     };
     // Only an authenticated caller learns that the client is disabled.
-    if !client.is_enabled {
+    if !entry.client.is_enabled {
         return Err(OAuthError::new(
             ErrorCode::InactiveClient,
             "This client is disabled. Its owner can enable it again in the developer portal.",
         ));
     }
-    Ok(Authenticated { client, secret })
+    Ok(Authenticated { entry, secret })
 }
 
-/// Records that a secret was used, at most every few minutes.
+/// Records that a secret was used, at most every few minutes: the cached secret remembers the
+/// write, so a client that asks all the time writes once per [`LAST_USED_RESOLUTION`].
 pub fn touch_secret(
     conn: &mut AnyConnection,
-    secret: &ClientSecret,
+    secret: &CachedSecret,
     now: NaiveDateTime,
 ) -> QueryResult<()> {
-    if secret
-        .last_used_at
-        .is_some_and(|t| now - t < LAST_USED_RESOLUTION)
-    {
+    if secret.used_within(now, LAST_USED_RESOLUTION) {
         return Ok(());
     }
-    ClientSecret::touch(conn, secret.id, now)
+    ClientSecret::touch(conn, secret.id, now)?;
+    secret.record_use(now);
+    Ok(())
 }
 
 /// Same length as a real digest (hex SHA-256).

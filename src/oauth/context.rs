@@ -1,5 +1,5 @@
 //! What the protocol code needs from the server's configuration: issuer, keys, token lifetimes,
-//! the password hasher and the SQLite writer queue. Built once when the server starts, shared by
+//! the password hasher, the SQLite writer queue and the client cache. Built once when the server starts, shared by
 //! the token endpoint, the grants, introspection and bearer-token checks.
 
 use std::time::Duration;
@@ -24,4 +24,6 @@ pub struct OAuthContext {
     pub writer: db::Writer,
     /// Access tokens whose signatures this process has verified.
     pub signatures: super::jwt::Signatures,
+    /// The clients client authentication reads (the pool's: writes through it keep it current).
+    pub clients: db::ClientCache,
 }

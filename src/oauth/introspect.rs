@@ -86,17 +86,19 @@ pub fn answer(
     if action == Action::Introspect && matches!(presented, Presented::PublicClient { .. }) {
         return Err(OAuthError::invalid_client());
     }
-    let caller = client_auth::authenticate(conn, &ctx.server_key, &presented, db::now())?.client;
+    let caller =
+        client_auth::authenticate(conn, &ctx.clients, &ctx.server_key, &presented, db::now())?;
+    let caller = caller.client();
     match action {
         Action::Introspect => Ok(Some(introspect(
             conn,
             ctx,
-            &caller,
+            caller,
             &request.token,
             request.hint,
         )?)),
         Action::Revoke => {
-            revoke(conn, &caller, &request.token, request.hint)?;
+            revoke(conn, caller, &request.token, request.hint)?;
             Ok(None)
         }
     }

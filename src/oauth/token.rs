@@ -30,8 +30,8 @@ pub fn exchange(
 ) -> Result<Issued, OAuthError> {
     let now = db::now();
     let presented = client_auth::presented(caller.authorization, &request.body_credentials)?;
-    let auth = client_auth::authenticate(conn, &ctx.server_key, &presented, now)?;
-    let client = auth.client;
+    let auth = client_auth::authenticate(conn, &ctx.clients, &ctx.server_key, &presented, now)?;
+    let client = auth.client();
 
     let grant_type = request.grant.grant_type();
     // A public client has no secret to prove who is asking, so it may never act as itself.
@@ -54,14 +54,7 @@ pub fn exchange(
                 && client
                     .allowed_grant_types()
                     .contains(&GrantType::RefreshToken);
-            grants::client_credentials::run(
-                conn,
-                ctx,
-                &client,
-                scope.as_deref(),
-                with_refresh,
-                now,
-            )?
+            grants::client_credentials::run(conn, ctx, client, scope.as_deref(), with_refresh, now)?
         }
         Grant::Password {
             username,
@@ -70,7 +63,7 @@ pub fn exchange(
         } => grants::password::run(
             conn,
             ctx,
-            &client,
+            client,
             &grants::password::ResourceOwner {
                 username: &username,
                 password: &password,
@@ -82,7 +75,7 @@ pub fn exchange(
         Grant::RefreshToken {
             refresh_token,
             scope,
-        } => grants::refresh_token::run(conn, ctx, &client, &refresh_token, scope.as_deref(), now)?,
+        } => grants::refresh_token::run(conn, ctx, client, &refresh_token, scope.as_deref(), now)?,
         Grant::AuthorizationCode {
             code,
             redirect_uri,
@@ -90,14 +83,14 @@ pub fn exchange(
         } => grants::authorization_code::run(
             conn,
             ctx,
-            &client,
+            client,
             &code,
             redirect_uri.as_deref(),
             code_verifier.as_deref(),
             now,
         )?,
     };
-    if let Some(secret) = &auth.secret {
+    if let Some(secret) = auth.secret() {
         ctx.writer
             .hold(|| client_auth::touch_secret(conn, secret, now))?;
     }

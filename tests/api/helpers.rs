@@ -84,6 +84,25 @@ impl Drop for TestDatabase {
     }
 }
 
+/// How soon an instance must see a change to an application made by another process (another
+/// instance, the CLI, SQL by hand): `LATCHKEY_CLIENT_REFRESH`, 1 s in the tests (the instance's
+/// own changes take effect at once), with room for a loaded machine.
+pub const CLIENT_CHANGE_SEEN_WITHIN: std::time::Duration = std::time::Duration::from_millis(2500);
+
+/// Asks `holds` every 50 ms until it answers true, and fails if that takes longer than
+/// [`CLIENT_CHANGE_SEEN_WITHIN`]: for a change to an application made outside the instance.
+pub async fn once_seen(what: &str, mut holds: impl AsyncFnMut() -> bool) {
+    let started = std::time::Instant::now();
+    while !holds().await {
+        assert!(
+            started.elapsed() < CLIENT_CHANGE_SEEN_WITHIN,
+            "{what}: not seen after {CLIENT_CHANGE_SEEN_WITHIN:?}"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    println!("{what}: seen after {:?}", started.elapsed());
+}
+
 pub fn hex_id() -> String {
     let mut bytes = [0u8; 8];
     rand::rngs::OsRng.fill_bytes(&mut bytes);
@@ -121,6 +140,7 @@ pub fn test_settings(data_dir: &Path, db: &TestDatabase, secret: &SecretKeyMater
         code_ttl: 600,
         db_pool_size: 8,
         key_refresh: 1,
+        client_refresh: 1,
         cleanup_interval: 3600,
         workers: Some(1),
         trusted_proxies: Vec::new(),

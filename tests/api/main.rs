@@ -6,6 +6,7 @@ mod accounts;
 mod attacks;
 mod authorize;
 mod cli;
+mod client_cache;
 mod code_grant;
 mod config;
 mod crash;

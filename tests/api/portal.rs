@@ -6,7 +6,9 @@ use latchkey::db::models::Client;
 use latchkey::db::schema::{audit_events, client_secrets};
 use serde_json::Value;
 
-use crate::helpers::{Html, MERCHANT_PASSWORD, TestApp, TestClient, location, spawn_app};
+use crate::helpers::{
+    Html, MERCHANT_PASSWORD, TestApp, TestClient, location, once_seen, spawn_app,
+};
 
 const APPS: &str = "/developer/applications";
 
@@ -356,7 +358,9 @@ async fn rotation_keeps_the_old_secret_for_the_chosen_time() {
         token_status(&app, &created.client_id, &new_secret).await,
         200
     );
-    // When the overlap ends, the old one is refused.
+    // When the overlap ends, the old one is refused. (Ended by hand in SQL, which the server
+    // sees within LATCHKEY_CLIENT_REFRESH; a cached secret reaching its expiry is
+    // `client_cache::a_cached_secret_is_refused_from_the_moment_it_expires`.)
     let mut conn = app.db.connect();
     diesel::update(client_secrets::table.filter(client_secrets::expires_at.is_not_null()))
         .set(
@@ -365,6 +369,10 @@ async fn rotation_keeps_the_old_secret_for_the_chosen_time() {
         )
         .execute(&mut conn)
         .unwrap();
+    once_seen("the overlap ended by hand", async || {
+        token_status(&app, &created.client_id, &created.secret).await == 401
+    })
+    .await;
     assert_eq!(
         token_status(&app, &created.client_id, &created.secret).await,
         401

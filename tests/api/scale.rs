@@ -1,6 +1,6 @@
 //! Two `latchkey serve` instances on one database act as one server: sessions, tokens,
-//! revocation, key rotation, the authorization flow, single-use codes and the login lockout are
-//! all shared. (CI runs this on PostgreSQL, where several instances are meant to run; on SQLite
+//! revocation, key rotation, the authorization flow, single-use codes, the login lockout and
+//! changes to applications (which each instance caches) are all shared. (CI runs this on PostgreSQL, where several instances are meant to run; on SQLite
 //! the instances share the file.)
 
 use latchkey::startup::Application;
@@ -10,7 +10,7 @@ use crate::helpers::{
     CALLBACK, CHALLENGE, END_USER, END_USER_PASSWORD, VERIFIER, authorize_path, location, query_of,
     setup,
 };
-use crate::helpers::{Html, MERCHANT_PASSWORD, TestApp, spawn_app_with};
+use crate::helpers::{Html, MERCHANT_PASSWORD, TestApp, TestClient, once_seen, spawn_app_with};
 
 /// The first instance. Instances behind one load balancer share one issuer URL (they must:
 /// it is in every token), so the tests set one rather than default to each instance's port.
@@ -533,4 +533,110 @@ async fn the_secret_key_can_be_rotated_without_losing_clients_or_keys() {
         200,
         "tokens from before the rotation still verify"
     );
+}
+
+async fn token_status(app: &TestApp, base: &str, client: &TestClient) -> u16 {
+    app.api
+        .post(format!("{base}/oauth/token"))
+        .basic_auth(&client.client_id, Some(&client.secret))
+        .form(&[("grant_type", "client_credentials")])
+        .send()
+        .await
+        .unwrap()
+        .status()
+        .as_u16()
+}
+
+async fn introspected_active(app: &TestApp, base: &str, caller: &TestClient, token: &str) -> bool {
+    let body: Value = app
+        .api
+        .post(format!("{base}/oauth/introspect"))
+        .basic_auth(&caller.client_id, Some(&caller.secret))
+        .form(&[("token", token)])
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    body["active"] == true
+}
+
+/// Both instances hold the client in their caches. A change made through one takes effect on it
+/// at once and on the other within a second; one made by neither (the CLI, SQL by hand) on both
+/// within a second.
+#[tokio::test]
+async fn a_change_to_a_client_reaches_every_instance_within_a_second() {
+    let a = spawn_app().await;
+    let b = second_instance(&a).await;
+    let on_a = a.address.clone();
+    let client = a.merchant_client(&[]);
+    a.log_in("merchant", MERCHANT_PASSWORD).await;
+    for base in [&on_a, &b] {
+        assert_eq!(token_status(&a, base, &client).await, 200);
+    }
+
+    // Disabled in A's portal.
+    let show = format!("/developer/applications/{}", client.client_id);
+    let res = a.post_form(&format!("{show}/toggle"), &show, &[]).await;
+    assert_eq!(res.status(), 303);
+    assert_eq!(token_status(&a, &on_a, &client).await, 401, "at once on A");
+    once_seen("disabled, on B", async || {
+        token_status(&a, &b, &client).await == 401
+    })
+    .await;
+    a.post_form(&format!("{show}/toggle"), &show, &[]).await;
+    assert_eq!(token_status(&a, &on_a, &client).await, 200, "at once on A");
+    once_seen("enabled again, on B", async || {
+        token_status(&a, &b, &client).await == 200
+    })
+    .await;
+
+    // Marked a resource server by the operator's CLI: the client may now introspect another
+    // merchant's token.
+    a.create_user("other", "another long password");
+    let created = a.create_client("other", &[]);
+    let other = TestClient {
+        client_id: created["client_id"].as_str().unwrap().to_owned(),
+        secret: created["client_secret"].as_str().unwrap().to_owned(),
+        owner_id: 0,
+    };
+    let body: Value = a
+        .token_form(Some(&other), &[("grant_type", "client_credentials")])
+        .await
+        .json()
+        .await
+        .unwrap();
+    let token = body["access_token"].as_str().unwrap().to_owned();
+    for base in [&on_a, &b] {
+        assert!(!introspected_active(&a, base, &client, &token).await);
+    }
+    let out = a.cli(
+        &[
+            "client",
+            "set",
+            "--client-id",
+            &client.client_id,
+            "--resource-server",
+            "true",
+        ],
+        "",
+    );
+    assert!(out.success(), "{}", out.stderr);
+    for (what, base) in [("marked by the CLI, on A", &on_a), ("... on B", &b)] {
+        once_seen(what, async || {
+            introspected_active(&a, base, &client, &token).await
+        })
+        .await;
+    }
+
+    // The owner's account deleted by hand in SQL: the client goes with it (the foreign key
+    // cascades).
+    use diesel::RunQueryDsl as _;
+    diesel::sql_query("DELETE FROM users WHERE username = 'merchant'")
+        .execute(&mut a.db.connect())
+        .unwrap();
+    for (what, base) in [("owner deleted, on A", &on_a), ("... on B", &b)] {
+        once_seen(what, async || token_status(&a, base, &client).await == 401).await;
+    }
 }

@@ -101,8 +101,8 @@ macro_rules! load_all {
 async fn every_table_loads_every_column_as_its_model() {
     use crate::helpers::{CALLBACK, authorize_and_allow, query_of, setup};
     use latchkey::db::models::{
-        AccessToken, AuditEvent, AuthorizationCode, Consent, EmailToken, LoginAttempt,
-        RefreshToken, SessionRow, SigningKeyRow,
+        AccessToken, AuditEvent, AuthorizationCode, ClientChanges, Consent, EmailToken,
+        LoginAttempt, RefreshToken, SessionRow, SigningKeyRow,
     };
 
     let app = spawn_app().await;
@@ -175,6 +175,7 @@ async fn every_table_loads_every_column_as_its_model() {
     load_all!(conn, users, User);
     load_all!(conn, clients, Client);
     load_all!(conn, client_secrets, ClientSecret);
+    load_all!(conn, client_changes, ClientChanges);
     load_all!(conn, client_access_tokens, AccessToken);
     load_all!(conn, client_refresh_tokens, RefreshToken);
     load_all!(conn, client_authorization_codes, AuthorizationCode);
@@ -237,7 +238,7 @@ async fn sqlite_connections_use_wal_and_a_busy_timeout() {
         #[diesel(sql_type = diesel::sql_types::BigInt)]
         timeout: i64,
     }
-    let database = latchkey::db::open(&app.db.url, 2).unwrap();
+    let database = latchkey::db::open(&app.db.url, 2, app.settings.client_refresh()).unwrap();
     let mut conn = database.pool.get().unwrap();
     let mode: Mode = diesel::sql_query("PRAGMA journal_mode")
         .get_result(&mut *conn)

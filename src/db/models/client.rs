@@ -1,5 +1,9 @@
 //! `clients`: registered applications (Revenue Monster's columns, plus grant types, scopes,
 //! status and the operator's resource-server mark).
+//!
+//! Every method that writes calls [`note_client_change`](crate::db::note_client_change) first,
+//! so this process's client cache forgets the client as soon as the write is done; the
+//! `client_changes` triggers tell the other processes.
 
 use chrono::NaiveDateTime;
 use diesel::prelude::*;
@@ -80,6 +84,7 @@ pub struct ClientSettings<'a> {
 
 impl Client {
     pub fn insert(conn: &mut AnyConnection, new: &NewClient<'_>) -> QueryResult<Client> {
+        crate::db::note_client_change(conn);
         diesel::insert_into(clients::table)
             .values(new)
             // The whole row comes back; `as_returning()` does not compile for MultiBackend.
@@ -115,8 +120,8 @@ impl Client {
     }
 
     /// The client with this `client_id` and the secrets that still work at `now`, in one
-    /// statement (a left join, so a client without secrets still comes back). Client
-    /// authentication at the token endpoint runs this one query whatever the client presented.
+    /// statement (a left join, so a client without secrets still comes back). What the client
+    /// cache (`db::ClientCache`) loads for client authentication, whatever the client presented.
     pub fn find_with_active_secrets(
         conn: &mut AnyConnection,
         client_id: &str,
@@ -180,6 +185,7 @@ impl Client {
         resource_server: bool,
         now: NaiveDateTime,
     ) -> QueryResult<Client> {
+        crate::db::note_client_change(conn);
         diesel::update(clients::table.find(id))
             .set((
                 clients::is_resource_server.eq(resource_server),
@@ -197,6 +203,7 @@ impl Client {
         settings: &ClientSettings<'_>,
         now: NaiveDateTime,
     ) -> QueryResult<Client> {
+        crate::db::note_client_change(conn);
         diesel::update(clients::table.find(id))
             .set((
                 clients::name.eq(settings.name),
@@ -221,6 +228,7 @@ impl Client {
         enabled: bool,
         now: NaiveDateTime,
     ) -> QueryResult<()> {
+        crate::db::note_client_change(conn);
         diesel::update(clients::table.find(id))
             .set((clients::is_enabled.eq(enabled), clients::updated_at.eq(now)))
             .execute(conn)
@@ -230,6 +238,7 @@ impl Client {
     /// Deletes the application. Its secrets, codes and tokens go with it (foreign keys
     /// cascade), so every token it issued stops working at once.
     pub fn delete(conn: &mut AnyConnection, id: ClientRowId) -> QueryResult<()> {
+        crate::db::note_client_change(conn);
         diesel::delete(clients::table.find(id))
             .execute(conn)
             .map(|_| ())

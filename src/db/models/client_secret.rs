@@ -1,5 +1,8 @@
 //! `client_secrets`: a client's secrets, as keyed digests plus an encrypted copy. A client has
 //! one current secret, and a second one while the previous secret is being rotated out.
+//!
+//! Every method that writes, except [`ClientSecret::touch`], calls
+//! [`note_client_change`](crate::db::note_client_change) first (see `models::client`).
 
 use chrono::NaiveDateTime;
 use diesel::prelude::*;
@@ -37,6 +40,7 @@ impl ClientSecret {
         conn: &mut AnyConnection,
         new: &NewClientSecret<'_>,
     ) -> QueryResult<ClientSecret> {
+        crate::db::note_client_change(conn);
         diesel::insert_into(client_secrets::table)
             .values(new)
             // The whole row comes back; `as_returning()` does not compile for MultiBackend.
@@ -84,7 +88,9 @@ impl ClientSecret {
             .load(conn)
     }
 
-    /// Records that the secret was used at `now`.
+    /// Records that the secret was used at `now`. Not a change the client cache needs to hear
+    /// of (the `client_changes` triggers skip this column too): the cache keeps its own
+    /// `last_used_at`, see `oauth::client_auth::touch_secret`.
     pub fn touch(conn: &mut AnyConnection, id: i64, now: NaiveDateTime) -> QueryResult<()> {
         crate::db::native!(conn, c => diesel::update(client_secrets::table.find(id))
             .set(client_secrets::last_used_at.eq(now))
@@ -99,6 +105,7 @@ impl ClientSecret {
         secret_digest: &str,
         secret_encrypted: &str,
     ) -> QueryResult<()> {
+        crate::db::note_client_change(conn);
         diesel::update(client_secrets::table.find(id))
             .set((
                 client_secrets::secret_digest.eq(secret_digest),
@@ -118,6 +125,7 @@ impl ClientSecret {
         now: NaiveDateTime,
         grace_ends: NaiveDateTime,
     ) -> QueryResult<()> {
+        crate::db::note_client_change(conn);
         diesel::update(
             client_secrets::table
                 .filter(client_secrets::client_id.eq(client))
@@ -143,6 +151,7 @@ impl ClientSecret {
         id: i64,
         now: NaiveDateTime,
     ) -> QueryResult<bool> {
+        crate::db::note_client_change(conn);
         diesel::update(
             client_secrets::table
                 .filter(client_secrets::id.eq(id))

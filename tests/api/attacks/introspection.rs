@@ -7,7 +7,7 @@ use serde_json::{Value, json};
 
 use super::{Expect, check};
 use crate::helpers::{CALLBACK, authorize_and_allow, query_of, setup};
-use crate::helpers::{MERCHANT_PASSWORD, TestApp, TestClient, spawn_app};
+use crate::helpers::{MERCHANT_PASSWORD, TestApp, TestClient, once_seen, spawn_app};
 
 async fn introspect(app: &TestApp, caller: &TestClient, token: &str) -> reqwest::Response {
     app.api
@@ -166,6 +166,16 @@ async fn only_the_issuer_its_owner_and_marked_resource_servers_learn_what_a_toke
         "",
     );
     assert!(out.success(), "client set: {}", out.stderr);
+    // The CLI is another process: the server sees its change within LATCHKEY_CLIENT_REFRESH.
+    once_seen("unmarked by the CLI", async || {
+        let body: Value = introspect(&app, &marked_later, &access)
+            .await
+            .json()
+            .await
+            .unwrap();
+        body["active"] == false
+    })
+    .await;
     let answer = check(
         "a resource server unmarked",
         introspect(&app, &marked_later, &access).await,

@@ -6,7 +6,7 @@ use latchkey::db::schema::clients;
 use serde_json::{Value, json};
 
 use super::{Expect, check};
-use crate::helpers::{MERCHANT_PASSWORD, TestApp, TestClient, spawn_app};
+use crate::helpers::{MERCHANT_PASSWORD, TestApp, TestClient, once_seen, spawn_app};
 
 const GRANTS: &[&str] = &[
     "--grant-type",
@@ -184,11 +184,25 @@ async fn refresh_tokens_are_bound_to_client_scope_and_kind() {
         .unwrap()
         .to_owned();
 
-    // A disabled client's refresh token stops at client authentication.
+    // A disabled client's refresh token stops at client authentication. Disabled by hand in
+    // SQL, which the server sees within LATCHKEY_CLIENT_REFRESH: polled with a request that
+    // does not spend r2.
     diesel::update(clients::table.filter(clients::client_id.eq(&client.client_id)))
         .set(clients::is_enabled.eq(false))
         .execute(&mut app.db.connect())
         .unwrap();
+    once_seen("disabled by hand", async || {
+        let res = app
+            .api
+            .post(app.url("/oauth/introspect"))
+            .basic_auth(&client.client_id, Some(&client.secret))
+            .form(&[("token", "anything")])
+            .send()
+            .await
+            .unwrap();
+        res.status() == 401
+    })
+    .await;
     check(
         "refresh by a disabled client",
         refresh(&app, &client, &r2, None).await,
