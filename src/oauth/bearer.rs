@@ -3,7 +3,7 @@
 //! effect at once although the token is self-contained.
 
 use super::context::OAuthContext;
-use super::jwt::{self, AccessClaims, TokenRejected};
+use super::jwt::{AccessClaims, TokenRejected};
 use crate::crypto::TokenDigest;
 use crate::db::AnyConnection;
 use crate::db::models::{AccessToken, User};
@@ -59,17 +59,10 @@ pub fn verify(
     ctx: &OAuthContext,
     token: &str,
 ) -> Result<Verified, BearerError> {
-    let ring = ctx.keys.current();
     let digest = TokenDigest::of(token);
-    let claims = jwt::verify_cached(
-        &ctx.signatures,
-        &ring,
-        token,
-        &digest,
-        &ctx.issuer,
-        &ctx.audience,
-    )
-    .map_err(|e| BearerError::InvalidToken(describe(e)))?;
+    let claims = ctx
+        .check_access_token(token, &digest)
+        .map_err(|e| BearerError::InvalidToken(describe(e)))?;
     let found = AccessToken::find_with_user(conn, &digest.hex()).map_err(|e| {
         tracing::error!(error = %e, "looking up an access token failed");
         BearerError::Unavailable

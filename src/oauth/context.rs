@@ -27,3 +27,24 @@ pub struct OAuthContext {
     /// The clients client authentication reads (the pool's: writes through it keep it current).
     pub clients: db::ClientCache,
 }
+
+impl OAuthContext {
+    /// Checks a presented access token against this server's keys, issuer and audience, with
+    /// its signature verified once per process ([`super::jwt::verify_cached`]). The caller
+    /// still checks the token's row (revocation).
+    pub fn check_access_token(
+        &self,
+        token: &str,
+        digest: &crate::crypto::TokenDigest,
+    ) -> Result<super::jwt::AccessClaims, super::jwt::TokenRejected> {
+        let ring = self.keys.current();
+        super::jwt::verify_cached(
+            &self.signatures,
+            &ring,
+            token,
+            digest,
+            &self.issuer,
+            &self.audience,
+        )
+    }
+}

@@ -216,16 +216,7 @@ pub fn introspect(
     let (client, user_id, username, scope, iat, exp, aud, token_type) = match found {
         Found::Access(row, client, username) => {
             // The signature and claims must hold too: a row alone is not enough.
-            let ring = ctx.keys.current();
-            if jwt::verify_cached(
-                &ctx.signatures,
-                &ring,
-                token,
-                &digest,
-                &ctx.issuer,
-                &ctx.audience,
-            )
-            .is_err()
+            if ctx.check_access_token(token, &digest).is_err()
                 || row.revoked_at.is_some()
                 || row.expired_at <= now
             {
