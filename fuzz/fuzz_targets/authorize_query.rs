@@ -20,7 +20,7 @@ use latchkey::config::DatabaseUrl;
 use latchkey::db::models::client::NewClient;
 use latchkey::db::models::user::NewUser;
 use latchkey::db::models::{Client, User};
-use latchkey::db::{self, AnyConnection, ConnectionManager};
+use latchkey::db::{self, AnyConnection, ClientCache, ConnectionManager};
 use latchkey::domain::{RedirectUri, Scopes};
 use latchkey::oauth::authorize::{Refusal, read_query, redirect_with, validate};
 use latchkey::oauth::params::{self, Params};
@@ -168,7 +168,12 @@ fuzz_target!(|data: &[u8]| {
 
 fn check_validate(params: &Params) {
     let outcome = DB
-        .with(|db| validate(&mut db.borrow_mut(), params, ISSUER))
+        .with(|db| {
+            // A fresh cache each time: the database is fixed, so a shared one would only hide
+            // the lookup from the fuzzer.
+            let clients = ClientCache::default();
+            validate(&mut db.borrow_mut(), &clients, params, ISSUER)
+        })
         .expect("in-memory SQLite");
     let registered = || {
         let id = params.get("client_id").expect("an application was named");
@@ -180,7 +185,8 @@ fn check_validate(params: &Params) {
         (uris.split(' ').collect::<Vec<_>>(), scopes, confidential)
     };
     match outcome {
-        Ok((client, pending)) => {
+        Ok((entry, pending)) => {
+            let client = &entry.client;
             let (uris, scopes, confidential) = registered();
             assert_eq!(Some(client.client_id.as_str()), params.get("client_id"));
             assert_eq!(pending.client_id, client.client_id);

@@ -16,7 +16,7 @@
 //! # Reserve, then verify
 //!
 //! An attempt takes a slot of each key's budget *before* the password is checked
-//! ([`reserve`]): one `INSERT … ON CONFLICT DO UPDATE SET failures = failures + 1 … RETURNING` per key, so attempts in
+//! ([`reserve`]): one `INSERT … ON CONFLICT DO UPDATE SET failures = failures + 1 … RETURNING` for all the keys, so attempts in
 //! flight together, on any instance, each get a number of their own. Only an attempt whose
 //! number is within every budget is checked; the others are refused at once, without running
 //! argon2, and give their slots back. (Checking the lock first and counting the failure after
@@ -148,33 +148,47 @@ pub fn reserve(
     keys: &[(&str, Policy)],
     now: NaiveDateTime,
 ) -> QueryResult<Result<Reservation, Locked>> {
-    let mut slots = Vec::with_capacity(keys.len());
-    for &(key, policy) in keys {
-        let slot = take_slot(conn, key, policy, now)?;
+    let slots = take_slots(conn, keys, now)?;
+    let refused = slots.iter().find_map(|slot| {
         let locked = slot.locked_until.filter(|until| *until > now);
-        if locked.is_some() || slot.number > policy.max_failures {
-            // Over budget but not locked: the attempts holding the slots are still running, and
-            // the last of them will lock the key if it fails.
-            let until = locked.unwrap_or(now + policy.lockout);
-            for taken in slots.iter().chain([&slot]) {
-                release(conn, taken)?;
-            }
-            return Ok(Err(Locked { until }));
+        // Over budget but not locked: the attempts holding the slots are still running, and
+        // the last of them will lock the key if it fails.
+        (locked.is_some() || slot.number > slot.policy.max_failures)
+            .then(|| locked.unwrap_or(now + slot.policy.lockout))
+    });
+    if let Some(until) = refused {
+        for taken in &slots {
+            release(conn, taken)?;
         }
-        slots.push(slot);
+        return Ok(Err(Locked { until }));
     }
     Ok(Ok(Reservation { slots }))
 }
 
 impl Reservation {
     /// The password was right: an account's failures are cleared (as a password reset clears
-    /// them), an address gets its slot back.
+    /// them), an address gets its slot back. One statement in the usual case (an address whose
+    /// window holds only this attempt): a second one per address that has other attempts.
     pub fn succeeded(self, conn: &mut AnyConnection) -> QueryResult<()> {
-        for slot in &self.slots {
-            match slot.policy.on_success {
-                OnSuccess::Clear => clear(conn, &slot.key)?,
-                OnSuccess::Release => release(conn, slot)?,
-            }
+        let clear: Vec<&str> = self
+            .slots
+            .iter()
+            .filter(|slot| slot.policy.on_success == OnSuccess::Clear)
+            .map(|slot| slot.key.as_str())
+            .collect();
+        let releasing = || {
+            self.slots
+                .iter()
+                .filter(|slot| slot.policy.on_success == OnSuccess::Release)
+        };
+        // The first attempt of its window, and still the only one: the row goes.
+        let single: Vec<(&str, NaiveDateTime)> = releasing()
+            .filter(|slot| slot.number == 1)
+            .map(|slot| (slot.key.as_str(), slot.window))
+            .collect();
+        let deleted = LoginAttempt::delete_after_success(conn, &clear, &single)?;
+        for slot in releasing().filter(|slot| !deleted.contains(&slot.key)) {
+            LoginAttempt::uncount(conn, &slot.key, slot.window)?;
         }
         Ok(())
     }
@@ -202,25 +216,34 @@ impl Reservation {
     }
 }
 
-/// Adds this attempt to `key`'s window ([`LoginAttempt::count_attempt`]) and returns its slot.
-fn take_slot(
+/// Adds this attempt to each key's window ([`LoginAttempt::count_attempts`]) and returns
+/// their slots, in the order given: in one statement for keys whose windows are as long (the
+/// account and the address of a sign-in), one per length otherwise.
+fn take_slots(
     conn: &mut AnyConnection,
-    key: &str,
-    policy: Policy,
+    keys: &[(&str, Policy)],
     now: NaiveDateTime,
-) -> QueryResult<Slot> {
-    let Counted {
-        number,
-        window,
-        locked_until,
-    } = LoginAttempt::count_attempt(conn, key, policy.window, now)?;
-    Ok(Slot {
-        key: key.to_owned(),
-        policy,
-        number,
-        window,
-        locked_until,
-    })
+) -> QueryResult<Vec<Slot>> {
+    let mut slots = Vec::with_capacity(keys.len());
+    for run in keys.chunk_by(|a, b| a.1.window == b.1.window) {
+        let names: Vec<&str> = run.iter().map(|&(key, _)| key).collect();
+        let counted = LoginAttempt::count_attempts(conn, &names, run[0].1.window, now)?;
+        for (&(key, policy), counted) in run.iter().zip(counted) {
+            let Counted {
+                number,
+                window,
+                locked_until,
+            } = counted;
+            slots.push(Slot {
+                key: key.to_owned(),
+                policy,
+                number,
+                window,
+                locked_until,
+            });
+        }
+    }
+    Ok(slots)
 }
 
 /// Gives back a slot, in its own window only.

@@ -20,6 +20,8 @@
 //! [`AuthorizationResponse`] to the client (a code, or an [`AuthorizeError`]), or our own error
 //! page ([`ErrorPage`]) when the client or redirect URI cannot be trusted.
 
+use std::sync::Arc;
+
 use serde::{Deserialize, Serialize};
 use url::Url;
 
@@ -30,7 +32,7 @@ use super::prompt::{self, Prompt, Prompts};
 use crate::crypto;
 use crate::db::models::authorization_code::NewAuthorizationCode;
 use crate::db::models::{AuthorizationCode, Client, Consent, Scope, User};
-use crate::db::{self, AnyConnection};
+use crate::db::{self, AnyConnection, CachedClient, ClientCache};
 use crate::domain::{GrantType, Scopes, UserId};
 
 /// Reads an authorization request's query string: the names of [`params::AUTHORIZE`], in
@@ -231,13 +233,17 @@ fn error_response(
     }
 }
 
-/// Checks an authorization request (§4.1.1) against the database. `iss` goes into any error
-/// response.
+/// No `client_id` is longer (ours are far shorter): a longer one is unknown without a lookup.
+const MAX_CLIENT_ID_LEN: usize = 256;
+
+/// Checks an authorization request (§4.1.1) against the client (from `clients`, the client
+/// cache). `iss` goes into any error response.
 pub fn validate(
     conn: &mut AnyConnection,
+    clients: &ClientCache,
     params: &Params,
     iss: &str,
-) -> diesel::QueryResult<Result<(Client, Pending), Refusal>> {
+) -> diesel::QueryResult<Result<(Arc<CachedClient>, Pending), Refusal>> {
     let page =
         |title: &'static str, message: &str| Ok(Err(Refusal::Page(ErrorPage::new(title, message))));
     let Some(client_id) = params.get("client_id") else {
@@ -252,8 +258,14 @@ pub fn validate(
             "The request names its application or redirect URI more than once.",
         );
     }
-    let client = match Client::find_by_client_id(conn, client_id)? {
-        Some(client) if client.is_enabled => client,
+    // Longer than any client_id we issue: refused before the cache, which keeps unknown ids too.
+    let found = if client_id.len() > MAX_CLIENT_ID_LEN {
+        None
+    } else {
+        clients.client(conn, client_id, db::now())?
+    };
+    let entry = match found {
+        Some(entry) if entry.client.is_enabled => entry,
         Some(_) => {
             return page(
                 "Application disabled",
@@ -267,6 +279,7 @@ pub fn validate(
             );
         }
     };
+    let client = &entry.client;
     // Exact, byte-for-byte match (RFC 9700 §4.1.3); may be left out only with one registered.
     let registered = client.redirect_uris();
     let redirect_uri = match params.get("redirect_uri") {
@@ -417,7 +430,7 @@ pub fn validate(
         max_age,
         created_at: db::now().and_utc().timestamp(),
     };
-    Ok(Ok((client, pending)))
+    Ok(Ok((entry, pending)))
 }
 
 /// Whether the person already granted this application every scope asked for.
@@ -663,9 +676,9 @@ pub fn start(
     person: Option<Person>,
     now: i64,
 ) -> diesel::QueryResult<Outcome> {
-    match validate(conn, params, &ctx.issuer)? {
+    match validate(conn, &ctx.clients, params, &ctx.issuer)? {
         Err(refusal) => Ok(Step::from(refusal).into()),
-        Ok((client, pending)) => proceed(conn, ctx, &client, pending, person, now),
+        Ok((entry, pending)) => proceed(conn, ctx, &entry.client, pending, person, now),
     }
 }
 
@@ -678,8 +691,8 @@ pub fn resume(
     person: Option<Person>,
     now: i64,
 ) -> diesel::QueryResult<Outcome> {
-    match current_client(conn, &pending)? {
-        Some(client) => proceed(conn, ctx, &client, pending, person, now),
+    match current_client(conn, ctx, &pending)? {
+        Some(entry) => proceed(conn, ctx, &entry.client, pending, person, now),
         None => Ok(Step::Page(unavailable()).into()),
     }
 }
@@ -721,11 +734,11 @@ pub fn answer(
             "Choose Allow or Deny.",
         )));
     };
-    let Some(client) = current_client(conn, pending)? else {
+    let Some(entry) = current_client(conn, ctx, pending)? else {
         return Ok(Step::Page(unavailable()));
     };
     Ok(match decision {
-        Decision::Allow => approve(conn, ctx, &client, person, pending)?,
+        Decision::Allow => approve(conn, ctx, &entry.client, person, pending)?,
         Decision::Deny => respond(
             pending,
             Grant::Error {
@@ -745,16 +758,23 @@ fn unavailable() -> ErrorPage {
 }
 
 /// The application `pending` was made for, if it is still enabled and still registers the
-/// request's redirect URI.
+/// request's redirect URI (from the client cache, so as current as client authentication's
+/// view: a change through this process at once, one made elsewhere within a second).
 fn current_client(
     conn: &mut AnyConnection,
+    ctx: &OAuthContext,
     pending: &Pending,
-) -> diesel::QueryResult<Option<Client>> {
-    Ok(
-        Client::find_by_client_id(conn, &pending.client_id)?.filter(|client| {
-            client.is_enabled && client.redirect_uris().contains_exact(&pending.redirect_uri)
-        }),
-    )
+) -> diesel::QueryResult<Option<Arc<CachedClient>>> {
+    Ok(ctx
+        .clients
+        .client(conn, &pending.client_id, db::now())?
+        .filter(|entry| {
+            entry.client.is_enabled
+                && entry
+                    .client
+                    .redirect_uris()
+                    .contains_exact(&pending.redirect_uri)
+        }))
 }
 
 /// A response to the request's verified redirect URI, with its `state`.

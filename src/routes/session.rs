@@ -143,13 +143,11 @@ pub async fn login(
 /// for this account in the last 30 days.
 async fn notify_new_sign_in(state: &web::Data<AppState>, user: &User, address: &str) {
     let (user_id, addr) = (user.id, address.to_owned());
-    let seen = db::run(&state.pool, move |conn| {
-        let seen = AuditEvent::seen_sign_in_from(conn, user_id, &addr)?;
-        AuditEvent::record(conn, Some(user_id), None, "signed_in", "", Some(&addr))?;
-        Ok::<_, DbError>(seen)
+    let new = db::run(&state.pool, move |conn| {
+        AuditEvent::record_sign_in(conn, user_id, &addr).map_err(DbError::from)
     })
     .await;
-    if let (Ok(false), Some(email)) = (seen, user.email.as_deref()) {
+    if let (Ok(true), Some(email)) = (new, user.email.as_deref()) {
         let when = chrono::Utc::now().format("%Y-%m-%d %H:%M UTC").to_string();
         let message = Template::NewSignIn {
             name: &user.name,

@@ -1066,12 +1066,13 @@ async fn the_oauth2_crate_works_for_client_credentials_password_and_refresh() {
 /// database, pinned at what they cost so that it only goes down: a query added to the hot path
 /// fails here, not only in the benchmark. client_credentials is the token's insert alone: the
 /// client and its secrets come from the client cache (it was the lookup and the insert before
-/// the cache); the password grant's lockout reservations are most of its nine. Besides
+/// the cache); the password grant's seven are the user lookup, the two lockout statements
+/// (both keys reserved in one upsert, given back in one delete), and the token rows. Besides
 /// these, each instance reads the client change counter once per `LATCHKEY_CLIENT_REFRESH`
 /// while requests come; this test sets that (and the key reload) out of its way.
 const GRANT_STATEMENTS: &[(&str, u64)] = &[
     ("client_credentials", 1),
-    ("password", 9),
+    ("password", 7),
     ("refresh_token", 6),
     ("/v1/user/profile", 1),
     ("introspection", 1),

@@ -56,21 +56,48 @@ impl AuditEvent {
     }
 }
 
+/// `detail` of a sign-in from an address the account had not signed in from for 30 days.
+pub const NEW_ADDRESS: &str = "new address";
+
 impl AuditEvent {
-    /// Whether `user_id` signed in from `ip` in the last 30 days.
-    pub fn seen_sign_in_from(
+    /// Records that `user_id` signed in from `ip`, and says whether that address is new: no
+    /// sign-in from it in the 30 days before. One statement (`INSERT … SELECT … RETURNING`):
+    /// the event's `detail` is [`NEW_ADDRESS`] or empty, decided by the `SELECT` before the row
+    /// goes in.
+    pub fn record_sign_in(
         conn: &mut AnyConnection,
         user_id: UserId,
         ip: &str,
     ) -> QueryResult<bool> {
-        let since = crate::db::now() - chrono::TimeDelta::days(30);
-        audit_events::table
+        use diesel::dsl::{case_when, exists, select};
+        use diesel::sql_types::{BigInt, Nullable, Text, Timestamp};
+        let now = crate::db::now();
+        let since = now - chrono::TimeDelta::days(30);
+        let seen = audit_events::table
             .filter(audit_events::user_id.eq(user_id))
             .filter(audit_events::action.eq("signed_in"))
             .filter(audit_events::ip.eq(ip))
-            .filter(audit_events::created_at.gt(since))
-            .count()
-            .get_result::<i64>(conn)
-            .map(|n| n > 0)
+            .filter(audit_events::created_at.gt(since));
+        let detail = case_when::<_, _, Text>(exists(seen), "").otherwise(NEW_ADDRESS);
+        let row = select((
+            Some(user_id).into_sql::<Nullable<BigInt>>(),
+            None::<i64>.into_sql::<Nullable<BigInt>>(),
+            "signed_in".into_sql::<Text>(),
+            detail,
+            Some(ip).into_sql::<Nullable<Text>>(),
+            now.into_sql::<Timestamp>(),
+        ));
+        let insert = diesel::insert_into(audit_events::table)
+            .values(row)
+            .into_columns((
+                audit_events::user_id,
+                audit_events::client_id,
+                audit_events::action,
+                audit_events::detail,
+                audit_events::ip,
+                audit_events::created_at,
+            ))
+            .returning(audit_events::detail);
+        crate::db::native!(conn, c => insert.get_result::<String>(c)).map(|d| d == NEW_ADDRESS)
     }
 }

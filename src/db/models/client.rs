@@ -98,7 +98,7 @@ impl Client {
         clients::table
             .filter(clients::client_id.eq(client_id))
             .select(Client::as_select())
-            .first(conn)
+            .get_result(conn)
             .optional()
     }
 
@@ -156,7 +156,7 @@ impl Client {
             .filter(clients::client_id.eq(client_id))
             .filter(clients::user_id.eq(owner_id))
             .select(Client::as_select())
-            .first(conn)
+            .get_result(conn)
             .optional()
     }
 
@@ -174,7 +174,7 @@ impl Client {
         clients::table
             .find(id)
             .select(Client::as_select())
-            .first(conn)
+            .get_result(conn)
     }
 
     /// Marks the client a resource server, or no longer one (RFC 7662 §4: which callers may

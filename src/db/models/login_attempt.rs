@@ -25,7 +25,7 @@ pub struct LoginAttempt {
     pub locked_until: Option<NaiveDateTime>,
 }
 
-/// A key's window just after [`LoginAttempt::count_attempt`] added an attempt to it.
+/// A key's window just after [`LoginAttempt::count_attempts`] added an attempt to it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Counted {
     /// Which of the window's attempts this one is, from 1.
@@ -62,20 +62,24 @@ impl LoginAttempt {
             .execute(conn)
     }
 
-    /// Adds an attempt to `key`'s window (`window` long) and returns the window as this
-    /// attempt left it, in one statement: the first attempt of all inserts the row, the others
-    /// count on it (`INSERT … ON CONFLICT DO UPDATE … RETURNING`), so concurrent attempts on
-    /// any instance never get the same number. PostgreSQL runs concurrent upserts of a row one
-    /// after the other, each against the row the one before left; SQLite has one writer at a
+    /// Adds an attempt to each of `keys`' windows (each `window` long) and returns each window
+    /// as this attempt left it, in the order of `keys`, in one statement: the first attempt of
+    /// all inserts a key's row, the others count on it (`INSERT … VALUES (…), (…) ON CONFLICT DO
+    /// UPDATE … RETURNING`), so concurrent attempts on any instance never get the same number.
+    /// PostgreSQL runs concurrent upserts of a row one after the other, each against the row
+    /// the one before left (rows are taken in the order of `keys`, the same order in every
+    /// caller, so two attempts never wait on each other's rows); SQLite has one writer at a
     /// time. The number is the one this statement wrote (`RETURNING`), never a second read. A
     /// window that is over, or whose lock has passed, starts again at 1 in the same statement.
-    pub fn count_attempt(
+    pub fn count_attempts(
         conn: &mut AnyConnection,
-        key: &str,
+        keys: &[&str],
         window: TimeDelta,
         now: NaiveDateTime,
-    ) -> QueryResult<Counted> {
-        use login_attempts::{failures, first_failure_at, last_failure_at, locked_until};
+    ) -> QueryResult<Vec<Counted>> {
+        use login_attempts::{
+            failures, first_failure_at, last_failure_at, locked_until, throttle_key,
+        };
         // A lock that has passed, or a window that began too long ago and never locked (of
         // the row already there: in `DO UPDATE`, the columns are the existing row's).
         let stale = || {
@@ -87,14 +91,20 @@ impl LoginAttempt {
         let start = case_when::<_, _, Timestamp>(stale(), now).otherwise(first_failure_at);
         let lock = case_when::<_, _, Nullable<Timestamp>>(stale(), None::<NaiveDateTime>)
             .otherwise(locked_until);
+        let rows: Vec<_> = keys
+            .iter()
+            .map(|key| {
+                (
+                    throttle_key.eq(*key),
+                    failures.eq(1_i64),
+                    first_failure_at.eq(now),
+                    last_failure_at.eq(now),
+                )
+            })
+            .collect();
         let upsert = diesel::insert_into(login_attempts::table)
-            .values((
-                login_attempts::throttle_key.eq(key),
-                failures.eq(1_i64),
-                first_failure_at.eq(now),
-                last_failure_at.eq(now),
-            ))
-            .on_conflict(login_attempts::throttle_key)
+            .values(rows)
+            .on_conflict(throttle_key)
             .do_update()
             .set((
                 failures.eq(number),
@@ -104,14 +114,53 @@ impl LoginAttempt {
                 last_failure_at.eq(now),
             ))
             // The window's start as stored (PostgreSQL keeps microseconds), for `in_window`.
-            .returning((failures, first_failure_at, locked_until));
+            .returning((throttle_key, failures, first_failure_at, locked_until));
         // diesel's MultiConnection has no ON CONFLICT, but both backends do.
-        crate::db::native!(conn, c => upsert.get_result::<(i64, NaiveDateTime, Option<NaiveDateTime>)>(c))
-            .map(|(number, window, until)| Counted {
-                number,
-                window,
-                locked_until: until,
+        type Row = (String, i64, NaiveDateTime, Option<NaiveDateTime>);
+        let returned = crate::db::native!(conn, c => upsert.get_results::<Row>(c))?;
+        // RETURNING promises no order: each key's row is found by its key.
+        keys.iter()
+            .map(|key| {
+                returned
+                    .iter()
+                    .find(|row| row.0 == *key)
+                    .map(|&(_, number, window, until)| Counted {
+                        number,
+                        window,
+                        locked_until: until,
+                    })
+                    .ok_or(diesel::result::Error::NotFound)
             })
+            .collect()
+    }
+
+    /// Ends successful attempts in one statement: deletes the rows of `clear` (their failures
+    /// forgotten), and each row of `single` that is still the window that began at the time
+    /// given and holds a single attempt. Returns the keys of the rows deleted.
+    pub fn delete_after_success(
+        conn: &mut AnyConnection,
+        clear: &[&str],
+        single: &[(&str, NaiveDateTime)],
+    ) -> QueryResult<Vec<String>> {
+        if clear.is_empty() && single.is_empty() {
+            return Ok(Vec::new());
+        }
+        crate::db::native!(conn, c => {
+            // Nothing matches `false`; each key then adds its own `OR`.
+            let mut delete = diesel::delete(login_attempts::table)
+                .into_boxed()
+                .filter(diesel::dsl::sql::<diesel::sql_types::Bool>("1 = 0"));
+            if !clear.is_empty() {
+                delete = delete.or_filter(login_attempts::throttle_key.eq_any(clear.to_vec()));
+            }
+            for &(key, window) in single {
+                delete = delete
+                    .or_filter(in_window(key, window).and(login_attempts::failures.eq(1)));
+            }
+            delete
+                .returning(login_attempts::throttle_key)
+                .get_results::<String>(c)
+        })
     }
 
     /// Locks `key`'s window that began at `window` until `until`, unless it is locked already.

@@ -2,7 +2,7 @@
 //!
 //! **A table's queries live in its model file**, as documented methods or associated
 //! functions of its row type (`Client::list_owned`, `AccessToken::find_with_user`,
-//! `LoginAttempt::count_attempt`…); a join goes with the table it is mainly about (the one
+//! `LoginAttempt::count_attempts`…); a join goes with the table it is mainly about (the one
 //! filtered on). Nothing outside `src/db` names `db::schema` or builds a diesel query: the
 //! modules that call these methods (`accounts`, `clients`, `authorizations`, `oauth::*`,
 //! `auth::*`, `cleanup`, `rekey`, the CLI, the routes) hold the rules, and decide which calls

@@ -10,7 +10,7 @@ use crate::helpers::{
     CALLBACK, CHALLENGE, END_USER, END_USER_PASSWORD, authorize_path, decide, location,
     log_in_and_resume, setup,
 };
-use crate::helpers::{Html, MERCHANT_PASSWORD, spawn_app};
+use crate::helpers::{Html, MERCHANT_PASSWORD, once_seen, spawn_app};
 
 /// Query parameters of a request.
 type Pairs<'a> = Vec<(&'a str, &'a str)>;
@@ -667,6 +667,19 @@ async fn an_answer_after_the_redirect_uri_was_unregistered_goes_nowhere() {
                 .execute(&mut app.db.connect()),
         }
         .unwrap();
+        // Made outside the instance, so seen within the client cache's interval: a new request
+        // for the same URI (from another browser, not to replace this one's) is refused once it
+        // is, and only then is the open page answered.
+        let other = app.new_browser();
+        once_seen(&format!("{decision}/{change}"), async || {
+            let res = other
+                .get(app.url(&authorize_path(&pairs)))
+                .send()
+                .await
+                .unwrap();
+            res.status() == 400
+        })
+        .await;
         let res = decide(&app, consent, decision).await;
         let answer = check(&format!("{decision} after {change}"), res, &page()).await;
         assert!(
