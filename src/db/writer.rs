@@ -7,9 +7,20 @@
 //! Use [`write_transaction`] for any write transaction, and [`Writer::hold`] (through
 //! `Database::writer`) around a write that is a single statement, outside a transaction. On
 //! PostgreSQL there is no queue and a write transaction is an ordinary transaction.
+//!
+//! # Group commit
+//!
+//! [`Writer::grouped`] is for the token endpoint's busiest write, one row per request: on
+//! SQLite, writes that arrive while another group is being written wait, and the next group's
+//! leader (the first of them) writes them all in one `BEGIN IMMEDIATE … COMMIT`, so a commit
+//! (its WAL frames, its lock hand-offs) is paid once per group instead of once per row. Each
+//! caller returns only after the transaction holding its row has committed, so a 200 is never
+//! answered for a row a crash can lose. Should the group's transaction fail (one row breaking a
+//! constraint, say), it is rolled back and each write runs again alone, so one request's error
+//! is never another's. A lone write runs as it always did: one statement, no transaction.
 
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use diesel::prelude::*;
 
@@ -32,7 +43,63 @@ const WRITER_QUEUE_TIMEOUT: Duration = Duration::from_secs(3);
 /// then gets SQLite's own "database is locked" (a 503 with `Retry-After`), so a lock held from
 /// outside the process cannot stack up waits behind it.
 #[derive(Clone, Debug, Default)]
-pub struct Writer(Option<Arc<parking_lot::Mutex<()>>>);
+pub struct Writer(Option<Arc<Queue>>);
+
+#[derive(Debug, Default)]
+struct Queue {
+    /// Held by whoever writes: one writer at a time.
+    turn: parking_lot::Mutex<()>,
+    /// Grouped writes waiting for the next group, and whether a leader is at work.
+    group: parking_lot::Mutex<Group>,
+}
+
+#[derive(Default)]
+struct Group {
+    waiting: Vec<Arc<Job>>,
+    leading: bool,
+}
+
+impl std::fmt::Debug for Group {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Group")
+            .field("waiting", &self.waiting.len())
+            .field("leading", &self.leading)
+            .finish()
+    }
+}
+
+/// A write that may share a transaction with other requests' writes ([`Writer::grouped`]).
+/// It may run twice (alone again after a failed group was rolled back), so it must do nothing
+/// but write through the connection it is given.
+pub type GroupedWrite = Box<dyn Fn(&mut AnyConnection) -> QueryResult<()> + Send + Sync>;
+
+struct Job {
+    write: GroupedWrite,
+    state: parking_lot::Mutex<JobState>,
+    changed: parking_lot::Condvar,
+}
+
+enum JobState {
+    Waiting,
+    /// This job's caller writes the next group.
+    Lead,
+    Done(QueryResult<()>),
+}
+
+impl Job {
+    fn set(&self, state: JobState) {
+        *self.state.lock() = state;
+        self.changed.notify_one();
+    }
+}
+
+/// SQLite's "locked", as a writer that waited too long for its turn gets it.
+fn locked() -> diesel::result::Error {
+    diesel::result::Error::DatabaseError(
+        diesel::result::DatabaseErrorKind::Unknown,
+        Box::new("database is locked (waited for this process's other writers)".to_owned()),
+    )
+}
 
 impl Writer {
     pub fn for_backend(url: &DatabaseUrl) -> Self {
@@ -44,16 +111,123 @@ impl Writer {
     where
         E: From<diesel::result::Error>,
     {
-        let Some(lock) = &self.0 else {
+        let Some(queue) = &self.0 else {
             return f();
         };
-        let Some(_turn) = lock.try_lock_for(WRITER_QUEUE_TIMEOUT) else {
-            return Err(E::from(diesel::result::Error::DatabaseError(
-                diesel::result::DatabaseErrorKind::Unknown,
-                Box::new("database is locked (waited for this process's other writers)".to_owned()),
-            )));
+        let Some(_turn) = queue.turn.try_lock_for(WRITER_QUEUE_TIMEOUT) else {
+            return Err(E::from(locked()));
         };
         f()
+    }
+
+    /// Runs `write` (outside any transaction of the caller's) in a group commit with other
+    /// requests' grouped writes (see the module doc), and returns once its row is committed.
+    /// On PostgreSQL, which has no writer queue, it runs at once on `conn`.
+    pub fn grouped(&self, conn: &mut AnyConnection, write: GroupedWrite) -> QueryResult<()> {
+        let Some(queue) = &self.0 else {
+            return write(conn);
+        };
+        let job = Arc::new(Job {
+            write,
+            state: parking_lot::Mutex::new(JobState::Waiting),
+            changed: parking_lot::Condvar::new(),
+        });
+        let lead = {
+            let mut group = queue.group.lock();
+            group.waiting.push(job.clone());
+            !std::mem::replace(&mut group.leading, true)
+        };
+        if !lead && !wait_for_turn(queue, &job)? {
+            return take_result(&job);
+        }
+        // This caller leads: it writes everything waiting (its own write included), then hands
+        // the lead to the first write that arrived meanwhile.
+        let batch = std::mem::take(&mut queue.group.lock().waiting);
+        match queue.turn.try_lock_for(WRITER_QUEUE_TIMEOUT) {
+            Some(_turn) => write_group(conn, &batch),
+            None => batch
+                .iter()
+                .for_each(|j| j.set(JobState::Done(Err(locked())))),
+        }
+        {
+            let mut group = queue.group.lock();
+            match group.waiting.first() {
+                Some(next) => next.set(JobState::Lead),
+                None => group.leading = false,
+            }
+        }
+        take_result(&job)
+    }
+}
+
+/// Waits until `job` is written by a leader (false) or its caller is to lead (true). A job
+/// still waiting for a group after [`WRITER_QUEUE_TIMEOUT`] leaves the queue with "locked".
+fn wait_for_turn(queue: &Queue, job: &Arc<Job>) -> QueryResult<bool> {
+    let deadline = Instant::now() + WRITER_QUEUE_TIMEOUT;
+    let mut state = job.state.lock();
+    loop {
+        match &*state {
+            JobState::Lead => return Ok(true),
+            JobState::Done(_) => return Ok(false),
+            JobState::Waiting => {}
+        }
+        if job.changed.wait_until(&mut state, deadline).timed_out() {
+            drop(state);
+            let mut group = queue.group.lock();
+            if let Some(at) = group.waiting.iter().position(|j| Arc::ptr_eq(j, job)) {
+                group.waiting.remove(at);
+                // Had the lead just been handed to it, it passes on.
+                if matches!(*job.state.lock(), JobState::Lead) {
+                    match group.waiting.first() {
+                        Some(next) => next.set(JobState::Lead),
+                        None => group.leading = false,
+                    }
+                }
+                return Err(locked());
+            }
+            drop(group);
+            // A leader has taken it and is writing it: its end is bounded by that leader's.
+            state = job.state.lock();
+            while matches!(*state, JobState::Waiting) {
+                job.changed.wait(&mut state);
+            }
+        }
+    }
+}
+
+fn take_result(job: &Job) -> QueryResult<()> {
+    match std::mem::replace(&mut *job.state.lock(), JobState::Waiting) {
+        JobState::Done(result) => result,
+        // Not reached: a leader ends every job it took.
+        _ => Err(locked()),
+    }
+}
+
+/// Writes `batch` in one transaction (a lone write in none), and ends each job. If the group
+/// fails, it is rolled back and each write runs alone, with its own result.
+fn write_group(conn: &mut AnyConnection, batch: &[Arc<Job>]) {
+    if let [job] = batch {
+        job.set(JobState::Done((job.write)(conn)));
+        return;
+    }
+    let together = immediate_transaction(conn, |conn| {
+        batch.iter().try_for_each(|job| (job.write)(conn))
+    });
+    match together {
+        Ok(()) => batch.iter().for_each(|job| job.set(JobState::Done(Ok(())))),
+        // Locked by another process (after `busy_timeout`): each alone would wait as long again.
+        Err(e) if super::is_transient(&e) => {
+            tracing::debug!(error = %e, rows = batch.len(), "a group commit could not begin");
+            batch
+                .iter()
+                .for_each(|job| job.set(JobState::Done(Err(locked()))));
+        }
+        Err(e) => {
+            tracing::debug!(error = %e, rows = batch.len(), "a group commit failed; writing its rows one by one");
+            for job in batch {
+                job.set(JobState::Done((job.write)(conn)));
+            }
+        }
     }
 }
 
@@ -141,7 +315,7 @@ mod writer_tests {
                 });
             }
         });
-        let held = writer.0.as_ref().unwrap().lock();
+        let held = writer.0.as_ref().unwrap().turn.lock();
         let started = std::time::Instant::now();
         let waited: Result<(), diesel::result::Error> = writer.hold(|| Ok(()));
         drop(held);
@@ -163,11 +337,83 @@ mod writer_tests {
     fn write_transactions_wait_in_the_queue_their_connection_carries() {
         let manager = super::super::ConnectionManager::new(DatabaseUrl::Sqlite(":memory:".into()));
         let mut conn = manager.establish().unwrap();
-        let held = manager.writer.0.as_ref().unwrap().lock();
+        let held = manager.writer.0.as_ref().unwrap().turn.lock();
         let waited: Result<(), diesel::result::Error> = write_transaction(&mut conn, |_| Ok(()));
         drop(held);
         let error = waited.unwrap_err();
         assert!(is_transient(&error), "{error}");
         assert!(write_transaction(&mut conn, |_| Ok::<_, diesel::result::Error>(())).is_ok());
+    }
+
+    /// Writes that arrive while another is being written go in together: the next leader
+    /// writes them all on its connection, in one transaction (so fewer threads ran writes
+    /// than there were writes), and one that breaks a constraint fails alone, the others'
+    /// rows all committed.
+    #[test]
+    fn grouped_writes_share_a_commit_and_keep_their_own_errors() {
+        use diesel::connection::SimpleConnection as _;
+        use std::collections::HashSet;
+
+        let dir = tempfile::tempdir().unwrap();
+        let manager =
+            super::super::ConnectionManager::new(DatabaseUrl::Sqlite(dir.path().join("g.db")));
+        manager
+            .establish()
+            .unwrap()
+            .batch_execute("CREATE TABLE t (n INTEGER PRIMARY KEY NOT NULL)")
+            .unwrap();
+        let queue = manager.writer.0.clone().unwrap();
+        let writers: Arc<parking_lot::Mutex<HashSet<std::thread::ThreadId>>> = Default::default();
+        // 6 twice: one of those two must fail, and only it.
+        let values = [0, 1, 2, 3, 4, 5, 6, 6];
+        let held = queue.turn.lock();
+        let results: Vec<QueryResult<()>> = std::thread::scope(|scope| {
+            let manager = &manager;
+            let handles: Vec<_> = values
+                .iter()
+                .map(|&n| {
+                    let writers = writers.clone();
+                    scope.spawn(move || {
+                        let mut conn = manager.establish().unwrap();
+                        let write: GroupedWrite = Box::new(move |conn: &mut AnyConnection| {
+                            writers.lock().insert(std::thread::current().id());
+                            diesel::sql_query(format!("INSERT INTO t (n) VALUES ({n})"))
+                                .execute(conn)
+                                .map(|_| ())
+                        });
+                        manager.writer.grouped(&mut conn, write)
+                    })
+                })
+                .collect();
+            // The first leader holds its own write and waits for the turn; the rest queue.
+            while queue.group.lock().waiting.len() < values.len() - 1 {
+                std::thread::sleep(Duration::from_millis(1));
+            }
+            drop(held);
+            handles.into_iter().map(|h| h.join().unwrap()).collect()
+        });
+        assert_eq!(
+            results.iter().filter(|r| r.is_err()).count(),
+            1,
+            "{results:?}"
+        );
+        let rows: i64 = {
+            use diesel::dsl::sql;
+            use diesel::sql_types::BigInt;
+            diesel::select(sql::<BigInt>("(SELECT COUNT(*) FROM t)"))
+                .get_result(&mut manager.establish().unwrap())
+                .unwrap()
+        };
+        assert_eq!(rows, 7);
+        // Two leaders at most wrote eight writes: the first alone, the next the seven others.
+        assert!(
+            writers.lock().len() <= 2,
+            "{} threads wrote",
+            writers.lock().len()
+        );
+        assert!(
+            !queue.group.lock().leading,
+            "the lead is given up when nothing waits"
+        );
     }
 }

@@ -160,6 +160,53 @@ pub fn store(
     })
 }
 
+/// Stores an access token issued without a refresh token, its row's one INSERT in a group
+/// commit with other requests' ([`Writer::grouped`](crate::db::Writer::grouped)): the busiest
+/// path through the server (`client_credentials`). Returns once the row is committed.
+pub fn store_grouped(
+    conn: &mut AnyConnection,
+    ctx: &OAuthContext,
+    who: &Grantee<'_>,
+    minted: Minted,
+    now: NaiveDateTime,
+) -> Result<Issued, OAuthError> {
+    debug_assert!(minted.refresh.is_none() && who.authorization_code_id.is_none());
+    let (client_id, user_id) = (who.client.id, who.user_id);
+    let digest = crypto::token_digest(&minted.access_token);
+    let grant_type = who.grant_type.as_str();
+    let scope = who.scope.to_stored();
+    let audience = ctx.audience.clone();
+    let expired_at = minted.access_expires_at;
+    ctx.writer.grouped(
+        conn,
+        Box::new(move |conn| {
+            AccessToken::insert(
+                conn,
+                &NewAccessToken {
+                    client_id,
+                    user_id,
+                    client_refresh_token_id: None,
+                    access_token: &digest,
+                    grant_type,
+                    scope: &scope,
+                    audience: &audience,
+                    client_authorization_code_id: None,
+                    expired_at,
+                    created_at: now,
+                },
+            )
+        }),
+    )?;
+    Ok(Issued {
+        access_token: minted.access_token,
+        expires_in: ctx.access_token_ttl.as_secs(),
+        refresh_token_expires_in: None,
+        refresh_token: None,
+        scope: who.scope.clone(),
+        id_token: minted.id_token,
+    })
+}
+
 /// What an id_token says about the person (OpenID Connect Core §2, §5.4).
 pub struct Identity<'a> {
     pub user: &'a crate::db::models::User,
