@@ -67,6 +67,9 @@ pub struct ConnectionManager {
     pub(super) statements: StatementCounter,
     pub(super) writer: Writer,
     pub(super) clients: ClientCache,
+    /// The server's pool: SQLite checkpoints run on their own thread, not in a commit
+    /// ([`super::checkpoint`]).
+    pub(super) background_checkpoints: bool,
 }
 
 impl ConnectionManager {
@@ -76,6 +79,7 @@ impl ConnectionManager {
             url,
             statements: StatementCounter::default(),
             clients: ClientCache::default(),
+            background_checkpoints: false,
         }
     }
 
@@ -102,6 +106,10 @@ impl ConnectionManager {
                             return Err(diesel::ConnectionError::BadConnection(e.to_string()));
                         }
                     }
+                }
+                if self.background_checkpoints {
+                    conn.batch_execute(super::checkpoint::POOL_PRAGMAS)
+                        .map_err(|e| diesel::ConnectionError::BadConnection(e.to_string()))?;
                 }
                 AnyConnection::Sqlite(conn)
             }

@@ -30,6 +30,7 @@
 pub mod models;
 pub mod schema;
 
+mod checkpoint;
 mod client_cache;
 mod connection;
 mod error;

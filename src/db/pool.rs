@@ -6,10 +6,12 @@
 //! Once a closure is done with its connection, both tell the client cache of any client or
 //! secret it wrote ([`client_cache`](super::client_cache)).
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use diesel::r2d2;
 
+use super::checkpoint::{self, Checkpointer};
 use super::client_cache::forget_if_written;
 use super::{
     AnyConnection, ClientCache, ConnectionManager, DbError, StatementCounter, Writer, migrate,
@@ -32,6 +34,8 @@ pub struct Database {
     pub statements: StatementCounter,
     pub writer: Writer,
     pub clients: ClientCache,
+    /// SQLite: the thread that checkpoints the log ([`super::checkpoint`]), while this lives.
+    _checkpoints: Option<Arc<Checkpointer>>,
 }
 
 /// Why the database could not be opened at start-up. Each message is one line.
@@ -77,6 +81,19 @@ pub fn open(
         reason: one_line(&reason),
     })?;
     drop(first);
+    // The log is copied back by a thread of its own, not inside some request's commit.
+    let checkpoints = match url.sqlite_path() {
+        Some(path) => {
+            manager.background_checkpoints = true;
+            Some(Arc::new(
+                Checkpointer::start(path, checkpoint::EVERY).map_err(|e| OpenError::Connect {
+                    url: url.redacted(),
+                    reason: one_line(&e.to_string()),
+                })?,
+            ))
+        }
+        None => None,
+    };
 
     let statements = manager.statements.clone();
     // The queue every connection of this pool waits in; handlers reach it as `ctx.writer`.
@@ -98,6 +115,7 @@ pub fn open(
         statements,
         writer,
         clients,
+        _checkpoints: checkpoints,
     })
 }
 
