@@ -160,9 +160,17 @@ where
 {
     // Never wait for a connection here: that would stall every request on this worker. With
     // none idle (or a PostgreSQL one), the request waits on the blocking pool as usual.
-    let mut conn = match pool.try_get() {
+    // Bound first, and given back before `run` waits for one: a `match` on `pool.try_get()`
+    // itself would keep a PostgreSQL connection checked out (the scrutinee lives to the end of
+    // the match) while waiting for another, and under load every request held one and waited
+    // for a second until the checkout timeout.
+    let idle = pool.try_get();
+    let mut conn = match idle {
         Some(conn) if matches!(*conn, AnyConnection::Sqlite(_)) => conn,
-        _ => return run(pool, f).await,
+        other => {
+            drop(other);
+            return run(pool, f).await;
+        }
     };
     let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| f(&mut conn)))
         .unwrap_or_else(|_| Err(E::from(DbError::Cancelled)));

@@ -263,3 +263,28 @@ async fn tampered_and_forged_signatures_are_refused() {
     // The untouched token still works.
     assert_eq!(app.profile(&good).await.status(), 200);
 }
+
+/// Many more requests at once than the pool (of one connection) has connections: each waits
+/// its turn and is answered. On PostgreSQL a resource request once kept the connection it peeked at while it
+/// waited for another, so with every connection kept that way nobody got one until the
+/// checkout timeout (a 503 for all of them, 175 req/s in the benchmark).
+#[tokio::test]
+async fn requests_beyond_the_pool_size_wait_their_turn_instead_of_starving() {
+    let app = crate::helpers::spawn_app_with(|settings| {
+        settings.db_pool_size = 1;
+        None
+    })
+    .await;
+    let client = app.merchant_client(&[]);
+    let access = token(&app, &client, Some("get_user_profile")).await;
+    let started = std::time::Instant::now();
+    let requests = (0..32).map(|_| async { app.profile(&access).await.status().as_u16() });
+    let statuses = futures_util::future::join_all(requests).await;
+    assert!(statuses.iter().all(|s| *s == 200), "{statuses:?}");
+    // Far below the 3 s checkout timeout that a starved request meets.
+    assert!(
+        started.elapsed() < std::time::Duration::from_secs(2),
+        "{:?}",
+        started.elapsed()
+    );
+}
