@@ -147,7 +147,12 @@ pub fn store(
             created_at: now,
         },
     )?;
-    Ok(Issued {
+    Ok(issued(ctx, who, minted))
+}
+
+/// The response for `minted`, once its rows are stored.
+fn issued(ctx: &OAuthContext, who: &Grantee<'_>, minted: Minted) -> Issued {
+    Issued {
         access_token: minted.access_token,
         expires_in: ctx.access_token_ttl.as_secs(),
         refresh_token_expires_in: minted
@@ -157,7 +162,7 @@ pub fn store(
         refresh_token: minted.refresh.map(|(token, _)| token),
         scope: who.scope.clone(),
         id_token: minted.id_token,
-    })
+    }
 }
 
 /// Stores an access token issued without a refresh token, its row's one INSERT in a group
@@ -197,14 +202,7 @@ pub fn store_grouped(
             )
         }),
     )?;
-    Ok(Issued {
-        access_token: minted.access_token,
-        expires_in: ctx.access_token_ttl.as_secs(),
-        refresh_token_expires_in: None,
-        refresh_token: None,
-        scope: who.scope.clone(),
-        id_token: minted.id_token,
-    })
+    Ok(issued(ctx, who, minted))
 }
 
 /// What an id_token says about the person (OpenID Connect Core §2, §5.4).
