@@ -143,20 +143,42 @@ impl Writer {
         // This caller leads: it writes everything waiting (its own write included), then hands
         // the lead to the first write that arrived meanwhile.
         let batch = std::mem::take(&mut queue.group.lock().waiting);
+        let handoff = Handoff {
+            queue,
+            batch: &batch,
+        };
         match queue.turn.try_lock_for(WRITER_QUEUE_TIMEOUT) {
             Some(_turn) => write_group(conn, &batch),
             None => batch
                 .iter()
                 .for_each(|j| j.set(JobState::Done(Err(locked())))),
         }
-        {
-            let mut group = queue.group.lock();
-            match group.waiting.first() {
-                Some(next) => next.set(JobState::Lead),
-                None => group.leading = false,
+        drop(handoff);
+        take_result(&job)
+    }
+}
+
+/// Ends a leader's turn, also when a write panicked in it: any job of its group left
+/// unfinished gets "locked", and the lead goes to the first write waiting, or nobody leads.
+/// Without it a panic would leave the queue led by nobody who will ever hand it on.
+struct Handoff<'a> {
+    queue: &'a Queue,
+    batch: &'a [Arc<Job>],
+}
+
+impl Drop for Handoff<'_> {
+    fn drop(&mut self) {
+        for job in self.batch {
+            let unfinished = !matches!(*job.state.lock(), JobState::Done(_));
+            if unfinished {
+                job.set(JobState::Done(Err(locked())));
             }
         }
-        take_result(&job)
+        let mut group = self.queue.group.lock();
+        match group.waiting.first() {
+            Some(next) => next.set(JobState::Lead),
+            None => group.leading = false,
+        }
     }
 }
 
@@ -415,5 +437,27 @@ mod writer_tests {
             !queue.group.lock().leading,
             "the lead is given up when nothing waits"
         );
+    }
+
+    /// A write that panics in its leader's hands does not leave the queue without a leader:
+    /// the next grouped write goes through at once instead of waiting out the queue timeout.
+    #[test]
+    fn a_panicking_write_hands_the_lead_on() {
+        let manager = super::super::ConnectionManager::new(DatabaseUrl::Sqlite(":memory:".into()));
+        let writer = manager.writer.clone();
+        let panicked = std::thread::scope(|scope| {
+            scope
+                .spawn(|| {
+                    let mut conn = manager.establish().unwrap();
+                    let write: GroupedWrite = Box::new(|_| panic!("a write that panics"));
+                    writer.grouped(&mut conn, write)
+                })
+                .join()
+        });
+        assert!(panicked.is_err());
+        let started = Instant::now();
+        let mut conn = manager.establish().unwrap();
+        assert!(writer.grouped(&mut conn, Box::new(|_| Ok(()))).is_ok());
+        assert!(started.elapsed() < WRITER_QUEUE_TIMEOUT / 2);
     }
 }
