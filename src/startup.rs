@@ -163,7 +163,7 @@ impl Application {
 
         let mut server = HttpServer::new(move || {
             let sessions = SessionMiddleware::builder(
-                DbSessionStore::new(state.pool.clone()),
+                DbSessionStore::new(state.pool.clone(), &SESSION_IDLE),
                 cookie_key.clone(),
             )
             .cookie_name("latchkey_session".to_owned())

@@ -301,9 +301,19 @@ async fn login_renews_the_session_and_follows_only_local_next() {
     assert_eq!(res.status(), 303);
     assert_eq!(location(&res), "/login?next=%2Faccount");
 
+    let statements = app.statements.get();
     let (_, page) = app.page("/login?next=/account").await;
-    let before = session_rows(&app);
-    assert_eq!(before.len(), 1, "the login form's anonymous session");
+    assert!(
+        session_rows(&app).is_empty(),
+        "the login form's anonymous session travels in its cookie"
+    );
+    assert_eq!(
+        app.statements.get(),
+        statements,
+        "the login page costs no statement"
+    );
+    let url: reqwest::Url = app.address.parse().unwrap();
+    let anonymous = app.jar.cookies(&url).unwrap();
     assert_eq!(
         page.attr("input[name=next]", "value").as_deref(),
         Some("/account")
@@ -322,12 +332,20 @@ async fn login_renews_the_session_and_follows_only_local_next() {
         .unwrap();
     assert_eq!(res.status(), 303);
     assert_eq!(location(&res), "/account");
-    // No fixation: the pre-login session is gone and a new one carries the user.
+    // No fixation: a new key carries the user, and the pre-login cookie is still anonymous.
     let after = session_rows(&app);
     assert_eq!(after.len(), 1);
-    assert_ne!(after[0].0, before[0].0);
     assert_eq!(after[0].1, Some(user(&app, "merchant").id));
+    assert_ne!(app.jar.cookies(&url).unwrap(), anonymous);
     assert_eq!(app.get("/account").await.status(), 200);
+    let replay = app
+        .new_browser()
+        .get(app.url("/account"))
+        .header("Cookie", &anonymous)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(replay.status(), 303, "the pre-login cookie signs no one in");
 
     // Cookie flags.
     let cookie = res.headers()["set-cookie"].to_str().unwrap().to_owned();

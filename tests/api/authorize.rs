@@ -644,7 +644,7 @@ async fn the_oauth2_crate_runs_the_code_flow_with_pkce() {
 /// in one multi-row upsert and given back in one delete (four statements before), and the
 /// sign-in record decides whether the address is new in its own INSERT … SELECT (a count
 /// first, before).
-const FLOW_STATEMENTS: u64 = 29;
+const FLOW_STATEMENTS: u64 = 25;
 
 #[tokio::test]
 async fn the_whole_flow_stays_within_its_sql_statement_budget() {
