@@ -597,6 +597,9 @@ pub struct ConsentView {
     pub redirect_host: String,
     /// Echoed by the form: it can only answer the request it showed.
     pub request_id: String,
+    /// The consent stored now, exactly as stored, echoed by the form as [`ConsentAnswer`]'s
+    /// `granted` hint (none if there is no consent yet).
+    pub granted: Option<String>,
 }
 
 /// The asking application, as the consent page introduces it.
@@ -631,6 +634,7 @@ impl ConsentView {
         pending: &Pending,
         previous: Option<&Scopes>,
         catalogue: &[Scope],
+        granted: Option<String>,
     ) -> Self {
         let agreed_before = previous.is_some_and(|p| !p.is_empty());
         let scopes = pending
@@ -664,6 +668,7 @@ impl ConsentView {
             reconsent: agreed_before,
             redirect_host,
             request_id: pending.id.clone(),
+            granted,
         }
     }
 }
@@ -706,6 +711,10 @@ pub struct ConsentAnswer<'a> {
     pub client_id: Option<&'a str>,
     /// Never sent by our form either.
     pub scope: Option<&'a str>,
+    /// The consent stored when the page was shown, as the page read it (absent if there was
+    /// none): a hint that lets [`approve`] write the new consent in one statement. The write
+    /// checks it, so a wrong one only costs the transaction the hint saves.
+    pub granted: Option<&'a str>,
 }
 
 /// The consent page's answer to `pending`, which the caller has already taken out of the
@@ -738,7 +747,7 @@ pub fn answer(
         return Ok(Step::Page(unavailable()));
     };
     Ok(match decision {
-        Decision::Allow => approve(conn, ctx, &entry.client, person, pending)?,
+        Decision::Allow => approve(conn, ctx, &entry.client, person, pending, given.granted)?,
         Decision::Deny => respond(
             pending,
             Grant::Error {
@@ -812,8 +821,8 @@ fn proceed(
             sign_out: true,
         });
     };
-    let previous =
-        Consent::find(conn, person.user_id, client.id)?.map(|c| Scopes::from_stored(&c.scope));
+    let stored = Consent::find(conn, person.user_id, client.id)?.map(|c| c.scope);
+    let previous = stored.as_deref().map(Scopes::from_stored);
     Ok(
         match next(&pending, Some(person.signed_in), previous.as_ref(), now) {
             Next::SignIn => Step::SignIn(pending),
@@ -838,6 +847,7 @@ fn proceed(
                     &pending,
                     previous.as_ref(),
                     &Scope::all(conn)?,
+                    stored,
                 );
                 Step::Consent(pending, Box::new(view))
             }
@@ -881,26 +891,41 @@ impl Decision {
 
 /// Records the consent (the union with what was granted before) and issues a code, in one
 /// write transaction.
+///
+/// The consent grows to the union of what was agreed before and what is agreed now. What was
+/// agreed before is the page's `granted` hint, and the write is conditional on the stored
+/// consent still being exactly that (an UPDATE … WHERE scope = hint, or an INSERT when there was
+/// none), so the common case is one statement; if the consent changed meanwhile (revoked, or
+/// answered in another tab), the union is taken again in a transaction. The code is written
+/// after the consent, on its own: a failure between the two leaves a consent the person gave
+/// and no code, and the code grant re-reads the consent anyway.
 fn approve(
     conn: &mut AnyConnection,
     ctx: &OAuthContext,
     client: &Client,
     person: Person,
     pending: &Pending,
+    granted: Option<&str>,
 ) -> diesel::QueryResult<Step> {
     let now = db::now();
-    let code = db::write_transaction(conn, |conn| {
-        let previous = Consent::find(conn, person.user_id, client.id)?
-            .map(|c| Scopes::from_stored(&c.scope))
-            .unwrap_or_default();
-        let union: Scopes = previous
+    let union = |before: Option<&str>| -> Scopes {
+        before
+            .map(Scopes::from_stored)
+            .unwrap_or_default()
             .iter()
             .chain(pending.scope.iter())
             .cloned()
-            .collect();
-        Consent::grant(conn, person.user_id, client.id, &union.to_stored(), now)?;
-        issue_code(conn, client, person, pending, ctx.code_ttl)
-    })?;
+            .collect()
+    };
+    let scope = union(granted).to_stored();
+    if !Consent::grant_if_unchanged(conn, person.user_id, client.id, granted, &scope, now)? {
+        db::write_transaction(conn, |conn| {
+            let previous = Consent::find(conn, person.user_id, client.id)?;
+            let scope = union(previous.as_ref().map(|c| c.scope.as_str())).to_stored();
+            Consent::grant(conn, person.user_id, client.id, &scope, now)
+        })?;
+    }
+    let code = issue_code(conn, client, person, pending, ctx.code_ttl)?;
     Ok(respond(pending, Grant::Code(code), &ctx.issuer))
 }
 

@@ -177,6 +177,7 @@ fn consent_page(
     ctx.insert("reconsent", &view.reconsent);
     ctx.insert("redirect_host", &view.redirect_host);
     ctx.insert("request_id", &view.request_id);
+    ctx.insert("granted", &view.granted);
     render(
         state,
         session,
@@ -200,6 +201,7 @@ pub struct ConsentForm {
     /// Never sent by our form: present only if someone tampered with it.
     client_id: Option<String>,
     scope: Option<String>,
+    granted: Option<String>,
     #[serde(default)]
     csrf_token: String,
 }
@@ -231,6 +233,7 @@ pub async fn decide(
             decision: &form.decision,
             client_id: form.client_id.as_deref(),
             scope: form.scope.as_deref(),
+            granted: form.granted.as_deref(),
         };
         authorize::answer(conn, &ctx, &pending, given, person).map_err(DbError::from)
     })

@@ -706,20 +706,22 @@ pub async fn log_in_and_resume(
 }
 
 /// Answers the consent page shown in `res`.
+/// Answers the consent page as a browser would: with every hidden field of its form.
 pub async fn decide(app: &TestApp, consent: Html, decision: &str) -> reqwest::Response {
+    let mut form = vec![
+        ("csrf_token".to_owned(), consent.csrf()),
+        (
+            "request_id".to_owned(),
+            consent.attr("input[name=request_id]", "value").unwrap(),
+        ),
+        ("decision".to_owned(), decision.to_owned()),
+    ];
+    if let Some(granted) = consent.attr("input[name=granted]", "value") {
+        form.push(("granted".to_owned(), granted));
+    }
     app.api
         .post(app.url("/oauth/authorize"))
-        .form(&[
-            ("csrf_token", consent.csrf().as_str()),
-            (
-                "request_id",
-                consent
-                    .attr("input[name=request_id]", "value")
-                    .unwrap()
-                    .as_str(),
-            ),
-            ("decision", decision),
-        ])
+        .form(&form)
         .send()
         .await
         .unwrap()

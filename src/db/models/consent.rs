@@ -62,6 +62,45 @@ impl Consent {
         .map(|_| ())
     }
 
+    /// Replaces the stored scopes with `scope` if they are still exactly `before` (`None`: if
+    /// there is no consent yet), in one statement. False if they were not, and nothing changed.
+    pub fn grant_if_unchanged(
+        conn: &mut AnyConnection,
+        user_id: UserId,
+        client: ClientRowId,
+        before: Option<&str>,
+        scope: &str,
+        now: NaiveDateTime,
+    ) -> QueryResult<bool> {
+        let changed = match before {
+            Some(before) => diesel::update(
+                consents::table
+                    .filter(consents::user_id.eq(user_id))
+                    .filter(consents::client_id.eq(client))
+                    .filter(consents::scope.eq(before)),
+            )
+            .set((consents::scope.eq(scope), consents::updated_at.eq(now)))
+            .execute(conn)?,
+            None => {
+                let insert = diesel::insert_into(consents::table)
+                    .values((
+                        consents::user_id.eq(user_id),
+                        consents::client_id.eq(client),
+                        consents::scope.eq(scope),
+                        consents::created_at.eq(now),
+                        consents::updated_at.eq(now),
+                    ))
+                    .on_conflict((consents::user_id, consents::client_id))
+                    .do_nothing();
+                match conn {
+                    AnyConnection::Sqlite(c) => insert.execute(c)?,
+                    AnyConnection::Postgres(c) => insert.execute(c)?,
+                }
+            }
+        };
+        Ok(changed == 1)
+    }
+
     pub fn delete(
         conn: &mut AnyConnection,
         user_id: UserId,
