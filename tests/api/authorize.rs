@@ -640,6 +640,74 @@ async fn switching_account_keeps_the_request() {
     assert!(page.text(".consent").unwrap().contains("(second)"));
 }
 
+/// The code grant reads the consent in the statement that claims the code: a consent narrowed
+/// or gone since the code was issued gets nothing, and the code is spent.
+#[tokio::test]
+async fn a_code_whose_consent_was_narrowed_or_removed_gets_no_tokens() {
+    use diesel::prelude::*;
+    use latchkey::db::schema::consents;
+    let app = spawn_app().await;
+    let client = setup(&app);
+    let pairs = [
+        ("client_id", client.client_id.as_str()),
+        ("response_type", "code"),
+        ("redirect_uri", CALLBACK),
+        ("scope", "get_user_profile"),
+    ];
+    let exchange = |code: String| {
+        let (app, client) = (&app, &client);
+        async move {
+            app.token_form(
+                Some(client),
+                &[
+                    ("grant_type", "authorization_code"),
+                    ("code", &code),
+                    ("redirect_uri", CALLBACK),
+                ],
+            )
+            .await
+        }
+    };
+    let narrowed = query_of(&authorize_and_allow(&app, &pairs).await)["code"].clone();
+    diesel::update(consents::table)
+        .set(consents::scope.eq("manage_payment"))
+        .execute(&mut app.db.connect())
+        .unwrap();
+    let res = exchange(narrowed.clone()).await;
+    assert_eq!(res.status(), 400);
+    let body: Value = res.json().await.unwrap();
+    assert_eq!(body["error"], "invalid_grant");
+    assert!(
+        body["error_description"]
+            .as_str()
+            .unwrap()
+            .contains("withdrew"),
+        "{body}"
+    );
+    let res = exchange(narrowed).await;
+    assert_eq!(res.status(), 400, "the code is spent");
+
+    diesel::delete(consents::table)
+        .execute(&mut app.db.connect())
+        .unwrap();
+    let page = app.get(&authorize_path(&pairs)).await;
+    let page = Html::parse(&page.text().await.unwrap());
+    let gone = query_of(&location(&decide(&app, page, "allow").await))["code"].clone();
+    diesel::delete(consents::table)
+        .execute(&mut app.db.connect())
+        .unwrap();
+    let body: Value = exchange(gone).await.json().await.unwrap();
+    assert_eq!(body["error"], "invalid_grant");
+    assert!(
+        body["error_description"]
+            .as_str()
+            .unwrap()
+            .contains("withdrew"),
+        "{body}"
+    );
+    assert_eq!(app.count("client_access_tokens"), 0);
+}
+
 #[tokio::test]
 async fn authorized_apps_revocation_removes_the_consent_and_the_tokens() {
     let app = spawn_app().await;
@@ -753,7 +821,7 @@ async fn the_oauth2_crate_runs_the_code_flow_with_pkce() {
 /// in one multi-row upsert and given back in one delete (four statements before), and the
 /// sign-in record decides whether the address is new in its own INSERT … SELECT (a count
 /// first, before).
-const FLOW_STATEMENTS: u64 = 22;
+const FLOW_STATEMENTS: u64 = 21;
 
 #[tokio::test]
 async fn the_whole_flow_stays_within_its_sql_statement_budget() {

@@ -5,7 +5,9 @@ use chrono::NaiveDateTime;
 use diesel::prelude::*;
 
 use crate::db::AnyConnection;
-use crate::db::schema::{client_access_tokens, client_authorization_codes, client_refresh_tokens};
+use crate::db::schema::{
+    client_access_tokens, client_authorization_codes, client_refresh_tokens, consents,
+};
 use crate::domain::{AuthorizationCodeId, ClientRowId, UserId};
 
 #[derive(Debug, Clone, Queryable, Selectable, Identifiable)]
@@ -67,17 +69,32 @@ impl AuthorizationCode {
             .optional()
     }
 
-    /// Marks the code used if nobody has: exactly one of any number of concurrent redemptions
-    /// wins.
-    pub fn claim(conn: &mut AnyConnection, id: AuthorizationCodeId) -> QueryResult<bool> {
-        diesel::update(
+    /// Marks the code used if nobody has, and returns the scopes the person's consent to the
+    /// code's client covers at that moment (`Some(None)`: no consent any more), in one
+    /// statement: `UPDATE … RETURNING (SELECT scope FROM consents …)`. `None`: the code was
+    /// already used. Exactly one of any number of concurrent redemptions wins.
+    pub fn claim_with_consent(
+        conn: &mut AnyConnection,
+        id: AuthorizationCodeId,
+    ) -> QueryResult<Option<Option<String>>> {
+        let consent = consents::table
+            .filter(consents::user_id.eq(client_authorization_codes::user_id))
+            .filter(consents::client_id.eq(client_authorization_codes::client_id))
+            .select(consents::scope)
+            .single_value();
+        let claim = diesel::update(
             client_authorization_codes::table
                 .filter(client_authorization_codes::id.eq(id))
                 .filter(client_authorization_codes::is_used.eq(false)),
         )
         .set(client_authorization_codes::is_used.eq(true))
-        .execute(conn)
-        .map(|rows| rows == 1)
+        .returning(consent);
+        // diesel's MultiConnection has no RETURNING, but both backends do.
+        match conn {
+            AnyConnection::Sqlite(c) => claim.get_result(c),
+            AnyConnection::Postgres(c) => claim.get_result(c),
+        }
+        .optional()
     }
 
     /// Retires every code `user_id` holds for `client` that is not yet redeemed: they expire now,

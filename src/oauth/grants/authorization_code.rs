@@ -9,7 +9,7 @@ use chrono::NaiveDateTime;
 
 use crate::crypto;
 use crate::db::AnyConnection;
-use crate::db::models::{AuthorizationCode, Client, Consent, User};
+use crate::db::models::{AuthorizationCode, Client, User};
 use crate::domain::{GrantType, Scopes};
 use crate::oauth::context::OAuthContext;
 use crate::oauth::error::OAuthError;
@@ -95,14 +95,18 @@ pub fn run(
         minted = minted.with_id_token(ctx, &who, &identity, now)?;
     }
     let outcome = crate::db::write_transaction(conn, |conn| {
-        if stored.is_used || !AuthorizationCode::claim(conn, stored.id)? {
+        // The consent is read by the claim itself, in its transaction, so a revocation cannot
+        // slip in between (and on PostgreSQL one running now waits for the claimed row).
+        let claimed = if stored.is_used {
+            None
+        } else {
+            AuthorizationCode::claim_with_consent(conn, stored.id)?
+        };
+        let Some(granted) = claimed else {
             AuthorizationCode::revoke_issued(conn, stored.id, now)?;
             return Ok::<_, OAuthError>(Outcome::Replayed);
-        }
-        // Checked after the claim, in its transaction, so a revocation cannot slip in between
-        // (and on PostgreSQL one running now waits for the claimed row).
-        let granted =
-            Consent::find(conn, stored.user_id, client.id)?.map(|c| Scopes::from_stored(&c.scope));
+        };
+        let granted = granted.map(|scope| Scopes::from_stored(&scope));
         if !granted.is_some_and(|g| who.scope.is_subset(&g)) {
             return Ok(Outcome::ConsentGone);
         }
