@@ -808,6 +808,15 @@ fn proceed(
         // Without anyone signed in, nothing but a sign-in (or prompt=none's refusal) follows.
         return Ok(nobody(pending, &ctx.issuer, now).into());
     };
+    let stored = Consent::find(conn, person.user_id, client.id)?.map(|c| c.scope);
+    let previous = stored.as_deref().map(Scopes::from_stored);
+    let next = next(&pending, Some(person.signed_in), previous.as_ref(), now);
+    // Remembered consent: a code at once, the consent unchanged. The account exists: its
+    // consent row would have gone with it (ON DELETE CASCADE).
+    if next == Next::Issue {
+        let code = issue_code(conn, client, person, &pending, ctx.code_ttl)?;
+        return Ok(Step::from(respond(&pending, Grant::Code(code), &ctx.issuer)).into());
+    }
     let mut people = User::find_many(conn, &[person.user_id, client.user_id])?;
     let owner = people.iter().find(|u| u.id == client.user_id).cloned();
     let Some(user) = people
@@ -821,39 +830,31 @@ fn proceed(
             sign_out: true,
         });
     };
-    let stored = Consent::find(conn, person.user_id, client.id)?.map(|c| c.scope);
-    let previous = stored.as_deref().map(Scopes::from_stored);
-    Ok(
-        match next(&pending, Some(person.signed_in), previous.as_ref(), now) {
-            Next::SignIn => Step::SignIn(pending),
-            Next::Refuse(error, description) => respond(
+    Ok(match next {
+        Next::SignIn => Step::SignIn(pending),
+        Next::Refuse(error, description) => respond(
+            &pending,
+            Grant::Error {
+                error,
+                description: description.into(),
+            },
+            &ctx.issuer,
+        ),
+        // (Issue returned above; were it to come here, asking again is the safe answer.)
+        Next::Consent | Next::Issue => {
+            let view = ConsentView::new(
+                user,
+                owner,
+                client,
                 &pending,
-                Grant::Error {
-                    error,
-                    description: description.into(),
-                },
-                &ctx.issuer,
-            ),
-            // Remembered consent: a code at once, the consent unchanged.
-            Next::Issue => {
-                let code = issue_code(conn, client, person, &pending, ctx.code_ttl)?;
-                respond(&pending, Grant::Code(code), &ctx.issuer)
-            }
-            Next::Consent => {
-                let view = ConsentView::new(
-                    user,
-                    owner,
-                    client,
-                    &pending,
-                    previous.as_ref(),
-                    &Scope::all(conn)?,
-                    stored,
-                );
-                Step::Consent(pending, Box::new(view))
-            }
+                previous.as_ref(),
+                &Scope::all(conn)?,
+                stored,
+            );
+            Step::Consent(pending, Box::new(view))
         }
-        .into(),
-    )
+    }
+    .into())
 }
 
 /// The step for a request with nobody signed in.

@@ -822,6 +822,8 @@ async fn the_oauth2_crate_runs_the_code_flow_with_pkce() {
 /// sign-in record decides whether the address is new in its own INSERT … SELECT (a count
 /// first, before).
 const FLOW_STATEMENTS: u64 = 21;
+/// The same flow when the person agreed before: no consent page, no Allow.
+const REMEMBERED_FLOW_STATEMENTS: u64 = 15;
 
 #[tokio::test]
 async fn the_whole_flow_stays_within_its_sql_statement_budget() {
@@ -866,5 +868,43 @@ async fn the_whole_flow_stays_within_its_sql_statement_budget() {
     assert!(
         spent <= FLOW_STATEMENTS,
         "the flow ran {spent} SQL statements"
+    );
+
+    // Again, signed out in between: the consent is remembered, so no page and no Allow.
+    assert_eq!(
+        app.post_form("/logout", "/account", &[]).await.status(),
+        303
+    );
+    let before = app.statements.get();
+    let res = app
+        .get(&authorize_path(&[
+            ("client_id", &client.client_id),
+            ("response_type", "code"),
+            ("redirect_uri", CALLBACK),
+            ("scope", "get_user_profile"),
+            ("code_challenge", CHALLENGE),
+            ("code_challenge_method", "S256"),
+        ]))
+        .await;
+    let res = log_in_and_resume(&app, &location(&res), END_USER, END_USER_PASSWORD).await;
+    assert_eq!(res.status(), 303, "remembered consent: straight back");
+    let code = query_of(&location(&res))["code"].clone();
+    let res = app
+        .token_form(
+            Some(&client),
+            &[
+                ("grant_type", "authorization_code"),
+                ("code", &code),
+                ("redirect_uri", CALLBACK),
+                ("code_verifier", VERIFIER),
+            ],
+        )
+        .await;
+    assert_eq!(res.status(), 200);
+    let spent = app.statements.get() - before;
+    println!("with remembered consent: {spent} SQL statements");
+    assert!(
+        spent <= REMEMBERED_FLOW_STATEMENTS,
+        "the flow with remembered consent ran {spent} SQL statements"
     );
 }

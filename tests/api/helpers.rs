@@ -705,7 +705,6 @@ pub async fn log_in_and_resume(
     app.get("/oauth/authorize/resume").await
 }
 
-/// Answers the consent page shown in `res`.
 /// Answers the consent page as a browser would: with every hidden field of its form.
 pub async fn decide(app: &TestApp, consent: Html, decision: &str) -> reqwest::Response {
     let mut form = vec![
