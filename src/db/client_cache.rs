@@ -28,6 +28,10 @@
 //!   everything. While no requests come nothing is read; the first one after a pause checks.
 //!   The first read, an interval after start, drops everything, as nothing was seen before.
 //!
+//! The scope catalogue (`scopes`, the names and descriptions the consent page and the discovery
+//! document show) is cached the same way, under the same generation and counter
+//! ([`ClientCache::scopes`]).
+//!
 //! Triggers rather than application code, because a write path cannot forget them: each of
 //! this crate's writes, a cascade, and a hand-made fix in `psql` alike.
 
@@ -41,7 +45,7 @@ use diesel::{Connection as _, QueryResult};
 
 use super::AnyConnection;
 use super::instrument::ConnectionMonitor;
-use super::models::{Client, ClientChanges, ClientSecret};
+use super::models::{Client, ClientChanges, ClientSecret, Scope};
 
 /// The most `client_id`s held at once, known and unknown together (a few MiB at most).
 pub const CAPACITY: usize = 10_000;
@@ -153,6 +157,8 @@ struct Entries {
     generation: u64,
     /// `None`: no client has this id.
     map: HashMap<String, Option<Arc<CachedClient>>>,
+    /// Every registered scope, by name, once loaded.
+    scopes: Option<Arc<[Scope]>>,
 }
 
 impl Entries {
@@ -160,6 +166,7 @@ impl Entries {
     fn catch_up(&mut self, generation: u64) {
         if self.generation != generation {
             self.map.clear();
+            self.scopes = None;
             self.generation = generation;
         }
     }
@@ -231,6 +238,28 @@ impl ClientCache {
             entries.map.clear();
         }
         entries.map.insert(client_id.to_owned(), loaded);
+    }
+
+    /// Every registered scope, by name: from the cache, else in one statement
+    /// ([`Scope::all`]), plus one to read the change counter when it is due.
+    pub fn scopes(&self, conn: &mut AnyConnection) -> QueryResult<Arc<[Scope]>> {
+        self.check_for_changes(conn)?;
+        let generation = {
+            let mut entries = self.0.entries.lock();
+            let generation = self.0.generation.load(Ordering::SeqCst);
+            entries.catch_up(generation);
+            if let Some(scopes) = &entries.scopes {
+                return Ok(scopes.clone());
+            }
+            generation
+        };
+        let loaded: Arc<[Scope]> = Scope::all(conn)?.into();
+        let mut entries = self.0.entries.lock();
+        if self.0.generation.load(Ordering::SeqCst) == generation {
+            entries.catch_up(generation);
+            entries.scopes = Some(loaded.clone());
+        }
+        Ok(loaded)
     }
 
     /// Drops everything cached, at once.
@@ -370,6 +399,30 @@ mod tests {
             .unwrap();
         let kept = cache.client(&mut conn, "app", now).unwrap().unwrap();
         assert!(Arc::ptr_eq(&reloaded, &kept));
+    }
+
+    /// The scope catalogue: read once, then from memory, until anyone changes `scopes` (SQL
+    /// here, as another process would) and the next check sees the counter move.
+    #[test]
+    fn the_scope_catalogue_is_cached_until_the_counter_moves() {
+        let now = crate::db::now();
+        let mut conn = database(now + TimeDelta::days(1));
+        let cache = ClientCache::new(Duration::ZERO);
+        let names = |scopes: &[Scope]| scopes.iter().map(|s| s.name.clone()).collect::<Vec<_>>();
+        let first = cache.scopes(&mut conn).unwrap();
+        let again = cache.scopes(&mut conn).unwrap();
+        assert!(Arc::ptr_eq(&first, &again), "served from the cache");
+        conn.batch_execute("INSERT INTO scopes (name, description) VALUES ('zz_new', 'New')")
+            .unwrap();
+        let reloaded = cache.scopes(&mut conn).unwrap();
+        assert!(names(&reloaded).contains(&"zz_new".to_owned()));
+        conn.batch_execute("UPDATE scopes SET description = 'Changed' WHERE name = 'zz_new'")
+            .unwrap();
+        let changed = cache.scopes(&mut conn).unwrap();
+        assert_eq!(changed.last().unwrap().description, "Changed");
+        conn.batch_execute("DELETE FROM scopes WHERE name = 'zz_new'")
+            .unwrap();
+        assert!(!names(&cache.scopes(&mut conn).unwrap()).contains(&"zz_new".to_owned()));
     }
 
     #[test]

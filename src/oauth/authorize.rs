@@ -815,7 +815,7 @@ fn proceed(
     // consent row would have gone with it (ON DELETE CASCADE).
     if next == Next::Issue {
         let code = issue_code(conn, client, person, &pending, ctx.code_ttl)?;
-        return Ok(Step::from(respond(&pending, Grant::Code(code), &ctx.issuer)).into());
+        return Ok(respond(&pending, Grant::Code(code), &ctx.issuer).into());
     }
     let mut people = User::find_many(conn, &[person.user_id, client.user_id])?;
     let owner = people.iter().find(|u| u.id == client.user_id).cloned();
@@ -848,7 +848,7 @@ fn proceed(
                 client,
                 &pending,
                 previous.as_ref(),
-                &Scope::all(conn)?,
+                &ctx.clients.scopes(conn)?,
                 stored,
             );
             Step::Consent(pending, Box::new(view))

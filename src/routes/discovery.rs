@@ -4,7 +4,6 @@
 use actix_web::{HttpResponse, web};
 use serde_json::json;
 
-use crate::db::models::Scope;
 use crate::db::{self, DbError};
 use crate::error::AppError;
 use crate::oauth::metadata::Metadata;
@@ -12,7 +11,11 @@ use crate::state::AppState;
 
 /// `GET /.well-known/oauth-authorization-server` and `/.well-known/openid-configuration`.
 pub async fn metadata(state: web::Data<AppState>) -> Result<HttpResponse, AppError> {
-    let scopes = db::run(&state.pool, |conn| Scope::all(conn).map_err(DbError::from)).await?;
+    let clients = state.oauth.clients.clone();
+    let scopes = db::run(&state.pool, move |conn| {
+        clients.scopes(conn).map_err(DbError::from)
+    })
+    .await?;
     Ok(HttpResponse::Ok()
         .insert_header(("Cache-Control", "public, max-age=300"))
         .json(Metadata::new(&state.oauth.issuer, &scopes)))

@@ -395,3 +395,36 @@ async fn the_background_cleanup_runs_on_its_interval() {
     }
     panic!("the expired session was not removed");
 }
+
+/// The scope catalogue is cached with the clients: a scope the CLI adds (another process) is in
+/// the discovery document within the client refresh interval, on either backend (the triggers
+/// of both bump the change counter).
+#[tokio::test]
+async fn a_scope_added_by_the_cli_reaches_the_discovery_document_within_the_refresh() {
+    let app = spawn_app().await;
+    let scopes = async || -> Vec<String> {
+        let doc: Value = app
+            .get("/.well-known/openid-configuration")
+            .await
+            .json()
+            .await
+            .unwrap();
+        serde_json::from_value(doc["scopes_supported"].clone()).unwrap()
+    };
+    assert!(!scopes().await.contains(&"read_settlements".to_owned()));
+    let out = app.cli(
+        &[
+            "scope",
+            "create",
+            "read_settlements",
+            "--description",
+            "Read your settlements",
+        ],
+        "",
+    );
+    assert!(out.success());
+    crate::helpers::once_seen("a new scope", async || {
+        scopes().await.contains(&"read_settlements".to_owned())
+    })
+    .await;
+}

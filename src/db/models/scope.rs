@@ -25,6 +25,7 @@ pub struct NewScope<'a> {
 
 impl Scope {
     pub fn insert(conn: &mut AnyConnection, new: &NewScope<'_>) -> QueryResult<Scope> {
+        crate::db::note_client_change(conn);
         diesel::insert_into(scopes::table)
             .values(new)
             // The whole row comes back; `as_returning()` does not compile for MultiBackend.

@@ -1,0 +1,1 @@
+DROP TRIGGER scopes_count_changes ON scopes;
