@@ -808,16 +808,17 @@ fn proceed(
         // Without anyone signed in, nothing but a sign-in (or prompt=none's refusal) follows.
         return Ok(nobody(pending, &ctx.issuer, now).into());
     };
-    let stored = Consent::find(conn, person.user_id, client.id)?.map(|c| c.scope);
+    // One statement for what both the decision and the consent page need: the stored consent,
+    // the person, and the application's owner ("made by").
+    let (mut people, stored) = Consent::find_with_people(conn, person.user_id, client)?;
     let previous = stored.as_deref().map(Scopes::from_stored);
     let next = next(&pending, Some(person.signed_in), previous.as_ref(), now);
-    // Remembered consent: a code at once, the consent unchanged. The account exists: its
-    // consent row would have gone with it (ON DELETE CASCADE).
+    // Remembered consent: a code at once, the consent unchanged. The account exists: the
+    // consent comes back only with the person's own row.
     if next == Next::Issue {
         let code = issue_code(conn, client, person, &pending, ctx.code_ttl)?;
         return Ok(respond(&pending, Grant::Code(code), &ctx.issuer).into());
     }
-    let mut people = User::find_many(conn, &[person.user_id, client.user_id])?;
     let owner = people.iter().find(|u| u.id == client.user_id).cloned();
     let Some(user) = people
         .iter()

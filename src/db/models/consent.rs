@@ -3,9 +3,9 @@
 use chrono::NaiveDateTime;
 use diesel::prelude::*;
 
-use super::Client;
+use super::{Client, User};
 use crate::db::AnyConnection;
-use crate::db::schema::{clients, consents};
+use crate::db::schema::{clients, consents, users};
 use crate::domain::{ClientRowId, UserId};
 
 #[derive(Debug, Clone, Queryable, Selectable, Identifiable)]
@@ -21,6 +21,39 @@ pub struct Consent {
 }
 
 impl Consent {
+    /// The person and the application's owner (one row when they are the same account, none
+    /// for an account that is gone), with the scopes the person granted the application, in
+    /// one statement: `SELECT users.*, (SELECT scope FROM consents …) FROM users WHERE id IN
+    /// (…)`. The consent comes back only with the person's own row, so a consent can never be
+    /// read for an account that no longer exists (its rows went with it anyway, ON DELETE
+    /// CASCADE). What the authorization endpoint needs to decide and to show the consent page.
+    pub fn find_with_people(
+        conn: &mut AnyConnection,
+        user_id: UserId,
+        client: &Client,
+    ) -> QueryResult<(Vec<User>, Option<String>)> {
+        let consent = consents::table
+            .filter(consents::user_id.eq(users::id))
+            .filter(consents::client_id.eq(client.id))
+            .select(consents::scope)
+            .single_value();
+        let rows: Vec<(User, Option<String>)> = users::table
+            .filter(users::id.eq_any([user_id, client.user_id]))
+            .select((User::as_select(), consent))
+            .load(conn)?;
+        let mut granted = None;
+        let people = rows
+            .into_iter()
+            .map(|(user, scope)| {
+                if user.id == user_id {
+                    granted = scope;
+                }
+                user
+            })
+            .collect();
+        Ok((people, granted))
+    }
+
     pub fn find(
         conn: &mut AnyConnection,
         user_id: UserId,

@@ -67,14 +67,6 @@ impl User {
             .optional()
     }
 
-    /// Several users in one statement; missing ids are skipped.
-    pub fn find_many(conn: &mut AnyConnection, ids: &[UserId]) -> QueryResult<Vec<User>> {
-        users::table
-            .filter(users::id.eq_any(ids))
-            .select(User::as_select())
-            .load(conn)
-    }
-
     /// Gives the account a new display name.
     pub fn rename(
         conn: &mut AnyConnection,
