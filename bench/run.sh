@@ -120,6 +120,16 @@ TARGET_BASE="$BASE"
 rss_kib() { awk '/^VmRSS/ {print $2}' "/proc/$TARGET/status"; }
 cpu_ticks() { awk '{print $14 + $15}' "/proc/$TARGET/stat"; }
 TICKS=$(getconf CLK_TCK)
+# CPU seconds (user + system) used so far by this shell's finished children: wrk's share of the
+# machine is the difference across one run (bash's `times`, second line).
+# Sets the variable named $1; `times` must run in this shell, not in a $(…) subshell.
+children_cpu() {
+  times > "$WORK/times.txt"
+  printf -v "$1" '%s' "$(awk 'NR == 2 {
+      n = split($0, f, " "); s = 0
+      for (i = 1; i <= n; i++) { split(f[i], p, "m"); sub(/s$/, "", p[2]); s += p[1] * 60 + p[2] }
+      printf "%.3f", s }' "$WORK/times.txt")"
+}
 
 start_server
 sleep 1
@@ -201,12 +211,12 @@ RESULTS="$WORK/results.tsv"
 run() {
   local name=$1 path=$2 script=$3 floor=${4:-} connections=${5:-$CONNECTIONS}
   echo 5 > "/proc/$TARGET/clear_refs" 2>/dev/null || true # reset the peak RSS
-  local t0 c0 t1 c1
-  t0=$(date +%s.%N); c0=$(cpu_ticks)
+  local t0 c0 t1 c1 w0 w1
+  t0=$(date +%s.%N); c0=$(cpu_ticks); children_cpu w0
   wrk -t2 -c"$connections" -d"${SECONDS_PER_RUN}s" --timeout 10s --latency -s "$WORK/$script" \
     "$TARGET_BASE$path" > "$WORK/wrk.out" 2>&1
-  t1=$(date +%s.%N); c1=$(cpu_ticks)
-  local rps p50 p99 total non2xx socket peak cpu fraction
+  t1=$(date +%s.%N); c1=$(cpu_ticks); children_cpu w1
+  local rps p50 p99 total non2xx socket peak cpu wrk_cpu fraction
   rps=$(awk '/^Requests\/sec/ {print $2}' "$WORK/wrk.out")
   p50=$(awk '$1 == "50%" {print $2}' "$WORK/wrk.out")
   p99=$(awk '$1 == "99%" {print $2}' "$WORK/wrk.out")
@@ -216,6 +226,8 @@ run() {
   peak=$(awk '/^VmHWM/ {printf "%.1f", $2/1024}' "/proc/$TARGET/status")
   cpu=$(awk -v c0="$c0" -v c1="$c1" -v t0="$t0" -v t1="$t1" -v hz="$TICKS" \
     'BEGIN {printf "%.0f%%", 100 * (c1 - c0) / hz / (t1 - t0)}')
+  wrk_cpu=$(awk -v w0="$w0" -v w1="$w1" -v t0="$t0" -v t1="$t1" \
+    'BEGIN {printf "%.0f%%", 100 * (w1 - w0) / (t1 - t0)}')
   fraction="-"
   [ -z "$floor" ] || fraction=$(awk -v r="$rps" -v f="$floor" 'BEGIN {printf "%.0f%%", 100 * r / f}')
   local tail
@@ -223,7 +235,7 @@ run() {
       if (t ~ /us$/) return t / 1000; if (t ~ /ms$/) return t + 0; if (t ~ /s$/) return t * 1000; return t }
     BEGIN {if (ms(a) > 0) printf "%.1f", ms(b) / ms(a); else print "-"}')
   printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$name" "$rps" "$p50" "$p99" \
-    "$((non2xx + socket))/$total" "$peak" "$cpu" "$fraction" "$tail" >> "$RESULTS"
+    "$((non2xx + socket))/$total" "$peak" "$cpu" "$fraction" "$tail" "$wrk_cpu" >> "$RESULTS"
   echo "done: $name ($rps req/s)" >&2
   # Requests wrk gave up on may still be queued in the server (argon2 takes seconds under load):
   # let them drain so they are not charged to the next scenario.
@@ -344,15 +356,15 @@ echo
 echo "Machine: $(nproc) cores, $(awk '/MemTotal/ {printf "%.0f GiB", $2/1048576}' /proc/meminfo), $(sed -n 's/^model name\s*: //p' /proc/cpuinfo | head -1); wrk on the same machine."
 echo "Floors (all cores, aws-lc-rs / argon2 as the server uses them): RS256 $RS256_FLOOR signatures/s, ES256 $ES256_FLOOR signatures/s, argon2id (m=19456, t=2, p=1) $ARGON2_FLOOR verifies/s."
 echo
-echo "| scenario | req/s | p50 | p99 | p99/p50 | errors/requests | peak RSS MiB | server CPU | of floor | to peer |"
-echo "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|"
+echo "| scenario | req/s | p50 | p99 | p99/p50 | errors/requests | peak RSS MiB | server CPU | wrk CPU | of floor | to peer |"
+echo "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"
 # A Latchkey client_credentials scenario's ratio to the peer signing with the same algorithm.
 awk -F'\t' -v rs="$PEER_RS256" -v es="$PEER_ES256" '{
     peer = "-"
     if ($1 ~ /^client_credentials/ && $1 ~ /RS256/ && rs > 0) peer = sprintf("%.2f×", $2 / rs)
     if ($1 ~ /^client_credentials/ && $1 ~ /ES256/ && es > 0) peer = sprintf("%.2f×", $2 / es)
     if ($1 ~ /^client_credentials, form, / && rs > 0) peer = sprintf("%.2f×", $2 / rs)
-    printf "| %s | %s | %s | %s | %s | %s | %s | %s | %s | %s |\n", $1, $2, $3, $4, $9, $5, $6, $7, $8, peer
+    printf "| %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s |\n", $1, $2, $3, $4, $9, $5, $6, $7, $10, $8, peer
   }' "$RESULTS"
 echo
 awk -v e="$EMPTY_RPS" -v f="$FULL_RPS" -v n="$ROWS" \
