@@ -234,7 +234,7 @@ run() {
   tail=$(awk -v a="$p50" -v b="$p99" 'function ms(t) {
       if (t ~ /us$/) return t / 1000; if (t ~ /ms$/) return t + 0; if (t ~ /s$/) return t * 1000; return t }
     BEGIN {if (ms(a) > 0) printf "%.1f", ms(b) / ms(a); else print "-"}')
-  printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$name" "$rps" "$p50" "$p99" \
+  printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$name" "$rps" "$p50" "$p99" \
     "$((non2xx + socket))/$total" "$peak" "$cpu" "$fraction" "$tail" "$wrk_cpu" >> "$RESULTS"
   echo "done: $name ($rps req/s)" >&2
   # Requests wrk gave up on may still be queued in the server (argon2 takes seconds under load):
