@@ -68,34 +68,44 @@ curl -sf "$BASE/readyz" >/dev/null || { cat "$WORK/server.log" >&2; exit 1; }
 
 TICKS=$(getconf CLK_TCK)
 cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
+# CPU seconds used so far by this shell's finished children (wrk), into the variable named $1;
+# `times` must run in this shell, not in a $(…) subshell.
+children_cpu() {
+  times > "$WORK/times.txt"
+  printf -v "$1" '%s' "$(awk 'NR == 2 {
+      n = split($0, f, " "); s = 0
+      for (i = 1; i <= n; i++) { split(f[i], p, "m"); sub(/s$/, "", p[2]); s += p[1] * 60 + p[2] }
+      printf "%.3f", s }' "$WORK/times.txt")"
+}
+# The first N lines of standard input, reading all of it (no SIGPIPE under pipefail).
+first() { awk -v n="$1" 'NR <= n'; }
 
 # profile NAME: warm up, then wrk and perf over the same seconds.
 profile() {
   local name=$1
   wrk -t2 -c"$CONNECTIONS" -d2s -s "$WORK/cc.lua" "$BASE/oauth/token" >/dev/null
-  local t0 c0 t1 c1
-  t0=$(date +%s.%N); c0=$(cpu_ticks "$SERVER")
+  local t0 c0 t1 c1 w0 w1
+  t0=$(date +%s.%N); c0=$(cpu_ticks "$SERVER"); children_cpu w0
   wrk -t2 -c"$CONNECTIONS" -d"${SECONDS_PER_RUN}s" --latency -s "$WORK/cc.lua" \
     "$BASE/oauth/token" > "$WORK/wrk.out" 2>&1 &
   local load=$!
   perf record -q -e cpu-clock -F 1999 -p "$SERVER" -o "$WORK/$name.data" -- \
     sleep "$SECONDS_PER_RUN" 2>/dev/null
-  local w0=$(( $(awk '{print $14 + $15}' "/proc/$load/stat") ))
   wait "$load"
-  t1=$(date +%s.%N); c1=$(cpu_ticks "$SERVER")
+  t1=$(date +%s.%N); c1=$(cpu_ticks "$SERVER"); children_cpu w1
   echo
   echo "## client_credentials, $name key: $(awk '/^Requests\/sec/ {print $2}' "$WORK/wrk.out") req/s"
-  awk -v c0="$c0" -v c1="$c1" -v t0="$t0" -v t1="$t1" -v hz="$TICKS" -v w="$w0" \
-    'BEGIN {printf "server CPU %.0f%%, wrk CPU at least %.0f%% (of 200%%)\n",
-      100 * (c1 - c0) / hz / (t1 - t0), 100 * w / hz / (t1 - t0)}'
+  awk -v c0="$c0" -v c1="$c1" -v t0="$t0" -v t1="$t1" -v hz="$TICKS" -v w0="$w0" -v w1="$w1" \
+    -v cores="$(nproc)" 'BEGIN {printf "server CPU %.0f%%, wrk CPU %.0f%% (of %d%%)\n",
+      100 * (c1 - c0) / hz / (t1 - t0), 100 * (w1 - w0) / (t1 - t0), 100 * cores}'
   echo
   echo "### share of the server's samples by object"
   perf report -i "$WORK/$name.data" --no-children --sort dso --stdio 2>/dev/null \
-    | grep -E '^ +[0-9]' | head -8
+    | grep -E '^ +[0-9]' | first 8
   echo
   echo "### top $TOP symbols (self)"
   perf report -i "$WORK/$name.data" --no-children --sort dso,sym --stdio 2>/dev/null \
-    | grep -E '^ +[0-9]' | head -"$TOP"
+    | grep -E '^ +[0-9]' | first "$TOP"
 }
 
 profile RS256
