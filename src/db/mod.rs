@@ -48,7 +48,7 @@ pub use migrations::{migrate, migration_names};
 pub use pool::{
     CHECKOUT_TIMEOUT, Database, OpenError, Pool, PooledConnection, open, run, run_here,
 };
-pub use writer::{Writer, write_transaction};
+pub use writer::{GroupedWrite, Uncommitted, Writer, write_transaction};
 
 /// Current time in UTC, as stored in `Timestamp` columns.
 pub fn now() -> chrono::NaiveDateTime {

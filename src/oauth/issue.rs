@@ -11,8 +11,8 @@ use super::context::OAuthContext;
 use super::error::OAuthError;
 use super::jwt::{ACCESS_TOKEN_TYP, AccessClaims};
 use crate::crypto;
-use crate::db::AnyConnection;
 use crate::db::models::{AccessToken, Client, NewAccessToken, NewRefreshToken, RefreshToken};
+use crate::db::{AnyConnection, GroupedWrite, Uncommitted};
 use crate::domain::{AuthorizationCodeId, GrantType, Scopes, UserId};
 
 /// A successful token response, before a dialect spells it.
@@ -166,15 +166,16 @@ fn issued(ctx: &OAuthContext, who: &Grantee<'_>, minted: Minted) -> Issued {
 }
 
 /// Stores an access token issued without a refresh token, its row's one INSERT in a group
-/// commit with other requests' ([`Writer::grouped`](crate::db::Writer::grouped)): the busiest
-/// path through the server (`client_credentials`). Returns once the row is committed.
+/// commit with other requests' ([`Writer::defer`](crate::db::Writer::defer)): the busiest
+/// path through the server (`client_credentials`). The tokens come out of the
+/// [`Uncommitted`] once the row is committed.
 pub fn store_grouped(
     conn: &mut AnyConnection,
     ctx: &OAuthContext,
     who: &Grantee<'_>,
     minted: Minted,
     now: NaiveDateTime,
-) -> Result<Issued, OAuthError> {
+) -> Result<Uncommitted<Issued>, OAuthError> {
     debug_assert!(minted.refresh.is_none() && who.authorization_code_id.is_none());
     let (client_id, user_id) = (who.client.id, who.user_id);
     let digest = crypto::token_digest(&minted.access_token);
@@ -182,27 +183,25 @@ pub fn store_grouped(
     let scope = who.scope.to_stored();
     let audience = ctx.audience.clone();
     let expired_at = minted.access_expires_at;
-    ctx.writer.grouped(
-        conn,
-        Box::new(move |conn| {
-            AccessToken::insert(
-                conn,
-                &NewAccessToken {
-                    client_id,
-                    user_id,
-                    client_refresh_token_id: None,
-                    access_token: &digest,
-                    grant_type,
-                    scope: &scope,
-                    audience: &audience,
-                    client_authorization_code_id: None,
-                    expired_at,
-                    created_at: now,
-                },
-            )
-        }),
-    )?;
-    Ok(issued(ctx, who, minted))
+    let issued = issued(ctx, who, minted);
+    let write: GroupedWrite = Box::new(move |conn| {
+        AccessToken::insert(
+            conn,
+            &NewAccessToken {
+                client_id,
+                user_id,
+                client_refresh_token_id: None,
+                access_token: &digest,
+                grant_type,
+                scope: &scope,
+                audience: &audience,
+                client_authorization_code_id: None,
+                expired_at,
+                created_at: now,
+            },
+        )
+    });
+    Ok(ctx.writer.defer(conn, write, issued)?)
 }
 
 /// What an id_token says about the person (OpenID Connect Core §2, §5.4).

@@ -8,7 +8,7 @@ use super::error::{ErrorCode, OAuthError};
 use super::grants;
 use super::issue::Issued;
 use super::request::{Dialect, Grant, TokenRequest};
-use crate::db::{self, AnyConnection};
+use crate::db::{self, AnyConnection, Uncommitted};
 use crate::domain::GrantType;
 
 /// What the HTTP layer knows about a token request besides its body.
@@ -20,14 +20,15 @@ pub struct Caller<'a> {
     pub address: &'a str,
 }
 
-/// Handles one token request. Blocking (database, argon2, signing): run inside `db::run`.
+/// Handles one token request. Blocking (database, argon2, signing): run inside `db::run`, then
+/// await the tokens' [`Uncommitted::commit`] before answering with them.
 pub fn exchange(
     conn: &mut AnyConnection,
     ctx: &OAuthContext,
     caller: &Caller<'_>,
     request: TokenRequest,
     dialect: Dialect,
-) -> Result<Issued, OAuthError> {
+) -> Result<Uncommitted<Issued>, OAuthError> {
     let now = db::now();
     let presented = client_auth::presented(caller.authorization, &request.body_credentials)?;
     let auth = client_auth::authenticate(conn, &ctx.clients, &ctx.server_key, &presented, now)?;
@@ -60,7 +61,7 @@ pub fn exchange(
             username,
             password,
             scope,
-        } => grants::password::run(
+        } => Uncommitted::committed(grants::password::run(
             conn,
             ctx,
             client,
@@ -71,16 +72,23 @@ pub fn exchange(
             },
             scope.as_deref(),
             now,
-        )?,
+        )?),
         Grant::RefreshToken {
             refresh_token,
             scope,
-        } => grants::refresh_token::run(conn, ctx, client, &refresh_token, scope.as_deref(), now)?,
+        } => Uncommitted::committed(grants::refresh_token::run(
+            conn,
+            ctx,
+            client,
+            &refresh_token,
+            scope.as_deref(),
+            now,
+        )?),
         Grant::AuthorizationCode {
             code,
             redirect_uri,
             code_verifier,
-        } => grants::authorization_code::run(
+        } => Uncommitted::committed(grants::authorization_code::run(
             conn,
             ctx,
             client,
@@ -88,7 +96,7 @@ pub fn exchange(
             redirect_uri.as_deref(),
             code_verifier.as_deref(),
             now,
-        )?,
+        )?),
     };
     if let Some(secret) = auth.secret() {
         ctx.writer

@@ -87,6 +87,15 @@ pub async fn token(
         token::exchange(conn, &oauth, &caller, request, dialect)
     })
     .await;
+    // A client_credentials token's row is written in a group commit; the tokens are answered
+    // only once it is committed, and no thread waits meanwhile.
+    let result = match result {
+        Ok(uncommitted) => uncommitted
+            .commit(&state.oauth.writer, &state.pool)
+            .await
+            .map_err(OAuthError::from),
+        Err(e) => Err(e),
+    };
     match result {
         Ok(issued) => success(dialect, &issued),
         Err(e) => error(dialect, &e),

@@ -3,8 +3,8 @@
 
 use chrono::NaiveDateTime;
 
-use crate::db::AnyConnection;
 use crate::db::models::Client;
+use crate::db::{AnyConnection, Uncommitted};
 use crate::domain::GrantType;
 use crate::oauth::context::OAuthContext;
 use crate::oauth::error::OAuthError;
@@ -19,7 +19,7 @@ pub fn run(
     scope: Option<&str>,
     with_refresh: bool,
     now: NaiveDateTime,
-) -> Result<Issued, OAuthError> {
+) -> Result<Uncommitted<Issued>, OAuthError> {
     let who = Grantee {
         client,
         user_id: client.user_id,
@@ -30,9 +30,10 @@ pub fn run(
     if with_refresh {
         let minted = mint(ctx, &who, RefreshPlan::NewFamily, now)?;
         crate::db::write_transaction(conn, |conn| store(conn, ctx, &who, minted, now))
+            .map(Uncommitted::committed)
     } else {
-        // One INSERT, committed in a group with other requests' on SQLite: the cheapest path
-        // through the server.
+        // One INSERT, committed in a group with other requests' on SQLite, once this request
+        // awaits it: the cheapest path through the server.
         let minted = mint(ctx, &who, RefreshPlan::None, now)?;
         store_grouped(conn, ctx, &who, minted, now)
     }
