@@ -433,6 +433,7 @@ mod writer_tests {
             .build()
             .unwrap();
         let writers: Arc<parking_lot::Mutex<HashSet<std::thread::ThreadId>>> = Default::default();
+        let submitted = Arc::new(std::sync::atomic::AtomicUsize::new(0));
         // 6 twice: one of those two must fail, and only it.
         let values = [0, 1, 2, 3, 4, 5, 6, 6];
         let held = queue.turn.lock();
@@ -441,6 +442,7 @@ mod writer_tests {
                 .iter()
                 .map(|&n| {
                     let (writer, pool, writers) = (writer.clone(), pool.clone(), writers.clone());
+                    let submitted = submitted.clone();
                     tokio::spawn(async move {
                         let write: GroupedWrite = Box::new(move |conn: &mut AnyConnection| {
                             writers.lock().insert(std::thread::current().id());
@@ -448,12 +450,15 @@ mod writer_tests {
                                 .execute(conn)
                                 .map(|_| ())
                         });
+                        // Counted in the same poll that queues the write (no await between).
+                        submitted.fetch_add(1, Ordering::SeqCst);
                         writer.grouped(&pool, write).await
                     })
                 })
                 .collect();
-            // The leader took the first write and waits for the turn; the other seven queue.
-            while queue.group.lock().waiting.len() < values.len() - 1 {
+            // The leader took what had queued when it started and waits for the turn; the
+            // rest queue behind it.
+            while submitted.load(Ordering::SeqCst) < values.len() || !queue.group.lock().leading {
                 tokio::time::sleep(Duration::from_millis(1)).await;
             }
             // Eight writes wait, one blocking thread leads, and the other is free.
@@ -485,11 +490,27 @@ mod writer_tests {
                 .unwrap()
         };
         assert_eq!(rows, 7);
-        assert_eq!(writers.lock().len(), 1, "one leader wrote all eight");
+        assert_eq!(
+            writers.lock().len(),
+            1,
+            "one leader wrote all eight, in two groups"
+        );
         assert!(
-            !queue.group.lock().leading,
+            gives_up_the_lead(&queue),
             "the lead is given up when nothing waits"
         );
+    }
+
+    /// Whether the leader gives up the lead within a second (it answers its last group first).
+    fn gives_up_the_lead(queue: &Queue) -> bool {
+        let deadline = std::time::Instant::now() + Duration::from_secs(1);
+        while queue.group.lock().leading {
+            if std::time::Instant::now() > deadline {
+                return false;
+            }
+            std::thread::sleep(Duration::from_millis(1));
+        }
+        true
     }
 
     /// A write that panics in its leader's hands fails alone ("locked", a 503) and does not
@@ -518,6 +539,6 @@ mod writer_tests {
             assert!(writer.grouped(&pool, Box::new(|_| Ok(()))).await.is_ok());
             assert!(started.elapsed() < WRITER_QUEUE_TIMEOUT / 2);
         });
-        assert!(!queue.group.lock().leading);
+        assert!(gives_up_the_lead(&queue));
     }
 }

@@ -23,7 +23,7 @@ use super::error::{ErrorCode, OAuthError};
 use super::request::BodyCredentials;
 use crate::crypto::ServerKey;
 use crate::db::models::{Client, ClientSecret};
-use crate::db::{AnyConnection, CachedClient, CachedSecret, ClientCache};
+use crate::db::{AnyConnection, CachedClient, CachedSecret, ClientCache, Writer};
 
 /// How the client presented itself.
 #[derive(Clone, PartialEq, Eq)]
@@ -131,7 +131,7 @@ impl Authenticated {
 }
 
 /// `last_used_at` is written at most this often per secret, to keep writes off the hot path.
-const LAST_USED_RESOLUTION: TimeDelta = TimeDelta::minutes(5);
+pub const LAST_USED_RESOLUTION: TimeDelta = TimeDelta::minutes(5);
 
 /// Checks the presented credentials against the client cache (a query only when the client is
 /// not cached).
@@ -193,16 +193,19 @@ pub fn authenticate(
 }
 
 /// Records that a secret was used, at most every few minutes: the cached secret remembers the
-/// write, so a client that asks all the time writes once per [`LAST_USED_RESOLUTION`].
+/// write, so a client that asks all the time writes once per [`LAST_USED_RESOLUTION`]. Only
+/// that write waits its turn in the writer queue: every request taking the turn to find it
+/// had nothing to write queued each token behind the group commit being written.
 pub fn touch_secret(
     conn: &mut AnyConnection,
+    writer: &Writer,
     secret: &CachedSecret,
     now: NaiveDateTime,
 ) -> QueryResult<()> {
     if secret.used_within(now, LAST_USED_RESOLUTION) {
         return Ok(());
     }
-    ClientSecret::touch(conn, secret.id, now)?;
+    writer.hold(|| ClientSecret::touch(conn, secret.id, now))?;
     secret.record_use(now);
     Ok(())
 }

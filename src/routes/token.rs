@@ -79,14 +79,19 @@ pub async fn token(
         Grant::Password { .. } => state.oauth.passwords.admit().await,
         _ => None,
     };
-    let result = db::run(&state.pool, move |conn| {
+    let on_worker = token::runs_on_worker(&state.oauth, &request, dialect);
+    let exchange = move |conn: &mut db::AnyConnection| {
         let caller = Caller {
             authorization: authorization.as_deref(),
             address: &address,
         };
         token::exchange(conn, &oauth, &caller, request, dialect)
-    })
-    .await;
+    };
+    let result = if on_worker {
+        db::run_here(&state.pool, exchange).await
+    } else {
+        db::run(&state.pool, exchange).await
+    };
     // A client_credentials token's row is written in a group commit; the tokens are answered
     // only once it is committed, and no thread waits meanwhile.
     let result = match result {
