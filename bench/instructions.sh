@@ -32,7 +32,7 @@ while [ $# -gt 0 ]; do
   shift
 done
 
-need() { command -v "$1" >/dev/null || { apt-get update -qq && apt-get install -y -qq "$2" >/dev/null; }; }
+source bench/lib.sh
 need valgrind valgrind
 need callgrind_control valgrind
 need curl curl
@@ -62,7 +62,6 @@ fi
 printf '%s\n' 'bench password 1' | "$BIN" user create --username bench --name Bench >/dev/null
 CLIENT=$("$BIN" client create --owner bench --name Bench --json --redirect-uri http://127.0.0.1:9/cb \
   --grant-type client_credentials --grant-type refresh_token)
-json_field() { python3 -c 'import json,sys; print(json.loads(sys.argv[1])[sys.argv[2]])' "$1" "$2"; }
 BASIC=$(printf '%s:%s' "$(json_field "$CLIENT" client_id)" "$(json_field "$CLIENT" client_secret)" | base64 -w0)
 
 start_server() {

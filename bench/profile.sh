@@ -25,7 +25,7 @@ while [ $# -gt 0 ]; do
   shift
 done
 
-need() { command -v "$1" >/dev/null || { apt-get update -qq && apt-get install -y -qq "$2" >/dev/null; }; }
+source bench/lib.sh
 need wrk wrk
 need perf linux-perf
 need curl curl
@@ -49,7 +49,6 @@ export LATCHKEY_DATA_DIR="$WORK/data" LATCHKEY_LOG=warn LATCHKEY_KEY_REFRESH=1 \
 printf '%s\n' 'profile password 1' | "$BIN" user create --username profile --name Profile >/dev/null
 CLIENT=$("$BIN" client create --owner profile --name Profile --json \
   --redirect-uri http://127.0.0.1:9/callback --grant-type client_credentials)
-json_field() { python3 -c 'import json,sys; print(json.loads(sys.argv[1])[sys.argv[2]])' "$1" "$2"; }
 BASIC=$(printf '%s:%s' "$(json_field "$CLIENT" client_id)" "$(json_field "$CLIENT" client_secret)" | base64 -w0)
 cat > "$WORK/cc.lua" <<LUA
 wrk.method = "POST"
@@ -68,15 +67,6 @@ curl -sf "$BASE/readyz" >/dev/null || { cat "$WORK/server.log" >&2; exit 1; }
 
 TICKS=$(getconf CLK_TCK)
 cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
-# CPU seconds used so far by this shell's finished children (wrk), into the variable named $1;
-# `times` must run in this shell, not in a $(…) subshell.
-children_cpu() {
-  times > "$WORK/times.txt"
-  printf -v "$1" '%s' "$(awk 'NR == 2 {
-      n = split($0, f, " "); s = 0
-      for (i = 1; i <= n; i++) { split(f[i], p, "m"); sub(/s$/, "", p[2]); s += p[1] * 60 + p[2] }
-      printf "%.3f", s }' "$WORK/times.txt")"
-}
 # The first N lines of standard input, reading all of it (no SIGPIPE under pipefail).
 first() { awk -v n="$1" 'NR <= n'; }
 

@@ -47,7 +47,7 @@ while [ $# -gt 0 ]; do
   shift
 done
 
-need() { command -v "$1" >/dev/null || { apt-get update -qq && apt-get install -y -qq "$2" >/dev/null; }; }
+source bench/lib.sh
 need wrk wrk
 need curl curl
 need python3 python3
@@ -98,7 +98,6 @@ REDIRECT="http://127.0.0.1:9/callback"
 CLIENT=$("$BIN" client create --owner bench --name Bench --json --redirect-uri "$REDIRECT" \
   --grant-type client_credentials --grant-type refresh_token --grant-type password \
   --grant-type authorization_code)
-json_field() { python3 -c 'import json,sys; print(json.loads(sys.argv[1])[sys.argv[2]])' "$1" "$2"; }
 ID=$(json_field "$CLIENT" client_id)
 SECRET=$(json_field "$CLIENT" client_secret)
 BASIC=$(printf '%s:%s' "$ID" "$SECRET" | base64 -w0)
@@ -120,16 +119,6 @@ TARGET_BASE="$BASE"
 rss_kib() { awk '/^VmRSS/ {print $2}' "/proc/$TARGET/status"; }
 cpu_ticks() { awk '{print $14 + $15}' "/proc/$TARGET/stat"; }
 TICKS=$(getconf CLK_TCK)
-# CPU seconds (user + system) used so far by this shell's finished children: wrk's share of the
-# machine is the difference across one run (bash's `times`, second line).
-# Sets the variable named $1; `times` must run in this shell, not in a $(…) subshell.
-children_cpu() {
-  times > "$WORK/times.txt"
-  printf -v "$1" '%s' "$(awk 'NR == 2 {
-      n = split($0, f, " "); s = 0
-      for (i = 1; i <= n; i++) { split(f[i], p, "m"); sub(/s$/, "", p[2]); s += p[1] * 60 + p[2] }
-      printf "%.3f", s }' "$WORK/times.txt")"
-}
 
 start_server
 sleep 1
