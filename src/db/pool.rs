@@ -145,11 +145,11 @@ where
 /// gave `/v1/user/profile` 4,860–5,670 req/s instead of 2,540–4,580, and introspection
 /// 4,190–4,300 instead of 3,050–3,640, with p99 about halved. The token endpoint uses it only
 /// for `client_credentials` signed with ECDSA (`oauth::token::runs_on_worker`), whose write
-/// waits for its group commit without a thread ([`Uncommitted`](super::Uncommitted)); the other
-/// grants stay on [`run`]. Nothing slow may run in `f` (no argon2, no RSA signature). On PostgreSQL, where every statement waits for
-/// the network, and whenever no connection is idle, it is [`run`]: a worker thread never waits
-/// for a connection (an outage test caught that: three requests waiting 3 s each, one after
-/// another, on one worker).
+/// waits for its group commit without a thread ([`Uncommitted`](super::Uncommitted)); the
+/// other grants stay on [`run`]. Nothing slow may run in `f` (no argon2, no RSA signature). On
+/// PostgreSQL, where every statement waits for the network, and whenever no connection is
+/// idle, it is [`run`]: a worker thread never waits for a connection (an outage test caught
+/// that: three requests waiting 3 s each, one after another, on one worker).
 ///
 /// A panic in `f` is caught and answered as a cancelled task, as [`run`] answers it; a
 /// connection left inside a transaction by it counts as broken and leaves the pool.
