@@ -420,12 +420,7 @@ mod writer_tests {
             .unwrap()
             .batch_execute("CREATE TABLE t (n INTEGER PRIMARY KEY NOT NULL)")
             .unwrap();
-        let writer = manager.writer.clone();
-        let queue = writer.0.clone().unwrap();
-        let pool = diesel::r2d2::Pool::builder()
-            .max_size(2)
-            .build(manager)
-            .unwrap();
+        let (writer, queue, pool) = pooled(manager);
         let runtime = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(2)
             .max_blocking_threads(2)
@@ -501,6 +496,19 @@ mod writer_tests {
         );
     }
 
+    /// The pool's writer, its queue, and a pool of two connections, for the grouped-write tests.
+    fn pooled(
+        manager: super::super::ConnectionManager,
+    ) -> (Writer, Arc<Queue>, super::super::Pool) {
+        let writer = manager.writer.clone();
+        let queue = writer.0.clone().unwrap();
+        let pool = diesel::r2d2::Pool::builder()
+            .max_size(2)
+            .build(manager)
+            .unwrap();
+        (writer, queue, pool)
+    }
+
     /// Whether the leader gives up the lead within a second (it answers its last group first).
     fn gives_up_the_lead(queue: &Queue) -> bool {
         let deadline = std::time::Instant::now() + Duration::from_secs(1);
@@ -519,12 +527,7 @@ mod writer_tests {
     #[test]
     fn a_panicking_write_fails_alone_and_the_next_goes_through() {
         let manager = super::super::ConnectionManager::new(DatabaseUrl::Sqlite(":memory:".into()));
-        let writer = manager.writer.clone();
-        let queue = writer.0.clone().unwrap();
-        let pool = diesel::r2d2::Pool::builder()
-            .max_size(2)
-            .build(manager)
-            .unwrap();
+        let (writer, queue, pool) = pooled(manager);
         let runtime = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(1)
             .enable_all()
