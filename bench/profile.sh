@@ -2,7 +2,10 @@
 # Where the server's CPU goes under client_credentials load: a sampling profile (perf) of the
 # release server while wrk drives /oauth/token, once with an RS256 key and once with ES256.
 #
-#   bench/profile.sh [--seconds N] [--connections N] [--top N]
+#   bench/profile.sh [--seconds N] [--connections N] [--top N] [--rows N]
+#
+# With --rows N, a third profile, between the two: RS256 again once N token rows are loaded
+# (bench/rows.py), to see what a full table costs a token.
 #
 # SQLite, a fresh data folder, wrk on the same machine (as in bench/run.sh). For each algorithm
 # it prints the throughput, the server's and wrk's CPU, the share of the server's samples per
@@ -14,12 +17,14 @@ cd "$(dirname "$0")/.."
 SECONDS_PER_RUN=8
 CONNECTIONS=64
 TOP=25
+ROWS=0
 while [ $# -gt 0 ]; do
   case "$1" in
     --seconds) SECONDS_PER_RUN="$2"; shift ;;
     --connections) CONNECTIONS="$2"; shift ;;
     --top) TOP="$2"; shift ;;
-    -h|--help) sed -n '2,11p' "$0"; exit 0 ;;
+    --rows) ROWS="$2"; shift ;;
+    -h|--help) sed -n '2,14p' "$0"; exit 0 ;;
     *) echo "bench/profile.sh: unknown argument $1 (see --help)" >&2; exit 2 ;;
   esac
   shift
@@ -79,26 +84,31 @@ profile() {
   wrk -t2 -c"$CONNECTIONS" -d"${SECONDS_PER_RUN}s" --latency -s "$WORK/cc.lua" \
     "$BASE/oauth/token" > "$WORK/wrk.out" 2>&1 &
   local load=$!
-  perf record -q -e cpu-clock -F 1999 -p "$SERVER" -o "$WORK/$name.data" -- \
+  perf record -q -e cpu-clock -F 1999 -p "$SERVER" -o "$WORK/${name// /-}.data" -- \
     sleep "$SECONDS_PER_RUN" 2>/dev/null
   wait "$load"
   t1=$(date +%s.%N); c1=$(cpu_ticks "$SERVER"); children_cpu w1
   echo
-  echo "## client_credentials, $name key: $(awk '/^Requests\/sec/ {print $2}' "$WORK/wrk.out") req/s"
+  echo "## client_credentials ($name): $(awk '/^Requests\/sec/ {print $2}' "$WORK/wrk.out") req/s"
   awk -v c0="$c0" -v c1="$c1" -v t0="$t0" -v t1="$t1" -v hz="$TICKS" -v w0="$w0" -v w1="$w1" \
     -v cores="$(nproc)" 'BEGIN {printf "server CPU %.0f%%, wrk CPU %.0f%% (of %d%%)\n",
       100 * (c1 - c0) / hz / (t1 - t0), 100 * (w1 - w0) / (t1 - t0), 100 * cores}'
   echo
   echo "### share of the server's samples by object"
-  perf report -i "$WORK/$name.data" --no-children --sort dso --stdio 2>/dev/null \
+  perf report -i "$WORK/${name// /-}.data" --no-children --sort dso --stdio 2>/dev/null \
     | grep -E '^ +[0-9]' | first 8
   echo
   echo "### top $TOP symbols (self)"
-  perf report -i "$WORK/$name.data" --no-children --sort dso,sym --stdio 2>/dev/null \
+  perf report -i "$WORK/${name// /-}.data" --no-children --sort dso,sym --stdio 2>/dev/null \
     | grep -E '^ +[0-9]' | first "$TOP"
 }
 
 profile RS256
+if [ "$ROWS" -gt 0 ]; then
+  echo "inserting $ROWS token rows…" >&2
+  python3 bench/rows.py "$WORK/data/latchkey.db" "$ROWS" "$BASE"
+  profile "RS256, $ROWS more rows"
+fi
 "$BIN" keys rotate --alg ES256 >/dev/null
 sleep 2.5
 profile ES256

@@ -256,23 +256,7 @@ if [ -n "$PG_URL" ]; then
       'get_user_profile', '$BASE', now() + interval '1 hour', now()
     FROM generate_series(1, $ROWS) g, (SELECT id, user_id FROM clients LIMIT 1) c" -c "VACUUM ANALYZE client_access_tokens" >/dev/null
 else
-  python3 - "$WORK/data/latchkey.db" "$ROWS" "$BASE" <<'PY'
-import hashlib, sqlite3, sys
-db, rows, base = sys.argv[1], int(sys.argv[2]), sys.argv[3]
-conn = sqlite3.connect(db, timeout=30)
-cid, uid = conn.execute("SELECT id, user_id FROM clients LIMIT 1").fetchone()
-def tokens():
-    for n in range(rows):
-        yield (cid, uid, hashlib.sha256(b"bench-%d" % n).hexdigest(), "client_credentials",
-               "get_user_profile", base, "2999-01-01 00:00:00", "2026-01-01 00:00:00")
-with conn:
-    conn.executemany("INSERT INTO client_access_tokens (client_id, user_id, access_token, "
-                     "grant_type, scope, audience, expired_at, created_at) VALUES (?,?,?,?,?,?,?,?)",
-                     tokens())
-# Measure a database that holds the rows, not one still checkpointing a bulk load's WAL.
-conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
-conn.close()
-PY
+  python3 bench/rows.py "$WORK/data/latchkey.db" "$ROWS" "$BASE"
 fi
 run "client_credentials, form, $ROWS more rows" /oauth/token cc-form.lua "$RS256_FLOOR"
 FULL_RPS=$(awk -F'\t' 'END {print $2}' "$RESULTS")
