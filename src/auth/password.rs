@@ -10,11 +10,15 @@
 use argon2::password_hash::rand_core::OsRng;
 use argon2::password_hash::{Output, ParamsString, PasswordHash, SaltString};
 use argon2::{Algorithm, Argon2, Block, Params, Version};
-use std::cell::RefCell;
 use std::num::NonZeroUsize;
 use std::sync::{Arc, Mutex, mpsc};
+use std::time::Duration;
 
 use zeroize::Zeroizing;
+
+/// How long a hashing thread goes without work before it gives its argon2 memory back: a burst
+/// of sign-ins should not leave the server 19 MiB per core bigger for the rest of its life.
+const IDLE: Duration = Duration::from_secs(1);
 
 /// OWASP's argon2id parameters: memory in KiB, iterations, parallelism.
 const MEMORY_KIB: u32 = 19_456;
@@ -46,31 +50,44 @@ pub struct Passwords {
     /// burst of sign-ins holds at most a few pooled connections while argon2 runs, not all of
     /// them (which stalled every other request behind the connection pool).
     gate: Arc<tokio::sync::Semaphore>,
+    arrays: Arrays,
 }
 
 type Job = Box<dyn FnOnce() + Send>;
 
 impl Default for Passwords {
     fn default() -> Self {
-        Self::with_threads(std::thread::available_parallelism().map_or(2, NonZeroUsize::get))
+        Self::with_threads(
+            std::thread::available_parallelism().map_or(2, NonZeroUsize::get),
+            IDLE,
+        )
     }
 }
 
 impl Passwords {
-    fn with_threads(threads: usize) -> Self {
+    /// `threads` hashing threads, each of which frees its argon2 memory once it has waited
+    /// `idle` for work.
+    fn with_threads(threads: usize, idle: Duration) -> Self {
         let (jobs, queue) = mpsc::channel::<Job>();
         let queue = Arc::new(Mutex::new(queue));
+        let arrays = Arrays::default();
         for n in 0..threads.max(1) {
             let queue = Arc::clone(&queue);
+            let arrays = arrays.clone();
             let spawned = std::thread::Builder::new()
                 .name(format!("argon2-{n}"))
                 .spawn(move || {
                     loop {
-                        // The lock is held only to take the next job, not to run it.
-                        let next = queue.lock().unwrap_or_else(|p| p.into_inner()).recv();
+                        // The lock is held only to take the next job, not to run it. Whichever
+                        // thread waits at the queue for `idle` frees what nobody is using.
+                        let next = queue
+                            .lock()
+                            .unwrap_or_else(|p| p.into_inner())
+                            .recv_timeout(idle);
                         match next {
                             Ok(job) => job(),
-                            Err(_) => return, // every Passwords is gone
+                            Err(mpsc::RecvTimeoutError::Timeout) => arrays.release(),
+                            Err(mpsc::RecvTimeoutError::Disconnected) => return, // every Passwords is gone
                         }
                     }
                 });
@@ -81,6 +98,7 @@ impl Passwords {
         Self {
             jobs: Arc::new(Mutex::new(jobs)),
             gate: Arc::new(tokio::sync::Semaphore::new(threads.max(1) * 2)),
+            arrays,
         }
     }
 
@@ -108,7 +126,8 @@ impl Passwords {
     /// Hashes a password into a PHC string (`$argon2id$v=19$m=19456,t=2,p=1$…`).
     pub fn hash(&self, password: &str) -> Result<String, HashError> {
         let password = Zeroizing::new(password.to_owned());
-        self.run(move || hash(&password))
+        let arrays = self.arrays.clone();
+        self.run(move || hash(&arrays, &password))
             .unwrap_or_else(|| Err(HashError("the hashing thread stopped".into())))
     }
 
@@ -117,47 +136,73 @@ impl Passwords {
     pub fn verify(&self, password: &str, stored: Option<&str>) -> bool {
         let password = Zeroizing::new(password.to_owned());
         let stored = stored.map(str::to_owned);
-        self.run(move || verify(&password, stored.as_deref()))
+        let arrays = self.arrays.clone();
+        self.run(move || verify(&arrays, &password, stored.as_deref()))
             .unwrap_or(false)
     }
 }
 
-thread_local! {
-    /// This thread's argon2 memory (19 MiB with our parameters), kept from one hash to the
-    /// next. argon2's own `hash_password_into` allocates and zero-fills a fresh block array per
-    /// call; glibc then keeps the freed arrays in per-thread arenas, which is how 64 concurrent
-    /// sign-ins reached 187 MiB of RSS. Reusing one array per hashing thread bounds the memory
-    /// at one array per core and skips the zero-fill and its page faults. (argon2 overwrites
-    /// every block before reading it, so what the last hash left there does not matter.)
-    static BLOCKS: RefCell<Vec<Block>> = const { RefCell::new(Vec::new()) };
+/// argon2's memory (19 MiB per hash with our parameters), kept from one hash to the next and
+/// shared by one [`Passwords`]' threads. argon2's own `hash_password_into` allocates and
+/// zero-fills a fresh block array per call; glibc then kept the freed arrays in per-thread
+/// arenas, which is how 64 concurrent sign-ins reached 187 MiB of RSS. Reusing the arrays bounds
+/// the memory at one per hashing thread and skips the zero-fill and its page faults (argon2
+/// overwrites every block before reading it, so what the last hash left there does not
+/// matter). Once the queue has been idle, [`Arrays::release`] frees them: kept for good, a burst
+/// of sign-ins left the server 19 MiB per core bigger for the rest of its life (the benchmark's
+/// token scenarios after its password one peaked at 71–86 MiB of RSS instead of about 30).
+#[derive(Clone, Default)]
+struct Arrays(Arc<Mutex<Vec<Vec<Block>>>>);
+
+impl Arrays {
+    /// Runs `work` on an array of `blocks` blocks: a kept one, or a new one.
+    fn with<T>(&self, blocks: usize, work: impl FnOnce(&mut [Block]) -> T) -> T {
+        let kept = self.lock().pop();
+        let mut array = kept.unwrap_or_default();
+        if array.len() < blocks {
+            array.resize(blocks, Block::default());
+        }
+        let result = work(&mut array[..blocks]);
+        self.lock().push(array);
+        result
+    }
+
+    /// Frees every array not in use (one in use goes back and is freed next time).
+    fn release(&self) {
+        let kept = std::mem::take(&mut *self.lock());
+        drop(kept); // outside the lock
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Vec<Vec<Block>>> {
+        self.0
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
 }
 
 /// The raw argon2 output for `password` and `salt` under `argon2`'s parameters, computed in
-/// this thread's [`BLOCKS`].
+/// one of `arrays`.
 fn compute(
+    arrays: &Arrays,
     argon2: &Argon2<'_>,
     password: &[u8],
     salt: &[u8],
     out: &mut [u8],
 ) -> argon2::Result<()> {
-    BLOCKS.with_borrow_mut(|blocks| {
-        let needed = argon2.params().block_count();
-        if blocks.len() < needed {
-            blocks.resize(needed, Block::default());
-        }
-        argon2.hash_password_into_with_memory(password, salt, out, &mut blocks[..needed])
+    arrays.with(argon2.params().block_count(), |blocks| {
+        argon2.hash_password_into_with_memory(password, salt, out, blocks)
     })
 }
 
 /// Hashes a password into a PHC string. Servers go through [`Passwords::hash`].
-fn hash(password: &str) -> Result<String, HashError> {
+fn hash(arrays: &Arrays, password: &str) -> Result<String, HashError> {
     let error = |e: &dyn std::fmt::Display| HashError(e.to_string());
     let salt = SaltString::generate(&mut OsRng);
     let mut salt_bytes = [0u8; 64];
     let salt_bytes = salt.decode_b64(&mut salt_bytes).map_err(|e| error(&e))?;
     let argon2 = hasher();
     let output = Output::init_with(Params::DEFAULT_OUTPUT_LEN, |out| {
-        compute(&argon2, password.as_bytes(), salt_bytes, out)
+        compute(arrays, &argon2, password.as_bytes(), salt_bytes, out)
             .map_err(argon2::password_hash::Error::from)
     })
     .map_err(|e| error(&e))?;
@@ -175,14 +220,14 @@ fn hash(password: &str) -> Result<String, HashError> {
 ///
 /// Pass `None` for an unknown user: a fixed dummy hash is verified instead, so that an unknown
 /// username costs the same time as a wrong password and reveals nothing.
-fn verify(password: &str, stored: Option<&str>) -> bool {
+fn verify(arrays: &Arrays, password: &str, stored: Option<&str>) -> bool {
     let stored_or_dummy = stored.unwrap_or(DUMMY_HASH);
-    matches(password, stored_or_dummy).unwrap_or(false) && stored.is_some()
+    matches(arrays, password, stored_or_dummy).unwrap_or(false) && stored.is_some()
 }
 
 /// Recomputes a PHC hash with its own algorithm, version, parameters and salt, and compares
 /// the outputs in constant time (`Output`'s `==`). `None` if the hash is malformed.
-fn matches(password: &str, phc: &str) -> Option<bool> {
+fn matches(arrays: &Arrays, password: &str, phc: &str) -> Option<bool> {
     let parsed = PasswordHash::new(phc).ok()?;
     let expected = parsed.hash?;
     let mut salt = [0u8; 64];
@@ -196,7 +241,8 @@ fn matches(password: &str, phc: &str) -> Option<bool> {
         Params::try_from(&parsed).ok()?,
     );
     let computed = Output::init_with(expected.len(), |out| {
-        compute(&argon2, password.as_bytes(), salt, out).map_err(argon2::password_hash::Error::from)
+        compute(arrays, &argon2, password.as_bytes(), salt, out)
+            .map_err(argon2::password_hash::Error::from)
     })
     .ok()?;
     Some(computed == expected)
@@ -211,18 +257,19 @@ mod tests {
 
     #[test]
     fn hashes_verify_and_carry_owasp_parameters() {
-        let h = hash("correct horse battery").unwrap();
+        let arrays = Arrays::default();
+        let h = hash(&arrays, "correct horse battery").unwrap();
         assert!(h.starts_with("$argon2id$v=19$m=19456,t=2,p=1$"), "{h}");
-        assert!(verify("correct horse battery", Some(&h)));
-        assert!(!verify("wrong horse battery", Some(&h)));
-        assert!(!verify("anything", Some("not a hash")));
+        assert!(verify(&arrays, "correct horse battery", Some(&h)));
+        assert!(!verify(&arrays, "wrong horse battery", Some(&h)));
+        assert!(!verify(&arrays, "anything", Some("not a hash")));
     }
 
     /// Work runs only on the hashing threads, every caller gets its answer, and hashes made
     /// there verify.
     #[test]
     fn hashing_runs_on_its_own_threads_only() {
-        let passwords = Passwords::with_threads(2);
+        let passwords = Passwords::with_threads(2, IDLE);
         let names = Mutex::new(std::collections::BTreeSet::new());
         std::thread::scope(|scope| {
             for _ in 0..8 {
@@ -243,11 +290,32 @@ mod tests {
         assert!(!passwords.verify("wrong horse battery", Some(&stored)));
     }
 
+    /// The argon2 memory is kept from one hash to the next, at most one array per hashing
+    /// thread, and given back once the queue has had nothing to do for the idle time, whichever
+    /// thread was waiting; the next hash still works.
+    #[test]
+    fn idle_hashing_threads_give_their_memory_back() {
+        let idle = Duration::from_millis(100);
+        let passwords = Passwords::with_threads(2, idle);
+        let held = || passwords.arrays.lock().len();
+        let stored = passwords.hash("correct horse battery").unwrap();
+        std::thread::scope(|scope| {
+            for _ in 0..4 {
+                scope.spawn(|| assert!(passwords.verify("correct horse battery", Some(&stored))));
+            }
+        });
+        assert!((1..=2).contains(&held()), "{} arrays kept", held());
+        std::thread::sleep(idle * 5);
+        assert_eq!(held(), 0, "still held after {:?} without work", idle * 5);
+        assert!(passwords.verify("correct horse battery", Some(&stored)));
+        assert_eq!(held(), 1);
+    }
+
     /// Two requests per hashing thread get in; the next waits until one is done.
     #[tokio::test]
     async fn the_gate_admits_two_requests_per_hashing_thread() {
         use std::time::Duration;
-        let passwords = Passwords::with_threads(1);
+        let passwords = Passwords::with_threads(1, IDLE);
         let first = passwords.admit().await;
         let _second = passwords.admit().await;
         let third = tokio::time::timeout(Duration::from_millis(50), passwords.admit()).await;
@@ -262,7 +330,8 @@ mod tests {
     #[test]
     fn hashes_agree_with_the_argon2_crate() {
         use argon2::password_hash::{PasswordHasher, PasswordVerifier};
-        let ours = hash("correct horse battery").unwrap();
+        let arrays = Arrays::default();
+        let ours = hash(&arrays, "correct horse battery").unwrap();
         let parsed = PasswordHash::new(&ours).unwrap();
         assert!(
             hasher()
@@ -279,8 +348,14 @@ mod tests {
                 .hash_password(b"correct horse battery", &SaltString::generate(&mut OsRng))
                 .unwrap()
                 .to_string();
-            assert!(verify("correct horse battery", Some(&theirs)), "{theirs}");
-            assert!(!verify("correct horse batterz", Some(&theirs)), "{theirs}");
+            assert!(
+                verify(&arrays, "correct horse battery", Some(&theirs)),
+                "{theirs}"
+            );
+            assert!(
+                !verify(&arrays, "correct horse batterz", Some(&theirs)),
+                "{theirs}"
+            );
         }
         // Argon2i and Argon2d hashes, too.
         for algorithm in [Algorithm::Argon2i, Algorithm::Argon2d] {
@@ -288,9 +363,10 @@ mod tests {
                 .hash_password(b"pw", &SaltString::generate(&mut OsRng))
                 .unwrap()
                 .to_string();
-            assert!(verify("pw", Some(&theirs)), "{theirs}");
+            assert!(verify(&arrays, "pw", Some(&theirs)), "{theirs}");
         }
         assert!(!verify(
+            &arrays,
             "pw",
             Some("$argon2id$v=19$m=19456,t=2,p=1$c29tZXNhbHQ")
         ));
@@ -298,8 +374,9 @@ mod tests {
 
     #[test]
     fn unknown_users_never_verify() {
-        assert!(!verify("", None));
-        assert!(!verify("correct horse battery", None));
+        let arrays = Arrays::default();
+        assert!(!verify(&arrays, "", None));
+        assert!(!verify(&arrays, "correct horse battery", None));
         // The dummy must be a well-formed hash with our parameters, or the timing would differ.
         let parsed = PasswordHash::new(DUMMY_HASH).unwrap();
         assert_eq!(parsed.algorithm.as_str(), "argon2id");
