@@ -158,7 +158,13 @@ impl Arrays {
     /// Runs `work` on an array of `blocks` blocks: a kept one, or a new one.
     fn with<T>(&self, blocks: usize, work: impl FnOnce(&mut [Block]) -> T) -> T {
         let kept = self.lock().pop();
-        let mut array = kept.unwrap_or_default();
+        // A new array asks for more than glibc's largest mmap threshold (32 MiB), so that it is
+        // always a mapping of its own, which `free` gives straight back to the kernel. Asked for
+        // at its size (19 MiB), the first one was, but freeing it raised the threshold past
+        // that size and every later one came from a thread's arena, which keeps what is freed
+        // (the benchmark's scenarios after its flow peaked at 66–76 MiB of RSS, not about
+        // 35). The part past what argon2 uses is never touched, so never resident.
+        let mut array = kept.unwrap_or_else(|| Vec::with_capacity(blocks.max(MAPPED_BLOCKS)));
         if array.len() < blocks {
             array.resize(blocks, Block::default());
         }
@@ -179,6 +185,9 @@ impl Arrays {
             .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 }
+
+/// 33 MiB of argon2 blocks (1 KiB each): see [`Arrays::with`].
+const MAPPED_BLOCKS: usize = 33 * 1024 * 1024 / std::mem::size_of::<Block>();
 
 /// The raw argon2 output for `password` and `salt` under `argon2`'s parameters, computed in
 /// one of `arrays`.
