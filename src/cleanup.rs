@@ -1,5 +1,5 @@
 //! Removing what has expired, so tables do not grow without bound: codes, access and refresh
-//! tokens, sessions, email tokens and stale sign-in counters. A background task runs [`sweep`]
+//! tokens, sessions, email tokens, stale sign-in counters and used assertion identifiers. A background task runs [`sweep`]
 //! every `LATCHKEY_CLEANUP_INTERVAL` seconds; each statement deletes at most [`BATCH`] rows, so
 //! it never holds a lock for long.
 
@@ -8,7 +8,7 @@ use diesel::QueryResult;
 
 use crate::db::AnyConnection;
 use crate::db::models::{
-    AccessToken, AuthorizationCode, EmailToken, LoginAttempt, RefreshToken, SessionRow,
+    AccessToken, AuthorizationCode, EmailToken, LoginAttempt, RefreshToken, SessionRow, UsedJti,
 };
 
 /// Rows deleted by one statement.
@@ -23,6 +23,8 @@ pub struct Removed {
     pub sessions: usize,
     pub email_tokens: usize,
     pub login_attempts: usize,
+    /// Single-use identifiers (client assertions' `jti`s) past their expiry.
+    pub used_jtis: usize,
 }
 
 impl Removed {
@@ -33,6 +35,7 @@ impl Removed {
             + self.sessions
             + self.email_tokens
             + self.login_attempts
+            + self.used_jtis
     }
 }
 
@@ -51,5 +54,6 @@ pub fn sweep(conn: &mut AnyConnection, now: NaiveDateTime) -> QueryResult<Remove
         email_tokens: EmailToken::delete_expired(conn, now, BATCH)?,
         // Counters idle for a day, unless still locked.
         login_attempts: LoginAttempt::delete_stale(conn, day_ago, now, BATCH)?,
+        used_jtis: UsedJti::delete_expired(conn, now)?,
     })
 }

@@ -12,7 +12,9 @@ use crate::db::models::{
     Scope, User,
 };
 use crate::db::{self, AnyConnection, DbError};
-use crate::domain::{ClientId, ClientName, GrantType, Invalid, RedirectUris, ScopeName, Scopes};
+use crate::domain::{
+    ClientId, ClientKeys, ClientName, GrantType, Invalid, RedirectUris, ScopeName, Scopes,
+};
 
 /// Prefix of every client secret, so that a leaked one is easy to recognise and scan for.
 pub const SECRET_PREFIX: &str = "lks_";
@@ -58,6 +60,8 @@ pub struct Registration {
     pub scopes: Option<Vec<ScopeName>>,
     pub confidential: bool,
     pub live: bool,
+    /// A key-based client (`private_key_jwt`): its public keys, checked. It gets no secret.
+    pub keys: Option<ClientKeys>,
 }
 
 /// A client just created, with its secret in clear for this one time.
@@ -138,6 +142,21 @@ pub fn register_as(
         .into_iter()
         .collect();
     check_rules(reg.confidential, reg.live, &grant_types, &reg.redirect_uris)?;
+    if reg.keys.is_some() && !reg.confidential {
+        return Err(RegisterError::Invalid {
+            field: "authentication",
+            message: Invalid::new(
+                "with private_key_jwt needs a confidential client: a public one proves nothing",
+            ),
+        });
+    }
+    if reg.keys.as_ref().is_some_and(ClientKeys::is_empty) {
+        return Err(RegisterError::Invalid {
+            field: "keys",
+            message: Invalid::new("must hold at least one public key for private_key_jwt"),
+        });
+    }
+    let jwks = reg.keys.as_ref().map(ClientKeys::to_stored);
 
     db::write_transaction(conn, |conn| {
         let owner = User::find_by_username(conn, &reg.owner.trim().to_lowercase())?
@@ -191,6 +210,7 @@ pub fn register_as(
                 is_enabled: true,
                 created_at: now,
                 updated_at: now,
+                jwks: jwks.as_deref(),
             },
         )?;
         let client = if resource_server {
@@ -198,7 +218,7 @@ pub fn register_as(
         } else {
             client
         };
-        let secret = if reg.confidential {
+        let secret = if reg.confidential && reg.keys.is_none() {
             let secret = generate_secret();
             add_secret(conn, key, &client, &secret)?;
             Some(secret)

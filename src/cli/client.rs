@@ -7,7 +7,7 @@ use crate::clients::{self, Registration};
 use crate::config::Settings;
 use crate::db;
 use crate::db::models::Client;
-use crate::domain::{ClientName, GrantType, RedirectUri, RedirectUris, ScopeName};
+use crate::domain::{ClientKeys, ClientName, GrantType, RedirectUri, RedirectUris, ScopeName};
 
 #[derive(Debug, Subcommand)]
 pub enum ClientCommand {
@@ -36,6 +36,16 @@ pub enum ClientCommand {
         /// A live client (default: sandbox).
         #[arg(long)]
         live: bool,
+        /// How the client proves itself at the token, introspection and revocation endpoints:
+        /// with a secret (client_secret_basic or client_secret_post, the default), or with a
+        /// JWT signed by one of its keys (private_key_jwt, RFC 7523; give --jwks-file).
+        #[arg(long, value_name = "METHOD", default_value = "client_secret_basic",
+              value_parser = ["client_secret_basic", "client_secret_post", "private_key_jwt"])]
+        auth_method: String,
+        /// The client's public keys for private_key_jwt: a JWKS document ({"keys": [...]}) or
+        /// one JWK. RSA (2048 bits or more), EC P-256 or Ed25519; at most 10; no private parts.
+        #[arg(long, value_name = "FILE")]
+        jwks_file: Option<std::path::PathBuf>,
         /// A resource server: may introspect tokens issued to any client, of any owner. Without
         /// it a client introspects only tokens of its owner's clients (RFC 7662 §4).
         #[arg(long)]
@@ -72,9 +82,28 @@ pub fn run(settings: &Settings, cmd: ClientCommand) -> anyhow::Result<()> {
             scopes,
             public,
             live,
+            auth_method,
+            jwks_file,
             resource_server,
             json,
         } => {
+            let keys = match (auth_method.as_str(), jwks_file) {
+                ("private_key_jwt", Some(path)) => {
+                    let document = std::fs::read_to_string(&path)
+                        .map_err(|e| anyhow::anyhow!("could not read {}: {e}", path.display()))?;
+                    let mut keys = ClientKeys::default();
+                    keys.add(&document, db::now())
+                        .map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
+                    Some(keys)
+                }
+                ("private_key_jwt", None) => {
+                    anyhow::bail!("--auth-method private_key_jwt needs --jwks-file FILE")
+                }
+                (_, Some(_)) => {
+                    anyhow::bail!("--jwks-file goes with --auth-method private_key_jwt")
+                }
+                (_, None) => None,
+            };
             let redirect_uris =
                 RedirectUris::parse(redirect_uris.iter().map(RedirectUri::as_str), live)
                     .map_err(|e| anyhow::anyhow!("redirect URI {e}"))?;
@@ -87,6 +116,7 @@ pub fn run(settings: &Settings, cmd: ClientCommand) -> anyhow::Result<()> {
                 scopes: (!scopes.is_empty()).then_some(scopes),
                 confidential: !public,
                 live,
+                keys,
             };
             let (key, mut conn) = super::connect(settings)?;
             let registered = clients::register_as(&mut conn, &key, &registration, resource_server)?;
@@ -111,6 +141,8 @@ pub fn run(settings: &Settings, cmd: ClientCommand) -> anyhow::Result<()> {
                     client.name,
                     if registered.secret.is_some() {
                         "Store the secret now: it is not printed again."
+                    } else if client.jwks.is_some() {
+                        "It authenticates with private_key_jwt: a JWT signed by one of its keys."
                     } else {
                         "Public clients have no secret and must use PKCE (S256)."
                     }
@@ -189,6 +221,7 @@ fn client_json(c: &Client, owner: &str) -> serde_json::Value {
         "owner": owner,
         "environment": c.environment(),
         "confidential": c.is_confidential,
+        "token_endpoint_auth_method": auth_method(c),
         "enabled": c.is_enabled,
         "resource_server": c.is_resource_server,
         "redirect_uris": c.redirect_uris().iter().map(RedirectUri::as_str).collect::<Vec<_>>(),
@@ -196,6 +229,15 @@ fn client_json(c: &Client, owner: &str) -> serde_json::Value {
         "scopes": c.allowed_scopes().iter().map(ScopeName::as_str).collect::<Vec<_>>(),
         "created_at": c.created_at.and_utc().to_rfc3339(),
     })
+}
+
+/// RFC 7591's name for how the client authenticates.
+fn auth_method(c: &Client) -> &'static str {
+    match (c.is_confidential, c.jwks.is_some()) {
+        (false, _) => "none",
+        (true, true) => "private_key_jwt",
+        (true, false) => "client_secret_basic",
+    }
 }
 
 fn truncate(text: &str, width: usize) -> String {

@@ -46,6 +46,7 @@ use diesel::{Connection as _, QueryResult};
 use super::AnyConnection;
 use super::instrument::ConnectionMonitor;
 use super::models::{Client, ClientChanges, ClientSecret, Scope};
+use crate::domain::ClientKeys;
 
 /// The most `client_id`s held at once, known and unknown together (a few MiB at most).
 pub const CAPACITY: usize = 10_000;
@@ -59,6 +60,8 @@ pub const DEFAULT_REFRESH: Duration = Duration::from_secs(1);
 pub struct CachedClient {
     pub client: Client,
     secrets: Vec<CachedSecret>,
+    /// A key-based client's public keys, read from `clients.jwks` once per load.
+    keys: Option<ClientKeys>,
 }
 
 /// A secret as client authentication needs it: its keyed digest, never the secret.
@@ -97,7 +100,17 @@ impl CachedClient {
                 ),
             })
             .collect();
-        Self { client, secrets }
+        let keys = client.keys();
+        Self {
+            client,
+            secrets,
+            keys,
+        }
+    }
+
+    /// A key-based client's keys (`private_key_jwt`); `None` for a secret-based or public one.
+    pub fn keys(&self) -> Option<&ClientKeys> {
+        self.keys.as_ref()
     }
 
     /// The secrets that were active when the client was loaded: check each with

@@ -44,6 +44,7 @@ diesel::table! {
         created_at -> Timestamp,
         updated_at -> Timestamp,
         is_resource_server -> Bool,
+        jwks -> Nullable<Text>,
     }
 }
 
@@ -193,6 +194,13 @@ diesel::table! {
     }
 }
 
+diesel::table! {
+    used_jtis (id) {
+        id -> Text,
+        expires_at -> Timestamp,
+    }
+}
+
 diesel::joinable!(clients -> users (user_id));
 diesel::joinable!(consents -> clients (client_id));
 diesel::joinable!(client_secrets -> clients (client_id));
@@ -202,6 +210,7 @@ diesel::joinable!(client_access_tokens -> clients (client_id));
 diesel::joinable!(client_access_tokens -> client_refresh_tokens (client_refresh_token_id));
 
 diesel::allow_tables_to_appear_in_same_query!(
+    used_jtis,
     users,
     scopes,
     clients,

@@ -204,6 +204,7 @@ mod tests {
                 is_enabled: true,
                 created_at: now,
                 updated_at: now,
+                jwks: None,
             },
         )
         .unwrap();

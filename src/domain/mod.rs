@@ -9,13 +9,21 @@
 
 mod account;
 mod client;
+mod client_keys;
 mod ids;
 mod scope;
 
 pub use account::{DisplayName, Email, NewPassword, Username};
 pub use client::{ClientId, ClientName, GrantType, RedirectUri, RedirectUris, initials};
+pub use client_keys::{ASSERTION_ALGORITHMS, ClientKey, ClientKeys, KeyKind, MAX_KEYS};
 pub use ids::{AuthorizationCodeId, ClientRowId, RefreshTokenId, UserId};
 pub use scope::{ScopeName, ScopeRefusal, Scopes};
+
+/// Keys made for tests elsewhere in the crate.
+#[cfg(test)]
+pub(crate) mod tests_support {
+    pub(crate) use super::client_keys::tests::p256;
+}
 
 /// Why a raw value was refused. The text completes a sentence that begins with the field name.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]

@@ -1,5 +1,6 @@
-//! Client authentication at the token endpoint (RFC 6749 §2.3): `client_secret_basic`,
-//! `client_secret_post`, or `none` for public clients.
+//! Client authentication at the token, introspection and revocation endpoints (RFC 6749
+//! §2.3): `client_secret_basic`, `client_secret_post`, `private_key_jwt` for key-based clients
+//! (RFC 7523 §2.2, checked by [`super::assertion`]), or `none` for public clients.
 //!
 //! An unknown client and a wrong secret look the same from outside: the same 401, the same body,
 //! and the same work (one lookup in the client cache, which caches unknown ids as it caches
@@ -19,11 +20,12 @@ use diesel::QueryResult;
 use percent_encoding::percent_decode_str;
 use subtle::ConstantTimeEq as _;
 
+use super::assertion::ASSERTION_TYPE;
+use super::context::OAuthContext;
 use super::error::{ErrorCode, OAuthError};
 use super::request::BodyCredentials;
-use crate::crypto::ServerKey;
-use crate::db::models::{Client, ClientSecret};
-use crate::db::{AnyConnection, CachedClient, CachedSecret, ClientCache, Writer};
+use crate::db::models::{Client, ClientSecret, UsedJti};
+use crate::db::{AnyConnection, CachedClient, CachedSecret, Writer};
 
 /// How the client presented itself.
 #[derive(Clone, PartialEq, Eq)]
@@ -32,6 +34,12 @@ pub enum Presented {
     Secret { client_id: String, secret: String },
     /// A public client: `client_id` only (`token_endpoint_auth_method=none`).
     PublicClient { client_id: String },
+    /// `private_key_jwt`: a JWT signed with one of the client's keys, for the client its
+    /// `sub` names (not yet verified).
+    Assertion {
+        client_id: String,
+        assertion: String,
+    },
 }
 
 impl std::fmt::Debug for Presented {
@@ -39,6 +47,7 @@ impl std::fmt::Debug for Presented {
         match self {
             Self::Secret { client_id, .. } => write!(f, "Secret({client_id}, ***)"),
             Self::PublicClient { client_id } => write!(f, "PublicClient({client_id})"),
+            Self::Assertion { client_id, .. } => write!(f, "Assertion({client_id}, ***)"),
         }
     }
 }
@@ -52,6 +61,31 @@ pub fn presented(
     authorization: Option<&[u8]>,
     body: &BodyCredentials,
 ) -> Result<Presented, OAuthError> {
+    if let Some(assertion) = &body.client_assertion {
+        if authorization.is_some() || body.client_secret.is_some() {
+            return Err(OAuthError::invalid_request(
+                "Send either a client assertion or a client secret, not both.",
+            ));
+        }
+        if body.client_assertion_type.as_deref() != Some(ASSERTION_TYPE) {
+            return Err(OAuthError::invalid_request(format!(
+                "A client_assertion needs client_assertion_type={ASSERTION_TYPE}."
+            )));
+        }
+        let client_id = super::assertion::claimed_client_id(assertion)?;
+        if body.client_id.as_ref().is_some_and(|id| *id != client_id) {
+            return Err(OAuthError::invalid_client());
+        }
+        return Ok(Presented::Assertion {
+            client_id,
+            assertion: assertion.clone(),
+        });
+    }
+    if body.client_assertion_type.is_some() {
+        return Err(OAuthError::invalid_request(
+            "A client_assertion_type was sent without a client_assertion.",
+        ));
+    }
     if let Some(header) = authorization {
         let (client_id, secret) = parse_basic(header)?;
         if body.client_secret.is_some() {
@@ -133,26 +167,48 @@ impl Authenticated {
 /// `last_used_at` is written at most this often per secret, to keep writes off the hot path.
 pub const LAST_USED_RESOLUTION: TimeDelta = TimeDelta::minutes(5);
 
+/// The endpoints that authenticate clients: a client assertion's `aud` may name the one it is
+/// sent to (or the token endpoint, or the issuer).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Endpoint {
+    Token,
+    Introspect,
+    Revoke,
+}
+
+impl Endpoint {
+    fn path(self) -> &'static str {
+        match self {
+            Self::Token => "/oauth/token",
+            Self::Introspect => "/oauth/introspect",
+            Self::Revoke => "/oauth/revoke",
+        }
+    }
+}
+
 /// Checks the presented credentials against the client cache (a query only when the client is
-/// not cached).
+/// not cached). A client assertion's `jti` is recorded as used (one write, in the writer's
+/// turn on SQLite), so the same assertion is refused next time, on any instance.
 pub fn authenticate(
     conn: &mut AnyConnection,
-    clients: &ClientCache,
-    key: &ServerKey,
+    ctx: &OAuthContext,
     presented: &Presented,
+    endpoint: Endpoint,
     now: NaiveDateTime,
 ) -> Result<Authenticated, OAuthError> {
     let client_id = match presented {
-        Presented::Secret { client_id, .. } | Presented::PublicClient { client_id } => client_id,
+        Presented::Secret { client_id, .. }
+        | Presented::PublicClient { client_id }
+        | Presented::Assertion { client_id, .. } => client_id,
     };
     if client_id.len() > MAX_CREDENTIAL_LEN {
         return Err(OAuthError::invalid_client());
     }
-    let entry = clients.client(conn, client_id, now)?;
+    let entry = ctx.clients.client(conn, client_id, now)?;
 
     let (entry, secret) = match presented {
         Presented::Secret { secret, .. } => {
-            let digest = key.client_secret_digest(secret);
+            let digest = ctx.server_key.client_secret_digest(secret);
             // Compare against every digest active at `now` without stopping early; with none
             // (unknown or public client, or every secret expired), against a dummy, so the work
             // is the same.
@@ -173,9 +229,41 @@ pub fn authenticate(
                 let _ = digest.as_bytes().ct_eq(DUMMY_DIGEST.as_bytes());
             }
             match (entry, matched) {
-                (Some(entry), Some(i)) if entry.client.is_confidential => (entry, Some(i)),
+                (Some(entry), Some(i))
+                    if entry.client.is_confidential && entry.keys().is_none() =>
+                {
+                    (entry, Some(i))
+                }
                 _ => return Err(OAuthError::invalid_client()),
             }
+        }
+        Presented::Assertion { assertion, .. } => {
+            let Some(entry) = entry.filter(|e| e.client.is_confidential) else {
+                return Err(OAuthError::invalid_client());
+            };
+            let Some(keys) = entry.keys() else {
+                return Err(OAuthError::invalid_client());
+            };
+            let issuer = ctx.issuer.as_str();
+            let audiences = [
+                issuer.to_owned(),
+                format!("{issuer}{}", Endpoint::Token.path()),
+                format!("{issuer}/v1/token"),
+                format!("{issuer}{}", endpoint.path()),
+            ];
+            let audiences: Vec<&str> = audiences.iter().map(String::as_str).collect();
+            let verified = super::assertion::verify(assertion, client_id, keys, &audiences, now)?;
+            let replay_key = verified.replay_key(client_id);
+            let first_use = ctx
+                .writer
+                .hold(|| UsedJti::record(conn, &replay_key, verified.expires_at))?;
+            if !first_use {
+                return Err(OAuthError::new(
+                    ErrorCode::InvalidClient,
+                    "The client assertion was refused: its `jti` was used before.",
+                ));
+            }
+            (entry, None)
         }
         Presented::PublicClient { .. } => match entry {
             Some(entry) if !entry.client.is_confidential => (entry, None),
@@ -221,6 +309,7 @@ mod tests {
         BodyCredentials {
             client_id: id.map(Into::into),
             client_secret: secret.map(Into::into),
+            ..Default::default()
         }
     }
 

@@ -59,10 +59,7 @@ impl TokenQuery {
     /// Reads the form body: [`params::INTROSPECT`]'s names, each at most once; `token` required.
     pub fn parse(body: &[u8]) -> Result<Self, OAuthError> {
         let mut form = Params::from_form(body, params::INTROSPECT)?;
-        let body_credentials = BodyCredentials {
-            client_id: form.take("client_id"),
-            client_secret: form.take("client_secret"),
-        };
+        let body_credentials = BodyCredentials::take(&mut form);
         Ok(Self {
             token: form.require("token")?,
             hint: Hint::parse(form.get("token_type_hint")),
@@ -86,8 +83,11 @@ pub fn answer(
     if action == Action::Introspect && matches!(presented, Presented::PublicClient { .. }) {
         return Err(OAuthError::invalid_client());
     }
-    let caller =
-        client_auth::authenticate(conn, &ctx.clients, &ctx.server_key, &presented, db::now())?;
+    let endpoint = match action {
+        Action::Introspect => client_auth::Endpoint::Introspect,
+        Action::Revoke => client_auth::Endpoint::Revoke,
+    };
+    let caller = client_auth::authenticate(conn, ctx, &presented, endpoint, db::now())?;
     let caller = caller.client();
     match action {
         Action::Introspect => Ok(Some(introspect(

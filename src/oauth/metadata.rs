@@ -6,10 +6,20 @@ use serde::Serialize;
 
 use super::prompt::Prompt;
 use crate::db::models::Scope;
+use crate::domain::ASSERTION_ALGORITHMS;
 
 /// Client authentication methods: the token and revocation endpoints also take public clients.
-const SECRET_METHODS: [&str; 2] = ["client_secret_basic", "client_secret_post"];
-const ANY_METHOD: [&str; 3] = ["client_secret_basic", "client_secret_post", "none"];
+const CONFIDENTIAL_METHODS: [&str; 3] = [
+    "client_secret_basic",
+    "client_secret_post",
+    "private_key_jwt",
+];
+const ANY_METHOD: [&str; 4] = [
+    "client_secret_basic",
+    "client_secret_post",
+    "private_key_jwt",
+    "none",
+];
 
 /// The metadata document, field for field as RFC 8414 §2 and Discovery §3 name them.
 #[derive(Debug, Serialize)]
@@ -25,10 +35,14 @@ pub struct Metadata {
     pub response_types_supported: [&'static str; 1],
     pub response_modes_supported: [&'static str; 1],
     pub grant_types_supported: [&'static str; 4],
-    pub token_endpoint_auth_methods_supported: [&'static str; 3],
+    pub token_endpoint_auth_methods_supported: [&'static str; 4],
+    /// `private_key_jwt` assertions (`oauth::assertion`), at each endpoint that takes them.
+    pub token_endpoint_auth_signing_alg_values_supported: [&'static str; 4],
     /// Introspection is for confidential clients only (`oauth::introspect`).
-    pub introspection_endpoint_auth_methods_supported: [&'static str; 2],
-    pub revocation_endpoint_auth_methods_supported: [&'static str; 3],
+    pub introspection_endpoint_auth_methods_supported: [&'static str; 3],
+    pub introspection_endpoint_auth_signing_alg_values_supported: [&'static str; 4],
+    pub revocation_endpoint_auth_methods_supported: [&'static str; 4],
+    pub revocation_endpoint_auth_signing_alg_values_supported: [&'static str; 4],
     /// RFC 7636: `plain` is refused.
     pub code_challenge_methods_supported: [&'static str; 1],
     pub subject_types_supported: [&'static str; 1],
@@ -65,8 +79,11 @@ impl Metadata {
                 "refresh_token",
             ],
             token_endpoint_auth_methods_supported: ANY_METHOD,
-            introspection_endpoint_auth_methods_supported: SECRET_METHODS,
+            token_endpoint_auth_signing_alg_values_supported: ASSERTION_ALGORITHMS,
+            introspection_endpoint_auth_methods_supported: CONFIDENTIAL_METHODS,
+            introspection_endpoint_auth_signing_alg_values_supported: ASSERTION_ALGORITHMS,
             revocation_endpoint_auth_methods_supported: ANY_METHOD,
+            revocation_endpoint_auth_signing_alg_values_supported: ASSERTION_ALGORITHMS,
             code_challenge_methods_supported: [super::pkce::S256],
             subject_types_supported: ["public"],
             id_token_signing_alg_values_supported: ["RS256", "ES256"],

@@ -9,6 +9,7 @@
 //! Every endpoint reads its parameters through [`params`]; [`context::OAuthContext`] is the
 //! configuration they share. Queries are the models' (`db::models`), not these modules'.
 
+pub mod assertion;
 pub mod authorize;
 pub mod bearer;
 pub mod client_auth;

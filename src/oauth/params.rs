@@ -31,6 +31,9 @@ pub const NAMES: &[(&str, &str)] = &[
     ("code_verifier", "codeVerifier"),
     ("client_id", "clientId"),
     ("client_secret", "clientSecret"),
+    // private_key_jwt (RFC 7523 §2.2, RFC 7521 §4.2).
+    ("client_assertion", "clientAssertion"),
+    ("client_assertion_type", "clientAssertionType"),
     // The authorization request (§4.1.1), PKCE (RFC 7636 §4.3), OAuth 2.0 Multiple Response
     // Type Encoding Practices (response_mode) and OpenID Connect Core §3.1.2.1.
     ("response_type", "responseType"),
@@ -62,6 +65,8 @@ pub const TOKEN: &[&str] = &[
     "code_verifier",
     "client_id",
     "client_secret",
+    "client_assertion",
+    "client_assertion_type",
 ];
 
 /// What the authorization endpoint reads (RFC 6749 §4.1.1, RFC 7636, OIDC Core §3.1.2.1, §6).
@@ -83,7 +88,14 @@ pub const AUTHORIZE: &[&str] = &[
 
 /// What introspection (RFC 7662 §2.1) and revocation (RFC 7009 §2.1) read, client
 /// authentication included.
-pub const INTROSPECT: &[&str] = &["token", "token_type_hint", "client_id", "client_secret"];
+pub const INTROSPECT: &[&str] = &[
+    "token",
+    "token_type_hint",
+    "client_id",
+    "client_secret",
+    "client_assertion",
+    "client_assertion_type",
+];
 
 /// The RFC name of `name` (either spelling), if `reads` lists it.
 fn canonical(name: &str, reads: &[&'static str]) -> Option<&'static str> {

@@ -73,10 +73,26 @@ impl Grant {
 }
 
 /// Client credentials sent in the body (`client_secret_post`, RFC 6749 §2.3.1).
-#[derive(Clone, PartialEq, Eq)]
+#[derive(Clone, PartialEq, Eq, Default)]
 pub struct BodyCredentials {
     pub client_id: Option<String>,
     pub client_secret: Option<String>,
+    /// `private_key_jwt` (RFC 7523 §2.2): the JWT, and its type, which must be
+    /// `oauth::assertion::ASSERTION_TYPE`.
+    pub client_assertion: Option<String>,
+    pub client_assertion_type: Option<String>,
+}
+
+impl BodyCredentials {
+    /// The credentials among `params` (RFC 6749 §2.3.1, RFC 7523 §2.2).
+    pub fn take(params: &mut Params) -> Self {
+        Self {
+            client_id: params.take("client_id"),
+            client_secret: params.take("client_secret"),
+            client_assertion: params.take("client_assertion"),
+            client_assertion_type: params.take("client_assertion_type"),
+        }
+    }
 }
 
 impl fmt::Debug for BodyCredentials {
@@ -84,6 +100,11 @@ impl fmt::Debug for BodyCredentials {
         f.debug_struct("BodyCredentials")
             .field("client_id", &self.client_id)
             .field("client_secret", &self.client_secret.as_ref().map(|_| "***"))
+            .field(
+                "client_assertion",
+                &self.client_assertion.as_ref().map(|_| "***"),
+            )
+            .field("client_assertion_type", &self.client_assertion_type)
             .finish()
     }
 }
@@ -106,10 +127,7 @@ impl TokenRequest {
 
     pub fn from_params(mut params: Params) -> Result<Self, OAuthError> {
         let grant_type = params.require("grant_type")?;
-        let body_credentials = BodyCredentials {
-            client_id: params.take("client_id"),
-            client_secret: params.take("client_secret"),
-        };
+        let body_credentials = BodyCredentials::take(&mut params);
         let grant = match grant_type.as_str() {
             "client_credentials" => Grant::ClientCredentials {
                 scope: params.take("scope"),

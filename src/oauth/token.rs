@@ -46,7 +46,7 @@ pub fn exchange(
 ) -> Result<Uncommitted<Issued>, OAuthError> {
     let now = db::now();
     let presented = client_auth::presented(caller.authorization, &request.body_credentials)?;
-    let auth = client_auth::authenticate(conn, &ctx.clients, &ctx.server_key, &presented, now)?;
+    let auth = client_auth::authenticate(conn, ctx, &presented, client_auth::Endpoint::Token, now)?;
     let client = auth.client();
 
     let grant_type = request.grant.grant_type();

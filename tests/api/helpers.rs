@@ -737,3 +737,75 @@ pub async fn authorize_and_allow(app: &TestApp, pairs: &[(&str, &str)]) -> Strin
     assert_eq!(res.status(), 303);
     location(&res)
 }
+
+/// A key pair a key-based (`private_key_jwt`) test client signs its assertions with.
+pub struct SigningKey {
+    /// The public half, as registered: a JWK with `kid`.
+    pub jwk: serde_json::Value,
+    key: jsonwebtoken::EncodingKey,
+    alg: jsonwebtoken::Algorithm,
+}
+
+impl SigningKey {
+    /// A new P-256 key (ES256) named `kid`.
+    pub fn p256(kid: &str) -> Self {
+        use aws_lc_rs::rand::SystemRandom;
+        use aws_lc_rs::signature::{ECDSA_P256_SHA256_FIXED_SIGNING, EcdsaKeyPair, KeyPair as _};
+        use base64::Engine as _;
+        use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+        let pkcs8 =
+            EcdsaKeyPair::generate_pkcs8(&ECDSA_P256_SHA256_FIXED_SIGNING, &SystemRandom::new())
+                .unwrap();
+        let pair =
+            EcdsaKeyPair::from_pkcs8(&ECDSA_P256_SHA256_FIXED_SIGNING, pkcs8.as_ref()).unwrap();
+        let point = pair.public_key().as_ref();
+        Self {
+            jwk: serde_json::json!({
+                "kty": "EC", "crv": "P-256", "kid": kid, "use": "sig",
+                "x": URL_SAFE_NO_PAD.encode(&point[1..33]),
+                "y": URL_SAFE_NO_PAD.encode(&point[33..65]),
+            }),
+            key: jsonwebtoken::EncodingKey::from_ec_der(pkcs8.as_ref()),
+            alg: jsonwebtoken::Algorithm::ES256,
+        }
+    }
+
+    /// A client assertion (RFC 7523) for `client_id` to `aud`, valid for a minute, with a fresh
+    /// `jti`; `changes` then sets (or, with `null`, removes) claims.
+    pub fn assertion(&self, client_id: &str, aud: &str, changes: serde_json::Value) -> String {
+        let now = chrono::Utc::now().timestamp();
+        let mut claims = serde_json::json!({
+            "iss": client_id, "sub": client_id, "aud": aud, "jti": hex_id(),
+            "iat": now, "exp": now + 60,
+        });
+        if let serde_json::Value::Object(changes) = changes {
+            for (name, value) in changes {
+                if value.is_null() {
+                    claims.as_object_mut().unwrap().remove(&name);
+                } else {
+                    claims[name] = value;
+                }
+            }
+        }
+        let mut header = jsonwebtoken::Header::new(self.alg);
+        header.kid = self.jwk["kid"].as_str().map(Into::into);
+        jsonwebtoken::encode(&header, &claims, &self.key).unwrap()
+    }
+}
+
+impl TestApp {
+    /// A key-based client of `merchant` (created if need be) whose JWKS holds `keys`, made
+    /// through the CLI (`--auth-method private_key_jwt --jwks-file`). Its `secret` is empty.
+    pub fn key_client(&self, keys: &[&SigningKey], extra: &[&str]) -> TestClient {
+        let jwks =
+            serde_json::json!({ "keys": keys.iter().map(|k| k.jwk.clone()).collect::<Vec<_>>() });
+        let path = self.data_dir.path().join(format!("jwks-{}.json", hex_id()));
+        std::fs::write(&path, jwks.to_string()).unwrap();
+        let path = path.display().to_string();
+        let mut args = vec!["--auth-method", "private_key_jwt", "--jwks-file", &path];
+        args.extend_from_slice(extra);
+        let client = self.merchant_client(&args);
+        assert!(client.secret.is_empty(), "a key-based client has no secret");
+        client
+    }
+}

@@ -16,6 +16,7 @@ mod helpers;
 mod limits;
 mod oidc;
 mod portal;
+mod private_key_jwt;
 mod profile;
 mod resource;
 mod scale;

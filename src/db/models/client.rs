@@ -11,8 +11,8 @@ use diesel::prelude::*;
 use super::ClientSecret;
 use crate::db::AnyConnection;
 use crate::db::schema::{client_secrets, clients, users};
+use crate::domain::{ClientKeys, GrantType, RedirectUris, Scopes};
 use crate::domain::{ClientRowId, UserId};
-use crate::domain::{GrantType, RedirectUris, Scopes};
 
 #[derive(Debug, Clone, Queryable, Selectable, Identifiable)]
 #[diesel(table_name = clients)]
@@ -40,6 +40,9 @@ pub struct Client {
     /// Marked by the operator (`latchkey client set --resource-server true`): may introspect
     /// tokens issued to any client (RFC 7662 §4). New clients are not; see `oauth::introspect`.
     pub is_resource_server: bool,
+    /// A key-based client's public keys (`domain::ClientKeys::to_stored`); `None` for a
+    /// secret-based or public client.
+    pub jwks: Option<String>,
 }
 
 /// A new client. `is_resource_server` is left to its column's default (false): only the
@@ -62,6 +65,8 @@ pub struct NewClient<'a> {
     pub is_enabled: bool,
     pub created_at: NaiveDateTime,
     pub updated_at: NaiveDateTime,
+    /// A key-based client's keys (`ClientKeys::to_stored`); `None` for a secret-based client.
+    pub jwks: Option<&'a str>,
 }
 
 /// What the owner can change of an application in the portal, as stored: every column is
@@ -242,6 +247,27 @@ impl Client {
         diesel::delete(clients::table.find(id))
             .execute(conn)
             .map(|_| ())
+    }
+
+    /// Writes a key-based client's keys (`ClientKeys::to_stored`). A client with keys has no
+    /// secret: `clients::set_keys` deletes them in the same transaction.
+    pub fn set_jwks(
+        conn: &mut AnyConnection,
+        id: ClientRowId,
+        jwks: &str,
+        now: NaiveDateTime,
+    ) -> QueryResult<()> {
+        crate::db::note_client_change(conn);
+        diesel::update(clients::table.find(id))
+            .set((clients::jwks.eq(jwks), clients::updated_at.eq(now)))
+            .execute(conn)
+            .map(|_| ())
+    }
+
+    /// The registered keys of a key-based client (`private_key_jwt`); `None` for a
+    /// secret-based or public one.
+    pub fn keys(&self) -> Option<ClientKeys> {
+        self.jwks.as_deref().map(ClientKeys::from_stored)
     }
 
     pub fn redirect_uris(&self) -> RedirectUris {

@@ -61,6 +61,7 @@ pub mod refresh_token;
 pub mod scope;
 pub mod session;
 pub mod signing_key;
+pub mod used_jti;
 pub mod user;
 
 pub use access_token::{AccessToken, NewAccessToken};
@@ -76,4 +77,5 @@ pub use refresh_token::{NewRefreshToken, RefreshToken};
 pub use scope::Scope;
 pub use session::SessionRow;
 pub use signing_key::{NewSigningKey, SigningKeyRow};
+pub use used_jti::UsedJti;
 pub use user::{NewUser, User};

@@ -201,6 +201,7 @@ pub async fn create(
         scopes: Some(checked.scopes.iter().cloned().collect()),
         confidential: checked.confidential,
         live: checked.live,
+        keys: None,
     };
     let key = state.server_key.clone();
     let registered = db::run(&state.pool, move |conn| {

@@ -4,6 +4,7 @@
 //!
 //! Runs on SQLite and, with `TEST_DATABASE_URL`, on PostgreSQL, like the rest of the suite.
 
+mod assertions;
 mod authorize;
 mod brute_force;
 mod client_auth;

@@ -1,0 +1,2 @@
+DROP TABLE used_jtis;
+ALTER TABLE clients DROP COLUMN jwks;
