@@ -343,6 +343,67 @@ pub fn rotate_secret(
     })
 }
 
+/// Why keys could not be added.
+#[derive(Debug, thiserror::Error)]
+pub enum KeysError {
+    /// The document, or one of its keys, is not acceptable; said beside the field.
+    #[error("The keys {0}")]
+    Invalid(Invalid),
+    /// A public client proves nothing, with keys or without.
+    #[error("A public application cannot use private_key_jwt.")]
+    Public,
+    #[error(transparent)]
+    Db(#[from] DbError),
+}
+
+impl From<diesel::result::Error> for KeysError {
+    fn from(e: diesel::result::Error) -> Self {
+        Self::Db(e.into())
+    }
+}
+
+/// Registers the public keys of a JWKS `document` (see `domain::ClientKeys::add`) for `client`,
+/// and returns how many were added. A secret-based client becomes key-based: its secrets are
+/// deleted in the same transaction, so from the commit on only assertions authenticate it.
+pub fn add_keys(
+    conn: &mut AnyConnection,
+    client: &Client,
+    document: &str,
+) -> Result<usize, KeysError> {
+    if !client.is_confidential {
+        return Err(KeysError::Public);
+    }
+    let now = db::now();
+    db::write_transaction(conn, |conn| {
+        // The row as it is now, not as the page saw it: another tab may have added keys.
+        let current = Client::find(conn, client.id)?
+            .ok_or(DbError::Query(diesel::result::Error::NotFound))?;
+        let mut keys = current.keys().unwrap_or_default();
+        let added = keys.add(document, now).map_err(KeysError::Invalid)?;
+        Client::set_jwks(conn, client.id, &keys.to_stored(), now)?;
+        if current.jwks.is_none() {
+            ClientSecret::delete_all_for(conn, client.id)?;
+        }
+        Ok(added)
+    })
+}
+
+/// Removes the key with `kid` from a key-based client; whether it had one. Removing the last
+/// key leaves the client key-based with none: it cannot authenticate until a key is added.
+pub fn remove_key(conn: &mut AnyConnection, client: &Client, kid: &str) -> Result<bool, DbError> {
+    let now = db::now();
+    db::write_transaction(conn, |conn| {
+        let Some(mut keys) = Client::find(conn, client.id)?.and_then(|c| c.keys()) else {
+            return Ok(false);
+        };
+        if !keys.remove(kid) {
+            return Ok(false);
+        }
+        Client::set_jwks(conn, client.id, &keys.to_stored(), now)?;
+        Ok(true)
+    })
+}
+
 /// The secret in clear, from its encrypted copy.
 pub fn reveal(
     key: &ServerKey,

@@ -68,6 +68,14 @@ const TEMPLATES: &[(&str, &str)] = &[
         include_str!("../templates/portal/delete.html"),
     ),
     (
+        "portal/keys.html",
+        include_str!("../templates/portal/keys.html"),
+    ),
+    (
+        "portal/key_remove.html",
+        include_str!("../templates/portal/key_remove.html"),
+    ),
+    (
         "portal/activity.html",
         include_str!("../templates/portal/activity.html"),
     ),
@@ -126,6 +134,14 @@ const TEMPLATES: &[(&str, &str)] = &[
     (
         "emails/secret_event.html",
         include_str!("../templates/emails/secret_event.html"),
+    ),
+    (
+        "emails/key_event.txt",
+        include_str!("../templates/emails/key_event.txt"),
+    ),
+    (
+        "emails/key_event.html",
+        include_str!("../templates/emails/key_event.html"),
     ),
 ];
 

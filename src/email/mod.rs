@@ -190,6 +190,14 @@ pub enum Template<'a> {
         when: &'a str,
         ip: &'a str,
     },
+    /// An application's public keys (`private_key_jwt`) changed: `change` says how.
+    KeyEvent {
+        name: &'a str,
+        app: &'a str,
+        change: &'a str,
+        when: &'a str,
+        ip: &'a str,
+    },
     /// To the address an account just left: what happened, and the link that undoes it.
     EmailChanged {
         name: &'a str,
@@ -264,6 +272,20 @@ impl Template<'_> {
                     "secret_event",
                     format!("A client secret of {app} was {action}"),
                 )
+            }
+            Self::KeyEvent {
+                name,
+                app,
+                change,
+                when,
+                ip,
+            } => {
+                ctx.insert("name", name);
+                ctx.insert("app", app);
+                ctx.insert("change", change);
+                ctx.insert("when", when);
+                ctx.insert("ip", ip);
+                ("key_event", format!("The public keys of {app} changed"))
             }
             Self::EmailChanged {
                 name,
@@ -366,6 +388,13 @@ mod tests {
                 name: "<b>Ann</b>",
                 app: "Shop",
                 action: "rotated",
+                when: "now",
+                ip: "127.0.0.1",
+            },
+            Template::KeyEvent {
+                name: "<b>Ann</b>",
+                app: "Shop",
+                change: "1 key added",
                 when: "now",
                 ip: "127.0.0.1",
             },

@@ -156,6 +156,16 @@ pub fn pages(cfg: &mut web::ServiceConfig) {
             "/developer/applications/{id}/secrets/{secret}/revoke",
             web::post().to(portal::revoke_old),
         )
+        .service(
+            web::resource("/developer/applications/{id}/keys")
+                .route(web::get().to(portal::keys))
+                .route(web::post().to(portal::add_keys)),
+        )
+        .service(
+            web::resource("/developer/applications/{id}/keys/remove")
+                .route(web::get().to(portal::remove_key_confirm))
+                .route(web::post().to(portal::remove_key)),
+        )
         .route(
             "/developer/applications/{id}/activity",
             web::get().to(portal::activity),

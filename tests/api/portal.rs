@@ -542,6 +542,18 @@ async fn another_merchants_application_is_404_for_every_page_and_post() {
         ),
         (format!("{show}/secret/rotate"), vec![("grace", "now")]),
         (format!("{show}/secrets/1/revoke"), vec![]),
+        (
+            format!("{show}/keys"),
+            vec![
+                (
+                    "jwks",
+                    r#"{"kty":"OKP","crv":"Ed25519","x":"11qYAYKxCrfVS_7TyWQHOg7hcvPapiMlrwIaaPcHURo"}"#,
+                ),
+                ("confirm_switch", "on"),
+                ("password", MERCHANT_PASSWORD),
+            ],
+        ),
+        (format!("{show}/keys/remove"), vec![("kid", "k1")]),
     ];
     for (path, mut form) in posts {
         form.push(("csrf_token", &csrf));
@@ -567,4 +579,172 @@ async fn another_merchants_application_is_404_for_every_page_and_post() {
         .get_result(&mut app.db.connect())
         .unwrap();
     assert_eq!(secrets, 1);
+}
+
+/// The keys page: a secret-based application switches to private_key_jwt (the box ticked, the
+/// password given, the keys checked, the form kept on every error), its secret stops and
+/// assertions work; a second key is added, one removed after the page that says what breaks,
+/// and assertions with it are refused from then on. Each change is audited and emailed.
+#[tokio::test]
+async fn an_application_switches_to_private_key_jwt_and_its_keys_are_managed() {
+    use crate::helpers::SigningKey;
+    let app = spawn_app().await;
+    merchant(&app, "acme").await;
+    let created = create_app(&app, &valid_form()).await;
+    let show = format!("{APPS}/{}", created.client_id);
+    let keys = format!("{show}/keys");
+    let first = SigningKey::p256("first");
+    let document = serde_json::json!({ "keys": [first.jwk] }).to_string();
+
+    let (status, page) = app.page(&keys).await;
+    assert_eq!(status, 200);
+    assert!(
+        page.text("main")
+            .unwrap()
+            .contains("authenticates with a client secret")
+    );
+
+    // Not confirmed: the error beside the box, the document kept.
+    let res = app.post_form(&keys, &keys, &[("jwks", &document)]).await;
+    assert_eq!(res.status(), 422);
+    let page = Html::parse(&res.text().await.unwrap());
+    assert!(page.text("#confirm_switch-error").is_some());
+    assert!(page.text("#jwks").unwrap().contains("\"first\""), "kept");
+
+    // Confirmed, no password yet: the password page, carrying the form.
+    let switch = [("jwks", document.as_str()), ("confirm_switch", "on")];
+    let res = app.post_form(&keys, &keys, &switch).await;
+    assert_eq!(res.status(), 200);
+    let page = Html::parse(&res.text().await.unwrap());
+    assert!(page.text("h1").unwrap().contains("Confirm it is you"));
+    assert_eq!(
+        token_status(&app, &created.client_id, &created.secret).await,
+        200
+    );
+
+    // A private key, with the password: refused beside the field, the document kept.
+    let mut private = first.jwk.clone();
+    private["d"] = serde_json::json!("c2VjcmV0");
+    let bad = serde_json::json!({ "keys": [private] }).to_string();
+    let res = app
+        .post_form(
+            &keys,
+            &keys,
+            &[
+                ("jwks", &bad),
+                ("confirm_switch", "on"),
+                ("password", MERCHANT_PASSWORD),
+            ],
+        )
+        .await;
+    assert_eq!(res.status(), 422);
+    let page = Html::parse(&res.text().await.unwrap());
+    assert!(
+        page.text("#jwks-error").unwrap().contains("private"),
+        "{:?}",
+        page.text("#jwks-error")
+    );
+    assert!(page.text("#jwks").unwrap().contains("\"d\""), "kept");
+
+    // Within the re-authentication window, the switch goes through.
+    let res = app.post_form(&keys, &keys, &switch).await;
+    assert_eq!(res.status(), 303);
+    assert_eq!(location(&res), keys);
+    let (_, page) = app.page(&keys).await;
+    assert!(page.text(".flash").unwrap().contains("private_key_jwt"));
+    assert!(page.text("tbody").unwrap().contains("first"));
+    once_seen("the secret refused", async || {
+        token_status(&app, &created.client_id, &created.secret).await == 401
+    })
+    .await;
+    assert_eq!(
+        assertion_status(&app, &created.client_id, &first).await,
+        200
+    );
+    let secrets: i64 = client_secrets::table
+        .count()
+        .get_result(&mut app.db.connect())
+        .unwrap();
+    assert_eq!(secrets, 0, "the secrets are gone");
+    let (_, page) = app.page(&show).await;
+    assert!(page.text("main").unwrap().contains("Manage keys"));
+    let email = app.outbox.last_to("acme@example.com").unwrap();
+    assert_eq!(email.subject, "The public keys of Acme Shop changed");
+
+    // A rotation is refused: there is no secret to rotate.
+    let res = app
+        .post_form(&format!("{show}/secret/rotate"), &show, &[("grace", "now")])
+        .await;
+    assert_eq!(res.status(), 303);
+    let (_, page) = app.page(&show).await;
+    assert!(page.text(".flash").unwrap().contains("no secret to rotate"));
+    assert_eq!(
+        client_secrets::table
+            .count()
+            .get_result::<i64>(&mut app.db.connect())
+            .unwrap(),
+        0
+    );
+
+    // A second key; a kid that repeats is refused.
+    let second = SigningKey::p256("second");
+    let more = serde_json::json!({ "keys": [second.jwk] }).to_string();
+    assert_eq!(
+        app.post_form(&keys, &keys, &[("jwks", &more)])
+            .await
+            .status(),
+        303
+    );
+    let res = app.post_form(&keys, &keys, &[("jwks", &more)]).await;
+    assert_eq!(res.status(), 422);
+    let page = Html::parse(&res.text().await.unwrap());
+    assert!(page.text("#jwks-error").unwrap().contains("already has"));
+
+    // Removing: the page says what breaks; an unknown kid is 404.
+    let (status, page) = app.page(&format!("{keys}/remove?kid=first")).await;
+    assert_eq!(status, 200);
+    assert!(page.text("main").unwrap().contains("refused"));
+    assert_eq!(app.page(&format!("{keys}/remove?kid=nope")).await.0, 404);
+    let res = app
+        .post_form(
+            &format!("{keys}/remove"),
+            &format!("{keys}/remove?kid=first"),
+            &[("kid", "first")],
+        )
+        .await;
+    assert_eq!(res.status(), 303);
+    once_seen("the removed key refused", async || {
+        assertion_status(&app, &created.client_id, &first).await == 401
+    })
+    .await;
+    assert_eq!(
+        assertion_status(&app, &created.client_id, &second).await,
+        200
+    );
+
+    let actions: Vec<String> = audit_events::table
+        .select(audit_events::action)
+        .filter(audit_events::action.like("key%"))
+        .load(&mut app.db.connect())
+        .unwrap();
+    assert_eq!(actions, ["keys_added", "keys_added", "key_removed"]);
+}
+
+/// The status of a client_credentials request authenticated by an assertion signed with `key`.
+async fn assertion_status(app: &TestApp, client_id: &str, key: &crate::helpers::SigningKey) -> u16 {
+    let assertion = key.assertion(client_id, &app.url("/oauth/token"), serde_json::json!({}));
+    app.token_form(
+        None,
+        &[
+            ("grant_type", "client_credentials"),
+            (
+                "client_assertion_type",
+                "urn:ietf:params:oauth:client-assertion-type:jwt-bearer",
+            ),
+            ("client_assertion", &assertion),
+        ],
+    )
+    .await
+    .status()
+    .as_u16()
 }

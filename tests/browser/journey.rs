@@ -274,6 +274,8 @@ impl<'a> Journey<'a> {
         assert_eq!(token_status(app, &client_id, &secret).await, 401);
         assert_eq!(token_status(app, &client_id, &rotated).await, 200);
 
+        self.merchant_switches_an_application_to_keys().await;
+
         b.click("Sign out").await;
         b.wait_for_path("/login").await;
         TestClient {
@@ -281,6 +283,54 @@ impl<'a> Journey<'a> {
             secret: rotated,
             owner_id: 0,
         }
+    }
+
+    /// A second application of the merchant's (registered with the CLI) moves to
+    /// private_key_jwt on its keys page: the switch refused until its box is ticked (the
+    /// pasted keys kept), then made (within the re-authentication window the secret views
+    /// opened); then its key is removed after the page that says what that breaks.
+    async fn merchant_switches_an_application_to_keys(&mut self) {
+        let (app, b) = (self.app, self.b);
+        let created = app.create_client("acme", &["--grant-type", "client_credentials"]);
+        let id = created["client_id"].as_str().unwrap().to_owned();
+        let secret = created["client_secret"].as_str().unwrap().to_owned();
+        b.goto(&app.url(&format!("/developer/applications/{id}")))
+            .await;
+        b.click("Use private_key_jwt with your own keys instead")
+            .await;
+        b.wait_for("h1", Some("Public keys")).await;
+        self.page("keys-secret-based").await;
+        let key = crate::helpers::SigningKey::p256("acme-2026");
+        let document = serde_json::json!({ "keys": [key.jwk] }).to_string();
+        b.fill("Public keys (JWKS)", &document).await;
+        b.click("Switch to private_key_jwt").await;
+        b.wait_for("#confirm_switch-error", None).await;
+        assert!(
+            b.value("#jwks").await.contains("acme-2026"),
+            "the keys are kept"
+        );
+        self.page("keys-switch-unconfirmed").await;
+        b.toggle("confirm_switch").await;
+        b.click("Switch to private_key_jwt").await;
+        b.wait_for(".flash", None).await;
+        assert!(
+            b.text(".flash")
+                .await
+                .contains("now authenticates with private_key_jwt"),
+            "{}",
+            b.text("main").await
+        );
+        self.page("keys-registered").await;
+        assert_eq!(token_status(app, &id, &secret).await, 401);
+
+        b.click("Remove").await;
+        b.wait_for("h1", Some("Remove the key “acme-2026”?")).await;
+        self.page("key-remove").await;
+        b.click("Remove the key").await;
+        b.wait_for(".flash", None).await;
+        assert!(b.text(".flash").await.contains("removed"));
+        assert!(b.text("main").await.contains("no key left"));
+        self.page("keys-none-left").await;
     }
 
     /// With JavaScript the copy buttons appear and copy; without it they stay hidden and the

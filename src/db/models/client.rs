@@ -175,6 +175,15 @@ impl Client {
     }
 
     /// The row again, after a change.
+    /// The client with this row id, if it still exists.
+    pub fn find(conn: &mut AnyConnection, id: ClientRowId) -> QueryResult<Option<Client>> {
+        clients::table
+            .find(id)
+            .select(Client::as_select())
+            .get_result(conn)
+            .optional()
+    }
+
     fn reload(conn: &mut AnyConnection, id: ClientRowId) -> QueryResult<Client> {
         clients::table
             .find(id)

@@ -162,4 +162,11 @@ impl ClientSecret {
         .execute(conn)
         .map(|rows| rows == 1)
     }
+
+    /// Deletes every secret of `client` (it became key-based: `clients::add_keys`).
+    pub fn delete_all_for(conn: &mut AnyConnection, client: ClientRowId) -> QueryResult<usize> {
+        crate::db::note_client_change(conn);
+        diesel::delete(client_secrets::table.filter(client_secrets::client_id.eq(client)))
+            .execute(conn)
+    }
 }

@@ -3,6 +3,7 @@
 
 mod activity;
 mod form;
+mod keys;
 mod secrets;
 
 use actix_web::http::StatusCode;
@@ -20,6 +21,9 @@ use crate::state::AppState;
 use form::AppForm;
 
 pub use activity::show as activity;
+pub use keys::{
+    add as add_keys, remove as remove_key, remove_confirm as remove_key_confirm, show as keys,
+};
 pub use secrets::{reveal, revoke_old, rotate};
 
 const LIST: &str = "/developer/applications";
@@ -109,6 +113,8 @@ fn summary(client: &Client) -> serde_json::Value {
         "live": client.is_live,
         "environment": if client.is_live { "Live" } else { "Sandbox" },
         "confidential": client.is_confidential,
+        "key_based": client.jwks.is_some(),
+        "keys": client.keys().map_or(0, |k| k.len()),
         "enabled": client.is_enabled,
         "created": client.created_at.format("%Y-%m-%d").to_string(),
         "redirect_uris": client.redirect_uris().iter().map(|u| u.as_str().to_owned()).collect::<Vec<_>>(),

@@ -177,6 +177,13 @@ pub async fn rotate(
         session.flash("error", "Public applications have no secret.");
         return Ok(see_other(&app_path(&client)));
     }
+    if client.jwks.is_some() {
+        session.flash(
+            "error",
+            "This application authenticates with private_key_jwt: it has no secret to rotate.",
+        );
+        return Ok(see_other(&app_path(&client)));
+    }
     let Some(grace) = Grace::parse(&form.grace) else {
         session.flash("error", "Choose how long the old secret keeps working.");
         return Ok(see_other(&app_path(&client)));

@@ -34,6 +34,8 @@ const POST_ROUTES: &[&str] = &[
     "/developer/applications/{id}/secret",
     "/developer/applications/{id}/secret/rotate",
     "/developer/applications/{id}/secrets/{secret}/revoke",
+    "/developer/applications/{id}/keys",
+    "/developer/applications/{id}/keys/remove",
 ];
 
 #[test]
@@ -362,6 +364,18 @@ async fn another_merchant_reaches_none_of_the_portal_routes() {
         ),
         (format!("{show}/secret/rotate"), vec![("grace", "now")]),
         (format!("{show}/secrets/1/revoke"), vec![]),
+        (
+            format!("{show}/keys"),
+            vec![
+                (
+                    "jwks",
+                    r#"{"kty":"OKP","crv":"Ed25519","x":"11qYAYKxCrfVS_7TyWQHOg7hcvPapiMlrwIaaPcHURo"}"#,
+                ),
+                ("confirm_switch", "on"),
+                ("password", MERCHANT_PASSWORD),
+            ],
+        ),
+        (format!("{show}/keys/remove"), vec![("kid", "k1")]),
     ] {
         form.push(("csrf_token", &csrf));
         let res = intruder

@@ -530,3 +530,49 @@ async fn a_new_password_revokes_what_the_password_grant_issued() {
         }
     }
 }
+
+/// Registering public keys is as good as a new secret (whoever holds the private half gets
+/// tokens), so a session alone cannot: it needs the password, like rotating; a wrong one
+/// changes nothing.
+#[tokio::test]
+async fn registering_keys_needs_the_password_again() {
+    let app = spawn_app().await;
+    merchant(&app, "acme").await;
+    let created = portal_app(&app).await;
+    let keys = format!("{APPS}/{}/keys", created.client_id);
+    let attacker = crate::helpers::SigningKey::p256("attacker");
+    let document = serde_json::json!({ "keys": [attacker.jwk] }).to_string();
+    let fields = [("jwks", document.as_str()), ("confirm_switch", "on")];
+    let asked = check(
+        "keys with the session alone",
+        app.post_form(&keys, &keys, &fields).await,
+        &Expect::new(200),
+    )
+    .await;
+    let page = Html::parse(&asked.body);
+    assert!(
+        page.attr(
+            &format!("form[action='{keys}'] input[name=password]"),
+            "name"
+        )
+        .is_some(),
+        "case `keys with the session alone`: a password form posts back to the keys"
+    );
+    let mut wrong = fields.to_vec();
+    wrong.push(("password", "not the password"));
+    check(
+        "keys with a wrong password",
+        app.post_form(&keys, &keys, &wrong).await,
+        &Expect::new(422),
+    )
+    .await;
+    let stored =
+        latchkey::db::models::Client::find_by_client_id(&mut app.db.connect(), &created.client_id)
+            .unwrap()
+            .unwrap();
+    assert!(stored.jwks.is_none(), "no key registered");
+    let token = app
+        .token_form(Some(&created), &[("grant_type", "client_credentials")])
+        .await;
+    assert_eq!(token.status(), 200, "the secret still works");
+}
