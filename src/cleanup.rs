@@ -8,7 +8,8 @@ use diesel::QueryResult;
 
 use crate::db::AnyConnection;
 use crate::db::models::{
-    AccessToken, AuthorizationCode, EmailToken, LoginAttempt, RefreshToken, SessionRow, UsedJti,
+    AccessToken, AuthorizationCode, EmailToken, LoginAttempt, PushedRequest, RefreshToken,
+    SessionRow, UsedJti,
 };
 
 /// Rows deleted by one statement.
@@ -25,6 +26,8 @@ pub struct Removed {
     pub login_attempts: usize,
     /// Single-use identifiers (client assertions' `jti`s) past their expiry.
     pub used_jtis: usize,
+    /// Pushed authorization requests past their minute.
+    pub pushed_requests: usize,
 }
 
 impl Removed {
@@ -36,6 +39,7 @@ impl Removed {
             + self.email_tokens
             + self.login_attempts
             + self.used_jtis
+            + self.pushed_requests
     }
 }
 
@@ -55,5 +59,6 @@ pub fn sweep(conn: &mut AnyConnection, now: NaiveDateTime) -> QueryResult<Remove
         // Counters idle for a day, unless still locked.
         login_attempts: LoginAttempt::delete_stale(conn, day_ago, now, BATCH)?,
         used_jtis: UsedJti::delete_expired(conn, now)?,
+        pushed_requests: PushedRequest::delete_expired(conn, now)?,
     })
 }

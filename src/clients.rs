@@ -62,6 +62,8 @@ pub struct Registration {
     pub live: bool,
     /// A key-based client (`private_key_jwt`): its public keys, checked. It gets no secret.
     pub keys: Option<ClientKeys>,
+    /// Authorization requests must be pushed (RFC 9126).
+    pub require_par: bool,
 }
 
 /// A client just created, with its secret in clear for this one time.
@@ -211,6 +213,7 @@ pub fn register_as(
                 created_at: now,
                 updated_at: now,
                 jwks: jwks.as_deref(),
+                require_par: reg.require_par,
             },
         )?;
         let client = if resource_server {

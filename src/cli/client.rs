@@ -46,6 +46,10 @@ pub enum ClientCommand {
         /// one JWK. RSA (2048 bits or more), EC P-256 or Ed25519; at most 10; no private parts.
         #[arg(long, value_name = "FILE")]
         jwks_file: Option<std::path::PathBuf>,
+        /// Authorization requests must be pushed first (RFC 9126: POST /oauth/par, then
+        /// /oauth/authorize with the request_uri); any other is refused.
+        #[arg(long)]
+        require_par: bool,
         /// A resource server: may introspect tokens issued to any client, of any owner. Without
         /// it a client introspects only tokens of its owner's clients (RFC 7662 §4).
         #[arg(long)]
@@ -84,6 +88,7 @@ pub fn run(settings: &Settings, cmd: ClientCommand) -> anyhow::Result<()> {
             live,
             auth_method,
             jwks_file,
+            require_par,
             resource_server,
             json,
         } => {
@@ -117,6 +122,7 @@ pub fn run(settings: &Settings, cmd: ClientCommand) -> anyhow::Result<()> {
                 confidential: !public,
                 live,
                 keys,
+                require_par,
             };
             let (key, mut conn) = super::connect(settings)?;
             let registered = clients::register_as(&mut conn, &key, &registration, resource_server)?;
@@ -222,6 +228,7 @@ fn client_json(c: &Client, owner: &str) -> serde_json::Value {
         "environment": c.environment(),
         "confidential": c.is_confidential,
         "token_endpoint_auth_method": auth_method(c),
+        "require_pushed_authorization_requests": c.require_par,
         "enabled": c.is_enabled,
         "resource_server": c.is_resource_server,
         "redirect_uris": c.redirect_uris().iter().map(RedirectUri::as_str).collect::<Vec<_>>(),

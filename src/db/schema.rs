@@ -45,6 +45,7 @@ diesel::table! {
         updated_at -> Timestamp,
         is_resource_server -> Bool,
         jwks -> Nullable<Text>,
+        require_par -> Bool,
     }
 }
 
@@ -195,6 +196,15 @@ diesel::table! {
 }
 
 diesel::table! {
+    pushed_requests (id) {
+        id -> Text,
+        client_id -> BigInt,
+        request -> Text,
+        expires_at -> Timestamp,
+    }
+}
+
+diesel::table! {
     used_jtis (id) {
         id -> Text,
         expires_at -> Timestamp,
@@ -203,6 +213,7 @@ diesel::table! {
 
 diesel::joinable!(clients -> users (user_id));
 diesel::joinable!(consents -> clients (client_id));
+diesel::joinable!(pushed_requests -> clients (client_id));
 diesel::joinable!(client_secrets -> clients (client_id));
 diesel::joinable!(client_authorization_codes -> clients (client_id));
 diesel::joinable!(client_refresh_tokens -> clients (client_id));
@@ -210,6 +221,7 @@ diesel::joinable!(client_access_tokens -> clients (client_id));
 diesel::joinable!(client_access_tokens -> client_refresh_tokens (client_refresh_token_id));
 
 diesel::allow_tables_to_appear_in_same_query!(
+    pushed_requests,
     used_jtis,
     users,
     scopes,

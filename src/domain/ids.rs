@@ -205,6 +205,7 @@ mod tests {
                 created_at: now,
                 updated_at: now,
                 jwks: None,
+                require_par: false,
             },
         )
         .unwrap();

@@ -182,7 +182,7 @@ pub struct ErrorPage {
 }
 
 impl ErrorPage {
-    fn new(title: &'static str, message: &str) -> Self {
+    pub(crate) fn new(title: &'static str, message: &str) -> Self {
         Self {
             title,
             message: message.to_owned(),
@@ -236,6 +236,15 @@ fn error_response(
 /// No `client_id` is longer (ours are far shorter): a longer one is unknown without a lookup.
 const MAX_CLIENT_ID_LEN: usize = 256;
 
+/// How an authorization request reached [`validate`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Arrival {
+    /// In the query of `/oauth/authorize`.
+    Direct,
+    /// Pushed to `/oauth/par` by its authenticated client (RFC 9126).
+    Pushed,
+}
+
 /// Checks an authorization request (§4.1.1) against the client (from `clients`, the client
 /// cache). `iss` goes into any error response.
 pub fn validate(
@@ -243,6 +252,7 @@ pub fn validate(
     clients: &ClientCache,
     params: &Params,
     iss: &str,
+    arrival: Arrival,
 ) -> diesel::QueryResult<Result<(Arc<CachedClient>, Pending), Refusal>> {
     let page =
         |title: &'static str, message: &str| Ok(Err(Refusal::Page(ErrorPage::new(title, message))));
@@ -327,10 +337,18 @@ pub fn validate(
             "Request objects (the `request` parameter) are not supported.",
         );
     }
+    // RFC 9126 §2.1: a pushed request cannot itself point at another; a direct one with a
+    // `request_uri` is taken by [`start`] before it gets here, so this one is not ours.
     if params.get("request_uri").is_some() {
         return fail(
             AuthorizeError::RequestUriNotSupported,
-            "The `request_uri` parameter is not supported.",
+            "The `request_uri` parameter is not supported here.",
+        );
+    }
+    if client.require_par && arrival == Arrival::Direct {
+        return fail(
+            AuthorizeError::InvalidRequest,
+            "This application must push its authorization requests first (PAR, RFC 9126): POST them to /oauth/par and send the request_uri.",
         );
     }
     match params.get("response_type") {
@@ -681,7 +699,13 @@ pub fn start(
     person: Option<Person>,
     now: i64,
 ) -> diesel::QueryResult<Outcome> {
-    match validate(conn, &ctx.clients, params, &ctx.issuer)? {
+    if let Some(request_uri) = params.get("request_uri") {
+        return match super::par::take(conn, ctx, params.get("client_id"), request_uri)? {
+            Ok(pending) => resume(conn, ctx, pending, person, now),
+            Err(page) => Ok(Step::Page(page).into()),
+        };
+    }
+    match validate(conn, &ctx.clients, params, &ctx.issuer, Arrival::Direct)? {
         Err(refusal) => Ok(Step::from(refusal).into()),
         Ok((entry, pending)) => proceed(conn, ctx, &entry.client, pending, person, now),
     }

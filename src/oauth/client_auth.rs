@@ -174,6 +174,8 @@ pub enum Endpoint {
     Token,
     Introspect,
     Revoke,
+    /// Pushed authorization requests (RFC 9126).
+    Par,
 }
 
 impl Endpoint {
@@ -182,6 +184,7 @@ impl Endpoint {
             Self::Token => "/oauth/token",
             Self::Introspect => "/oauth/introspect",
             Self::Revoke => "/oauth/revoke",
+            Self::Par => "/oauth/par",
         }
     }
 }

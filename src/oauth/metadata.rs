@@ -31,6 +31,9 @@ pub struct Metadata {
     pub userinfo_endpoint: String,
     pub introspection_endpoint: String,
     pub revocation_endpoint: String,
+    /// RFC 9126 (`oauth::par`); each client may require it (`require_par`), the server does not.
+    pub pushed_authorization_request_endpoint: String,
+    pub require_pushed_authorization_requests: bool,
     pub scopes_supported: Vec<String>,
     pub response_types_supported: [&'static str; 1],
     pub response_modes_supported: [&'static str; 1],
@@ -52,7 +55,8 @@ pub struct Metadata {
     pub authorization_response_iss_parameter_supported: bool,
     /// OIDC Core §3.1.2.1; `oauth::authorize` reads each.
     pub prompt_values_supported: [&'static str; 4],
-    /// OIDC Core §6: refused with `request_not_supported` / `request_uri_not_supported`.
+    /// OIDC Core §6: a request object is refused with `request_not_supported`, and a
+    /// `request_uri` is only one of our pushed requests (RFC 9126), never a URL to fetch.
     /// Discovery reads a missing `request_uri_parameter_supported` as true, so it is said.
     pub request_parameter_supported: bool,
     pub request_uri_parameter_supported: bool,
@@ -69,6 +73,8 @@ impl Metadata {
             userinfo_endpoint: format!("{issuer}/oauth/userinfo"),
             introspection_endpoint: format!("{issuer}/oauth/introspect"),
             revocation_endpoint: format!("{issuer}/oauth/revoke"),
+            pushed_authorization_request_endpoint: format!("{issuer}/oauth/par"),
+            require_pushed_authorization_requests: false,
             scopes_supported: scopes.iter().map(|s| s.name.clone()).collect(),
             response_types_supported: ["code"],
             response_modes_supported: ["query"],

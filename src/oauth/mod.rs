@@ -21,6 +21,7 @@ pub mod issue;
 pub mod jwt;
 pub mod keys;
 pub mod metadata;
+pub mod par;
 pub mod params;
 pub mod pkce;
 pub mod prompt;

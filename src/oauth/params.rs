@@ -86,6 +86,27 @@ pub const AUTHORIZE: &[&str] = &[
     "request_uri",
 ];
 
+/// What the pushed-authorization-request endpoint reads (RFC 9126 §2.1): the authorization
+/// request's parameters and client authentication.
+pub const PAR: &[&str] = &[
+    "client_id",
+    "redirect_uri",
+    "response_type",
+    "scope",
+    "state",
+    "code_challenge",
+    "code_challenge_method",
+    "nonce",
+    "response_mode",
+    "prompt",
+    "max_age",
+    "request",
+    "request_uri",
+    "client_secret",
+    "client_assertion",
+    "client_assertion_type",
+];
+
 /// What introspection (RFC 7662 §2.1) and revocation (RFC 7009 §2.1) read, client
 /// authentication included.
 pub const INTROSPECT: &[&str] = &[
@@ -218,6 +239,12 @@ impl Params {
         self.repeated
     }
 
+    /// Sets a parameter (by its RFC name), replacing what was sent: the pushed-request endpoint
+    /// puts the authenticated client's id where the authorization checks read it.
+    pub fn set(&mut self, name: &'static str, value: String) {
+        self.values.insert(name, value);
+    }
+
     /// Removes and returns a parameter.
     pub fn take(&mut self, name: &str) -> Option<String> {
         self.values.remove(name)
@@ -279,7 +306,7 @@ mod tests {
 
     #[test]
     fn every_endpoint_reads_only_names_of_the_table() {
-        for reads in [TOKEN, AUTHORIZE, INTROSPECT] {
+        for reads in [TOKEN, AUTHORIZE, INTROSPECT, PAR] {
             for name in reads {
                 assert!(
                     NAMES.iter().any(|(rfc, _)| rfc == name),

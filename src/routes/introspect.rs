@@ -1,6 +1,7 @@
-//! `POST /oauth/introspect` (RFC 7662) and `POST /oauth/revoke` (RFC 7009): read the body,
-//! hand it to `oauth::introspect::answer`, and answer with `no-store`. Both take a form body and
-//! client authentication like the token endpoint.
+//! `POST /oauth/introspect` (RFC 7662), `POST /oauth/revoke` (RFC 7009) and `POST /oauth/par`
+//! (RFC 9126): read the body, hand it to `oauth::introspect::answer` or `oauth::par::push`, and
+//! answer with `no-store`. Each takes a form body and client authentication like the token
+//! endpoint.
 
 use actix_web::http::StatusCode;
 use actix_web::http::header::AUTHORIZATION;
@@ -14,14 +15,10 @@ use crate::oauth::params;
 use crate::oauth::request::Dialect;
 use crate::state::AppState;
 
-async fn handle(
-    req: HttpRequest,
-    body: Result<web::Bytes, actix_web::Error>,
-    state: web::Data<AppState>,
-    action: Action,
-) -> HttpResponse {
-    let body = match body {
-        Ok(body) => body,
+/// The body, or the error response for one too large or unreadable.
+fn read_body(body: Result<web::Bytes, actix_web::Error>) -> Result<web::Bytes, Box<HttpResponse>> {
+    match body {
+        Ok(body) => Ok(body),
         Err(e) if super::limits::is_too_large(&e) => {
             let mut response = error(
                 Dialect::Rfc6749,
@@ -31,14 +28,53 @@ async fn handle(
                 )),
             );
             *response.status_mut() = StatusCode::PAYLOAD_TOO_LARGE;
-            return response;
+            Err(Box::new(response))
         }
-        Err(_) => {
-            return error(
-                Dialect::Rfc6749,
-                &OAuthError::invalid_request("The request body could not be read."),
-            );
-        }
+        Err(_) => Err(Box::new(error(
+            Dialect::Rfc6749,
+            &OAuthError::invalid_request("The request body could not be read."),
+        ))),
+    }
+}
+
+/// `POST /oauth/par`: 201 with the `request_uri` (RFC 9126 §2.2), or the token endpoint's
+/// errors (§2.3).
+pub async fn par(
+    req: HttpRequest,
+    body: Result<web::Bytes, actix_web::Error>,
+    state: web::Data<AppState>,
+) -> HttpResponse {
+    let body = match read_body(body) {
+        Ok(body) => body,
+        Err(response) => return *response,
+    };
+    if let Err(e) = params::refuse_secret_in_query(req.query_string()) {
+        return error(Dialect::Rfc6749, &e);
+    }
+    let authorization = req
+        .headers()
+        .get(AUTHORIZATION)
+        .map(|v| v.as_bytes().to_vec());
+    let oauth = state.oauth.clone();
+    let result = db::run(&state.pool, move |conn| {
+        crate::oauth::par::push(conn, &oauth, authorization.as_deref(), &body)
+    })
+    .await;
+    match result {
+        Ok(pushed) => no_store(StatusCode::CREATED).json(pushed),
+        Err(e) => error(Dialect::Rfc6749, &e),
+    }
+}
+
+async fn handle(
+    req: HttpRequest,
+    body: Result<web::Bytes, actix_web::Error>,
+    state: web::Data<AppState>,
+    action: Action,
+) -> HttpResponse {
+    let body = match read_body(body) {
+        Ok(body) => body,
+        Err(response) => return *response,
     };
     if let Err(e) = params::refuse_secret_in_query(req.query_string()) {
         return error(Dialect::Rfc6749, &e);

@@ -43,6 +43,11 @@ pub fn api(cfg: &mut web::ServiceConfig) {
                 .app_data(web::PayloadConfig::new(limits::MAX_API_BODY))
                 .route(web::post().to(introspect::revoke)),
         )
+        .service(
+            web::resource("/oauth/par")
+                .app_data(web::PayloadConfig::new(limits::MAX_API_BODY))
+                .route(web::post().to(introspect::par)),
+        )
         .route("/.well-known/jwks.json", web::get().to(discovery::jwks))
         .route(
             "/.well-known/oauth-authorization-server",

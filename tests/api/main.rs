@@ -15,6 +15,7 @@ mod health;
 mod helpers;
 mod limits;
 mod oidc;
+mod par;
 mod portal;
 mod private_key_jwt;
 mod profile;

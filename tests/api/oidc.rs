@@ -122,6 +122,7 @@ async fn the_metadata_lists_what_the_server_does_and_each_endpoint_answers() {
         "token_endpoint",
         "introspection_endpoint",
         "revocation_endpoint",
+        "pushed_authorization_request_endpoint",
     ] {
         let res = http
             .post(url(name))

@@ -43,6 +43,8 @@ pub struct Client {
     /// A key-based client's public keys (`domain::ClientKeys::to_stored`); `None` for a
     /// secret-based or public client.
     pub jwks: Option<String>,
+    /// Authorization requests must be pushed first (RFC 9126, `/oauth/par`).
+    pub require_par: bool,
 }
 
 /// A new client. `is_resource_server` is left to its column's default (false): only the
@@ -67,6 +69,7 @@ pub struct NewClient<'a> {
     pub updated_at: NaiveDateTime,
     /// A key-based client's keys (`ClientKeys::to_stored`); `None` for a secret-based client.
     pub jwks: Option<&'a str>,
+    pub require_par: bool,
 }
 
 /// What the owner can change of an application in the portal, as stored: every column is

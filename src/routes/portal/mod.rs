@@ -208,6 +208,7 @@ pub async fn create(
         confidential: checked.confidential,
         live: checked.live,
         keys: None,
+        require_par: false,
     };
     let key = state.server_key.clone();
     let registered = db::run(&state.pool, move |conn| {

@@ -534,9 +534,11 @@ async fn a_request_cannot_be_answered_from_another_session() {
 }
 
 /// OIDC Core §6.1, §6.2: `request` and `request_uri` would carry signed parameters that take
-/// the place of the outer ones. Until they are supported they are refused, after the client and
-/// redirect URI are verified, and never ignored: ignoring them issued a code for the outer
-/// parameters, which the client never signed.
+/// the place of the outer ones. A request object is refused, after the client and redirect URI
+/// are verified, and never ignored: ignoring it issued a code for the outer parameters, which
+/// the client never signed. A `request_uri` is only ever one of our pushed requests (RFC 9126,
+/// `oauth::par`): any other (a made-up URN, a URL to fetch, beside a request object) gets our
+/// error page, with no redirect and no code, whatever the outer parameters say.
 #[tokio::test]
 async fn request_objects_and_request_uris_are_refused_not_ignored() {
     let app = spawn_app().await;
@@ -554,27 +556,6 @@ async fn request_objects_and_request_uris_are_refused_not_ignored() {
         (
             "request (a request object)",
             vec![("request", object)],
-            back("request_not_supported"),
-        ),
-        (
-            "request_uri (a pushed request)",
-            vec![(
-                "request_uri",
-                "urn:ietf:params:oauth:request_uri:6esc_11ACC5bwc014ltc14eY22c",
-            )],
-            back("request_uri_not_supported"),
-        ),
-        (
-            "request_uri (a URL to fetch)",
-            vec![("request_uri", "https://evil.example/request.jwt")],
-            back("request_uri_not_supported"),
-        ),
-        (
-            "request and request_uri",
-            vec![
-                ("request", object),
-                ("request_uri", "https://evil.example/request.jwt"),
-            ],
             back("request_not_supported"),
         ),
         ("control: neither", vec![], to_login()),
@@ -605,6 +586,32 @@ async fn request_objects_and_request_uris_are_refused_not_ignored() {
                 assert_eq!(q["iss"], app.address, "case `{name}`: iss");
                 assert!(!q.contains_key("code"), "case `{name}`: a code");
             }
+        }
+        for (name, extra) in [
+            (
+                "request_uri (a pushed request never made)",
+                vec![(
+                    "request_uri",
+                    "urn:ietf:params:oauth:request_uri:6esc_11ACC5bwc014ltc14eY22c",
+                )],
+            ),
+            (
+                "request_uri (a URL to fetch)",
+                vec![("request_uri", "https://evil.example/request.jwt")],
+            ),
+            (
+                "request and request_uri",
+                vec![
+                    ("request", object),
+                    ("request_uri", "https://evil.example/request.jwt"),
+                ],
+            ),
+        ] {
+            let name = format!("{name}, signed in: {signed_in}");
+            let mut pairs = outer.to_vec();
+            pairs.extend(extra);
+            pairs.push(("state", "keep-me"));
+            check(&name, app.get(&authorize_path(&pairs)).await, &page()).await;
         }
         assert_eq!(
             app.count("client_authorization_codes"),
