@@ -28,10 +28,13 @@ pub struct Caller<'a> {
 /// cached lookup and a P-256 signature (tens of microseconds); the secret's last use, written at
 /// most once per [`client_auth::LAST_USED_RESOLUTION`], may wait for the writer's turn (one
 /// group's write). An RSA signature (a fifth of a millisecond) would hold up every other
-/// request on the worker, and the other grants hash passwords or write transactions.
+/// request on the worker, and the other grants hash passwords or write transactions. A client
+/// assertion (`private_key_jwt`) records its `jti`, a write that may wait for the writer's turn,
+/// so it goes to the blocking pool too.
 pub fn runs_on_worker(ctx: &OAuthContext, request: &TokenRequest, dialect: Dialect) -> bool {
     matches!(request.grant, Grant::ClientCredentials { .. })
         && dialect == Dialect::Rfc6749
+        && request.body_credentials.client_assertion.is_none()
         && ctx.keys.current().signer.algorithm == SigningAlgorithm::Es256
 }
 

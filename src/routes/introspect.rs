@@ -88,10 +88,17 @@ async fn handle(
         .get(AUTHORIZATION)
         .map(|v| v.as_bytes().to_vec());
     let oauth = state.oauth.clone();
-    let result = db::run_here(&state.pool, move |conn| {
+    // A client assertion records its `jti`, a write that may wait for the writer's turn: not on
+    // the async worker. Everything else here is a cached lookup and one read.
+    let on_worker = request.body_credentials.client_assertion.is_none();
+    let answer = move |conn: &mut db::AnyConnection| {
         introspect::answer(conn, &oauth, action, authorization.as_deref(), &request)
-    })
-    .await;
+    };
+    let result = if on_worker {
+        db::run_here(&state.pool, answer).await
+    } else {
+        db::run(&state.pool, answer).await
+    };
     match result {
         Ok(Some(body)) => no_store(StatusCode::OK).json(body),
         // RFC 7009 §2.2: 200 whether or not there was anything to revoke.
