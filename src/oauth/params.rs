@@ -314,6 +314,14 @@ mod tests {
                 );
             }
         }
+        // A pushed request carries every authorization parameter, and client authentication.
+        for name in
+            AUTHORIZE
+                .iter()
+                .chain(&["client_secret", "client_assertion", "client_assertion_type"])
+        {
+            assert!(PAR.contains(name), "PAR does not read {name}");
+        }
         let mut spellings: Vec<&str> = NAMES.iter().flat_map(|(a, b)| [*a, *b]).collect();
         spellings.sort_unstable();
         let all = spellings.len();

@@ -11,7 +11,7 @@ use actix_web::{HttpRequest, HttpResponse, web};
 use serde::Deserialize;
 use serde_json::json;
 
-use super::{app_path, audit, owned, summary};
+use super::{app_path, ask_password, audit, owned, summary};
 use crate::auth::session::TypedSession;
 use crate::clients::{self, KeysError};
 use crate::db;
@@ -163,6 +163,7 @@ pub async fn add(
             &client,
             "register public keys",
             &keys_path(&client),
+            &keys_path(&client),
             &hidden,
             refused,
         );
@@ -292,6 +293,7 @@ pub async fn remove(
             &client,
             &format!("remove the key “{}”", form.kid),
             &format!("{}/remove", keys_path(&client)),
+            &keys_path(&client),
             &vec![("kid", form.kid.clone())],
             refused,
         );
@@ -348,37 +350,4 @@ async fn notify(state: &AppState, req: &HttpRequest, user: &User, client: &Clien
     }
     .render(&state.templates, to);
     state.mailer.deliver(message).await;
-}
-
-/// The password page before a key change, carrying the form's fields.
-#[allow(clippy::too_many_arguments)]
-fn ask_password(
-    state: &AppState,
-    session: &TypedSession,
-    user: &User,
-    client: &Client,
-    purpose: &str,
-    action: &str,
-    hidden: &step_up::Hidden,
-    refused: step_up::Refused,
-) -> Result<HttpResponse, AppError> {
-    let ctx = step_up::page_context(
-        &format!("{purpose} of “{}”", client.name),
-        action,
-        &keys_path(client),
-        hidden,
-        Some(refused),
-    );
-    let status = match refused {
-        step_up::Refused::Missing => StatusCode::OK,
-        _ => StatusCode::UNPROCESSABLE_ENTITY,
-    };
-    render(
-        state,
-        session,
-        Some(user),
-        "portal/reauth.html",
-        ctx,
-        status,
-    )
 }

@@ -100,6 +100,43 @@ async fn audit(
     }
 }
 
+/// The password page (`portal/reauth.html`) before `purpose` on `client`, posting back to
+/// `action` with the form's `hidden` fields, `refused` beside the field if a password was given
+/// and did not pass, and a way back to `cancel`.
+#[allow(clippy::too_many_arguments)]
+fn ask_password(
+    state: &AppState,
+    session: &TypedSession,
+    user: &User,
+    client: &Client,
+    purpose: &str,
+    action: &str,
+    cancel: &str,
+    hidden: &crate::routes::step_up::Hidden,
+    refused: crate::routes::step_up::Refused,
+) -> Result<HttpResponse, AppError> {
+    use crate::routes::step_up;
+    let ctx = step_up::page_context(
+        &format!("{purpose} of “{}”", client.name),
+        action,
+        cancel,
+        hidden,
+        Some(refused),
+    );
+    let status = match refused {
+        step_up::Refused::Missing => StatusCode::OK,
+        _ => StatusCode::UNPROCESSABLE_ENTITY,
+    };
+    render(
+        state,
+        session,
+        Some(user),
+        "portal/reauth.html",
+        ctx,
+        status,
+    )
+}
+
 /// What the list and the detail page show of an application.
 fn summary(client: &Client) -> serde_json::Value {
     json!({

@@ -56,8 +56,7 @@ enum Guarded<'a> {
     Rotate { grace: &'a str },
 }
 
-/// Asks for the password on `portal/reauth.html` before `action` on `client`'s secret, with
-/// `refused` beside the field if one was given and did not pass.
+/// Asks for the password before `action` on `client`'s secret ([`super::ask_password`]).
 fn ask_password(
     state: &AppState,
     session: &TypedSession,
@@ -74,24 +73,16 @@ fn ask_password(
             vec![("grace", grace.to_owned())],
         ),
     };
-    let ctx = step_up::page_context(
-        &format!("{purpose} of “{}”", client.name),
+    super::ask_password(
+        state,
+        session,
+        user,
+        client,
+        purpose,
         &format!("{}/{path}", app_path(client)),
         &app_path(client),
         &hidden,
-        Some(refused),
-    );
-    let status = match refused {
-        step_up::Refused::Missing => StatusCode::OK,
-        _ => StatusCode::UNPROCESSABLE_ENTITY,
-    };
-    render(
-        state,
-        session,
-        Some(user),
-        "portal/reauth.html",
-        ctx,
-        status,
+        refused,
     )
 }
 
