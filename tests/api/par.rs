@@ -1,13 +1,14 @@
-//! Pushed authorization requests (RFC 9126): the push checked as the authorization endpoint
-//! checks a request (same rules, as JSON errors), the `request_uri` used once, by its own
-//! client, within its minute, the parameters beside it ignored; a client that requires PAR
-//! refused any other way; a key-based client pushing with an assertion.
+//! Pushed authorization requests (RFC 9126): a pushed request goes through the whole flow, the
+//! parameters beside its `request_uri` ignored; a client that requires PAR completes a pushed
+//! flow; a key-based client pushes with an assertion. The refusals (a `request_uri` reused,
+//! foreign, expired or made up; pushes the authorization checks refuse) are in the attack
+//! suite (`attacks::par`).
 
 use serde_json::{Value, json};
 
 use crate::helpers::{
-    CALLBACK, CHALLENGE, SigningKey, TestApp, TestClient, VERIFIER, authorize_and_allow,
-    authorize_path, location, query_of, setup, spawn_app,
+    CALLBACK, CHALLENGE, SigningKey, TestApp, TestClient, VERIFIER, authorize_and_allow, query_of,
+    setup, spawn_app,
 };
 
 const PREFIX: &str = "urn:ietf:params:oauth:request_uri:";
@@ -50,15 +51,6 @@ async fn pushed_uri(app: &TestApp, client: &TestClient) -> String {
     uri
 }
 
-/// Our error page, not a redirect.
-async fn error_page(app: &TestApp, pairs: &[(&str, &str)], says: &str) {
-    let res = app.get(&authorize_path(pairs)).await;
-    assert!(res.headers().get("location").is_none(), "redirected");
-    assert!(res.status().is_client_error(), "{}", res.status());
-    let body = res.text().await.unwrap();
-    assert!(body.contains(says), "{body}");
-}
-
 #[tokio::test]
 async fn a_pushed_request_is_used_once_by_its_client_and_the_flow_completes() {
     let app = spawn_app().await;
@@ -95,122 +87,13 @@ async fn a_pushed_request_is_used_once_by_its_client_and_the_flow_completes() {
     let tokens: Value = res.json().await.unwrap();
     assert_eq!(tokens["scope"], "get_user_profile");
 
-    // Used: gone.
+    // Used: gone (the refusals of a reused, foreign or expired request_uri are in the attack
+    // suite, `attacks::par`).
     assert_eq!(app.count("pushed_requests"), 0);
-    error_page(
-        &app,
-        &[("client_id", &client.client_id), ("request_uri", &uri)],
-        "expired or was already used",
-    )
-    .await;
-
-    // Another client's request_uri, an expired one, a made-up one, and none of ours.
-    let other = app.merchant_client(&["--redirect-uri", CALLBACK]);
-    let theirs = pushed_uri(&app, &client).await;
-    error_page(
-        &app,
-        &[("client_id", &other.client_id), ("request_uri", &theirs)],
-        "expired or was already used",
-    )
-    .await;
-    let expired = pushed_uri(&app, &client).await;
-    {
-        use diesel::connection::SimpleConnection as _;
-        app.db
-            .connect()
-            .batch_execute("UPDATE pushed_requests SET expires_at = '2000-01-01 00:00:00'")
-            .unwrap();
-    }
-    error_page(
-        &app,
-        &[("client_id", &client.client_id), ("request_uri", &expired)],
-        "expired or was already used",
-    )
-    .await;
-    let made_up = format!("{PREFIX}{}", "A".repeat(43));
-    error_page(
-        &app,
-        &[("client_id", &client.client_id), ("request_uri", &made_up)],
-        "expired or was already used",
-    )
-    .await;
-    error_page(
-        &app,
-        &[
-            ("client_id", &client.client_id),
-            ("request_uri", "https://attacker.example/request.jwt"),
-        ],
-        "expired or was already used",
-    )
-    .await;
 }
 
 #[tokio::test]
-async fn a_push_is_checked_like_an_authorization_request() {
-    let app = spawn_app().await;
-    let client = setup(&app);
-    let good = request("s");
-    let with = |name: &'static str, value: &'static str| {
-        let mut form: Vec<(&str, &str)> = good
-            .iter()
-            .filter(|(n, _)| *n != name)
-            .map(|(n, v)| (*n, v.as_str()))
-            .collect();
-        if !value.is_empty() {
-            form.push((name, value));
-        }
-        form
-    };
-    let cases = [
-        (
-            with("redirect_uri", "https://evil.example/cb"),
-            400,
-            "invalid_request",
-        ),
-        (with("scope", "no_such_scope"), 400, "invalid_scope"),
-        (with("response_type", "token"), 400, "invalid_request"),
-        (
-            with("code_challenge_method", "plain"),
-            400,
-            "invalid_request",
-        ),
-        (
-            with("request_uri", "urn:ietf:params:oauth:request_uri:x"),
-            400,
-            "invalid_request",
-        ),
-        (
-            with("request", "eyJhbGciOiJub25lIn0.e30."),
-            400,
-            "invalid_request",
-        ),
-    ];
-    for (form, status, error) in cases {
-        let res = push(&app, &client, &form).await;
-        assert_eq!(res.status(), status, "{form:?}");
-        assert_eq!(res.headers()["cache-control"], "no-store");
-        let body: Value = res.json().await.unwrap();
-        assert_eq!(body["error"], error, "{form:?}: {body}");
-        assert!(body["error_description"].is_string());
-    }
-    // A wrong secret, and a client_id in the body that is not the authenticated one.
-    let wrong = TestClient {
-        client_id: client.client_id.clone(),
-        secret: "lks_wrong".into(),
-        owner_id: 0,
-    };
-    let form = with("state", "s");
-    let res = push(&app, &wrong, &form).await;
-    assert_eq!(res.status(), 401);
-    let mut form = with("state", "s");
-    form.push(("client_id", "1234567890"));
-    let res = push(&app, &client, &form).await;
-    assert_eq!(res.status(), 400);
-    assert_eq!(app.count("pushed_requests"), 0, "nothing kept");
-}
-
-#[tokio::test]
-async fn a_client_that_requires_par_is_refused_a_direct_request() {
+async fn a_client_that_requires_par_completes_a_pushed_flow() {
     let app = spawn_app().await;
     setup(&app);
     let client = app.merchant_client(&[
@@ -220,23 +103,7 @@ async fn a_client_that_requires_par_is_refused_a_direct_request() {
         "get_user_profile",
         "--require-par",
     ]);
-    let res = app
-        .get(&authorize_path(&[
-            ("client_id", &client.client_id),
-            ("response_type", "code"),
-            ("redirect_uri", CALLBACK),
-            ("scope", "get_user_profile"),
-            ("state", "direct"),
-            ("code_challenge", CHALLENGE),
-            ("code_challenge_method", "S256"),
-        ]))
-        .await;
-    assert_eq!(res.status(), 303);
-    let query = query_of(&location(&res));
-    assert_eq!(query["error"], "invalid_request");
-    assert!(query["error_description"].contains("PAR"));
-    assert_eq!(query["state"], "direct");
-
+    // Refused directly (`attacks::par`), it completes when pushed.
     let uri = pushed_uri(&app, &client).await;
     let callback = authorize_and_allow(
         &app,

@@ -12,6 +12,7 @@ mod codes;
 mod headers;
 mod introspection;
 mod jwt;
+mod par;
 mod prompt;
 mod refresh;
 mod revocation;
