@@ -1,8 +1,8 @@
-//! `private_key_jwt`: the JWKS a merchant registers (`ClientKeys::add`) and the client
-//! assertions checked against it (`oauth::assertion::{claimed_client_id, verify}`), with a
-//! real P-256 key made once.
+//! Key-based proofs: the JWKS a merchant registers (`ClientKeys::add`), the client assertions
+//! checked against it (`oauth::assertion::{claimed_client_id, verify}`), with a real P-256 key
+//! made once, and DPoP proofs (`oauth::dpop::verify`, `normalize_htu`).
 //!
-//! The first byte picks a mode (its value modulo 3), the rest is the input:
+//! The first byte picks a mode (its value modulo 5), the rest is the input:
 //! - 0: a JWKS document (or one JWK). Refused, or every key kept is public, of a kind we verify
 //!   with, under a `kid` of its own, and the set reads back the same from its stored form.
 //! - 1: an assertion. Not signed by the key (made at start-up), so `verify` must refuse it:
@@ -10,6 +10,10 @@
 //! - 2: claims as JSON, signed by the key. If `verify` accepts them, `iss` and `sub` are the
 //!   client, `exp` is at most five minutes away, and one changed byte of the payload is
 //!   refused.
+//! - 3: a DPoP proof. Whatever it is, `verify` answers without panicking; if it passes, its
+//!   `jkt` is a SHA-256 thumbprint (43 base64url characters).
+//! - 4: a URL. `normalize_htu` of its own output is that output (normalising is idempotent),
+//!   and it never keeps a query or a fragment.
 #![no_main]
 
 use std::sync::OnceLock;
@@ -69,7 +73,7 @@ fuzz_target!(|data: &[u8]| {
     };
     let fixture = fixture();
     let now = now_naive();
-    match mode % 3 {
+    match mode % 5 {
         0 => {
             let mut keys = ClientKeys::default();
             if keys.add(text, now).is_ok() {
@@ -89,6 +93,27 @@ fuzz_target!(|data: &[u8]| {
                 assertion::verify(text, CLIENT, &fixture.keys, &AUDIENCES, now).is_err(),
                 "forged"
             );
+        }
+        3 => {
+            let expected = latchkey::oauth::dpop::Expected {
+                method: "POST",
+                url: "https://auth.example.com/oauth/token",
+                access_token: None,
+                nonce: None,
+                now: now.and_utc().timestamp(),
+            };
+            if let Ok(proof) = latchkey::oauth::dpop::verify(text, &expected) {
+                assert_eq!(proof.jkt.len(), 43);
+            }
+        }
+        4 => {
+            if let Some(once) = latchkey::oauth::dpop::normalize_htu(text) {
+                assert!(!once.contains('?') && !once.contains('#'), "{once}");
+                assert_eq!(
+                    latchkey::oauth::dpop::normalize_htu(&once).as_deref(),
+                    Some(once.as_str())
+                );
+            }
         }
         _ => {
             let Ok(claims) = serde_json::from_str::<serde_json::Value>(text) else {

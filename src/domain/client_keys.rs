@@ -218,8 +218,9 @@ fn parse_document(document: &str) -> Result<Vec<Jwk>, Invalid> {
     Ok(parsed)
 }
 
-/// One JWK, checked: see the module doc. The message completes "key N: …".
-fn public_key(value: Value) -> Result<Jwk, Invalid> {
+/// One JWK, checked: see the module doc. The message completes "key N: …". Also the check of
+/// the key a DPoP proof carries (`oauth::dpop`): public, of a kind we verify with, sound.
+pub fn public_key(value: Value) -> Result<Jwk, Invalid> {
     let Value::Object(object) = &value else {
         return Err(Invalid::new("is not a JSON object"));
     };

@@ -14,6 +14,7 @@ pub mod authorize;
 pub mod bearer;
 pub mod client_auth;
 pub mod context;
+pub mod dpop;
 pub mod error;
 pub mod grants;
 pub mod introspect;

@@ -1,0 +1,484 @@
+//! DPoP proofs (RFC 9449 §4.3): the checks a `DPoP` header must pass before a token is bound
+//! to its key (token endpoint) or a bound token is accepted (resources).
+//!
+//! A proof passes when it is one compact JWS whose header has `typ: dpop+jwt`, an asymmetric
+//! `alg` of [`ALGORITHMS`] (never `none`, never HMAC) and a `jwk` that is a sound public key
+//! (`domain::public_key`: no private or symmetric members, RSA of 2048 bits or more, P-256 or
+//! Ed25519) that verifies the signature; and whose claims have a `jti`, `htm` equal to the
+//! request's method, `htu` equal to the request's URL without query and fragment (both
+//! normalised, RFC 3986 §6.2.2 and §6.2.3), an `iat` within [`WINDOW`] of now, `ath` equal to
+//! the hash of the access token when one is presented with it, and the server's nonce when
+//! one is required. The key's RFC 7638 thumbprint (`jkt`) is what a token is bound to.
+//!
+//! That the `jti` was not used before is the caller's to record ([`Proof::replay_key`], in
+//! `used_jtis`, shared by every instance), as for client assertions.
+//!
+//! Status: the checker and its tests. Wiring it into the token endpoint, the resources,
+//! introspection's `cnf`, server nonces and the per-client switch is the rest of the DPoP part
+//! of the FAPI issue.
+
+use base64::Engine as _;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use jsonwebtoken::jwk::ThumbprintHash;
+use jsonwebtoken::{Algorithm, DecodingKey, Validation};
+use serde::Deserialize;
+use sha2::{Digest as _, Sha256};
+
+use crate::domain::{KeyKind, public_key};
+
+/// `dpop_signing_alg_values_supported`.
+pub const ALGORITHMS: [&str; 4] = ["ES256", "EdDSA", "RS256", "PS256"];
+
+/// How far `iat` may be from now, either way, in seconds (clock skew plus the request's trip).
+pub const WINDOW: i64 = 60;
+
+/// Longest proof read.
+pub const MAX_PROOF_LEN: usize = 8 * 1024;
+
+/// Longest `jti` accepted.
+const MAX_JTI_LEN: usize = 256;
+
+/// Why a proof was refused: `invalid_dpop_proof` with a reason, or `use_dpop_nonce` when the
+/// server's nonce is missing or stale (the client retries with the one in `DPoP-Nonce`).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum DpopError {
+    #[error("The DPoP proof was refused: {0}.")]
+    Invalid(&'static str),
+    #[error("A fresh DPoP nonce is required: retry with the one in the DPoP-Nonce header.")]
+    UseNonce,
+}
+
+impl DpopError {
+    /// The error code (RFC 9449 §5, §7.1, §8).
+    pub fn code(&self) -> &'static str {
+        match self {
+            Self::Invalid(_) => "invalid_dpop_proof",
+            Self::UseNonce => "use_dpop_nonce",
+        }
+    }
+}
+
+/// What the request the proof came with was.
+pub struct Expected<'a> {
+    /// `GET`, `POST`…
+    pub method: &'a str,
+    /// The URL the request was sent to, as the client saw it (the server's public base and
+    /// the path); any query or fragment is ignored.
+    pub url: &'a str,
+    /// The access token presented with the proof, at a resource: its hash must be `ath`.
+    pub access_token: Option<&'a str>,
+    /// When the server requires a nonce: whether the proof's `nonce` is a current one.
+    pub nonce: Option<&'a dyn Fn(&str) -> bool>,
+    /// Now, in seconds since the epoch.
+    pub now: i64,
+}
+
+/// A proof that passed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Proof {
+    /// The RFC 7638 SHA-256 thumbprint of the proof's key, base64url: `cnf.jkt`.
+    pub jkt: String,
+    jti: String,
+    /// When the `jti` may be forgotten: no proof with this `iat` passes after it.
+    pub expires_at: i64,
+}
+
+impl Proof {
+    /// The key under which this proof's `jti` is recorded as used: one key's `jti`s do not
+    /// collide with another's, nor with client assertions'.
+    pub fn replay_key(&self) -> String {
+        let mut hash = Sha256::new();
+        hash.update(b"dpop\0");
+        hash.update(self.jkt.as_bytes());
+        hash.update(b"\0");
+        hash.update(self.jti.as_bytes());
+        hex::encode(hash.finalize())
+    }
+}
+
+#[derive(Deserialize)]
+struct Claims {
+    jti: Option<String>,
+    htm: Option<String>,
+    htu: Option<String>,
+    iat: Option<i64>,
+    ath: Option<String>,
+    nonce: Option<String>,
+}
+
+/// `base64url(SHA-256(access token))`, the `ath` a proof for that token must carry.
+pub fn access_token_hash(token: &str) -> String {
+    URL_SAFE_NO_PAD.encode(Sha256::digest(token.as_bytes()))
+}
+
+/// Checks `proof` against the request (see the module doc).
+pub fn verify(proof: &str, expected: &Expected<'_>) -> Result<Proof, DpopError> {
+    use DpopError::Invalid;
+    if proof.len() > MAX_PROOF_LEN {
+        return Err(Invalid("it is too long"));
+    }
+    let header_part = proof.split('.').next().unwrap_or_default();
+    let raw_header: serde_json::Value = URL_SAFE_NO_PAD
+        .decode(header_part)
+        .ok()
+        .and_then(|bytes| serde_json::from_slice(&bytes).ok())
+        .ok_or(Invalid("its header is not base64url JSON"))?;
+    if raw_header["typ"].as_str() != Some("dpop+jwt") {
+        return Err(Invalid("its typ is not dpop+jwt"));
+    }
+    let alg = raw_header["alg"].as_str().unwrap_or_default();
+    if !ALGORITHMS.contains(&alg) {
+        return Err(Invalid(
+            "its alg is not one of ES256, EdDSA, RS256 and PS256",
+        ));
+    }
+    let alg: Algorithm = alg.parse().map_err(|_| Invalid("its alg is unknown"))?;
+    let jwk = public_key(raw_header["jwk"].clone())
+        .map_err(|_| Invalid("its jwk is not a sound public key of a supported kind"))?;
+    let kind = KeyKind::of(&jwk).ok_or(Invalid("its jwk is of an unsupported kind"))?;
+    if !kind.algorithms().contains(&alg) {
+        return Err(Invalid("its alg does not fit its jwk"));
+    }
+    let key = DecodingKey::from_jwk(&jwk).map_err(|_| Invalid("its jwk cannot verify"))?;
+    let mut validation = Validation::new(alg);
+    validation.set_required_spec_claims::<&str>(&[]);
+    validation.validate_exp = false;
+    validation.validate_aud = false;
+    let claims = jsonwebtoken::decode::<Claims>(proof, &key, &validation)
+        .map_err(|_| Invalid("its signature does not verify with its jwk"))?
+        .claims;
+
+    let jti = claims
+        .jti
+        .filter(|j| !j.is_empty() && j.len() <= MAX_JTI_LEN)
+        .ok_or(Invalid("it has no jti"))?;
+    if claims.htm.as_deref() != Some(expected.method) {
+        return Err(Invalid("its htm is not this request's method"));
+    }
+    let htu = claims.htu.as_deref().and_then(normalize_htu);
+    if htu.is_none() || htu != normalize_htu(expected.url) {
+        return Err(Invalid("its htu is not this request's URL"));
+    }
+    let iat = claims.iat.ok_or(Invalid("it has no iat"))?;
+    if (iat - expected.now).abs() > WINDOW {
+        return Err(Invalid("its iat is too far from now"));
+    }
+    if let Some(token) = expected.access_token {
+        let ath = claims
+            .ath
+            .ok_or(Invalid("it has no ath for the access token"))?;
+        let want = access_token_hash(token);
+        let same: bool = subtle::ConstantTimeEq::ct_eq(ath.as_bytes(), want.as_bytes()).into();
+        if !same {
+            return Err(Invalid("its ath is not the hash of this access token"));
+        }
+    }
+    if let Some(current) = expected.nonce
+        && !claims.nonce.as_deref().is_some_and(current)
+    {
+        return Err(DpopError::UseNonce);
+    }
+    Ok(Proof {
+        jkt: jwk.thumbprint(ThumbprintHash::SHA256),
+        jti,
+        expires_at: iat + WINDOW,
+    })
+}
+
+/// `htu` as compared (RFC 9449 §4.3 step 9): no query or fragment, scheme and host in lower
+/// case, the default port dropped, an empty path as `/` (the `url` crate's parsing does these),
+/// and in the path percent-encoded unreserved characters decoded and the other escapes in
+/// upper case (RFC 3986 §6.2.2.1, §6.2.2.2). `None` if it is not an absolute http(s) URL.
+pub fn normalize_htu(text: &str) -> Option<String> {
+    let mut url = url::Url::parse(text).ok()?;
+    if !matches!(url.scheme(), "https" | "http") || url.cannot_be_a_base() {
+        return None;
+    }
+    url.set_query(None);
+    url.set_fragment(None);
+    let path = normalize_escapes(url.path());
+    url.set_path(&path);
+    Some(url.to_string())
+}
+
+/// `%7E` → `~`, `%2f` → `%2F`: escapes of unreserved characters decoded, the rest upper case.
+fn normalize_escapes(path: &str) -> String {
+    let bytes = path.as_bytes();
+    let mut out = String::with_capacity(path.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        let hex = bytes
+            .get(i + 1..i + 3)
+            .filter(|_| bytes[i] == b'%')
+            .and_then(|h| std::str::from_utf8(h).ok())
+            .and_then(|h| u8::from_str_radix(h, 16).ok());
+        match hex {
+            Some(b) if b.is_ascii_alphanumeric() || b"-._~".contains(&b) => {
+                out.push(char::from(b));
+                i += 3;
+            }
+            Some(b) => {
+                out.push_str(&format!("%{b:02X}"));
+                i += 3;
+            }
+            None => {
+                out.push(char::from(bytes[i]));
+                i += 1;
+            }
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use jsonwebtoken::{EncodingKey, Header};
+    use serde_json::{Value, json};
+
+    use super::*;
+    use crate::domain::tests_support::p256;
+
+    const URL: &str = "https://auth.example.com/oauth/token";
+
+    struct Key {
+        jwk: Value,
+        signer: EncodingKey,
+    }
+
+    fn key() -> Key {
+        let (jwk, pkcs8) = p256("ignored");
+        Key {
+            jwk,
+            signer: EncodingKey::from_ec_der(&pkcs8),
+        }
+    }
+
+    fn now() -> i64 {
+        crate::db::now().and_utc().timestamp()
+    }
+
+    fn proof_with(key: &Key, header: impl FnOnce(&mut Header), claims: Value) -> String {
+        let mut h = Header::new(Algorithm::ES256);
+        h.typ = Some("dpop+jwt".into());
+        h.jwk = Some(serde_json::from_value(key.jwk.clone()).unwrap());
+        header(&mut h);
+        jsonwebtoken::encode(&h, &claims, &key.signer).unwrap()
+    }
+
+    fn claims(changes: Value) -> Value {
+        let mut c = json!({"jti": "j-1", "htm": "POST", "htu": URL, "iat": now()});
+        for (name, value) in changes.as_object().unwrap() {
+            if value.is_null() {
+                c.as_object_mut().unwrap().remove(name);
+            } else {
+                c[name] = value.clone();
+            }
+        }
+        c
+    }
+
+    fn expected<'a>(
+        access_token: Option<&'a str>,
+        nonce: Option<&'a dyn Fn(&str) -> bool>,
+    ) -> Expected<'a> {
+        Expected {
+            method: "POST",
+            url: URL,
+            access_token,
+            nonce,
+            now: now(),
+        }
+    }
+
+    #[test]
+    fn a_good_proof_passes_and_names_its_key() {
+        let key = key();
+        let proof = proof_with(&key, |_| {}, claims(json!({})));
+        let passed = verify(&proof, &expected(None, None)).unwrap();
+        let jwk: jsonwebtoken::jwk::Jwk = serde_json::from_value(key.jwk.clone()).unwrap();
+        assert_eq!(passed.jkt, jwk.thumbprint(ThumbprintHash::SHA256));
+        assert_eq!(passed.replay_key().len(), 64);
+        // htu compared after normalisation; the query of the request is ignored.
+        let proof = proof_with(
+            &key,
+            |_| {},
+            claims(json!({"htu": "HTTPS://Auth.Example.com:443/oauth/token"})),
+        );
+        let mut e = expected(None, None);
+        e.url = "https://auth.example.com/oauth/token?x=1";
+        verify(&proof, &e).unwrap();
+        // At a resource, with the token's hash.
+        let proof = proof_with(
+            &key,
+            |_| {},
+            claims(json!({"ath": access_token_hash("the-token")})),
+        );
+        verify(&proof, &expected(Some("the-token"), None)).unwrap();
+        // With a nonce the server gave.
+        let proof = proof_with(&key, |_| {}, claims(json!({"nonce": "n-1"})));
+        let current = |n: &str| n == "n-1";
+        verify(&proof, &expected(None, Some(&current))).unwrap();
+    }
+
+    #[test]
+    fn each_broken_rule_is_refused() {
+        let key = key();
+        let other = self::key();
+        let mut private = key.jwk.clone();
+        private["d"] = json!("c2VjcmV0");
+        let cases: Vec<(&str, String, Option<&str>, DpopError)> = vec![
+            (
+                "typ JWT",
+                proof_with(&key, |h| h.typ = Some("JWT".into()), claims(json!({}))),
+                None,
+                DpopError::Invalid("its typ is not dpop+jwt"),
+            ),
+            (
+                "signed by another key than its jwk",
+                {
+                    let jwk = key.jwk.clone();
+                    proof_with(
+                        &other,
+                        |h| h.jwk = Some(serde_json::from_value(jwk).unwrap()),
+                        claims(json!({})),
+                    )
+                },
+                None,
+                DpopError::Invalid("its signature does not verify with its jwk"),
+            ),
+            (
+                "a private jwk",
+                {
+                    // jsonwebtoken's Jwk drops `d`: put it in the encoded header by hand.
+                    let good = proof_with(&key, |_| {}, claims(json!({})));
+                    let mut parts = good.split('.');
+                    let header: Value = serde_json::from_slice(
+                        &URL_SAFE_NO_PAD.decode(parts.next().unwrap()).unwrap(),
+                    )
+                    .unwrap();
+                    let mut header = header;
+                    header["jwk"] = private.clone();
+                    format!(
+                        "{}.{}.{}",
+                        URL_SAFE_NO_PAD.encode(header.to_string()),
+                        parts.next().unwrap(),
+                        parts.next().unwrap()
+                    )
+                },
+                None,
+                DpopError::Invalid("its jwk is not a sound public key of a supported kind"),
+            ),
+            (
+                "for another method",
+                proof_with(&key, |_| {}, claims(json!({"htm": "GET"}))),
+                None,
+                DpopError::Invalid("its htm is not this request's method"),
+            ),
+            (
+                "for another URL",
+                proof_with(
+                    &key,
+                    |_| {},
+                    claims(json!({"htu": "https://auth.example.com/v1/user/profile"})),
+                ),
+                None,
+                DpopError::Invalid("its htu is not this request's URL"),
+            ),
+            (
+                "a stale iat",
+                proof_with(&key, |_| {}, claims(json!({"iat": now() - 600}))),
+                None,
+                DpopError::Invalid("its iat is too far from now"),
+            ),
+            (
+                "no jti",
+                proof_with(&key, |_| {}, claims(json!({"jti": null}))),
+                None,
+                DpopError::Invalid("it has no jti"),
+            ),
+            (
+                "no ath at a resource",
+                proof_with(&key, |_| {}, claims(json!({}))),
+                Some("the-token"),
+                DpopError::Invalid("it has no ath for the access token"),
+            ),
+            (
+                "the ath of another token",
+                proof_with(
+                    &key,
+                    |_| {},
+                    claims(json!({"ath": access_token_hash("another")})),
+                ),
+                Some("the-token"),
+                DpopError::Invalid("its ath is not the hash of this access token"),
+            ),
+            (
+                "alg none",
+                {
+                    let good = proof_with(&key, |_| {}, claims(json!({})));
+                    let payload = good.split('.').nth(1).unwrap().to_owned();
+                    let header = json!({"typ": "dpop+jwt", "alg": "none", "jwk": key.jwk});
+                    format!("{}.{payload}.", URL_SAFE_NO_PAD.encode(header.to_string()))
+                },
+                None,
+                DpopError::Invalid("its alg is not one of ES256, EdDSA, RS256 and PS256"),
+            ),
+            (
+                "not a JWT",
+                "not-a-jwt".to_owned(),
+                None,
+                DpopError::Invalid("its header is not base64url JSON"),
+            ),
+        ];
+        for (name, proof, access_token, want) in cases {
+            let got = verify(&proof, &expected(access_token, None)).unwrap_err();
+            assert_eq!(got, want, "{name}");
+            assert_eq!(got.code(), "invalid_dpop_proof");
+        }
+        // A nonce required: missing or stale asks for a fresh one.
+        let current = |n: &str| n == "fresh";
+        for changes in [json!({}), json!({"nonce": "stale"})] {
+            let proof = proof_with(&key, |_| {}, claims(changes));
+            let got = verify(&proof, &expected(None, Some(&current))).unwrap_err();
+            assert_eq!(got, DpopError::UseNonce);
+            assert_eq!(got.code(), "use_dpop_nonce");
+        }
+    }
+
+    #[test]
+    fn htu_is_compared_normalised() {
+        for (a, b) in [
+            ("https://A.example/x", "https://a.example/x"),
+            ("https://a.example:443/x", "https://a.example/x"),
+            ("http://a.example:80/x", "http://a.example/x"),
+            ("https://a.example/x?q=1#f", "https://a.example/x"),
+            ("https://a.example/%7Euser", "https://a.example/~user"),
+            ("https://a.example/a%2fb", "https://a.example/a%2Fb"),
+            ("https://a.example", "https://a.example/"),
+        ] {
+            assert_eq!(normalize_htu(a), normalize_htu(b), "{a} ~ {b}");
+        }
+        assert_ne!(
+            normalize_htu("https://a.example/x"),
+            normalize_htu("https://a.example/y")
+        );
+        assert_ne!(
+            normalize_htu("https://a.example:8443/x"),
+            normalize_htu("https://a.example/x")
+        );
+        for tricky in [
+            "https://a.example/a/%2E%2E/b",
+            "https://a.example/%zz/%4",
+            "https://a.example/%41%2f%7e",
+        ] {
+            let once = normalize_htu(tricky).unwrap();
+            assert_eq!(
+                normalize_htu(&once).as_deref(),
+                Some(once.as_str()),
+                "{tricky}"
+            );
+        }
+        assert_eq!(normalize_htu("urn:x:y"), None);
+        assert_eq!(normalize_htu("/oauth/token"), None);
+    }
+}
