@@ -22,7 +22,7 @@ use latchkey::db::models::user::NewUser;
 use latchkey::db::models::{Client, User};
 use latchkey::db::{self, AnyConnection, ClientCache, ConnectionManager};
 use latchkey::domain::{RedirectUri, Scopes};
-use latchkey::oauth::authorize::{Refusal, read_query, redirect_with, validate};
+use latchkey::oauth::authorize::{Arrival, Refusal, read_query, redirect_with, validate};
 use latchkey::oauth::params::{self, Params};
 use latchkey::oauth::pkce;
 use libfuzzer_sys::fuzz_target;
@@ -96,6 +96,8 @@ fn database() -> AnyConnection {
                 is_enabled,
                 created_at: now,
                 updated_at: now,
+                jwks: None,
+                require_par: false,
             },
         )
         .expect("client");
@@ -172,7 +174,7 @@ fn check_validate(params: &Params) {
             // A fresh cache each time: the database is fixed, so a shared one would only hide
             // the lookup from the fuzzer.
             let clients = ClientCache::default();
-            validate(&mut db.borrow_mut(), &clients, params, ISSUER)
+            validate(&mut db.borrow_mut(), &clients, params, ISSUER, Arrival::Direct)
         })
         .expect("in-memory SQLite");
     let registered = || {

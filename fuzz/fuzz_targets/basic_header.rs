@@ -20,10 +20,7 @@ use percent_encoding::{NON_ALPHANUMERIC, utf8_percent_encode};
 const MAX_CREDENTIAL_LEN: usize = 256;
 
 fuzz_target!(|data: &[u8]| {
-    let none = BodyCredentials {
-        client_id: None,
-        client_secret: None,
-    };
+    let none = BodyCredentials::default();
     let Ok(found) = presented(Some(data), &none) else {
         return;
     };
@@ -45,12 +42,12 @@ fuzz_target!(|data: &[u8]| {
 
     let same_id = BodyCredentials {
         client_id: Some(client_id.clone()),
-        client_secret: None,
+        ..Default::default()
     };
     assert_eq!(presented(Some(data), &same_id).ok(), Some(found.clone()));
     let both = BodyCredentials {
-        client_id: None,
         client_secret: Some(secret.clone()),
+        ..Default::default()
     };
     let err = presented(Some(data), &both).expect_err("two methods at once");
     assert_eq!(err.code, ErrorCode::InvalidRequest);
