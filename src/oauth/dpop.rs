@@ -201,7 +201,9 @@ pub fn normalize_htu(text: &str) -> Option<String> {
     Some(url.to_string())
 }
 
-/// `%7E` → `~`, `%2f` → `%2F`: escapes of unreserved characters decoded, the rest upper case.
+/// `%7E` → `~`, `%2f` → `%2F`: escapes of unreserved characters decoded, the rest upper case,
+/// and a `%` that begins no escape written as `%25`, so that decoding cannot make a new escape
+/// (`%6%43` would otherwise become `%6C` and then `l`: the fuzzer's find).
 fn normalize_escapes(path: &str) -> String {
     let bytes = path.as_bytes();
     let mut out = String::with_capacity(path.len());
@@ -220,6 +222,10 @@ fn normalize_escapes(path: &str) -> String {
             Some(b) => {
                 out.push_str(&format!("%{b:02X}"));
                 i += 3;
+            }
+            None if bytes[i] == b'%' => {
+                out.push_str("%25");
+                i += 1;
             }
             None => {
                 out.push(char::from(bytes[i]));
@@ -470,6 +476,9 @@ mod tests {
             "https://a.example/a/%2E%2E/b",
             "https://a.example/%zz/%4",
             "https://a.example/%41%2f%7e",
+            "https://a.example/%6%43/%%41/%4%4",
+            // the CI fuzz run's crash input (client_assertion, mode 4)
+            "HTTPS:/A/\u{1c}23iom:44`/ao`/a/%43\u{4}H/a/%4cc\u{1d}\u{1d}\u{1d}\u{1d}/TTPS:x21@833ut/%6%43/a/%42",
         ] {
             let once = normalize_htu(tricky).unwrap();
             assert_eq!(
