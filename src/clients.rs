@@ -9,7 +9,7 @@ use std::collections::BTreeSet;
 use crate::crypto::{self, ServerKey};
 use crate::db::models::{
     AccessToken, Client, ClientSecret, ClientSettings, NewClient, NewClientSecret, RefreshToken,
-    Scope, User,
+    Scope, Security, User,
 };
 use crate::db::{self, AnyConnection, DbError};
 use crate::domain::{
@@ -62,8 +62,36 @@ pub struct Registration {
     pub live: bool,
     /// A key-based client (`private_key_jwt`): its public keys, checked. It gets no secret.
     pub keys: Option<ClientKeys>,
-    /// Authorization requests must be pushed (RFC 9126).
-    pub require_par: bool,
+    /// Pushed requests, DPoP, FAPI 2.0 ([`check_security`]).
+    pub security: Security,
+}
+
+/// The rules for a client's [`Security`]: FAPI 2.0 needs a key-based client (`private_key_jwt`
+/// is its only client authentication) and no password grant (which can carry neither a pushed
+/// request nor a second factor). Pushed requests and DPoP alone fit any client.
+pub fn check_security(
+    security: Security,
+    key_based: bool,
+    grant_types: &[GrantType],
+) -> Result<(), RegisterError> {
+    if !security.fapi2 {
+        return Ok(());
+    }
+    if !key_based {
+        return Err(RegisterError::Invalid {
+            field: "fapi2",
+            message: Invalid::new(
+                "needs private_key_jwt: register the application's public keys first (FAPI 2.0 allows no client secret)",
+            ),
+        });
+    }
+    if grant_types.contains(&GrantType::Password) {
+        return Err(RegisterError::Invalid {
+            field: "fapi2",
+            message: Invalid::new("does not allow the password grant: turn it off first"),
+        });
+    }
+    Ok(())
 }
 
 /// A client just created, with its secret in clear for this one time.
@@ -158,6 +186,7 @@ pub fn register_as(
             message: Invalid::new("must hold at least one public key for private_key_jwt"),
         });
     }
+    check_security(reg.security, reg.keys.is_some(), &grant_types)?;
     let jwks = reg.keys.as_ref().map(ClientKeys::to_stored);
 
     db::write_transaction(conn, |conn| {
@@ -213,7 +242,9 @@ pub fn register_as(
                 created_at: now,
                 updated_at: now,
                 jwks: jwks.as_deref(),
-                require_par: reg.require_par,
+                require_par: reg.security.require_par,
+                dpop_bound: reg.security.dpop_bound,
+                fapi2: reg.security.fapi2,
             },
         )?;
         let client = if resource_server {
@@ -272,6 +303,7 @@ pub struct Changes {
     pub grant_types: Vec<GrantType>,
     pub scopes: Scopes,
     pub live: bool,
+    pub security: Security,
 }
 
 pub fn update(
@@ -285,6 +317,11 @@ pub fn update(
         &changes.grant_types,
         &changes.redirect_uris,
     )?;
+    check_security(
+        changes.security,
+        client.jwks.is_some(),
+        &changes.grant_types,
+    )?;
     let settings = ClientSettings {
         name: changes.name.as_str(),
         description: &changes.details.description,
@@ -295,6 +332,7 @@ pub fn update(
         grant_types: &GrantType::join(&changes.grant_types),
         scopes: &changes.scopes.to_stored(),
         is_live: changes.live,
+        security: changes.security,
     };
     Client::update_settings(conn, client.id, &settings, db::now()).map_err(RegisterError::from)
 }

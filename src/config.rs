@@ -68,6 +68,14 @@ pub struct Settings {
           value_parser = clap::value_parser!(u64).range(10..=600), global = true)]
     pub code_ttl: u64,
 
+    /// Require server nonces in DPoP proofs (RFC 9449 §8): a proof without the current nonce is
+    /// answered `use_dpop_nonce` with one in `DPoP-Nonce`, and the client retries. This limits
+    /// proofs made in advance to about five minutes; it costs each client one extra round trip
+    /// every few minutes. Nonces are stateless (an HMAC under the server key), so every instance
+    /// accepts every other's.
+    #[arg(long, env = "LATCHKEY_DPOP_NONCE", global = true)]
+    pub dpop_nonce: bool,
+
     /// How often each instance reloads the signing keys, in seconds: a `keys rotate` takes
     /// effect everywhere within this time.
     #[arg(long, env = "LATCHKEY_KEY_REFRESH", default_value_t = 30,

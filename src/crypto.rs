@@ -67,6 +67,8 @@ pub struct ServerKey {
     secret_digest: Zeroizing<[u8; 32]>,
     /// Encrypts secrets at rest.
     encryption: Zeroizing<[u8; 32]>,
+    /// Authenticates DPoP server nonces (`oauth::dpop::nonce`).
+    dpop_nonce: Zeroizing<[u8; 32]>,
 }
 
 impl std::fmt::Debug for ServerKey {
@@ -93,6 +95,7 @@ impl ServerKey {
             cookie: Zeroizing::new(cookie),
             secret_digest: Zeroizing::new(derive("client-secret-digest")),
             encryption: Zeroizing::new(derive("at-rest-encryption")),
+            dpop_nonce: Zeroizing::new(derive("dpop-nonce")),
         }
     }
 
@@ -150,6 +153,18 @@ impl ServerKey {
             .unwrap_or_else(|_| unreachable!("HMAC accepts keys of any length"));
         mac.update(secret.as_bytes());
         hex::encode(mac.finalize().into_bytes())
+    }
+
+    /// The tag of a DPoP server nonce for `period` (`oauth::dpop::nonce`): 128 bits of an HMAC
+    /// under a key of its own, so every instance sharing the server key makes and accepts the
+    /// same nonces without storing any.
+    pub fn dpop_nonce_tag(&self, period: i64) -> [u8; 16] {
+        let mut mac = <HmacSha256 as Mac>::new_from_slice(self.dpop_nonce.as_ref())
+            .unwrap_or_else(|_| unreachable!("HMAC accepts keys of any length"));
+        mac.update(&period.to_be_bytes());
+        let mut tag = [0u8; 16];
+        tag.copy_from_slice(&mac.finalize().into_bytes()[..16]);
+        tag
     }
 
     /// Whether `secret` matches a stored digest, in time independent of where they differ.

@@ -140,6 +140,7 @@ impl Application {
             access_token_ttl: settings.access_token_ttl(),
             refresh_token_ttl: settings.refresh_token_ttl(),
             code_ttl: settings.code_ttl(),
+            dpop_nonce: settings.dpop_nonce,
             passwords: passwords.clone(),
             writer: database.writer.clone(),
             signatures: Default::default(),

@@ -1,5 +1,5 @@
 //! Bearer tokens presented to resources: the `Authorization: Bearer` header
-//! (`bearer::token_from_header`, RFC 6750 §2.1), the JOSE header (`jsonwebtoken::decode_header`)
+//! (`bearer::from_header`, RFC 6750 §2.1 and RFC 9449 §7.1), the JOSE header (`jsonwebtoken::decode_header`)
 //! and `jwt::verify` against a real key ring (an ES256 signer and a retired RS256 key, made once
 //! in an in-memory SQLite database through the ordinary key API).
 //!
@@ -20,7 +20,7 @@ use std::time::Duration;
 use latchkey::config::{DatabaseUrl, SecretKeyMaterial};
 use latchkey::crypto::ServerKey;
 use latchkey::db::{self, ConnectionManager};
-use latchkey::oauth::bearer::token_from_header;
+use latchkey::oauth::bearer::from_header;
 use latchkey::oauth::jwt::{self, ACCESS_TOKEN_TYP, AccessClaims};
 use latchkey::oauth::keys::{self, KeyRing, SigningAlgorithm};
 use libfuzzer_sys::fuzz_target;
@@ -56,7 +56,7 @@ fuzz_target!(|data: &[u8]| {
     let ring = ring();
     match mode % 4 {
         0 => {
-            if let Ok(token) = token_from_header(Some(rest)) {
+            if let Ok((_, token)) = from_header(Some(rest)) {
                 assert!(!token.is_empty() && token == token.trim());
                 assert!(jwt::verify(ring, &token, ISSUER, ISSUER).is_err(), "forged");
             }
@@ -115,6 +115,7 @@ fuzz_target!(|data: &[u8]| {
                 client_id: next(),
                 scope: next(),
                 env: next(),
+                cnf: Some(latchkey::oauth::jwt::Confirmation { jkt: next() }),
             };
             let token = ring
                 .signer

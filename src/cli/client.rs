@@ -6,7 +6,7 @@ use serde_json::json;
 use crate::clients::{self, Registration};
 use crate::config::Settings;
 use crate::db;
-use crate::db::models::Client;
+use crate::db::models::{Client, Security};
 use crate::domain::{ClientKeys, ClientName, GrantType, RedirectUri, RedirectUris, ScopeName};
 
 #[derive(Debug, Subcommand)]
@@ -50,6 +50,15 @@ pub enum ClientCommand {
         /// /oauth/authorize with the request_uri); any other is refused.
         #[arg(long)]
         require_par: bool,
+        /// Every token request must carry a DPoP proof (RFC 9449 §5.2,
+        /// dpop_bound_access_tokens): its access tokens are bound to the client's key.
+        #[arg(long)]
+        dpop: bool,
+        /// The FAPI 2.0 Security Profile: pushed requests, PKCE S256, DPoP, codes of 60 seconds
+        /// at most, refresh tokens not rotated, no password grant. Needs --auth-method
+        /// private_key_jwt.
+        #[arg(long)]
+        fapi2: bool,
         /// A resource server: may introspect tokens issued to any client, of any owner. Without
         /// it a client introspects only tokens of its owner's clients (RFC 7662 §4).
         #[arg(long)]
@@ -89,6 +98,8 @@ pub fn run(settings: &Settings, cmd: ClientCommand) -> anyhow::Result<()> {
             auth_method,
             jwks_file,
             require_par,
+            dpop,
+            fapi2,
             resource_server,
             json,
         } => {
@@ -122,7 +133,11 @@ pub fn run(settings: &Settings, cmd: ClientCommand) -> anyhow::Result<()> {
                 confidential: !public,
                 live,
                 keys,
-                require_par,
+                security: Security {
+                    require_par,
+                    dpop_bound: dpop,
+                    fapi2,
+                },
             };
             let (key, mut conn) = super::connect(settings)?;
             let registered = clients::register_as(&mut conn, &key, &registration, resource_server)?;
@@ -228,7 +243,9 @@ fn client_json(c: &Client, owner: &str) -> serde_json::Value {
         "environment": c.environment(),
         "confidential": c.is_confidential,
         "token_endpoint_auth_method": auth_method(c),
-        "require_pushed_authorization_requests": c.require_par,
+        "require_pushed_authorization_requests": c.requires_par(),
+        "dpop_bound_access_tokens": c.requires_dpop(),
+        "fapi2": c.fapi2,
         "enabled": c.is_enabled,
         "resource_server": c.is_resource_server,
         "redirect_uris": c.redirect_uris().iter().map(RedirectUri::as_str).collect::<Vec<_>>(),

@@ -46,6 +46,8 @@ diesel::table! {
         is_resource_server -> Bool,
         jwks -> Nullable<Text>,
         require_par -> Bool,
+        dpop_bound -> Bool,
+        fapi2 -> Bool,
     }
 }
 
@@ -105,6 +107,7 @@ diesel::table! {
         created_at -> Timestamp,
         used_at -> Nullable<Timestamp>,
         revoked_at -> Nullable<Timestamp>,
+        dpop_jkt -> Nullable<Text>,
     }
 }
 

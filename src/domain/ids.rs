@@ -206,6 +206,8 @@ mod tests {
                 updated_at: now,
                 jwks: None,
                 require_par: false,
+                dpop_bound: false,
+                fapi2: false,
             },
         )
         .unwrap();

@@ -345,7 +345,7 @@ pub fn validate(
             "The `request_uri` parameter is not supported here.",
         );
     }
-    if client.require_par && arrival == Arrival::Direct {
+    if client.requires_par() && arrival == Arrival::Direct {
         return fail(
             AuthorizeError::InvalidRequest,
             "This application must push its authorization requests first (PAR, RFC 9126): POST them to /oauth/par and send the request_uri.",
@@ -403,7 +403,7 @@ pub fn validate(
                 "The code_challenge is not a valid S256 challenge.",
             );
         }
-        (None, None) if !client.is_confidential => {
+        (None, None) if !client.is_confidential || client.fapi2 => {
             return fail(
                 AuthorizeError::InvalidRequest,
                 "PKCE is required: send code_challenge and code_challenge_method=S256.",
@@ -840,7 +840,13 @@ fn proceed(
     // Remembered consent: a code at once, the consent unchanged. The account exists: the
     // consent comes back only with the person's own row.
     if next == Next::Issue {
-        let code = issue_code(conn, client, person, &pending, ctx.code_ttl)?;
+        let code = issue_code(
+            conn,
+            client,
+            person,
+            &pending,
+            super::fapi::code_ttl(client, ctx.code_ttl),
+        )?;
         return Ok(respond(&pending, Grant::Code(code), &ctx.issuer).into());
     }
     let owner = people.iter().find(|u| u.id == client.user_id).cloned();
@@ -951,7 +957,13 @@ fn approve(
             Consent::grant(conn, person.user_id, client.id, &scope, now)
         })?;
     }
-    let code = issue_code(conn, client, person, pending, ctx.code_ttl)?;
+    let code = issue_code(
+        conn,
+        client,
+        person,
+        pending,
+        super::fapi::code_ttl(client, ctx.code_ttl),
+    )?;
     Ok(respond(pending, Grant::Code(code), &ctx.issuer))
 }
 

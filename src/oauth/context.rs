@@ -18,6 +18,8 @@ pub struct OAuthContext {
     pub access_token_ttl: Duration,
     pub refresh_token_ttl: Duration,
     pub code_ttl: Duration,
+    /// Whether DPoP proofs must carry a server nonce (`LATCHKEY_DPOP_NONCE`).
+    pub dpop_nonce: bool,
     /// argon2id, with its bound on how many run at once.
     pub passwords: crate::auth::password::Passwords,
     /// The queue for this process's SQLite writes: the token endpoint's writes go through it.

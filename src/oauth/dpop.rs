@@ -13,9 +13,10 @@
 //! That the `jti` was not used before is the caller's to record ([`Proof::replay_key`], in
 //! `used_jtis`, shared by every instance), as for client assertions.
 //!
-//! Status: the checker and its tests. Wiring it into the token endpoint, the resources,
-//! introspection's `cnf`, server nonces and the per-client switch is the rest of the DPoP part
-//! of the FAPI issue.
+//! [`check`] is the whole check for a request (with the server's nonce when
+//! `LATCHKEY_DPOP_NONCE` asks for one), [`spend`] records the `jti`. The token endpoint
+//! (`token::exchange`) binds tokens to `Proof::jkt`; the resources (`bearer::verify`) accept a
+//! bound token only with a proof by the same key.
 
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
@@ -24,6 +25,11 @@ use jsonwebtoken::{Algorithm, DecodingKey, Validation};
 use serde::Deserialize;
 use sha2::{Digest as _, Sha256};
 
+use super::context::OAuthContext;
+use super::error::{ErrorCode, OAuthError};
+use crate::crypto::ServerKey;
+use crate::db::models::UsedJti;
+use crate::db::{AnyConnection, DbError};
 use crate::domain::{KeyKind, public_key};
 
 /// `dpop_signing_alg_values_supported`.
@@ -56,6 +62,106 @@ impl DpopError {
             Self::UseNonce => "use_dpop_nonce",
         }
     }
+}
+
+impl From<DpopError> for OAuthError {
+    fn from(e: DpopError) -> Self {
+        let code = match e {
+            DpopError::Invalid(_) => ErrorCode::InvalidDpopProof,
+            DpopError::UseNonce => ErrorCode::UseDpopNonce,
+        };
+        OAuthError::new(code, e.to_string())
+    }
+}
+
+/// How long one server nonce is current, in seconds: a nonce is accepted during its period and
+/// the next, so for five to ten minutes.
+pub const NONCE_PERIOD: i64 = 300;
+
+/// The server's current DPoP nonce (RFC 9449 §8): the period's number and its HMAC tag under
+/// the server key, base64url. Stateless, so every instance sharing the key accepts it.
+pub fn nonce(key: &ServerKey, now: i64) -> String {
+    let period = now.div_euclid(NONCE_PERIOD);
+    let mut bytes = [0u8; 24];
+    bytes[..8].copy_from_slice(&period.to_be_bytes());
+    bytes[8..].copy_from_slice(&key.dpop_nonce_tag(period));
+    URL_SAFE_NO_PAD.encode(bytes)
+}
+
+/// Whether `nonce` is one this server made in the current period or the one before.
+pub fn nonce_is_current(key: &ServerKey, nonce: &str, now: i64) -> bool {
+    let Ok(bytes) = URL_SAFE_NO_PAD.decode(nonce) else {
+        return false;
+    };
+    let Some((period, tag)) = bytes.split_first_chunk::<8>() else {
+        return false;
+    };
+    let period = i64::from_be_bytes(*period);
+    let current = now.div_euclid(NONCE_PERIOD);
+    if period != current && period != current - 1 {
+        return false;
+    }
+    subtle::ConstantTimeEq::ct_eq(tag, &key.dpop_nonce_tag(period)[..]).into()
+}
+
+/// Checks the proof that came with a request to `url` (this server's issuer and the path) by
+/// `method`, presenting `access_token` at a resource: [`verify`], with the server's nonce when
+/// `LATCHKEY_DPOP_NONCE` requires one. The `jti` is [`spend`]'s to record.
+pub fn check(
+    ctx: &OAuthContext,
+    proof: &str,
+    method: &str,
+    url: &str,
+    access_token: Option<&str>,
+) -> Result<Proof, DpopError> {
+    let now = crate::db::now().and_utc().timestamp();
+    let current = |n: &str| nonce_is_current(&ctx.server_key, n, now);
+    verify(
+        proof,
+        &Expected {
+            method,
+            url,
+            access_token,
+            nonce: ctx.dpop_nonce.then_some(&current as &dyn Fn(&str) -> bool),
+            now,
+        },
+    )
+}
+
+/// Records the proof's `jti` as used (in `used_jtis`, shared by every instance) until no proof
+/// with its `iat` would pass; `Err(Invalid)` if it was used before (a replay).
+pub fn spend(
+    conn: &mut AnyConnection,
+    ctx: &OAuthContext,
+    proof: &Proof,
+) -> Result<Result<(), DpopError>, DbError> {
+    let until = chrono::DateTime::from_timestamp(proof.expires_at, 0)
+        .unwrap_or_default()
+        .naive_utc();
+    let first = ctx
+        .writer
+        .hold(|| UsedJti::record(conn, &proof.replay_key(), until))?;
+    Ok(if first {
+        Ok(())
+    } else {
+        Err(DpopError::Invalid("its jti was used before"))
+    })
+}
+
+/// The `DPoP` request header: `None` if absent, an error if it is sent more than once or is
+/// not text (RFC 9449 §4.3: exactly one).
+pub fn header(headers: &actix_web::http::header::HeaderMap) -> Result<Option<&str>, DpopError> {
+    let mut all = headers.get_all("dpop");
+    let Some(first) = all.next() else {
+        return Ok(None);
+    };
+    if all.next().is_some() {
+        return Err(DpopError::Invalid("more than one DPoP header was sent"));
+    }
+    first
+        .to_str()
+        .map(Some)
+        .map_err(|_| DpopError::Invalid("its header is not text"))
 }
 
 /// What the request the proof came with was.

@@ -18,6 +18,10 @@ pub enum ErrorCode {
     InvalidScope,
     ServerError,
     TemporarilyUnavailable,
+    /// RFC 9449 §5: the `DPoP` header is missing where required, or its proof is refused.
+    InvalidDpopProof,
+    /// RFC 9449 §8: the proof must carry the server's current nonce (sent in `DPoP-Nonce`).
+    UseDpopNonce,
 }
 
 impl ErrorCode {
@@ -32,6 +36,8 @@ impl ErrorCode {
             Self::InvalidScope => "invalid_scope",
             Self::ServerError => "server_error",
             Self::TemporarilyUnavailable => "temporarily_unavailable",
+            Self::InvalidDpopProof => "invalid_dpop_proof",
+            Self::UseDpopNonce => "use_dpop_nonce",
         }
     }
 
@@ -47,6 +53,8 @@ impl ErrorCode {
             Self::InvalidScope => "InvalidScope",
             Self::ServerError => "InternalError",
             Self::TemporarilyUnavailable => "TemporaryUnAvailable",
+            Self::InvalidDpopProof => "InvalidDPoPProof",
+            Self::UseDpopNonce => "UseDPoPNonce",
         }
     }
 

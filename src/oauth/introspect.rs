@@ -13,7 +13,7 @@ use serde::Serialize;
 use super::client_auth::{self, Presented};
 use super::context::OAuthContext;
 use super::error::OAuthError;
-use super::jwt;
+use super::jwt::{self, Confirmation};
 use super::params::{self, Params};
 use super::request::BodyCredentials;
 use crate::crypto::TokenDigest;
@@ -161,6 +161,9 @@ pub struct Details {
     pub iat: i64,
     pub token_type: &'static str,
     pub env: &'static str,
+    /// RFC 9449 §6.2: the DPoP key a bound token is bound to.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub cnf: Option<Confirmation>,
 }
 
 impl Introspection {
@@ -213,15 +216,20 @@ pub fn introspect(
     if !may_introspect(caller, issued_to) {
         return Ok(inactive);
     }
-    let (client, user_id, username, scope, iat, exp, aud, token_type) = match found {
+    let (client, user_id, username, scope, iat, exp, aud, token_type, cnf) = match found {
         Found::Access(row, client, username) => {
             // The signature and claims must hold too: a row alone is not enough.
-            if ctx.check_access_token(token, &digest).is_err()
-                || row.revoked_at.is_some()
-                || row.expired_at <= now
-            {
+            let Ok(claims) = ctx.check_access_token(token, &digest) else {
+                return Ok(inactive);
+            };
+            if row.revoked_at.is_some() || row.expired_at <= now {
                 return Ok(inactive);
             }
+            let token_type = if claims.cnf.is_some() {
+                "DPoP"
+            } else {
+                "Bearer"
+            };
             (
                 client,
                 row.user_id,
@@ -230,7 +238,8 @@ pub fn introspect(
                 row.created_at,
                 row.expired_at,
                 row.audience,
-                "Bearer",
+                token_type,
+                claims.cnf,
             )
         }
         Found::Refresh(row, client, username) => {
@@ -246,6 +255,7 @@ pub fn introspect(
                 row.expired_at,
                 row.audience,
                 "refresh_token",
+                row.dpop_jkt.map(|jkt| Confirmation { jkt }),
             )
         }
     };
@@ -265,6 +275,7 @@ pub fn introspect(
             exp: timestamp(exp),
             iat: timestamp(iat),
             token_type,
+            cnf,
         }),
     })
 }

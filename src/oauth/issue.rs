@@ -9,11 +9,11 @@ use chrono::{NaiveDateTime, TimeDelta};
 
 use super::context::OAuthContext;
 use super::error::OAuthError;
-use super::jwt::{ACCESS_TOKEN_TYP, AccessClaims};
+use super::jwt::{ACCESS_TOKEN_TYP, AccessClaims, Confirmation};
 use crate::crypto;
 use crate::db::models::{AccessToken, Client, NewAccessToken, NewRefreshToken, RefreshToken};
 use crate::db::{AnyConnection, GroupedWrite, Uncommitted};
-use crate::domain::{AuthorizationCodeId, GrantType, Scopes, UserId};
+use crate::domain::{AuthorizationCodeId, GrantType, RefreshTokenId, Scopes, UserId};
 
 /// A successful token response, before a dialect spells it.
 #[derive(Debug, Clone)]
@@ -25,6 +25,15 @@ pub struct Issued {
     pub refresh_token: Option<String>,
     pub refresh_token_expires_in: Option<u64>,
     pub scope: Scopes,
+    /// Bound to a DPoP key (RFC 9449 §5): `token_type` is `DPoP`, not `Bearer`.
+    pub dpop_bound: bool,
+}
+
+impl Issued {
+    /// `token_type` (RFC 6749 §7.1, RFC 9449 §5).
+    pub fn token_type(&self) -> &'static str {
+        if self.dpop_bound { "DPoP" } else { "Bearer" }
+    }
 }
 
 /// The scope to grant a token request ([`Scopes::grant`]), as the token endpoint's error.
@@ -41,6 +50,9 @@ pub enum RefreshPlan<'a> {
     NewFamily,
     /// The next token of an existing family.
     Rotate { family_id: &'a str },
+    /// No new refresh token: the one presented stays in use (`fapi::rotates_refresh_tokens`),
+    /// and the new access token goes with it, so revoking it revokes them together.
+    Keep { id: RefreshTokenId },
 }
 
 /// What a grant decided to issue.
@@ -50,6 +62,8 @@ pub struct Grantee<'a> {
     pub grant_type: GrantType,
     pub scope: Scopes,
     pub authorization_code_id: Option<AuthorizationCodeId>,
+    /// The DPoP key the tokens are bound to (`cnf.jkt`), if the request carried a proof.
+    pub dpop_jkt: Option<&'a str>,
 }
 
 /// Tokens made but not yet stored: the CPU-bound half of issuing, done before any database
@@ -60,6 +74,8 @@ pub struct Minted {
     access_expires_at: NaiveDateTime,
     /// The refresh token and its family, if one is issued.
     refresh: Option<(String, String)>,
+    /// The refresh token kept in use ([`RefreshPlan::Keep`]).
+    kept: Option<RefreshTokenId>,
 }
 
 /// Signs the access token (and draws a refresh token, per `plan`).
@@ -81,6 +97,9 @@ pub fn mint(
         client_id: who.client.client_id.clone(),
         scope: who.scope.to_stored(),
         env: who.client.environment().to_owned(),
+        cnf: who.dpop_jkt.map(|jkt| Confirmation {
+            jkt: jkt.to_owned(),
+        }),
     };
     let access_token = ctx
         .keys
@@ -91,16 +110,18 @@ pub fn mint(
             tracing::error!(error = %e, "signing an access token failed");
             OAuthError::server_error()
         })?;
-    let family = match plan {
-        RefreshPlan::None => None,
-        RefreshPlan::NewFamily => Some(crypto::random_token(16)),
-        RefreshPlan::Rotate { family_id } => Some(family_id.to_owned()),
+    let (family, kept) = match plan {
+        RefreshPlan::None => (None, None),
+        RefreshPlan::NewFamily => (Some(crypto::random_token(16)), None),
+        RefreshPlan::Rotate { family_id } => (Some(family_id.to_owned()), None),
+        RefreshPlan::Keep { id } => (None, Some(id)),
     };
     Ok(Minted {
         access_token,
         id_token: None,
         access_expires_at,
         refresh: family.map(|family| (crypto::random_token(32), family)),
+        kept,
     })
 }
 
@@ -115,7 +136,7 @@ pub fn store(
 ) -> Result<Issued, OAuthError> {
     let scope = who.scope.to_stored();
     let refresh_id = match &minted.refresh {
-        None => None,
+        None => minted.kept,
         Some((token, family_id)) => Some(RefreshToken::insert(
             conn,
             &NewRefreshToken {
@@ -129,6 +150,9 @@ pub fn store(
                 client_authorization_code_id: who.authorization_code_id,
                 expired_at: now + seconds(ctx.refresh_token_ttl),
                 created_at: now,
+                // RFC 9449 §5: a public client's refresh token is bound to its DPoP key; a
+                // confidential client's is bound to the client's own authentication.
+                dpop_jkt: who.dpop_jkt.filter(|_| !who.client.is_confidential),
             },
         )?),
     };
@@ -162,6 +186,7 @@ fn issued(ctx: &OAuthContext, who: &Grantee<'_>, minted: Minted) -> Issued {
         refresh_token: minted.refresh.map(|(token, _)| token),
         scope: who.scope.clone(),
         id_token: minted.id_token,
+        dpop_bound: who.dpop_jkt.is_some(),
     }
 }
 
@@ -176,7 +201,9 @@ pub fn store_grouped(
     minted: Minted,
     now: NaiveDateTime,
 ) -> Result<Uncommitted<Issued>, OAuthError> {
-    debug_assert!(minted.refresh.is_none() && who.authorization_code_id.is_none());
+    debug_assert!(
+        minted.refresh.is_none() && minted.kept.is_none() && who.authorization_code_id.is_none()
+    );
     let (client_id, user_id) = (who.client.id, who.user_id);
     let digest = crypto::token_digest(&minted.access_token);
     let grant_type = who.grant_type.as_str();

@@ -28,6 +28,15 @@ pub struct AccessClaims {
     pub scope: String,
     /// `sandbox` or `live`, from the client.
     pub env: String,
+    /// RFC 9449 §6.1: the DPoP key the token is bound to; absent for a bearer token.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cnf: Option<Confirmation>,
+}
+
+/// RFC 7800's confirmation claim, as DPoP uses it: the key's RFC 7638 thumbprint.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Confirmation {
+    pub jkt: String,
 }
 
 impl AccessClaims {
@@ -243,6 +252,7 @@ mod tests {
             client_id: "c".into(),
             scope: "get_user_profile".into(),
             env: "sandbox".into(),
+            cnf: None,
         }
     }
 

@@ -60,6 +60,8 @@ pub struct Metadata {
     /// Discovery reads a missing `request_uri_parameter_supported` as true, so it is said.
     pub request_parameter_supported: bool,
     pub request_uri_parameter_supported: bool,
+    /// RFC 9449 §5.1 (`oauth::dpop`).
+    pub dpop_signing_alg_values_supported: [&'static str; 4],
 }
 
 impl Metadata {
@@ -111,6 +113,7 @@ impl Metadata {
             prompt_values_supported: Prompt::ALL.map(Prompt::as_str),
             request_parameter_supported: false,
             request_uri_parameter_supported: false,
+            dpop_signing_alg_values_supported: super::dpop::ALGORITHMS,
         }
     }
 }

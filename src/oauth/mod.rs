@@ -16,6 +16,7 @@ pub mod client_auth;
 pub mod context;
 pub mod dpop;
 pub mod error;
+pub mod fapi;
 pub mod grants;
 pub mod introspect;
 pub mod issue;

@@ -5,7 +5,7 @@
 
 use serde::Serialize;
 
-use super::bearer::{self, BearerError};
+use super::bearer::{self, BearerError, Presented};
 use super::context::OAuthContext;
 use crate::db::AnyConnection;
 use crate::domain::UserId;
@@ -39,7 +39,7 @@ pub struct UserInfo {
 pub fn require(
     conn: &mut AnyConnection,
     ctx: &OAuthContext,
-    token: &str,
+    token: &Presented,
     scope: &'static str,
 ) -> Result<bearer::Verified, BearerError> {
     let verified = bearer::verify(conn, ctx, token)?;
@@ -53,7 +53,7 @@ pub fn require(
 pub fn profile(
     conn: &mut AnyConnection,
     ctx: &OAuthContext,
-    token: &str,
+    token: &Presented,
 ) -> Result<Profile, BearerError> {
     let user = require(conn, ctx, token, PROFILE_SCOPE)?.user;
     Ok(Profile {
@@ -67,7 +67,7 @@ pub fn profile(
 pub fn userinfo(
     conn: &mut AnyConnection,
     ctx: &OAuthContext,
-    token: &str,
+    token: &Presented,
 ) -> Result<UserInfo, BearerError> {
     let verified = require(conn, ctx, token, "openid")?;
     let with_email = verified.claims.has_scope("email");

@@ -4,6 +4,7 @@
 
 use super::client_auth::{self, Presented};
 use super::context::OAuthContext;
+use super::dpop;
 use super::error::{ErrorCode, OAuthError};
 use super::grants;
 use super::issue::Issued;
@@ -19,6 +20,11 @@ pub struct Caller<'a> {
     /// The address the request came from (behind trusted proxies, the client's): the password
     /// grant counts failed sign-ins against it, as the login page does.
     pub address: &'a str,
+    /// The `DPoP` header's proof (RFC 9449 §5), if one was sent.
+    pub dpop: Option<&'a str>,
+    /// The URL the request was sent to, as the client saw it (the issuer and the path): what
+    /// the proof's `htu` must name.
+    pub url: &'a str,
 }
 
 /// Whether a token request is quick enough to run on the async worker ([`db::run_here`])
@@ -31,9 +37,17 @@ pub struct Caller<'a> {
 /// request on the worker, and the other grants hash passwords or write transactions. A client
 /// assertion (`private_key_jwt`) records its `jti`, a write that may wait for the writer's turn,
 /// so it goes to the blocking pool too.
-pub fn runs_on_worker(ctx: &OAuthContext, request: &TokenRequest, dialect: Dialect) -> bool {
+///
+/// A DPoP proof records its `jti` the same way, so a request with one goes there too.
+pub fn runs_on_worker(
+    ctx: &OAuthContext,
+    request: &TokenRequest,
+    dialect: Dialect,
+    dpop: bool,
+) -> bool {
     matches!(request.grant, Grant::ClientCredentials { .. })
         && dialect == Dialect::Rfc6749
+        && !dpop
         && request.body_credentials.client_assertion.is_none()
         && ctx.keys.current().signer.algorithm == SigningAlgorithm::Es256
 }
@@ -48,6 +62,12 @@ pub fn exchange(
     dialect: Dialect,
 ) -> Result<Uncommitted<Issued>, OAuthError> {
     let now = db::now();
+    // RFC 9449 §4.3: the proof is checked before the client, so that a request answered
+    // `use_dpop_nonce` has not spent the client's assertion.
+    let proof = caller
+        .dpop
+        .map(|proof| dpop::check(ctx, proof, "POST", caller.url, None))
+        .transpose()?;
     let presented = client_auth::presented(caller.authorization, &request.body_credentials)?;
     let auth = client_auth::authenticate(conn, ctx, &presented, client_auth::Endpoint::Token, now)?;
     let client = auth.client();
@@ -64,6 +84,26 @@ pub fn exchange(
             ),
         ));
     }
+    if client.fapi2 && grant_type == GrantType::Password {
+        return Err(OAuthError::new(
+            ErrorCode::UnauthorizedClient,
+            "A FAPI 2.0 client may not use the password grant.",
+        ));
+    }
+    let jkt = match proof {
+        Some(proof) => {
+            dpop::spend(conn, ctx, &proof)??;
+            Some(proof.jkt)
+        }
+        None if client.requires_dpop() => {
+            return Err(OAuthError::new(
+                ErrorCode::InvalidDpopProof,
+                "This client must send a DPoP proof (RFC 9449) with every token request: its tokens are bound to a key.",
+            ));
+        }
+        None => None,
+    };
+    let jkt = jkt.as_deref();
 
     let issued = match request.grant {
         Grant::ClientCredentials { scope } => {
@@ -73,7 +113,15 @@ pub fn exchange(
                 && client
                     .allowed_grant_types()
                     .contains(&GrantType::RefreshToken);
-            grants::client_credentials::run(conn, ctx, client, scope.as_deref(), with_refresh, now)?
+            grants::client_credentials::run(
+                conn,
+                ctx,
+                client,
+                scope.as_deref(),
+                with_refresh,
+                jkt,
+                now,
+            )?
         }
         Grant::Password {
             username,
@@ -89,6 +137,7 @@ pub fn exchange(
                 address: caller.address,
             },
             scope.as_deref(),
+            jkt,
             now,
         )?),
         Grant::RefreshToken {
@@ -100,6 +149,7 @@ pub fn exchange(
             client,
             &refresh_token,
             scope.as_deref(),
+            jkt,
             now,
         )?),
         Grant::AuthorizationCode {
@@ -113,6 +163,7 @@ pub fn exchange(
             &code,
             redirect_uri.as_deref(),
             code_verifier.as_deref(),
+            jkt,
             now,
         )?),
     };

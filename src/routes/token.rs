@@ -10,6 +10,7 @@ use serde_json::json;
 
 use super::page::client_address;
 use crate::db;
+use crate::oauth::dpop;
 use crate::oauth::error::{ErrorCode, OAuthError};
 use crate::oauth::issue::Issued;
 use crate::oauth::params;
@@ -68,6 +69,11 @@ pub async fn token(
         Ok(request) => request,
         Err(e) => return error(dialect, &e),
     };
+    let dpop = match dpop::header(req.headers()) {
+        Ok(proof) => proof.map(str::to_owned),
+        Err(e) => return with_nonce(&state, error(dialect, &e.into())),
+    };
+    let url = format!("{}{}", state.oauth.issuer, req.path());
     let authorization = req
         .headers()
         .get(AUTHORIZATION)
@@ -79,11 +85,13 @@ pub async fn token(
         Grant::Password { .. } => state.oauth.passwords.admit().await,
         _ => None,
     };
-    let on_worker = token::runs_on_worker(&state.oauth, &request, dialect);
+    let on_worker = token::runs_on_worker(&state.oauth, &request, dialect, dpop.is_some());
     let exchange = move |conn: &mut db::AnyConnection| {
         let caller = Caller {
             authorization: authorization.as_deref(),
             address: &address,
+            dpop: dpop.as_deref(),
+            url: &url,
         };
         token::exchange(conn, &oauth, &caller, request, dialect)
     };
@@ -101,10 +109,26 @@ pub async fn token(
             .map_err(OAuthError::from),
         Err(e) => Err(e),
     };
-    match result {
+    let response = match result {
         Ok(issued) => success(dialect, &issued),
         Err(e) => error(dialect, &e),
+    };
+    with_nonce(&state, response)
+}
+
+/// RFC 9449 §8.2: when DPoP proofs must carry a server nonce, every token response names the
+/// current one, so a client keeps up without a failed request.
+fn with_nonce(state: &AppState, mut response: HttpResponse) -> HttpResponse {
+    if state.oauth.dpop_nonce {
+        let nonce = dpop::nonce(&state.oauth.server_key, db::now().and_utc().timestamp());
+        if let Ok(value) = actix_web::http::header::HeaderValue::from_str(&nonce) {
+            response.headers_mut().insert(
+                actix_web::http::header::HeaderName::from_static("dpop-nonce"),
+                value,
+            );
+        }
     }
+    response
 }
 
 /// RFC 6749 §5.1: token responses must not be cached (and RFC 7662 §4 the same for
@@ -154,7 +178,7 @@ fn success(dialect: Dialect, issued: &Issued) -> HttpResponse {
     match dialect {
         Dialect::Rfc6749 => response.json(Rfc6749Body {
             access_token: &issued.access_token,
-            token_type: "Bearer",
+            token_type: issued.token_type(),
             expires_in: issued.expires_in,
             scope: &scope,
             refresh_token: issued.refresh_token.as_deref(),
@@ -162,7 +186,7 @@ fn success(dialect: Dialect, issued: &Issued) -> HttpResponse {
         }),
         Dialect::RevenueMonster => response.json(RevenueMonsterBody {
             access_token: &issued.access_token,
-            token_type: "Bearer",
+            token_type: issued.token_type(),
             expires_in: issued.expires_in,
             refresh_token: issued.refresh_token.as_deref(),
             refresh_token_expires_in: issued

@@ -138,6 +138,7 @@ pub fn test_settings(data_dir: &Path, db: &TestDatabase, secret: &SecretKeyMater
         access_token_ttl: 3600,
         refresh_token_ttl: 2_592_000,
         code_ttl: 600,
+        dpop_nonce: false,
         db_pool_size: 8,
         key_refresh: 1,
         client_refresh: 1,
@@ -791,6 +792,68 @@ impl SigningKey {
         header.kid = self.jwk["kid"].as_str().map(Into::into);
         jsonwebtoken::encode(&header, &claims, &self.key).unwrap()
     }
+
+    /// A DPoP proof (RFC 9449 §4.2) by this key for `method` `url`, with `ath` for
+    /// `access_token` when given, a fresh `jti` and `iat` now; `changes` then sets (or, with
+    /// `null`, removes) claims.
+    pub fn dpop(
+        &self,
+        method: &str,
+        url: &str,
+        access_token: Option<&str>,
+        changes: serde_json::Value,
+    ) -> String {
+        use base64::Engine as _;
+        use sha2::Digest as _;
+        let mut claims = serde_json::json!({
+            "jti": hex_id(), "htm": method, "htu": url, "iat": chrono::Utc::now().timestamp(),
+        });
+        if let Some(token) = access_token {
+            claims["ath"] = base64::engine::general_purpose::URL_SAFE_NO_PAD
+                .encode(sha2::Sha256::digest(token.as_bytes()))
+                .into();
+        }
+        if let serde_json::Value::Object(changes) = changes {
+            for (name, value) in changes {
+                if value.is_null() {
+                    claims.as_object_mut().unwrap().remove(&name);
+                } else {
+                    claims[name] = value;
+                }
+            }
+        }
+        let mut header = jsonwebtoken::Header::new(self.alg);
+        header.typ = Some("dpop+jwt".into());
+        let public = serde_json::json!({
+            "kty": self.jwk["kty"], "crv": self.jwk["crv"], "x": self.jwk["x"], "y": self.jwk["y"],
+        });
+        header.jwk = Some(serde_json::from_value(public).unwrap());
+        jsonwebtoken::encode(&header, &claims, &self.key).unwrap()
+    }
+
+    /// The key's RFC 7638 SHA-256 thumbprint: the `cnf.jkt` of tokens bound to it.
+    pub fn jkt(&self) -> String {
+        use base64::Engine as _;
+        use sha2::Digest as _;
+        let canonical = format!(
+            r#"{{"crv":"{}","kty":"EC","x":"{}","y":"{}"}}"#,
+            self.jwk["crv"].as_str().unwrap(),
+            self.jwk["x"].as_str().unwrap(),
+            self.jwk["y"].as_str().unwrap()
+        );
+        base64::engine::general_purpose::URL_SAFE_NO_PAD
+            .encode(sha2::Sha256::digest(canonical.as_bytes()))
+    }
+}
+
+/// The claims of a JWT, read without checking anything (tests look inside issued tokens).
+pub fn jwt_claims(token: &str) -> serde_json::Value {
+    use base64::Engine as _;
+    let payload = token.split('.').nth(1).unwrap();
+    let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .decode(payload)
+        .unwrap();
+    serde_json::from_slice(&bytes).unwrap()
 }
 
 impl TestApp {

@@ -10,6 +10,7 @@ mod client_cache;
 mod code_grant;
 mod config;
 mod crash;
+mod dpop;
 mod faults;
 mod health;
 mod helpers;

@@ -148,6 +148,7 @@ fn forge(app: &TestApp, client: &TestClient, edit: impl FnOnce(&mut AccessClaims
         client_id: client.client_id.clone(),
         scope: "get_user_profile".into(),
         env: "sandbox".into(),
+        cnf: None,
     };
     edit(&mut claims);
     ring.signer.sign("at+jwt", &claims).unwrap()

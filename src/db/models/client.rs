@@ -45,6 +45,10 @@ pub struct Client {
     pub jwks: Option<String>,
     /// Authorization requests must be pushed first (RFC 9126, `/oauth/par`).
     pub require_par: bool,
+    /// Every token request must carry a DPoP proof (RFC 9449 §5.2, `dpop_bound_access_tokens`).
+    pub dpop_bound: bool,
+    /// The FAPI 2.0 Security Profile (`oauth::fapi`): implies `require_par` and `dpop_bound`.
+    pub fapi2: bool,
 }
 
 /// A new client. `is_resource_server` is left to its column's default (false): only the
@@ -70,6 +74,8 @@ pub struct NewClient<'a> {
     /// A key-based client's keys (`ClientKeys::to_stored`); `None` for a secret-based client.
     pub jwks: Option<&'a str>,
     pub require_par: bool,
+    pub dpop_bound: bool,
+    pub fapi2: bool,
 }
 
 /// What the owner can change of an application in the portal, as stored: every column is
@@ -88,9 +94,60 @@ pub struct ClientSettings<'a> {
     /// Space-separated, as [`Scopes::to_stored`] gives them.
     pub scopes: &'a str,
     pub is_live: bool,
+    pub security: Security,
+}
+
+/// A client's financial-grade settings, its three columns (`oauth::fapi` says what FAPI 2.0
+/// adds to the other two).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Security {
+    /// Authorization requests must be pushed (RFC 9126).
+    pub require_par: bool,
+    /// Every token request carries a DPoP proof (RFC 9449 §5.2, `dpop_bound_access_tokens`).
+    pub dpop_bound: bool,
+    /// The FAPI 2.0 Security Profile.
+    pub fapi2: bool,
 }
 
 impl Client {
+    /// The three settings as stored.
+    pub fn security(&self) -> Security {
+        Security {
+            require_par: self.require_par,
+            dpop_bound: self.dpop_bound,
+            fapi2: self.fapi2,
+        }
+    }
+
+    /// Whether `/oauth/authorize` takes only pushed requests: asked for, or FAPI 2.0.
+    pub fn requires_par(&self) -> bool {
+        self.require_par || self.fapi2
+    }
+
+    /// Whether every token request must carry a DPoP proof: asked for, or FAPI 2.0.
+    pub fn requires_dpop(&self) -> bool {
+        self.dpop_bound || self.fapi2
+    }
+
+    /// Writes the three settings (see `clients::check_security` for the rules).
+    pub fn set_security(
+        conn: &mut AnyConnection,
+        id: ClientRowId,
+        security: Security,
+        now: NaiveDateTime,
+    ) -> QueryResult<Client> {
+        crate::db::note_client_change(conn);
+        diesel::update(clients::table.find(id))
+            .set((
+                clients::require_par.eq(security.require_par),
+                clients::dpop_bound.eq(security.dpop_bound),
+                clients::fapi2.eq(security.fapi2),
+                clients::updated_at.eq(now),
+            ))
+            .execute(conn)?;
+        Self::reload(conn, id)
+    }
+
     pub fn insert(conn: &mut AnyConnection, new: &NewClient<'_>) -> QueryResult<Client> {
         crate::db::note_client_change(conn);
         diesel::insert_into(clients::table)
@@ -232,6 +289,9 @@ impl Client {
                 clients::grant_types.eq(settings.grant_types),
                 clients::scopes.eq(settings.scopes),
                 clients::is_live.eq(settings.is_live),
+                clients::require_par.eq(settings.security.require_par),
+                clients::dpop_bound.eq(settings.security.dpop_bound),
+                clients::fapi2.eq(settings.security.fapi2),
                 clients::updated_at.eq(now),
             ))
             .execute(conn)?;

@@ -68,7 +68,7 @@ pub mod user;
 pub use access_token::{AccessToken, NewAccessToken};
 pub use audit_event::AuditEvent;
 pub use authorization_code::{AuthorizationCode, NewAuthorizationCode};
-pub use client::{Client, ClientSettings, NewClient};
+pub use client::{Client, ClientSettings, NewClient, Security};
 pub use client_change::ClientChanges;
 pub use client_secret::{ClientSecret, NewClientSecret};
 pub use consent::Consent;

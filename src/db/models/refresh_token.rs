@@ -27,6 +27,8 @@ pub struct RefreshToken {
     pub created_at: NaiveDateTime,
     pub used_at: Option<NaiveDateTime>,
     pub revoked_at: Option<NaiveDateTime>,
+    /// The DPoP key a public client's token is bound to (RFC 9449 §5), its `jkt`.
+    pub dpop_jkt: Option<String>,
 }
 
 #[derive(Debug, Insertable)]
@@ -42,6 +44,7 @@ pub struct NewRefreshToken<'a> {
     pub client_authorization_code_id: Option<AuthorizationCodeId>,
     pub expired_at: NaiveDateTime,
     pub created_at: NaiveDateTime,
+    pub dpop_jkt: Option<&'a str>,
 }
 
 impl RefreshToken {
@@ -162,6 +165,22 @@ impl RefreshToken {
         .set(client_refresh_tokens::used_at.eq(now))
         .execute(conn)
         .map(|rows| rows == 1)
+    }
+
+    /// Whether the token is still unrevoked and unexpired at `now`, read in the caller's
+    /// transaction (a refresh that keeps the token, `fapi::rotates_refresh_tokens`).
+    pub fn is_live(
+        conn: &mut AnyConnection,
+        id: RefreshTokenId,
+        now: NaiveDateTime,
+    ) -> QueryResult<bool> {
+        diesel::select(diesel::dsl::exists(
+            client_refresh_tokens::table
+                .filter(client_refresh_tokens::id.eq(id))
+                .filter(client_refresh_tokens::revoked_at.is_null())
+                .filter(client_refresh_tokens::expired_at.gt(now)),
+        ))
+        .get_result(conn)
     }
 
     /// Revokes every refresh token of the family.

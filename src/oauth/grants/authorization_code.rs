@@ -32,6 +32,7 @@ pub fn run(
     code: &str,
     redirect_uri: Option<&str>,
     code_verifier: Option<&str>,
+    dpop_jkt: Option<&str>,
     now: NaiveDateTime,
 ) -> Result<Issued, OAuthError> {
     let Some(stored) = AuthorizationCode::find_by_digest(conn, &crypto::token_digest(code))? else {
@@ -60,8 +61,10 @@ pub fn run(
                 "This code was issued without a code_challenge; a code_verifier is not allowed.",
             ));
         }
-        (None, None) if !client.is_confidential => {
-            return Err(OAuthError::invalid_grant("Public clients must use PKCE."));
+        (None, None) if !client.is_confidential || client.fapi2 => {
+            return Err(OAuthError::invalid_grant(
+                "This client must use PKCE (public and FAPI 2.0 clients).",
+            ));
         }
         (None, None) => {}
     }
@@ -80,6 +83,7 @@ pub fn run(
         grant_type: GrantType::AuthorizationCode,
         scope,
         authorization_code_id: Some(stored.id),
+        dpop_jkt,
     };
     // Signed before the transaction, so no write lock is held during the signature.
     let mut minted = mint(ctx, &who, plan, now)?;

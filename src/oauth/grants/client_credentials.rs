@@ -18,6 +18,7 @@ pub fn run(
     client: &Client,
     scope: Option<&str>,
     with_refresh: bool,
+    dpop_jkt: Option<&str>,
     now: NaiveDateTime,
 ) -> Result<Uncommitted<Issued>, OAuthError> {
     let who = Grantee {
@@ -26,6 +27,7 @@ pub fn run(
         grant_type: GrantType::ClientCredentials,
         scope: resolve_scope(scope, &client.allowed_scopes())?,
         authorization_code_id: None,
+        dpop_jkt,
     };
     if with_refresh {
         let minted = mint(ctx, &who, RefreshPlan::NewFamily, now)?;

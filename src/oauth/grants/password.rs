@@ -33,6 +33,7 @@ pub fn run(
     client: &Client,
     owner: &ResourceOwner<'_>,
     scope: Option<&str>,
+    dpop_jkt: Option<&str>,
     now: NaiveDateTime,
 ) -> Result<Issued, OAuthError> {
     let scope = resolve_scope(scope, &client.allowed_scopes())?;
@@ -63,6 +64,7 @@ pub fn run(
         grant_type: GrantType::Password,
         scope,
         authorization_code_id: None,
+        dpop_jkt,
     };
     let plan = if client
         .allowed_grant_types()

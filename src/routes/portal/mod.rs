@@ -245,7 +245,7 @@ pub async fn create(
         confidential: checked.confidential,
         live: checked.live,
         keys: None,
-        require_par: false,
+        security: Default::default(),
     };
     let key = state.server_key.clone();
     let registered = db::run(&state.pool, move |conn| {
@@ -392,6 +392,7 @@ pub async fn update(
         grant_types: checked.grant_types,
         scopes: checked.scopes,
         live: checked.live,
+        security: client.security(),
     };
     let before = client.clone();
     let updated = db::run(&state.pool, move |conn| {
