@@ -11,6 +11,7 @@ mod code_grant;
 mod config;
 mod crash;
 mod dpop;
+mod fapi;
 mod faults;
 mod health;
 mod helpers;

@@ -9,6 +9,7 @@ mod authorize;
 mod brute_force;
 mod client_auth;
 mod codes;
+mod dpop;
 mod headers;
 mod introspection;
 mod jwt;
