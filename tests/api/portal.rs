@@ -748,3 +748,147 @@ async fn assertion_status(app: &TestApp, client_id: &str, key: &crate::helpers::
     .status()
     .as_u16()
 }
+
+#[tokio::test]
+async fn the_edit_form_sets_pushed_requests_dpop_and_fapi2_with_a_confirmation_when_live() {
+    use crate::helpers::SigningKey;
+    let app = spawn_app().await;
+    merchant(&app, "acme").await;
+    let created = create_app(&app, &valid_form()).await;
+    let show = format!("{APPS}/{}", created.client_id);
+    let edit = format!("{show}/edit");
+    let stored = || {
+        Client::find_by_client_id(&mut app.db.connect(), &created.client_id)
+            .unwrap()
+            .unwrap()
+    };
+    let with = |extra: &[(&'static str, &'static str)]| {
+        let mut form = valid_form();
+        form.extend_from_slice(extra);
+        form
+    };
+
+    let (_, page) = app.page(&edit).await;
+    assert!(page.attr("#require_par", "checked").is_none());
+    assert!(page.attr("#dpop_bound", "checked").is_none());
+    assert!(
+        page.text("#fapi2-hint")
+            .unwrap()
+            .contains("switch to private_key_jwt"),
+        "a secret-based app is told what FAPI 2.0 needs"
+    );
+
+    // Sandbox: pushed requests and DPoP are saved as they are ticked.
+    let res = app
+        .post_form(
+            &edit,
+            &edit,
+            &with(&[("require_par", "on"), ("dpop_bound", "on")]),
+        )
+        .await;
+    assert_eq!(res.status(), 303);
+    assert!(stored().require_par && stored().dpop_bound);
+    assert_eq!(
+        token_status(&app, &created.client_id, &created.secret).await,
+        400,
+        "a token request without a DPoP proof"
+    );
+    let (_, page) = app.page(&show).await;
+    assert!(
+        page.text("main")
+            .unwrap()
+            .contains("DPoP-bound tokens required")
+    );
+
+    // FAPI 2.0 on a secret-based app: refused beside the box, the other input kept.
+    let res = app
+        .post_form(
+            &edit,
+            &edit,
+            &with(&[("require_par", "on"), ("dpop_bound", "on"), ("fapi2", "on")]),
+        )
+        .await;
+    assert_eq!(res.status(), 422);
+    let page = Html::parse(&res.text().await.unwrap());
+    assert!(page.text("#fapi2-error").unwrap().contains("public keys"));
+    assert!(page.attr("#require_par", "checked").is_some(), "kept");
+    assert!(!stored().fapi2);
+
+    // Live, and then stricter: only with the box ticked that says what breaks.
+    let live = |extra: &[(&'static str, &'static str)]| {
+        let mut form: Vec<(&str, &str)> = valid_form()
+            .into_iter()
+            .filter(|(k, _)| *k != "environment")
+            .collect();
+        form.push(("environment", "live"));
+        form.extend_from_slice(extra);
+        form
+    };
+    let res = app
+        .post_form(&edit, &edit, &live(&[("require_par", "on")]))
+        .await;
+    assert_eq!(
+        res.status(),
+        303,
+        "going live and dropping DPoP is not stricter"
+    );
+    assert!(stored().is_live && !stored().dpop_bound);
+    let res = app
+        .post_form(
+            &edit,
+            &edit,
+            &live(&[("require_par", "on"), ("dpop_bound", "on")]),
+        )
+        .await;
+    assert_eq!(res.status(), 422);
+    let page = Html::parse(&res.text().await.unwrap());
+    assert!(
+        page.text("#confirm_security-error")
+            .unwrap()
+            .contains("live")
+    );
+    assert!(!stored().dpop_bound);
+    let res = app
+        .post_form(
+            &edit,
+            &edit,
+            &live(&[
+                ("require_par", "on"),
+                ("dpop_bound", "on"),
+                ("confirm_security", "on"),
+            ]),
+        )
+        .await;
+    assert_eq!(res.status(), 303);
+    assert!(stored().dpop_bound);
+
+    // A key-based app may turn FAPI 2.0 on.
+    let key = SigningKey::p256("k");
+    let mut keys = latchkey::domain::ClientKeys::default();
+    keys.add(
+        &serde_json::json!({ "keys": [key.jwk] }).to_string(),
+        latchkey::db::now(),
+    )
+    .unwrap();
+    Client::set_jwks(
+        &mut app.db.connect(),
+        stored().id,
+        &keys.to_stored(),
+        latchkey::db::now(),
+    )
+    .unwrap();
+    let res = app
+        .post_form(
+            &edit,
+            &edit,
+            &live(&[("fapi2", "on"), ("confirm_security", "on")]),
+        )
+        .await;
+    assert_eq!(res.status(), 303);
+    assert!(stored().fapi2);
+    let (_, page) = app.page(&show).await;
+    assert!(page.text("main").unwrap().contains("FAPI 2.0"));
+    let (_, activity) = app.page(&format!("{show}/activity")).await;
+    let log = activity.text("main").unwrap();
+    assert!(log.contains("FAPI 2.0") && log.contains("DPoP"), "{log}");
+}

@@ -7,7 +7,7 @@ use serde::Deserialize;
 use validator::Validate;
 
 use crate::clients::ClientDetails;
-use crate::db::models::{Client, Scope};
+use crate::db::models::{Client, Scope, Security};
 use crate::domain::{ClientName, GrantType, RedirectUris, ScopeName, Scopes};
 use crate::routes::page::CsrfProtected;
 
@@ -43,8 +43,58 @@ pub struct AppForm {
     pub grant_types: Vec<String>,
     #[serde(default)]
     pub scopes: Vec<String>,
+    /// Checkboxes (edit only): present when ticked.
+    #[serde(default)]
+    pub require_par: Option<String>,
+    #[serde(default)]
+    pub dpop_bound: Option<String>,
+    #[serde(default)]
+    pub fapi2: Option<String>,
+    /// Ticked to confirm tightening a live application's security ([`check_security`]).
+    #[serde(default)]
+    pub confirm_security: Option<String>,
     #[serde(default)]
     pub csrf_token: String,
+}
+
+impl AppForm {
+    /// The security checkboxes as the client's settings.
+    pub fn security(&self) -> Security {
+        Security {
+            require_par: self.require_par.is_some(),
+            dpop_bound: self.dpop_bound.is_some(),
+            fapi2: self.fapi2.is_some(),
+        }
+    }
+}
+
+/// The security settings' rules on the edit form, beside the other fields' errors: FAPI 2.0
+/// needs a key-based application without the password grant (`clients::check_security` says
+/// the same to every caller), and making a live application stricter breaks every integration
+/// that does not meet the new rule at once, so it needs the box ticked that says so.
+pub fn check_security(form: &AppForm, client: &Client, errors: &mut Errors) {
+    let wanted = form.security();
+    if wanted.fapi2 && client.jwks.is_none() {
+        errors.insert(
+            "fapi2",
+            "FAPI 2.0 needs public keys: switch the application to private_key_jwt on its Keys page first.".to_owned(),
+        );
+    } else if wanted.fapi2 && form.grant_types.iter().any(|g| g == "password") {
+        errors.insert(
+            "fapi2",
+            "FAPI 2.0 does not allow the password grant: untick it above.".to_owned(),
+        );
+    }
+    let now = client.security();
+    let stricter = (wanted.require_par && !now.require_par)
+        || (wanted.dpop_bound && !now.dpop_bound)
+        || (wanted.fapi2 && !now.fapi2);
+    if client.is_live && stricter && form.confirm_security.is_none() {
+        errors.insert(
+            "confirm_security",
+            "This application is live: tick the box to confirm that its requests which do not meet the new settings will fail.".to_owned(),
+        );
+    }
 }
 
 impl CsrfProtected for AppForm {
@@ -256,6 +306,10 @@ pub fn from_client(client: &Client) -> AppForm {
             .iter()
             .map(|s| s.as_str().to_owned())
             .collect(),
+        require_par: client.require_par.then(|| "on".to_owned()),
+        dpop_bound: client.dpop_bound.then(|| "on".to_owned()),
+        fapi2: client.fapi2.then(|| "on".to_owned()),
+        confirm_security: None,
         csrf_token: String::new(),
     }
 }
@@ -281,8 +335,13 @@ pub fn context(
             "client_type": if form.client_type == "public" { "public" } else { "confidential" },
             "grant_types": form.grant_types,
             "scopes": form.scopes,
+            "require_par": form.require_par.is_some(),
+            "dpop_bound": form.dpop_bound.is_some(),
+            "fapi2": form.fapi2.is_some(),
         }),
     );
+    ctx.insert("key_based", &editing.is_some_and(|c| c.jwks.is_some()));
+    ctx.insert("live_app", &editing.is_some_and(|c| c.is_live));
     ctx.insert("errors", errors);
     let grants: Vec<_> = GrantType::ALL
         .iter()

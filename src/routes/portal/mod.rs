@@ -152,6 +152,7 @@ fn summary(client: &Client) -> serde_json::Value {
         "confidential": client.is_confidential,
         "key_based": client.jwks.is_some(),
         "keys": client.keys().map_or(0, |k| k.len()),
+        "security": security_labels(client),
         "enabled": client.is_enabled,
         "created": client.created_at.format("%Y-%m-%d").to_string(),
         "redirect_uris": client.redirect_uris().iter().map(|u| u.as_str().to_owned()).collect::<Vec<_>>(),
@@ -371,7 +372,18 @@ pub async fn update(
     }
     .to_owned();
     let scopes = registered_scopes(&state).await?;
-    let checked = match form::check(&input, &scopes, email_verified(&user) || client.is_live) {
+    let checked = form::check(&input, &scopes, email_verified(&user) || client.is_live);
+    let mut security_errors = form::Errors::new();
+    form::check_security(&input, &client, &mut security_errors);
+    let checked = match checked {
+        Ok(checked) if security_errors.is_empty() => Ok(checked),
+        Ok(_) => Err(security_errors),
+        Err(mut errors) => {
+            errors.extend(security_errors);
+            Err(errors)
+        }
+    };
+    let checked = match checked {
         Ok(checked) => checked,
         Err(errors) => {
             let ctx = form::context(&input, &errors, &scopes, Some(&client));
@@ -392,7 +404,7 @@ pub async fn update(
         grant_types: checked.grant_types,
         scopes: checked.scopes,
         live: checked.live,
-        security: client.security(),
+        security: input.security(),
     };
     let before = client.clone();
     let updated = db::run(&state.pool, move |conn| {
@@ -403,7 +415,11 @@ pub async fn update(
         Ok(c) => c,
         Err(RegisterError::Db(e)) => return Err(e.into()),
         Err(e) => {
-            let errors = form::Errors::from([("name", e.to_string())]);
+            let field = match &e {
+                RegisterError::Invalid { field: "fapi2", .. } => "fapi2",
+                _ => "name",
+            };
+            let errors = form::Errors::from([(field, e.to_string())]);
             let ctx = form::context(&input, &errors, &scopes, Some(&client));
             return render(
                 &state,
@@ -429,9 +445,24 @@ pub async fn update(
     Ok(see_other(&app_path(&updated)))
 }
 
+/// The financial-grade settings that are on, as the Settings card lists them.
+fn security_labels(client: &Client) -> Vec<&'static str> {
+    if client.fapi2 {
+        return vec!["FAPI 2.0 (pushed requests, PKCE, DPoP, private_key_jwt)"];
+    }
+    let mut on = Vec::new();
+    if client.require_par {
+        on.push("pushed authorization requests required");
+    }
+    if client.dpop_bound {
+        on.push("DPoP-bound tokens required");
+    }
+    on
+}
+
 /// Names of the settings an edit changed, for the activity log.
 fn changed_fields(before: &Client, after: &Client) -> Vec<&'static str> {
-    let pairs: [(&'static str, bool); 9] = [
+    let pairs: [(&'static str, bool); 12] = [
         ("name", before.name != after.name),
         ("description", before.description != after.description),
         ("home page", before.home_page_url != after.home_page_url),
@@ -444,6 +475,9 @@ fn changed_fields(before: &Client, after: &Client) -> Vec<&'static str> {
         ("grant types", before.grant_types != after.grant_types),
         ("scopes", before.scopes != after.scopes),
         ("environment", before.is_live != after.is_live),
+        ("pushed requests", before.require_par != after.require_par),
+        ("DPoP", before.dpop_bound != after.dpop_bound),
+        ("FAPI 2.0", before.fapi2 != after.fapi2),
     ];
     pairs.iter().filter(|(_, c)| *c).map(|(n, _)| *n).collect()
 }
