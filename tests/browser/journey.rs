@@ -288,7 +288,8 @@ impl<'a> Journey<'a> {
     /// A second application of the merchant's (registered with the CLI) moves to
     /// private_key_jwt on its keys page: the switch refused until its box is ticked (the
     /// pasted keys kept), then made (within the re-authentication window the secret views
-    /// opened); then its key is removed after the page that says what that breaks.
+    /// opened); it then turns FAPI 2.0 on in its settings, and its key is removed after the
+    /// page that says what that breaks.
     async fn merchant_switches_an_application_to_keys(&mut self) {
         let (app, b) = (self.app, self.b);
         let created = app.create_client("acme", &["--grant-type", "client_credentials"]);
@@ -322,6 +323,24 @@ impl<'a> Journey<'a> {
         );
         self.page("keys-registered").await;
         assert_eq!(token_status(app, &id, &secret).await, 401);
+
+        // With keys, the edit form's FAPI 2.0 switch may be turned on.
+        b.goto(&app.url(&format!("/developer/applications/{id}/edit")))
+            .await;
+        b.wait_for("#security", None).await;
+        self.page("edit-security").await;
+        b.toggle("fapi2").await;
+        b.click("Save changes").await;
+        b.wait_for(".flash", None).await;
+        assert!(
+            b.text("main").await.contains("FAPI 2.0"),
+            "{}",
+            b.text("main").await
+        );
+        self.page("fapi2-on").await;
+        b.goto(&app.url(&format!("/developer/applications/{id}/keys")))
+            .await;
+        b.wait_for("h1", Some("Public keys")).await;
 
         b.click("Remove").await;
         b.wait_for("h1", Some("Remove the key “acme-2026”?")).await;
