@@ -98,6 +98,8 @@ fn database() -> AnyConnection {
                 updated_at: now,
                 jwks: None,
                 require_par: false,
+                dpop_bound: false,
+                fapi2: false,
             },
         )
         .expect("client");
