@@ -273,6 +273,7 @@ mod tests {
                 client_authorization_code_id: Some(code.id),
                 expired_at: later,
                 created_at: now,
+                dpop_jkt: None,
             },
         )
         .unwrap();

@@ -596,4 +596,34 @@ mod tests {
         assert_eq!(normalize_htu("urn:x:y"), None);
         assert_eq!(normalize_htu("/oauth/token"), None);
     }
+
+    #[test]
+    fn server_nonces_hold_for_their_period_and_the_next_and_only_under_their_key() {
+        use crate::config::SecretKeyMaterial;
+        use crate::crypto::ServerKey;
+        let key = ServerKey::from_material(&SecretKeyMaterial(vec![7; 32]));
+        let other = ServerKey::from_material(&SecretKeyMaterial(vec![8; 32]));
+        let start = 1_800_000_000 - 1_800_000_000 % NONCE_PERIOD;
+        let nonce = nonce(&key, start + 10);
+        assert_eq!(nonce.len(), 32);
+        assert!(nonce_is_current(&key, &nonce, start));
+        assert!(nonce_is_current(&key, &nonce, start + NONCE_PERIOD - 1));
+        assert!(nonce_is_current(&key, &nonce, start + 2 * NONCE_PERIOD - 1));
+        assert!(!nonce_is_current(&key, &nonce, start + 2 * NONCE_PERIOD));
+        assert!(
+            !nonce_is_current(&key, &nonce, start - 1),
+            "not before its period"
+        );
+        assert!(
+            !nonce_is_current(&other, &nonce, start),
+            "another server key"
+        );
+        let mut forged = nonce.clone().into_bytes();
+        forged[31] = if forged[31] == b'A' { b'B' } else { b'A' };
+        let forged = String::from_utf8(forged).unwrap();
+        assert!(!nonce_is_current(&key, &forged, start));
+        for junk in ["", "x", "!!!!", &nonce[..16]] {
+            assert!(!nonce_is_current(&key, junk, start), "{junk:?}");
+        }
+    }
 }

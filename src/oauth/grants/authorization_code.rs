@@ -25,16 +25,27 @@ enum Outcome {
     ConsentGone,
 }
 
+/// What the token request presents with `grant_type=authorization_code` (RFC 6749 §4.1.3,
+/// RFC 7636 §4.5).
+pub struct Redemption<'a> {
+    pub code: &'a str,
+    pub redirect_uri: Option<&'a str>,
+    pub code_verifier: Option<&'a str>,
+}
+
 pub fn run(
     conn: &mut AnyConnection,
     ctx: &OAuthContext,
     client: &Client,
-    code: &str,
-    redirect_uri: Option<&str>,
-    code_verifier: Option<&str>,
+    redemption: &Redemption<'_>,
     dpop_jkt: Option<&str>,
     now: NaiveDateTime,
 ) -> Result<Issued, OAuthError> {
+    let Redemption {
+        code,
+        redirect_uri,
+        code_verifier,
+    } = *redemption;
     let Some(stored) = AuthorizationCode::find_by_digest(conn, &crypto::token_digest(code))? else {
         return Err(OAuthError::invalid_grant(INVALID));
     };
