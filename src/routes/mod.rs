@@ -75,6 +75,9 @@ pub fn pages(cfg: &mut web::ServiceConfig) {
                 .route(web::get().to(authorize::start))
                 .route(web::post().to(authorize::decide)),
         )
+        // Revenue Monster's authorization URL (its documentation builds `/authorize?…` with
+        // camelCase names): the same endpoint. The consent form still posts to the one above.
+        .route("/authorize", web::get().to(authorize::start))
         .route("/oauth/authorize/resume", web::get().to(authorize::resume))
         .route("/oauth/authorize/switch", web::post().to(authorize::switch))
         .service(

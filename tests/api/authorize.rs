@@ -63,17 +63,24 @@ async fn the_whole_flow_with_pkce_in_the_rfc_dialect() {
 async fn revenue_monsters_camel_case_request_and_json_token_exchange() {
     let app = spawn_app().await;
     let client = setup(&app);
-    let callback = authorize_and_allow(
-        &app,
-        &[
+    // Revenue Monster's documented URL: `/authorize`, not `/oauth/authorize`, camelCase names.
+    let query: String = url::form_urlencoded::Serializer::new(String::new())
+        .extend_pairs([
             ("responseType", "code"),
-            ("clientId", &client.client_id),
+            ("clientId", client.client_id.as_str()),
             ("redirectUri", CALLBACK),
             ("scope", "manage_payment,get_user_profile"),
             ("state", "testing"),
-        ],
-    )
-    .await;
+        ])
+        .finish();
+    let res = app.get(&format!("/authorize?{query}")).await;
+    assert_eq!(res.status(), 303);
+    let res = log_in_and_resume(&app, &location(&res), END_USER, END_USER_PASSWORD).await;
+    assert_eq!(res.status(), 200);
+    let consent = Html::parse(&res.text().await.unwrap());
+    let res = decide(&app, consent, "allow").await;
+    assert_eq!(res.status(), 303);
+    let callback = location(&res);
     let params = query_of(&callback);
     assert_eq!(params["state"], "testing");
     let res = app

@@ -100,6 +100,11 @@ async fn every_class(app: &TestApp) -> Vec<(&'static str, reqwest::Response, Exp
             page(400),
         ),
         (
+            "authorize error page at Revenue Monster's path",
+            app.get("/authorize?clientId=1").await,
+            page(400),
+        ),
+        (
             "portal redirect to login",
             app.get("/developer/applications").await,
             Expect::new(303).redirect("/login?next="),
