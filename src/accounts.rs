@@ -169,6 +169,14 @@ pub enum SignInError {
     Locked { minutes: i64 },
 }
 
+/// An account whose password was right.
+#[derive(Debug)]
+pub struct SignedIn {
+    pub user: User,
+    /// The account has a second factor (`mfa`): the password alone is not enough.
+    pub has_factor: bool,
+}
+
 /// Checks a username and password, for the login page and the password grant alike, under
 /// the account's and the client address's lockouts. Unknown users cost the same argon2 work as
 /// known ones.
@@ -178,13 +186,18 @@ pub fn sign_in(
     username: &str,
     given: &str,
     address: &str,
-) -> Result<Result<User, SignInError>, DbError> {
-    let user = match Username::parse(username) {
-        Ok(name) => User::find_by_username(conn, name.as_str())?,
+) -> Result<Result<SignedIn, SignInError>, DbError> {
+    let found = match Username::parse(username) {
+        Ok(name) => User::find_by_username_with_factor(conn, name.as_str())?,
         Err(_) => None,
     };
-    let verdict = verify_throttled(conn, passwords, username, user.as_ref(), given, address)?;
-    Ok(verdict.and_then(|()| user.ok_or(SignInError::Invalid)))
+    let user = found.as_ref().map(|(user, _)| user);
+    let verdict = verify_throttled(conn, passwords, username, user, given, address)?;
+    Ok(verdict.and_then(|()| {
+        found
+            .map(|(user, has_factor)| SignedIn { user, has_factor })
+            .ok_or(SignInError::Invalid)
+    }))
 }
 
 /// Checks the password of a user who is already signed in (before a sensitive action), under

@@ -69,6 +69,8 @@ pub struct ServerKey {
     encryption: Zeroizing<[u8; 32]>,
     /// Authenticates DPoP server nonces (`oauth::dpop::nonce`).
     dpop_nonce: Zeroizing<[u8; 32]>,
+    /// Keys the recovery-code digests (`mfa`).
+    recovery_digest: Zeroizing<[u8; 32]>,
 }
 
 impl std::fmt::Debug for ServerKey {
@@ -96,6 +98,7 @@ impl ServerKey {
             secret_digest: Zeroizing::new(derive("client-secret-digest")),
             encryption: Zeroizing::new(derive("at-rest-encryption")),
             dpop_nonce: Zeroizing::new(derive("dpop-nonce")),
+            recovery_digest: Zeroizing::new(derive("recovery-code-digest")),
         }
     }
 
@@ -152,6 +155,16 @@ impl ServerKey {
         let mut mac = <HmacSha256 as Mac>::new_from_slice(self.secret_digest.as_ref())
             .unwrap_or_else(|_| unreachable!("HMAC accepts keys of any length"));
         mac.update(secret.as_bytes());
+        hex::encode(mac.finalize().into_bytes())
+    }
+
+    /// Keyed digest of a recovery code (already normalised), hex: what `recovery_codes` stores.
+    /// The codes are random (50 bits each), so a keyed hash is enough; the key keeps a copy of
+    /// the table from being searched offline.
+    pub fn recovery_code_digest(&self, code: &str) -> String {
+        let mut mac = <HmacSha256 as Mac>::new_from_slice(self.recovery_digest.as_ref())
+            .unwrap_or_else(|_| unreachable!("HMAC accepts keys of any length"));
+        mac.update(code.as_bytes());
         hex::encode(mac.finalize().into_bytes())
     }
 

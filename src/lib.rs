@@ -14,6 +14,7 @@ pub mod db;
 pub mod domain;
 pub mod email;
 pub mod error;
+pub mod mfa;
 pub mod oauth;
 pub mod rekey;
 pub mod routes;

@@ -24,6 +24,34 @@ const TEMPLATES: &[(&str, &str)] = &[
     ("reset.html", include_str!("../templates/reset.html")),
     ("account.html", include_str!("../templates/account.html")),
     (
+        "login_verify.html",
+        include_str!("../templates/login_verify.html"),
+    ),
+    (
+        "account/security.html",
+        include_str!("../templates/account/security.html"),
+    ),
+    (
+        "account/totp_setup.html",
+        include_str!("../templates/account/totp_setup.html"),
+    ),
+    (
+        "account/recovery_codes.html",
+        include_str!("../templates/account/recovery_codes.html"),
+    ),
+    (
+        "account/totp_remove.html",
+        include_str!("../templates/account/totp_remove.html"),
+    ),
+    (
+        "emails/security_event.txt",
+        include_str!("../templates/emails/security_event.txt"),
+    ),
+    (
+        "emails/security_event.html",
+        include_str!("../templates/emails/security_event.html"),
+    ),
+    (
         "account/authorized.html",
         include_str!("../templates/account/authorized.html"),
     ),

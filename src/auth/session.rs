@@ -30,6 +30,22 @@ pub const ABSOLUTE_TIMEOUT: TimeDelta = TimeDelta::hours(12);
 /// How long re-entering the password unlocks sensitive actions (viewing a secret).
 pub const REAUTH_WINDOW: TimeDelta = TimeDelta::minutes(10);
 
+/// Someone who gave the right password for an account with a second factor, and has to give a
+/// code from it before they are signed in (`routes::session::verify_form`).
+const SECOND_FACTOR: &str = "second_factor";
+/// A TOTP secret being set up, sealed (see `set_totp_enrolment`).
+const TOTP_ENROLMENT: &str = "totp_enrolment";
+/// How long the password stays good for the second step.
+pub const SECOND_FACTOR_WINDOW: TimeDelta = TimeDelta::minutes(10);
+
+/// The half-finished sign-in: who, where to go after, and since when.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AwaitingFactor {
+    pub user_id: UserId,
+    pub next: Option<String>,
+    at: i64,
+}
+
 /// A message shown once, on the next page.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Flash {
@@ -98,6 +114,55 @@ impl TypedSession {
 
     pub fn log_out(&self) {
         self.0.purge();
+    }
+
+    /// The password was right for an account with a second factor: the session is not signed
+    /// in yet, but remembers whose code it waits for.
+    pub fn await_second_factor(
+        &self,
+        user_id: UserId,
+        next: Option<String>,
+    ) -> Result<(), actix_session::SessionInsertError> {
+        self.0.insert(
+            SECOND_FACTOR,
+            AwaitingFactor {
+                user_id,
+                next,
+                at: now(),
+            },
+        )
+    }
+
+    /// The sign-in waiting for its second factor, if the password was given within
+    /// [`SECOND_FACTOR_WINDOW`].
+    pub fn awaiting_second_factor(&self) -> Option<AwaitingFactor> {
+        self.0
+            .get::<AwaitingFactor>(SECOND_FACTOR)
+            .ok()
+            .flatten()
+            .filter(|a| now() - a.at <= SECOND_FACTOR_WINDOW.num_seconds())
+    }
+
+    /// Forgets a half-finished sign-in (the person went back to the password page).
+    pub fn forget_second_factor(&self) {
+        self.0.remove(SECOND_FACTOR);
+    }
+
+    /// A TOTP secret being set up, sealed under the server key (`routes::security`): kept
+    /// until a first code from it is right.
+    pub fn set_totp_enrolment(
+        &self,
+        sealed: &str,
+    ) -> Result<(), actix_session::SessionInsertError> {
+        self.0.insert(TOTP_ENROLMENT, sealed)
+    }
+
+    pub fn totp_enrolment(&self) -> Option<String> {
+        self.0.get::<String>(TOTP_ENROLMENT).ok().flatten()
+    }
+
+    pub fn forget_totp_enrolment(&self) {
+        self.0.remove(TOTP_ENROLMENT);
     }
 
     /// Records that the password was just re-entered.

@@ -33,7 +33,7 @@ pub fn run(settings: &Settings, cmd: SecretKeyCommand) -> anyhow::Result<()> {
             if old.client_secret_digest("probe") == new.client_secret_digest("probe") {
                 bail!("the new key is the key in use");
             }
-            let (secrets, keys) = crate::rekey::rekey(&mut conn, &old, &new)?;
+            let moved = crate::rekey::rekey(&mut conn, &old, &new)?;
             if settings.secret_key.is_none() {
                 let path = settings.data_dir.join(SECRET_KEY_FILE);
                 let tmp = settings.data_dir.join(format!("{SECRET_KEY_FILE}.new"));
@@ -45,7 +45,16 @@ pub fn run(settings: &Settings, cmd: SecretKeyCommand) -> anyhow::Result<()> {
             } else {
                 eprintln!("Now set LATCHKEY_SECRET_KEY to the new key on every instance.");
             }
-            eprintln!("Moved {secrets} client secrets and {keys} signing keys to the new key.");
+            eprintln!(
+                "Moved {} client secrets, {} signing keys and {} TOTP secrets to the new key.",
+                moved.client_secrets, moved.signing_keys, moved.totp_secrets
+            );
+            if moved.recovery_codes_voided > 0 {
+                eprintln!(
+                    "Voided {} recovery codes (kept only as digests under the old key): their owners' security pages ask them to make new ones.",
+                    moved.recovery_codes_voided
+                );
+            }
             Ok(())
         }
     }

@@ -1,4 +1,4 @@
-//! `latchkey user create`.
+//! `latchkey user create` and `latchkey user mfa reset`.
 
 use std::io::{IsTerminal as _, Read as _};
 
@@ -8,7 +8,10 @@ use zeroize::Zeroizing;
 
 use crate::accounts::{self, NewAccount};
 use crate::config::Settings;
+use crate::db::models::{AuditEvent, User};
 use crate::domain::{DisplayName, Email, NewPassword, Username};
+use crate::email::{Mailer, Template};
+use crate::mfa;
 
 #[derive(Debug, Subcommand)]
 pub enum UserCommand {
@@ -24,6 +27,20 @@ pub enum UserCommand {
         /// Email address (marked unverified).
         #[arg(long, value_parser = |s: &str| Email::parse(s).map_err(|e| e.to_string()))]
         email: Option<Email>,
+    },
+    /// An account's second factor.
+    #[command(subcommand)]
+    Mfa(MfaCommand),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum MfaCommand {
+    /// Remove an account's authenticator app and recovery codes, for a person who lost both
+    /// (check who they are first): they sign in with the password alone and set up a new app.
+    /// Recorded in the activity log and emailed to the account's address.
+    Reset {
+        #[arg(long)]
+        username: String,
     },
 }
 
@@ -53,7 +70,42 @@ pub fn run(settings: &Settings, cmd: UserCommand) -> anyhow::Result<()> {
             println!("{}", user.id);
             Ok(())
         }
+        UserCommand::Mfa(MfaCommand::Reset { username }) => mfa_reset(settings, &username),
     }
+}
+
+fn mfa_reset(settings: &Settings, username: &str) -> anyhow::Result<()> {
+    let (_key, mut conn) = super::connect(settings)?;
+    let Some(user) = User::find_by_username(&mut conn, &username.trim().to_lowercase())? else {
+        bail!("no user named `{username}`");
+    };
+    if !mfa::remove(&mut conn, user.id)? {
+        eprintln!("{} has no second factor: nothing to reset.", user.username);
+        return Ok(());
+    }
+    let change = "the operator removed the authenticator app and the recovery codes";
+    AuditEvent::record(&mut conn, Some(user.id), None, "mfa_reset", change, None)?;
+    if let Some(address) = user.email.as_deref() {
+        let mailer = Mailer::new(
+            settings.smtp_url.as_ref(),
+            settings.data_dir.join("mail"),
+            settings.mail_from.clone(),
+        )?;
+        let when = chrono::Utc::now().format("%Y-%m-%d %H:%M UTC").to_string();
+        let email = Template::SecurityEvent {
+            name: &user.name,
+            change,
+            when: &when,
+            ip: "the server's command line",
+        }
+        .render(&crate::templates::load()?, address)?;
+        mailer.send(&email)?;
+    }
+    eprintln!(
+        "Removed the second factor of {}: they sign in with their password alone until they set up a new one.",
+        user.username
+    );
+    Ok(())
 }
 
 /// A terminal gets a hidden prompt, asked twice; a pipe gives the first line of its input.

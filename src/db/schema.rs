@@ -214,6 +214,24 @@ diesel::table! {
     }
 }
 
+diesel::table! {
+    user_totp (user_id) {
+        user_id -> BigInt,
+        secret_encrypted -> Text,
+        last_step -> BigInt,
+        created_at -> Timestamp,
+    }
+}
+
+diesel::table! {
+    recovery_codes (code_digest) {
+        code_digest -> Text,
+        user_id -> BigInt,
+        used_at -> Nullable<Timestamp>,
+        created_at -> Timestamp,
+    }
+}
+
 diesel::joinable!(clients -> users (user_id));
 diesel::joinable!(consents -> clients (client_id));
 diesel::joinable!(pushed_requests -> clients (client_id));
@@ -226,6 +244,8 @@ diesel::joinable!(client_access_tokens -> client_refresh_tokens (client_refresh_
 diesel::allow_tables_to_appear_in_same_query!(
     pushed_requests,
     used_jtis,
+    user_totp,
+    recovery_codes,
     users,
     scopes,
     clients,

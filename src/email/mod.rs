@@ -182,6 +182,8 @@ pub enum Template<'a> {
         name: &'a str,
         when: &'a str,
         ip: &'a str,
+        /// How: "with your password and an authenticator app code".
+        how: &'a str,
     },
     SecretEvent {
         name: &'a str,
@@ -194,6 +196,13 @@ pub enum Template<'a> {
     KeyEvent {
         name: &'a str,
         app: &'a str,
+        change: &'a str,
+        when: &'a str,
+        ip: &'a str,
+    },
+    /// The account's second factor changed (`mfa`): `change` says how.
+    SecurityEvent {
+        name: &'a str,
         change: &'a str,
         when: &'a str,
         ip: &'a str,
@@ -247,10 +256,16 @@ impl Template<'_> {
                 ctx.insert("link", link);
                 ("reset_password", "Reset your Latchkey password".to_owned())
             }
-            Self::NewSignIn { name, when, ip } => {
+            Self::NewSignIn {
+                name,
+                when,
+                ip,
+                how,
+            } => {
                 ctx.insert("name", name);
                 ctx.insert("when", when);
                 ctx.insert("ip", ip);
+                ctx.insert("how", how);
                 (
                     "new_sign_in",
                     "New sign-in to your Latchkey account".to_owned(),
@@ -271,6 +286,21 @@ impl Template<'_> {
                 (
                     "secret_event",
                     format!("A client secret of {app} was {action}"),
+                )
+            }
+            Self::SecurityEvent {
+                name,
+                change,
+                when,
+                ip,
+            } => {
+                ctx.insert("name", name);
+                ctx.insert("change", change);
+                ctx.insert("when", when);
+                ctx.insert("ip", ip);
+                (
+                    "security_event",
+                    "The sign-in security of your Latchkey account changed".to_owned(),
                 )
             }
             Self::KeyEvent {
@@ -383,11 +413,18 @@ mod tests {
                 name: "<b>Ann</b>",
                 when: "now",
                 ip: "127.0.0.1",
+                how: "with your password",
             },
             Template::SecretEvent {
                 name: "<b>Ann</b>",
                 app: "Shop",
                 action: "rotated",
+                when: "now",
+                ip: "127.0.0.1",
+            },
+            Template::SecurityEvent {
+                name: "<b>Ann</b>",
+                change: "an authenticator app was added",
                 when: "now",
                 ip: "127.0.0.1",
             },

@@ -15,6 +15,7 @@ mod page;
 mod password;
 mod portal;
 mod profile;
+mod security;
 mod session;
 mod signup;
 mod static_files;
@@ -81,6 +82,11 @@ pub fn pages(cfg: &mut web::ServiceConfig) {
         .route("/oauth/authorize/resume", web::get().to(authorize::resume))
         .route("/oauth/authorize/switch", web::post().to(authorize::switch))
         .service(
+            web::resource("/login/verify")
+                .route(web::get().to(session::verify_form))
+                .route(web::post().to(session::verify)),
+        )
+        .service(
             web::resource("/login")
                 .route(web::get().to(session::login_form))
                 .route(web::post().to(session::login)),
@@ -124,6 +130,21 @@ pub fn pages(cfg: &mut web::ServiceConfig) {
             web::resource("/account/email/undo/{token}")
                 .route(web::get().to(account::undo_email_form))
                 .route(web::post().to(account::undo_email)),
+        )
+        .route("/account/security", web::get().to(security::show))
+        .service(
+            web::resource("/account/security/totp")
+                .route(web::get().to(security::totp_form))
+                .route(web::post().to(security::totp_enable)),
+        )
+        .service(
+            web::resource("/account/security/totp/remove")
+                .route(web::get().to(security::remove_form))
+                .route(web::post().to(security::remove)),
+        )
+        .route(
+            "/account/security/recovery-codes",
+            web::post().to(security::new_recovery_codes),
         )
         .route("/account/authorized-apps", web::get().to(authorized::list))
         .service(

@@ -14,6 +14,7 @@ use crate::db::{self, DbError};
 use crate::domain::{NewPassword, Username};
 use crate::email::Template;
 use crate::error::AppError;
+use crate::mfa;
 use crate::state::AppState;
 
 /// Where people land after signing in, unless a `next` page asked for them.
@@ -110,9 +111,14 @@ pub async fn login(
     .await?;
     let next = safe_next(form.next.as_deref());
     match outcome {
-        Ok(user) => {
+        Ok(accounts::SignedIn { user, has_factor }) => {
+            if has_factor {
+                // Not signed in yet: the code comes first.
+                session.await_second_factor(user.id, next)?;
+                return Ok(see_other(VERIFY));
+            }
             session.log_in(user.id)?;
-            notify_new_sign_in(&state, &user, &address).await;
+            notify_new_sign_in(&state, &user, &address, None).await;
             Ok(see_other(next.as_deref().unwrap_or(HOME)))
         }
         Err(failure) => {
@@ -139,9 +145,106 @@ pub async fn login(
     }
 }
 
+/// The second step of signing in to an account with a second factor.
+pub const VERIFY: &str = "/login/verify";
+
+#[derive(Deserialize)]
+pub struct VerifyForm {
+    #[serde(default)]
+    code: String,
+    #[serde(default)]
+    csrf_token: String,
+}
+
+impl CsrfProtected for VerifyForm {
+    fn csrf_token(&self) -> &str {
+        &self.csrf_token
+    }
+}
+
+fn verify_page(
+    state: &AppState,
+    session: &TypedSession,
+    error: Option<String>,
+    status: StatusCode,
+) -> Result<HttpResponse, AppError> {
+    let mut ctx = tera::Context::new();
+    ctx.insert("error", &error);
+    render(state, session, None, "login_verify.html", ctx, status)
+}
+
+/// `GET /login/verify`: the code field, after the right password for an account with a factor.
+pub async fn verify_form(
+    state: web::Data<AppState>,
+    session: TypedSession,
+) -> Result<HttpResponse, AppError> {
+    if session.awaiting_second_factor().is_none() {
+        return Ok(see_other("/login"));
+    }
+    verify_page(&state, &session, None, StatusCode::OK)
+}
+
+/// `POST /login/verify`: a code from the authenticator app or a recovery code, checked in the
+/// sign-in lockout; right, the session is signed in (a new id) and goes where the sign-in was
+/// headed.
+pub async fn verify(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    session: TypedSession,
+    CsrfForm(form): CsrfForm<VerifyForm>,
+) -> Result<HttpResponse, AppError> {
+    let Some(waiting) = session.awaiting_second_factor() else {
+        session.flash(
+            "info",
+            "Sign in again: the password you gave is more than 10 minutes old.",
+        );
+        return Ok(see_other("/login"));
+    };
+    let user_id = waiting.user_id;
+    let Some(user) = db::run(&state.pool, move |conn| {
+        User::find(conn, user_id).map_err(DbError::from)
+    })
+    .await?
+    else {
+        session.forget_second_factor();
+        return Ok(see_other("/login"));
+    };
+    match super::step_up::check_code(&state, &req, &user, &form.code).await? {
+        Ok(factor) => {
+            session.log_in(user.id)?;
+            let address = client_address(&req);
+            notify_new_sign_in(&state, &user, &address, Some(factor)).await;
+            if factor == mfa::Factor::RecoveryCode {
+                let left = db::run(&state.pool, move |conn| {
+                    crate::db::models::RecoveryCode::unused(conn, user_id).map_err(DbError::from)
+                })
+                .await?;
+                session.flash(
+                    "info",
+                    format!(
+                        "You signed in with a recovery code: {left} left. Make new ones on your security page if you are running low."
+                    ),
+                );
+            }
+            Ok(see_other(waiting.next.as_deref().unwrap_or(HOME)))
+        }
+        Err(refused) => verify_page(
+            &state,
+            &session,
+            Some(refused.message()),
+            StatusCode::UNPROCESSABLE_ENTITY,
+        ),
+    }
+}
+
 /// Records the sign-in, and emails the account holder when it comes from an address not seen
-/// for this account in the last 30 days.
-async fn notify_new_sign_in(state: &web::Data<AppState>, user: &User, address: &str) {
+/// for this account in the last 30 days, naming the second factor used, if any.
+async fn notify_new_sign_in(
+    state: &web::Data<AppState>,
+    user: &User,
+    address: &str,
+    factor: Option<mfa::Factor>,
+) {
     let (user_id, addr) = (user.id, address.to_owned());
     let new = db::run(&state.pool, move |conn| {
         AuditEvent::record_sign_in(conn, user_id, &addr).map_err(DbError::from)
@@ -149,10 +252,15 @@ async fn notify_new_sign_in(state: &web::Data<AppState>, user: &User, address: &
     .await;
     if let (Ok(true), Some(email)) = (new, user.email.as_deref()) {
         let when = chrono::Utc::now().format("%Y-%m-%d %H:%M UTC").to_string();
+        let how = match factor {
+            Some(factor) => format!("with your password and {}", factor.describe()),
+            None => "with your password".to_owned(),
+        };
         let message = Template::NewSignIn {
             name: &user.name,
             when: &when,
             ip: address,
+            how: &how,
         }
         .render(&state.templates, email);
         state.mailer.deliver(message).await;

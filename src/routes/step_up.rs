@@ -1,6 +1,7 @@
 //! Step-up: the account's password again before anything that a stolen session alone must not
 //! be able to do — show or rotate a client secret, move the account to another address,
-//! change the password.
+//! change the password. An account with a second factor (`mfa`) is asked for a code from it
+//! instead: a stolen session that has learnt the password still cannot pass.
 //!
 //! Every wrong password counts in the same lockout as the sign-in page (per account and per
 //! address, `auth::throttle`), so a stolen session cannot guess the password without end; and a
@@ -16,6 +17,7 @@ use crate::db;
 use crate::db::models::User;
 use crate::domain::NewPassword;
 use crate::error::AppError;
+use crate::mfa;
 use crate::state::AppState;
 
 /// Why the step-up did not pass, said beside the password field.
@@ -29,6 +31,12 @@ pub enum Refused {
     Wrong,
     /// Too many wrong passwords for the account or the address.
     Locked { minutes: i64 },
+    /// The account has a second factor and the form had no code.
+    CodeMissing,
+    /// Not a code of the account's factor (or one used already).
+    CodeWrong,
+    /// Too many wrong codes or passwords for the account or the address.
+    CodeLocked { minutes: i64 },
 }
 
 impl Refused {
@@ -41,8 +49,62 @@ impl Refused {
                 "Too many wrong passwords. Try again in {minutes} minute{}.",
                 if minutes == 1 { "" } else { "s" }
             ),
+            Self::CodeMissing => {
+                "Enter a code from your authenticator app, or a recovery code.".to_owned()
+            }
+            Self::CodeWrong => {
+                "That code is not right, or was used already. Wait for the next one.".to_owned()
+            }
+            Self::CodeLocked { minutes } => format!(
+                "Too many wrong codes. Try again in {minutes} minute{}.",
+                if minutes == 1 { "" } else { "s" }
+            ),
         }
     }
+
+    /// Whether the page asks for a second-factor code rather than the password.
+    pub fn asks_code(self) -> bool {
+        matches!(
+            self,
+            Self::CodeMissing | Self::CodeWrong | Self::CodeLocked { .. }
+        )
+    }
+
+    /// Whether nothing was tried yet (the page is shown for the first time).
+    pub fn is_missing(self) -> bool {
+        matches!(self, Self::Missing | Self::CodeMissing)
+    }
+}
+
+/// Checks `given` as a code of the signed-in account's second factor, in the sign-in lockout.
+pub async fn check_code(
+    state: &AppState,
+    req: &HttpRequest,
+    user: &User,
+    given: &str,
+) -> Result<Result<mfa::Factor, Refused>, AppError> {
+    if given.trim().is_empty() {
+        return Ok(Err(Refused::CodeMissing));
+    }
+    if given.len() > 64 {
+        return Ok(Err(Refused::CodeWrong));
+    }
+    let (account, given, address) = (user.clone(), given.to_owned(), client_address(req));
+    let key = state.server_key.clone();
+    let outcome = db::run(&state.pool, move |conn| {
+        mfa::verify(conn, &key, &account, &given, &address)
+    })
+    .await?;
+    Ok(outcome.map_err(|failure| match failure {
+        SignInError::Invalid => Refused::CodeWrong,
+        SignInError::Locked { minutes } => Refused::CodeLocked { minutes },
+    }))
+}
+
+/// Whether the account has a second factor.
+pub async fn has_factor(state: &AppState, user: &User) -> Result<bool, AppError> {
+    let user_id = user.id;
+    Ok(db::run(&state.pool, move |conn| mfa::has_factor(conn, user_id)).await?)
 }
 
 /// Checks `given` against the signed-in account's password, throttled exactly as signing in is.
@@ -83,6 +145,13 @@ pub async fn confirm(
     if session.recently_authenticated() {
         return Ok(Ok(()));
     }
+    if has_factor(state, user).await? {
+        let checked = check_code(state, req, user, given.unwrap_or_default()).await?;
+        if checked.is_ok() {
+            session.reauthenticated()?;
+        }
+        return Ok(checked.map(|_| ()));
+    }
     let Some(given) = given else {
         return Ok(Err(Refused::Missing));
     };
@@ -116,7 +185,8 @@ pub fn page_context(
             .map(|(name, value)| serde_json::json!({ "name": name, "value": value }))
             .collect::<Vec<_>>(),
     );
-    if let Some(refused) = error.filter(|r| *r != Refused::Missing) {
+    ctx.insert("factor", &error.is_some_and(Refused::asks_code));
+    if let Some(refused) = error.filter(|r| !r.is_missing()) {
         ctx.insert("error", &refused.message());
     }
     ctx

@@ -16,6 +16,7 @@ mod faults;
 mod health;
 mod helpers;
 mod limits;
+mod mfa;
 mod oidc;
 mod par;
 mod portal;

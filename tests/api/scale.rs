@@ -483,7 +483,7 @@ async fn the_secret_key_can_be_rotated_without_losing_clients_or_keys() {
     assert!(out.success(), "{}", out.stderr);
     assert!(
         out.stderr
-            .contains("Moved 1 client secrets and 1 signing keys"),
+            .contains("Moved 1 client secrets, 1 signing keys and 0 TOTP secrets"),
         "{}",
         out.stderr
     );

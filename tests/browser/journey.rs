@@ -275,6 +275,8 @@ impl<'a> Journey<'a> {
         assert_eq!(token_status(app, &client_id, &rotated).await, 200);
 
         self.merchant_switches_an_application_to_keys().await;
+        self.merchant_turns_on_two_step_sign_in(&client_id, &rotated)
+            .await;
 
         b.click("Sign out").await;
         b.wait_for_path("/login").await;
@@ -350,6 +352,74 @@ impl<'a> Journey<'a> {
         assert!(b.text(".flash").await.contains("removed"));
         assert!(b.text("main").await.contains("no key left"));
         self.page("keys-none-left").await;
+    }
+
+    /// The merchant adds an authenticator app on the Security page (this test is the app: it
+    /// computes the codes from the key the page shows), saves the recovery codes, signs out and
+    /// back in with a code, and views the secret again after a step-up with a recovery code
+    /// (the app's current code was spent signing in).
+    async fn merchant_turns_on_two_step_sign_in(&mut self, client_id: &str, secret: &str) {
+        let (app, b) = (self.app, self.b);
+        b.click("Security").await;
+        b.wait_for_path("/account/security").await;
+        self.page("security-off").await;
+        b.click("Set up an authenticator app").await;
+        b.wait_for("h1", Some("Set up an authenticator app")).await;
+        let key = b.value("#totp-secret").await;
+        self.page("totp-setup").await;
+        b.fill("Code from the app", "000000").await;
+        b.click("Turn on two-step sign-in").await;
+        b.wait_for("#code-error", None).await;
+        assert_eq!(b.value("#totp-secret").await, key, "the same key");
+        self.page("totp-setup-wrong-code").await;
+        let t0 = chrono::Utc::now().timestamp();
+        b.fill("Code from the app", &totp_code(&key, t0, 0)).await;
+        // The password, unless it was given in the last 10 minutes (the secret view above).
+        if b.has("#password").await {
+            b.fill("Your password", MERCHANT_PASSWORD).await;
+        }
+        b.click("Turn on two-step sign-in").await;
+        b.wait_for("h1", Some("Two-step sign-in is on")).await;
+        let codes = b.text("#recovery-codes").await;
+        let codes: Vec<&str> = codes.split_whitespace().collect();
+        assert_eq!(codes.len(), 10, "{codes:?}");
+        let recovery = codes[0].to_owned();
+        self.page("recovery-codes").await;
+        b.click("I have saved them").await;
+        b.wait_for_path("/account/security").await;
+        assert!(b.text("main").await.contains("10 of 10 left"));
+        self.page("security-on").await;
+
+        b.click("Sign out").await;
+        b.wait_for_path("/login").await;
+        b.fill("Username", "acme").await;
+        b.fill("Password", MERCHANT_PASSWORD).await;
+        b.click("Sign in").await;
+        b.wait_for_path("/login/verify").await;
+        self.page("sign-in-code").await;
+        b.fill("Authentication code", &totp_code(&key, t0, 1)).await;
+        b.click("Verify and sign in").await;
+        b.wait_for_path("/developer/applications").await;
+
+        b.goto(&app.url(&format!("/developer/applications/{client_id}")))
+            .await;
+        b.click("View").await;
+        b.wait_for("h1", Some("Confirm it is you")).await;
+        self.page("confirm-code").await;
+        b.fill("Authentication code", &recovery).await;
+        b.click("Confirm").await;
+        b.wait_for("h1", Some("Secret of Acme Shop")).await;
+        let shown = b
+            .field("Client secret")
+            .await
+            .prop("value")
+            .await
+            .unwrap()
+            .unwrap_or_default();
+        assert_eq!(shown, secret, "the secret, after the second factor");
+        b.click("Back to Acme Shop").await;
+        b.wait_for_path(&format!("/developer/applications/{client_id}"))
+            .await;
     }
 
     /// With JavaScript the copy buttons appear and copy; without it they stay hidden and the
@@ -576,4 +646,20 @@ async fn refresh(app: &TestApp, client: &TestClient, token: &Value) -> (u16, Val
         )
         .await;
     (res.status().as_u16(), res.json().await.unwrap_or_default())
+}
+
+/// The code an authenticator app holding `key` (base32) shows `steps` steps after `t0`.
+fn totp_code(key: &str, t0: i64, steps: i64) -> String {
+    let secret = totp_rs::Secret::Encoded(key.to_owned()).to_bytes().unwrap();
+    let totp = totp_rs::TOTP::new(
+        totp_rs::Algorithm::SHA1,
+        6,
+        1,
+        30,
+        secret,
+        None,
+        "journey".to_owned(),
+    )
+    .unwrap();
+    totp.generate((t0 + steps * 30) as u64)
 }

@@ -50,6 +50,24 @@ impl User {
             .optional()
     }
 
+    /// [`Self::find_by_username`], and whether the account has a second factor (`mfa`), in
+    /// one statement: the sign-in page and the password grant need both.
+    pub fn find_by_username_with_factor(
+        conn: &mut AnyConnection,
+        username: &str,
+    ) -> QueryResult<Option<(User, bool)>> {
+        use crate::db::schema::user_totp;
+        users::table
+            .left_join(user_totp::table.on(user_totp::user_id.eq(users::id)))
+            .filter(users::username.eq(username))
+            .select((
+                User::as_select(),
+                user_totp::user_id.nullable().is_not_null(),
+            ))
+            .get_result(conn)
+            .optional()
+    }
+
     /// The account with this address (stored lowercase, as [`crate::domain::Email`] gives it).
     pub fn find_by_email(conn: &mut AnyConnection, email: &str) -> QueryResult<Option<User>> {
         users::table

@@ -44,7 +44,7 @@ pub fn run(
         owner.password,
         owner.address,
     )? {
-        Ok(user) => user,
+        Ok(signed_in) => signed_in,
         Err(SignInError::Invalid) => {
             return Err(OAuthError::invalid_grant(
                 "The username or password is incorrect.",
@@ -58,9 +58,16 @@ pub fn run(
         }
     };
 
+    // The grant carries a password and nothing else: an account that has a second factor
+    // must sign in where the factor is asked for.
+    if user.has_factor {
+        return Err(OAuthError::invalid_grant(
+            "This account has two-step sign-in, which the password grant cannot carry: use the authorization-code flow, where the person enters their code.",
+        ));
+    }
     let who = Grantee {
         client,
-        user_id: user.id,
+        user_id: user.user.id,
         grant_type: GrantType::Password,
         scope,
         authorization_code_id: None,

@@ -123,9 +123,10 @@ fn ask_password(
         hidden,
         Some(refused),
     );
-    let status = match refused {
-        step_up::Refused::Missing => StatusCode::OK,
-        _ => StatusCode::UNPROCESSABLE_ENTITY,
+    let status = if refused.is_missing() {
+        StatusCode::OK
+    } else {
+        StatusCode::UNPROCESSABLE_ENTITY
     };
     render(
         state,

@@ -16,6 +16,7 @@ const APPS: &str = "/developer/applications";
 const POST_ROUTES: &[&str] = &[
     "/oauth/authorize",
     "/oauth/authorize/switch",
+    "/login/verify",
     "/login",
     "/logout",
     "/signup",
@@ -26,6 +27,9 @@ const POST_ROUTES: &[&str] = &[
     "/account/profile",
     "/account/password",
     "/account/email/undo/{token}",
+    "/account/security/totp",
+    "/account/security/totp/remove",
+    "/account/security/recovery-codes",
     "/account/authorized-apps/{id}/revoke",
     "/developer/applications",
     "/developer/applications/{id}/edit",
@@ -73,6 +77,8 @@ fn snapshot(app: &TestApp) -> Vec<(String, i64)> {
         "client_secrets",
         "consents",
         "audit_events",
+        "user_totp",
+        "recovery_codes",
         "email_tokens",
         "client_access_tokens",
     ]

@@ -1,0 +1,409 @@
+//! `/account/security`: the account's second factor (`mfa`): set up an authenticator app
+//! (TOTP), see how many recovery codes are left and make new ones, remove the app.
+//!
+//! Adding a factor needs the password within the last 10 minutes (a stolen session must not
+//! be able to lock its owner out with a factor of its own); making new recovery codes and
+//! removing the factor need a code from the factor (step-up). Each change is in the activity
+//! log and emailed to the owner.
+
+use actix_web::http::StatusCode;
+use actix_web::{HttpRequest, HttpResponse, web};
+use serde::Deserialize;
+
+use super::page::{CsrfForm, CsrfProtected, CurrentUser, client_address, render, see_other};
+use super::step_up::{self, Refused};
+use crate::auth::session::TypedSession;
+use crate::db::models::{AuditEvent, User};
+use crate::db::{self, DbError};
+use crate::email::Template;
+use crate::error::AppError;
+use crate::mfa;
+use crate::state::AppState;
+
+const PAGE: &str = "/account/security";
+
+fn enrolment_context(user: &User) -> String {
+    format!("totp-enrolment:{}", user.id)
+}
+
+/// The issuer label authenticator apps show: "Latchkey" and this server's host.
+fn issuer_label(state: &AppState) -> String {
+    let host = url::Url::parse(&state.issuer)
+        .ok()
+        .and_then(|u| u.host_str().map(str::to_owned))
+        .unwrap_or_default();
+    format!("Latchkey {host}").trim().to_owned()
+}
+
+pub async fn show(
+    state: web::Data<AppState>,
+    session: TypedSession,
+    CurrentUser(user): CurrentUser,
+) -> Result<HttpResponse, AppError> {
+    let user_id = user.id;
+    let status = db::run(&state.pool, move |conn| mfa::status(conn, user_id)).await?;
+    let mut ctx = tera::Context::new();
+    ctx.insert("status", &status);
+    render(
+        &state,
+        &session,
+        Some(&user),
+        "account/security.html",
+        ctx,
+        StatusCode::OK,
+    )
+}
+
+/// The setup page for `secret` (sealed in the session), with `errors` beside their fields.
+fn setup_page(
+    state: &AppState,
+    session: &TypedSession,
+    user: &User,
+    secret: &[u8],
+    errors: &[(&str, String)],
+) -> Result<HttpResponse, AppError> {
+    let Some(enrolment) = mfa::enrolment(secret, &issuer_label(state), &user.username) else {
+        return Err(AppError::Internal(
+            "the TOTP enrolment could not be drawn".to_owned(),
+        ));
+    };
+    let mut ctx = tera::Context::new();
+    ctx.insert("enrolment", &enrolment);
+    ctx.insert("needs_password", &!session.recently_authenticated());
+    for (field, message) in errors {
+        ctx.insert(format!("{field}_error"), message);
+    }
+    let status = if errors.is_empty() {
+        StatusCode::OK
+    } else {
+        StatusCode::UNPROCESSABLE_ENTITY
+    };
+    render(
+        state,
+        session,
+        Some(user),
+        "account/totp_setup.html",
+        ctx,
+        status,
+    )
+}
+
+/// The secret being set up, from the session; a new one (sealed into the session) if there is
+/// none or it does not open.
+fn enrolment_secret(
+    state: &AppState,
+    session: &TypedSession,
+    user: &User,
+) -> Result<Vec<u8>, AppError> {
+    if let Some(sealed) = session.totp_enrolment()
+        && let Ok(secret) = state.server_key.decrypt(&sealed, &enrolment_context(user))
+    {
+        return Ok(secret.to_vec());
+    }
+    let secret = mfa::new_secret();
+    session.set_totp_enrolment(&state.server_key.encrypt(&secret, &enrolment_context(user)))?;
+    Ok(secret)
+}
+
+/// `GET /account/security/totp`: the QR code and the secret to type in, and the first code.
+pub async fn totp_form(
+    state: web::Data<AppState>,
+    session: TypedSession,
+    CurrentUser(user): CurrentUser,
+) -> Result<HttpResponse, AppError> {
+    if step_up::has_factor(&state, &user).await? {
+        session.flash("info", "Your account already has an authenticator app.");
+        return Ok(see_other(PAGE));
+    }
+    let secret = enrolment_secret(&state, &session, &user)?;
+    setup_page(&state, &session, &user, &secret, &[])
+}
+
+#[derive(Deserialize)]
+pub struct SetupForm {
+    #[serde(default)]
+    code: String,
+    password: Option<String>,
+    #[serde(default)]
+    csrf_token: String,
+}
+
+impl CsrfProtected for SetupForm {
+    fn csrf_token(&self) -> &str {
+        &self.csrf_token
+    }
+}
+
+/// `POST /account/security/totp`: the password (unless given in the last 10 minutes) and a
+/// first code from the app; then the recovery codes, once.
+pub async fn totp_enable(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    session: TypedSession,
+    CurrentUser(user): CurrentUser,
+    CsrfForm(form): CsrfForm<SetupForm>,
+) -> Result<HttpResponse, AppError> {
+    if step_up::has_factor(&state, &user).await? {
+        session.flash("info", "Your account already has an authenticator app.");
+        return Ok(see_other(PAGE));
+    }
+    let secret = enrolment_secret(&state, &session, &user)?;
+    let mut errors = Vec::new();
+    if let Err(refused) = step_up::confirm(
+        &state,
+        &req,
+        &session,
+        &user,
+        form.password.as_deref().filter(|p| !p.is_empty()),
+    )
+    .await?
+    {
+        errors.push(("password", refused.message()));
+    }
+    if mfa::matching_step(
+        &secret,
+        &form.code,
+        db::now().and_utc().timestamp().max(0) as u64,
+    )
+    .is_none()
+    {
+        errors.push((
+            "code",
+            if form.code.trim().is_empty() {
+                "Enter the 6-digit code your app shows for Latchkey.".to_owned()
+            } else {
+                "That code is not right. Check that the app shows Latchkey and enter its current code."
+                    .to_owned()
+            },
+        ));
+    }
+    if !errors.is_empty() {
+        return setup_page(&state, &session, &user, &secret, &errors);
+    }
+    let (key, account, code) = (state.server_key.clone(), user.clone(), form.code.clone());
+    let now = db::now();
+    let codes = db::run(&state.pool, move |conn| {
+        mfa::enable_totp(conn, &key, &account, &secret, &code, now)
+    })
+    .await?;
+    let Some(codes) = codes else {
+        // Right a moment ago, wrong now: the step turned over. Ask again.
+        let secret = enrolment_secret(&state, &session, &user)?;
+        let again = [(
+            "code",
+            "That code has just expired. Enter the next one.".to_owned(),
+        )];
+        return setup_page(&state, &session, &user, &secret, &again);
+    };
+    session.forget_totp_enrolment();
+    record(
+        &state,
+        &req,
+        &user,
+        "mfa_enabled",
+        "an authenticator app was added",
+    )
+    .await;
+    codes_page(&state, &session, &user, &codes, true)
+}
+
+/// The recovery codes, shown this once.
+fn codes_page(
+    state: &AppState,
+    session: &TypedSession,
+    user: &User,
+    codes: &[String],
+    first: bool,
+) -> Result<HttpResponse, AppError> {
+    let mut ctx = tera::Context::new();
+    ctx.insert("codes", codes);
+    ctx.insert("first", &first);
+    render(
+        state,
+        session,
+        Some(user),
+        "account/recovery_codes.html",
+        ctx,
+        StatusCode::OK,
+    )
+}
+
+#[derive(Deserialize)]
+pub struct CodeForm {
+    password: Option<String>,
+    #[serde(default)]
+    csrf_token: String,
+}
+
+impl CsrfProtected for CodeForm {
+    fn csrf_token(&self) -> &str {
+        &self.csrf_token
+    }
+}
+
+/// The step-up page for `purpose`, posting back to `action`.
+fn ask_code(
+    state: &AppState,
+    session: &TypedSession,
+    user: &User,
+    purpose: &str,
+    action: &str,
+    refused: Refused,
+) -> Result<HttpResponse, AppError> {
+    let ctx = step_up::page_context(purpose, action, PAGE, &Vec::new(), Some(refused));
+    let status = if refused.is_missing() {
+        StatusCode::OK
+    } else {
+        StatusCode::UNPROCESSABLE_ENTITY
+    };
+    render(
+        state,
+        session,
+        Some(user),
+        "portal/reauth.html",
+        ctx,
+        status,
+    )
+}
+
+/// `POST /account/security/recovery-codes`: ten new codes after a code from the factor; the
+/// old ones stop working.
+pub async fn new_recovery_codes(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    session: TypedSession,
+    CurrentUser(user): CurrentUser,
+    CsrfForm(form): CsrfForm<CodeForm>,
+) -> Result<HttpResponse, AppError> {
+    if !step_up::has_factor(&state, &user).await? {
+        session.flash(
+            "info",
+            "Set up an authenticator app first: recovery codes go with it.",
+        );
+        return Ok(see_other(PAGE));
+    }
+    if let Err(refused) =
+        step_up::confirm(&state, &req, &session, &user, form.password.as_deref()).await?
+    {
+        return ask_code(
+            &state,
+            &session,
+            &user,
+            "make new recovery codes",
+            "/account/security/recovery-codes",
+            refused,
+        );
+    }
+    let (key, user_id, now) = (state.server_key.clone(), user.id, db::now());
+    let codes = db::run(&state.pool, move |conn| {
+        mfa::regenerate_recovery_codes(conn, &key, user_id, now)
+    })
+    .await?;
+    record(
+        &state,
+        &req,
+        &user,
+        "recovery_codes_renewed",
+        "new recovery codes were made; the old ones no longer work",
+    )
+    .await;
+    codes_page(&state, &session, &user, &codes, false)
+}
+
+/// `GET /account/security/totp/remove`: what removing the app means, and the code to do it.
+pub async fn remove_form(
+    state: web::Data<AppState>,
+    session: TypedSession,
+    CurrentUser(user): CurrentUser,
+) -> Result<HttpResponse, AppError> {
+    if !step_up::has_factor(&state, &user).await? {
+        return Ok(see_other(PAGE));
+    }
+    render(
+        &state,
+        &session,
+        Some(&user),
+        "account/totp_remove.html",
+        tera::Context::new(),
+        StatusCode::OK,
+    )
+}
+
+/// `POST /account/security/totp/remove`: after a code from the factor (step-up), the app and
+/// the recovery codes are removed; signing in needs the password alone again.
+pub async fn remove(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    session: TypedSession,
+    CurrentUser(user): CurrentUser,
+    CsrfForm(form): CsrfForm<CodeForm>,
+) -> Result<HttpResponse, AppError> {
+    if !step_up::has_factor(&state, &user).await? {
+        return Ok(see_other(PAGE));
+    }
+    if let Err(refused) =
+        step_up::confirm(&state, &req, &session, &user, form.password.as_deref()).await?
+    {
+        return ask_code(
+            &state,
+            &session,
+            &user,
+            "remove your authenticator app",
+            "/account/security/totp/remove",
+            refused,
+        );
+    }
+    let user_id = user.id;
+    db::run(&state.pool, move |conn| mfa::remove(conn, user_id)).await?;
+    record(
+        &state,
+        &req,
+        &user,
+        "mfa_removed",
+        "the authenticator app and the recovery codes were removed",
+    )
+    .await;
+    session.flash(
+        "success",
+        "The authenticator app was removed. Signing in needs your password alone again.",
+    );
+    Ok(see_other(PAGE))
+}
+
+/// The activity log's entry and the owner's email for a change of the factor.
+async fn record(
+    state: &AppState,
+    req: &HttpRequest,
+    user: &User,
+    action: &'static str,
+    change: &str,
+) {
+    let (user_id, ip, detail) = (user.id, client_address(req), change.to_owned());
+    let ip_for_log = ip.clone();
+    let logged = db::run(&state.pool, move |conn| {
+        AuditEvent::record(
+            conn,
+            Some(user_id),
+            None,
+            action,
+            &detail,
+            Some(&ip_for_log),
+        )
+        .map_err(DbError::from)
+    })
+    .await;
+    if let Err(e) = logged {
+        tracing::error!(error = %crate::error::error_chain(&e), "recording a security event failed");
+    }
+    if let Some(email) = user.email.as_deref() {
+        let when = chrono::Utc::now().format("%Y-%m-%d %H:%M UTC").to_string();
+        let message = Template::SecurityEvent {
+            name: &user.name,
+            change,
+            when: &when,
+            ip: &ip,
+        }
+        .render(&state.templates, email);
+        state.mailer.deliver(message).await;
+    }
+}

@@ -1,0 +1,378 @@
+//! Two-step sign-in (`mfa`): a merchant sets up an authenticator app (the test computes its
+//! codes from the key the page shows, with the `totp-rs` crate), then signs in with a code; a
+//! code works once; wrong codes lock the account like wrong passwords; recovery codes work once
+//! and new ones void the old; the secret page asks for a code; the password grant is refused;
+//! removing the app needs a code; the operator's CLI resets it.
+
+use serde_json::Value;
+use totp_rs::{Algorithm, Secret, TOTP};
+
+use crate::helpers::{Html, MERCHANT_PASSWORD, TestApp, location, spawn_app};
+
+/// The code `key` (base32, as the setup page shows it) gives `steps` steps after the moment
+/// `t0` (each test fixes its own, so that no assertion depends on where a step boundary
+/// falls while it runs: a test runs well within 30 seconds, and a code one step ahead is
+/// accepted).
+fn code(key: &str, t0: i64, steps: i64) -> String {
+    let secret = Secret::Encoded(key.to_owned()).to_bytes().unwrap();
+    let totp = TOTP::new(Algorithm::SHA1, 6, 1, 30, secret, None, "test".to_owned()).unwrap();
+    totp.generate((t0 + steps * 30) as u64)
+}
+
+/// Signs `acme` up (signed in) and sets up an authenticator app with the code of `t0`'s step;
+/// returns its key, the recovery codes and `t0`.
+async fn enrolled(app: &TestApp) -> (String, Vec<String>, i64) {
+    let t0 = chrono::Utc::now().timestamp();
+    assert_eq!(
+        app.sign_up("acme", "acme@example.com", MERCHANT_PASSWORD)
+            .await
+            .status(),
+        303
+    );
+    let (status, page) = app.page("/account/security").await;
+    assert_eq!(status, 200);
+    assert!(page.text("main").unwrap().contains("Off"));
+    let (status, page) = app.page("/account/security/totp").await;
+    assert_eq!(status, 200);
+    let key = page.attr("#totp-secret", "value").unwrap();
+    assert!(
+        page.attr(".qr img", "src")
+            .unwrap()
+            .starts_with("data:image/svg+xml;base64,")
+    );
+    let setup = "/account/security/totp";
+
+    // A wrong code and no password: both said beside their fields, nothing stored.
+    let res = app.post_form(setup, setup, &[("code", "000000")]).await;
+    assert_eq!(res.status(), 422);
+    let page = Html::parse(&res.text().await.unwrap());
+    assert!(page.text("#code-error").is_some());
+    assert!(page.text("#password-error").is_some());
+    assert_eq!(
+        page.attr("#totp-secret", "value").unwrap(),
+        key,
+        "the same key"
+    );
+    assert_eq!(app.count("user_totp"), 0);
+
+    let res = app
+        .post_form(
+            setup,
+            setup,
+            &[
+                ("code", &code(&key, t0, 0)),
+                ("password", MERCHANT_PASSWORD),
+            ],
+        )
+        .await;
+    assert_eq!(res.status(), 200);
+    let page = Html::parse(&res.text().await.unwrap());
+    let codes: Vec<String> = page
+        .text("#recovery-codes")
+        .unwrap()
+        .split_whitespace()
+        .map(str::to_owned)
+        .collect();
+    assert_eq!(codes.len(), 10, "{codes:?}");
+    assert_eq!(app.count("user_totp"), 1);
+    assert_eq!(app.count("recovery_codes"), 10);
+    let stored: String = {
+        use diesel::prelude::*;
+        use latchkey::db::schema::user_totp;
+        user_totp::table
+            .select(user_totp::secret_encrypted)
+            .first(&mut app.db.connect())
+            .unwrap()
+    };
+    assert!(!stored.contains(&key), "the key is stored encrypted");
+    let mail = app.outbox.last_to("acme@example.com").unwrap();
+    assert!(
+        mail.text.contains("an authenticator app was added"),
+        "{}",
+        mail.text
+    );
+    (key, codes, t0)
+}
+
+async fn log_out(app: &TestApp) {
+    app.post_form("/logout", "/account", &[]).await;
+}
+
+/// Signs in with the password; returns where it went.
+async fn password_step(app: &TestApp) -> String {
+    let (_, page) = app.page("/login").await;
+    let res = app
+        .api
+        .post(app.url("/login"))
+        .form(&[
+            ("username", "acme"),
+            ("password", MERCHANT_PASSWORD),
+            ("csrf_token", &page.csrf()),
+        ])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 303);
+    location(&res)
+}
+
+async fn code_step(app: &TestApp, code: &str) -> reqwest::Response {
+    app.post_form("/login/verify", "/login/verify", &[("code", code)])
+        .await
+}
+
+#[tokio::test]
+async fn signing_in_needs_a_code_which_works_once() {
+    let app = spawn_app().await;
+    let (key, _, t0) = enrolled(&app).await;
+    log_out(&app).await;
+
+    assert_eq!(password_step(&app).await, "/login/verify");
+    let (status, _) = app.page("/developer/applications").await;
+    assert_eq!(status, 303, "the password alone does not sign in");
+    let res = code_step(&app, "123456").await;
+    assert_eq!(res.status(), 422);
+    let page = Html::parse(&res.text().await.unwrap());
+    assert!(page.text("#code-error").unwrap().contains("not right"));
+    // The code used to set the app up was spent then.
+    let res = code_step(&app, &code(&key, t0, 0)).await;
+    assert_eq!(res.status(), 422, "a code works once");
+    let next = code(&key, t0, 1);
+    let res = code_step(&app, &next).await;
+    assert_eq!(res.status(), 303);
+    assert_eq!(location(&res), "/developer/applications");
+    let (status, _) = app.page("/developer/applications").await;
+    assert_eq!(status, 200);
+
+    // The same code again, at the next sign-in: refused.
+    log_out(&app).await;
+    password_step(&app).await;
+    assert_eq!(code_step(&app, &next).await.status(), 422);
+    let (status, _) = app.page("/account/security").await;
+    assert_eq!(status, 303, "still not signed in");
+}
+
+#[tokio::test]
+async fn wrong_codes_lock_the_account_as_wrong_passwords_do() {
+    let app = spawn_app().await;
+    enrolled(&app).await;
+    log_out(&app).await;
+    password_step(&app).await;
+    let mut last = String::new();
+    for _ in 0..6 {
+        let res = code_step(&app, "000000").await;
+        assert_eq!(res.status(), 422);
+        last = Html::parse(&res.text().await.unwrap())
+            .text("#code-error")
+            .unwrap();
+    }
+    assert!(last.contains("Too many"), "{last}");
+    // The password page is locked too: one lockout for both.
+    let (_, page) = app.page("/login").await;
+    let res = app
+        .api
+        .post(app.url("/login"))
+        .form(&[
+            ("username", "acme"),
+            ("password", MERCHANT_PASSWORD),
+            ("csrf_token", &page.csrf()),
+        ])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 422);
+    assert!(
+        res.text()
+            .await
+            .unwrap()
+            .contains("Too many failed sign-in attempts")
+    );
+}
+
+#[tokio::test]
+async fn a_recovery_code_works_once_and_new_ones_void_the_old() {
+    let app = spawn_app().await;
+    let (key, codes, t0) = enrolled(&app).await;
+    log_out(&app).await;
+
+    password_step(&app).await;
+    // Typed loosely: upper case, a space for the dash.
+    let typed = codes[0].to_uppercase().replace('-', " ");
+    let res = code_step(&app, &typed).await;
+    assert_eq!(res.status(), 303);
+    let (_, page) = app.page("/developer/applications").await;
+    assert!(page.text(".flash").unwrap().contains("9 left"));
+    let (_, page) = app.page("/account/security").await;
+    assert!(page.text("main").unwrap().contains("9 of 10 left"));
+
+    log_out(&app).await;
+    password_step(&app).await;
+    assert_eq!(code_step(&app, &codes[0]).await.status(), 422, "used once");
+    assert_eq!(code_step(&app, &codes[1]).await.status(), 303);
+
+    // New codes need a code from the app (this session signed in with a recovery code, not
+    // within a step-up): the old ones then stop working.
+    let res = app
+        .post_form("/account/security/recovery-codes", "/account/security", &[])
+        .await;
+    assert_eq!(res.status(), 200);
+    let page = Html::parse(&res.text().await.unwrap());
+    assert!(page.text("h1").unwrap().contains("Confirm it is you"));
+    assert!(page.text("label[for=password]").unwrap().contains("code"));
+    let res = app
+        .post_form(
+            "/account/security/recovery-codes",
+            "/account/security",
+            &[("password", &code(&key, t0, 1))],
+        )
+        .await;
+    assert_eq!(res.status(), 200);
+    let page = Html::parse(&res.text().await.unwrap());
+    let fresh: Vec<String> = page
+        .text("#recovery-codes")
+        .unwrap()
+        .split_whitespace()
+        .map(str::to_owned)
+        .collect();
+    assert_eq!(fresh.len(), 10);
+    log_out(&app).await;
+    password_step(&app).await;
+    assert_eq!(code_step(&app, &codes[2]).await.status(), 422, "voided");
+    assert_eq!(code_step(&app, &fresh[0]).await.status(), 303);
+}
+
+#[tokio::test]
+async fn the_secret_page_asks_for_a_code_and_not_the_password() {
+    let app = spawn_app().await;
+    let (key, codes, t0) = enrolled(&app).await;
+    log_out(&app).await;
+    password_step(&app).await;
+    assert_eq!(code_step(&app, &codes[0]).await.status(), 303);
+    let client = app.create_client("acme", &["--grant-type", "client_credentials"]);
+    let id = client["client_id"].as_str().unwrap();
+    let secret = client["client_secret"].as_str().unwrap();
+    let path = format!("/developer/applications/{id}/secret");
+    let show = format!("/developer/applications/{id}");
+
+    // Signed in, but no step-up yet: the code page, no secret.
+    let res = app.post_form(&path, &show, &[]).await;
+    assert_eq!(res.status(), 200);
+    let body = res.text().await.unwrap();
+    assert!(body.contains("authenticator app") && !body.contains(secret));
+    // The password is not a second factor; a spent code is refused.
+    for (given, why) in [
+        (MERCHANT_PASSWORD.to_owned(), "the password"),
+        (code(&key, t0, 0), "the code spent when the app was set up"),
+    ] {
+        let res = app.post_form(&path, &show, &[("password", &given)]).await;
+        assert_eq!(res.status(), 422, "{why}");
+        assert!(!res.text().await.unwrap().contains(secret), "{why}");
+    }
+    let res = app
+        .post_form(&path, &show, &[("password", &code(&key, t0, 1))])
+        .await;
+    assert_eq!(res.status(), 200);
+    assert!(res.text().await.unwrap().contains(secret));
+}
+
+#[tokio::test]
+async fn the_password_grant_is_refused_for_an_account_with_a_factor() {
+    let app = spawn_app().await;
+    enrolled(&app).await;
+    let created = app.create_client(
+        "acme",
+        &[
+            "--grant-type",
+            "password",
+            "--grant-type",
+            "client_credentials",
+        ],
+    );
+    let client = crate::helpers::TestClient {
+        client_id: created["client_id"].as_str().unwrap().to_owned(),
+        secret: created["client_secret"].as_str().unwrap().to_owned(),
+        owner_id: 0,
+    };
+    let res = app
+        .token_form(
+            Some(&client),
+            &[
+                ("grant_type", "password"),
+                ("username", "acme"),
+                ("password", MERCHANT_PASSWORD),
+            ],
+        )
+        .await;
+    assert_eq!(res.status(), 400);
+    let body: Value = res.json().await.unwrap();
+    assert_eq!(body["error"], "invalid_grant");
+    assert!(
+        body["error_description"]
+            .as_str()
+            .unwrap()
+            .contains("two-step sign-in"),
+        "{body}"
+    );
+}
+
+#[tokio::test]
+async fn removing_the_app_needs_a_code_and_the_operator_can_reset_it() {
+    let app = spawn_app().await;
+    let (key, codes, t0) = enrolled(&app).await;
+    log_out(&app).await;
+    password_step(&app).await;
+    assert_eq!(code_step(&app, &codes[0]).await.status(), 303);
+
+    let (status, page) = app.page("/account/security/totp/remove").await;
+    assert_eq!(status, 200);
+    assert!(page.text("h1").unwrap().contains("Remove"));
+    let remove = "/account/security/totp/remove";
+    let res = app
+        .post_form(remove, remove, &[("password", "000000")])
+        .await;
+    assert_eq!(res.status(), 422);
+    assert_eq!(app.count("user_totp"), 1);
+    let res = app
+        .post_form(remove, remove, &[("password", &code(&key, t0, 1))])
+        .await;
+    assert_eq!(res.status(), 303);
+    assert_eq!(app.count("user_totp"), 0);
+    assert_eq!(app.count("recovery_codes"), 0);
+    let mail = app.outbox.last_to("acme@example.com").unwrap();
+    assert!(mail.text.contains("removed"), "{}", mail.text);
+    log_out(&app).await;
+    assert_eq!(password_step(&app).await, "/developer/applications");
+
+    // Again, and this time the operator takes it off.
+    let (status, page) = app.page("/account/security/totp").await;
+    assert_eq!(status, 200);
+    let key = page.attr("#totp-secret", "value").unwrap();
+    let setup = "/account/security/totp";
+    let res = app
+        .post_form(
+            setup,
+            setup,
+            &[
+                ("code", &code(&key, chrono::Utc::now().timestamp(), 0)),
+                ("password", MERCHANT_PASSWORD),
+            ],
+        )
+        .await;
+    assert_eq!(res.status(), 200);
+    let out = app.cli(&["user", "mfa", "reset", "--username", "acme"], "");
+    assert!(out.success(), "{}", out.stderr);
+    assert!(out.stderr.contains("Removed the second factor of acme"));
+    assert_eq!(app.count("user_totp"), 0);
+    let audit: i64 = {
+        use diesel::prelude::*;
+        use latchkey::db::schema::audit_events;
+        audit_events::table
+            .filter(audit_events::action.eq("mfa_reset"))
+            .count()
+            .get_result(&mut app.db.connect())
+            .unwrap()
+    };
+    assert_eq!(audit, 1);
+    let out = app.cli(&["user", "mfa", "reset", "--username", "nobody"], "");
+    assert!(!out.success());
+}
