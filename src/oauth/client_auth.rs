@@ -152,9 +152,81 @@ pub struct Authenticated {
     entry: Arc<CachedClient>,
     /// Index of the secret that matched in the entry's secrets; none for a public client.
     secret: Option<usize>,
+    /// A client assertion's `jti`, when [`check`] left it to the caller to spend.
+    unspent: Option<SingleUse>,
+}
+
+/// What a single-use identifier was, so that a replay gets its own refusal.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SingleUseKind {
+    /// A client assertion's `jti` (RFC 7523 §3): `invalid_client`.
+    Assertion,
+    /// A DPoP proof's `jti` (RFC 9449 §11.1): `invalid_dpop_proof`.
+    DpopProof,
+}
+
+impl SingleUseKind {
+    /// The refusal when the identifier was used before.
+    pub fn replayed(self) -> OAuthError {
+        match self {
+            Self::Assertion => OAuthError::new(
+                ErrorCode::InvalidClient,
+                "The client assertion was refused: its `jti` was used before.",
+            ),
+            Self::DpopProof => super::dpop::DpopError::Invalid("its jti was used before").into(),
+        }
+    }
+}
+
+/// An identifier that may be used once (`used_jtis`, shared by every instance): its key and
+/// until when it must be remembered.
+#[derive(Debug, Clone)]
+pub struct SingleUse {
+    pub kind: SingleUseKind,
+    pub key: String,
+    pub until: NaiveDateTime,
+}
+
+impl SingleUse {
+    /// A DPoP proof's `jti`.
+    pub fn dpop(proof: &super::dpop::Proof) -> Self {
+        Self {
+            kind: SingleUseKind::DpopProof,
+            key: proof.replay_key(),
+            until: chrono::DateTime::from_timestamp(proof.expires_at, 0)
+                .unwrap_or_default()
+                .naive_utc(),
+        }
+    }
+
+    /// Records it as used: `false` if it was used before. One statement.
+    pub fn record(&self, conn: &mut AnyConnection) -> diesel::QueryResult<bool> {
+        UsedJti::record(conn, &self.key, self.until)
+    }
+}
+
+/// Spends each identifier now (in the writer's turn on SQLite), or refuses the first that was
+/// used before.
+pub fn spend_now(
+    conn: &mut AnyConnection,
+    ctx: &OAuthContext,
+    once: &[SingleUse],
+) -> Result<(), OAuthError> {
+    for id in once {
+        if !ctx.writer.hold(|| id.record(conn))? {
+            return Err(id.kind.replayed());
+        }
+    }
+    Ok(())
 }
 
 impl Authenticated {
+    /// The assertion's `jti` that [`check`] left unspent, for the caller to spend with its
+    /// other writes.
+    pub fn take_unspent(&mut self) -> Option<SingleUse> {
+        self.unspent.take()
+    }
+
     pub fn client(&self) -> &Client {
         &self.entry.client
     }
@@ -199,6 +271,23 @@ pub fn authenticate(
     endpoint: Endpoint,
     now: NaiveDateTime,
 ) -> Result<Authenticated, OAuthError> {
+    let mut auth = check(conn, ctx, presented, endpoint, now)?;
+    if let Some(jti) = auth.take_unspent() {
+        spend_now(conn, ctx, &[jti])?;
+    }
+    Ok(auth)
+}
+
+/// [`authenticate`], but a client assertion's `jti` is left unspent
+/// ([`Authenticated::take_unspent`]): the caller must spend it before it answers anything the
+/// credentials earned, in the same commit as its own rows (the token endpoint's group commit).
+pub fn check(
+    conn: &mut AnyConnection,
+    ctx: &OAuthContext,
+    presented: &Presented,
+    endpoint: Endpoint,
+    now: NaiveDateTime,
+) -> Result<Authenticated, OAuthError> {
     let client_id = match presented {
         Presented::Secret { client_id, .. }
         | Presented::PublicClient { client_id }
@@ -209,6 +298,7 @@ pub fn authenticate(
     }
     let entry = ctx.clients.client(conn, client_id, now)?;
 
+    let mut unspent = None;
     let (entry, secret) = match presented {
         Presented::Secret { secret, .. } => {
             let digest = ctx.server_key.client_secret_digest(secret);
@@ -256,16 +346,11 @@ pub fn authenticate(
             ];
             let audiences: Vec<&str> = audiences.iter().map(String::as_str).collect();
             let verified = super::assertion::verify(assertion, client_id, keys, &audiences, now)?;
-            let replay_key = verified.replay_key(client_id);
-            let first_use = ctx
-                .writer
-                .hold(|| UsedJti::record(conn, &replay_key, verified.expires_at))?;
-            if !first_use {
-                return Err(OAuthError::new(
-                    ErrorCode::InvalidClient,
-                    "The client assertion was refused: its `jti` was used before.",
-                ));
-            }
+            unspent = Some(SingleUse {
+                kind: SingleUseKind::Assertion,
+                key: verified.replay_key(client_id),
+                until: verified.expires_at,
+            });
             (entry, None)
         }
         Presented::PublicClient { .. } => match entry {
@@ -280,7 +365,11 @@ pub fn authenticate(
             "This client is disabled. Its owner can enable it again in the developer portal.",
         ));
     }
-    Ok(Authenticated { entry, secret })
+    Ok(Authenticated {
+        entry,
+        secret,
+        unspent,
+    })
 }
 
 /// Records that a secret was used, at most every few minutes: the cached secret remembers the

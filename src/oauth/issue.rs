@@ -7,6 +7,11 @@ use std::time::Duration;
 
 use chrono::{NaiveDateTime, TimeDelta};
 
+use std::sync::Arc;
+
+use parking_lot::Mutex;
+
+use super::client_auth::{SingleUse, SingleUseKind};
 use super::context::OAuthContext;
 use super::error::OAuthError;
 use super::jwt::{ACCESS_TOKEN_TYP, AccessClaims, Confirmation};
@@ -27,9 +32,22 @@ pub struct Issued {
     pub scope: Scopes,
     /// Bound to a DPoP key (RFC 9449 §5): `token_type` is `DPoP`, not `Bearer`.
     pub dpop_bound: bool,
+    /// Set by a grouped write that spent single-use identifiers with the token's row
+    /// ([`store_grouped`]): which one, if any, had been used before (then no row was written).
+    replayed: Option<Arc<Mutex<Option<SingleUseKind>>>>,
 }
 
 impl Issued {
+    /// The tokens, once their group commit is done, if every single-use identifier spent in it
+    /// was new; otherwise the refusal for the one that was not (and no row was written).
+    pub fn single_use_kept(self) -> Result<Self, OAuthError> {
+        let replayed = self.replayed.as_ref().and_then(|r| *r.lock());
+        match replayed {
+            Some(kind) => Err(kind.replayed()),
+            None => Ok(self),
+        }
+    }
+
     /// `token_type` (RFC 6749 §7.1, RFC 9449 §5).
     pub fn token_type(&self) -> &'static str {
         if self.dpop_bound { "DPoP" } else { "Bearer" }
@@ -187,6 +205,7 @@ fn issued(ctx: &OAuthContext, who: &Grantee<'_>, minted: Minted) -> Issued {
         scope: who.scope.clone(),
         id_token: minted.id_token,
         dpop_bound: who.dpop_jkt.is_some(),
+        replayed: None,
     }
 }
 
@@ -194,11 +213,18 @@ fn issued(ctx: &OAuthContext, who: &Grantee<'_>, minted: Minted) -> Issued {
 /// commit with other requests' ([`Writer::defer`](crate::db::Writer::defer)): the busiest
 /// path through the server (`client_credentials`). The tokens come out of the
 /// [`Uncommitted`] once the row is committed.
+///
+/// `once` (a client assertion's and a DPoP proof's `jti`s) are spent in the same write, before
+/// the row: if one was used before, the row is not written and the tokens are refused once the
+/// group is committed ([`Issued::single_use_kept`]). A replay thus costs the group nothing (it
+/// is not an error that would roll the others back), and the request never waits for a turn of
+/// its own.
 pub fn store_grouped(
     conn: &mut AnyConnection,
     ctx: &OAuthContext,
     who: &Grantee<'_>,
     minted: Minted,
+    once: Vec<SingleUse>,
     now: NaiveDateTime,
 ) -> Result<Uncommitted<Issued>, OAuthError> {
     debug_assert!(
@@ -210,8 +236,25 @@ pub fn store_grouped(
     let scope = who.scope.to_stored();
     let audience = ctx.audience.clone();
     let expired_at = minted.access_expires_at;
-    let issued = issued(ctx, who, minted);
+    let mut issued = issued(ctx, who, minted);
+    let replayed = Arc::new(Mutex::new(None));
+    if !once.is_empty() {
+        issued.replayed = Some(Arc::clone(&replayed));
+    }
     let write: GroupedWrite = Box::new(move |conn| {
+        // Decided afresh on every run: a group that failed is rolled back and each write runs
+        // again alone.
+        let mut verdict = None;
+        for id in &once {
+            if !id.record(conn)? {
+                verdict = Some(id.kind);
+                break;
+            }
+        }
+        *replayed.lock() = verdict;
+        if verdict.is_some() {
+            return Ok(());
+        }
         AccessToken::insert(
             conn,
             &NewAccessToken {

@@ -2,7 +2,7 @@
 //! is allowed, and hand the request to its grant in `grants/`, which issues through `issue`.
 //! No HTTP here; `routes::token` does that.
 
-use super::client_auth::{self, Presented};
+use super::client_auth::{self, Presented, SingleUse};
 use super::context::OAuthContext;
 use super::dpop;
 use super::error::{ErrorCode, OAuthError};
@@ -35,21 +35,23 @@ pub struct Caller<'a> {
 /// most once per [`client_auth::LAST_USED_RESOLUTION`], may wait for the writer's turn (one
 /// group's write). An RSA signature (a fifth of a millisecond) would hold up every other
 /// request on the worker, and the other grants hash passwords or write transactions. A client
-/// assertion (`private_key_jwt`) records its `jti`, a write that may wait for the writer's turn,
-/// so it goes to the blocking pool too.
-///
-/// A DPoP proof records its `jti` the same way, so a request with one goes there too.
-pub fn runs_on_worker(
-    ctx: &OAuthContext,
-    request: &TokenRequest,
-    dialect: Dialect,
-    dpop: bool,
-) -> bool {
+/// assertion's (`private_key_jwt`) and a DPoP proof's `jti`s go into the same group commit as
+/// the token's row (they are checked in it, and a replay gets no token), so such a request
+/// stays here too: its extra work is the two ECDSA (or EdDSA) verifications.
+pub fn runs_on_worker(ctx: &OAuthContext, request: &TokenRequest, dialect: Dialect) -> bool {
     matches!(request.grant, Grant::ClientCredentials { .. })
         && dialect == Dialect::Rfc6749
-        && !dpop
-        && request.body_credentials.client_assertion.is_none()
         && ctx.keys.current().signer.algorithm == SigningAlgorithm::Es256
+}
+
+/// RFC 6749 §4.4.3: client_credentials gets no refresh token. Revenue Monster's JSON dialect
+/// returns one with client credentials, so that dialect gets one when the client may use
+/// refresh_token.
+fn client_credentials_with_refresh(client: &crate::db::models::Client, dialect: Dialect) -> bool {
+    dialect == Dialect::RevenueMonster
+        && client
+            .allowed_grant_types()
+            .contains(&GrantType::RefreshToken)
 }
 
 /// Handles one token request. Blocking (database, argon2, signing): run inside `db::run`, then
@@ -69,7 +71,10 @@ pub fn exchange(
         .map(|proof| dpop::check(ctx, proof, "POST", caller.url, None))
         .transpose()?;
     let presented = client_auth::presented(caller.authorization, &request.body_credentials)?;
-    let auth = client_auth::authenticate(conn, ctx, &presented, client_auth::Endpoint::Token, now)?;
+    let mut auth = client_auth::check(conn, ctx, &presented, client_auth::Endpoint::Token, now)?;
+    // The assertion's and the proof's `jti`s, spent before any token is answered: with the
+    // token's row in its group commit on the quick path, else now.
+    let mut once: Vec<SingleUse> = auth.take_unspent().into_iter().collect();
     let client = auth.client();
 
     let grant_type = request.grant.grant_type();
@@ -92,7 +97,7 @@ pub fn exchange(
     }
     let jkt = match proof {
         Some(proof) => {
-            dpop::spend(conn, ctx, &proof)??;
+            once.push(SingleUse::dpop(&proof));
             Some(proof.jkt)
         }
         None if client.requires_dpop() => {
@@ -105,21 +110,25 @@ pub fn exchange(
     };
     let jkt = jkt.as_deref();
 
+    let grouped = matches!(request.grant, Grant::ClientCredentials { .. })
+        && !client_credentials_with_refresh(client, dialect);
+    if !grouped {
+        client_auth::spend_now(conn, ctx, &once)?;
+        once.clear();
+    }
     let issued = match request.grant {
         Grant::ClientCredentials { scope } => {
-            // RFC 6749 §4.4.3: no refresh token. Revenue Monster's JSON dialect returns one with
-            // client credentials, so that dialect gets one when the client may use refresh_token.
-            let with_refresh = dialect == Dialect::RevenueMonster
-                && client
-                    .allowed_grant_types()
-                    .contains(&GrantType::RefreshToken);
+            let with_refresh = client_credentials_with_refresh(client, dialect);
             grants::client_credentials::run(
                 conn,
                 ctx,
                 client,
-                scope.as_deref(),
-                with_refresh,
-                jkt,
+                grants::client_credentials::Asked {
+                    scope: scope.as_deref(),
+                    with_refresh,
+                    dpop_jkt: jkt,
+                    once,
+                },
                 now,
             )?
         }

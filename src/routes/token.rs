@@ -85,7 +85,7 @@ pub async fn token(
         Grant::Password { .. } => state.oauth.passwords.admit().await,
         _ => None,
     };
-    let on_worker = token::runs_on_worker(&state.oauth, &request, dialect, dpop.is_some());
+    let on_worker = token::runs_on_worker(&state.oauth, &request, dialect);
     let exchange = move |conn: &mut db::AnyConnection| {
         let caller = Caller {
             authorization: authorization.as_deref(),
@@ -106,7 +106,8 @@ pub async fn token(
         Ok(uncommitted) => uncommitted
             .commit(&state.oauth.writer, &state.pool)
             .await
-            .map_err(OAuthError::from),
+            .map_err(OAuthError::from)
+            .and_then(Issued::single_use_kept),
         Err(e) => Err(e),
     };
     let response = match result {

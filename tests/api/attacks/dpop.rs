@@ -261,3 +261,49 @@ async fn a_bound_token_is_useless_without_its_key_and_a_fresh_proof() {
         check(name, req.send().await.unwrap(), &expect).await;
     }
 }
+
+/// The assertion's and the proof's `jti`s are spent in the token row's group commit: sent many
+/// times at once, in one group or several, exactly one copy gets a token.
+#[tokio::test]
+async fn of_many_copies_sent_at_once_exactly_one_gets_a_token() {
+    let app = spawn_app().await;
+    let client_key = SigningKey::p256("client");
+    let client = app.key_client(&[&client_key], &["--grant-type", "client_credentials"]);
+    let key = SigningKey::p256("k");
+    let url = app.url("/oauth/token");
+    const TYPE: &str = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer";
+
+    for (case, same_assertion) in [
+        ("one proof, fresh assertions", false),
+        ("one assertion, fresh proofs", true),
+    ] {
+        let proof = key.dpop("POST", &url, None, json!({}));
+        let assertion = client_key.assertion(&client.client_id, &url, json!({}));
+        let sends = (0..8).map(|_| {
+            let assertion = if same_assertion {
+                assertion.clone()
+            } else {
+                client_key.assertion(&client.client_id, &url, json!({}))
+            };
+            let proof = if same_assertion {
+                key.dpop("POST", &url, None, json!({}))
+            } else {
+                proof.clone()
+            };
+            let req = app.api.post(&url).header("DPoP", proof).form(&[
+                ("grant_type", "client_credentials"),
+                ("client_assertion_type", TYPE),
+                ("client_assertion", &assertion),
+            ]);
+            async move { req.send().await.unwrap().status().as_u16() }
+        });
+        let statuses = futures_util::future::join_all(sends).await;
+        let issued = statuses.iter().filter(|s| **s == 200).count();
+        assert_eq!(issued, 1, "{case}: {statuses:?}");
+        let refused = if same_assertion { 401 } else { 400 };
+        assert!(
+            statuses.iter().all(|s| *s == 200 || *s == refused),
+            "{case}: {statuses:?}"
+        );
+    }
+}
