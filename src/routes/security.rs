@@ -250,20 +250,13 @@ fn ask_code(
     action: &str,
     refused: Refused,
 ) -> Result<HttpResponse, AppError> {
-    let ctx = step_up::page_context(purpose, action, PAGE, &Vec::new(), Some(refused));
-    let status = if refused.is_missing() {
-        StatusCode::OK
-    } else {
-        StatusCode::UNPROCESSABLE_ENTITY
+    let ask = step_up::Ask {
+        purpose,
+        action,
+        cancel: PAGE,
+        hidden: &Vec::new(),
     };
-    render(
-        state,
-        session,
-        Some(user),
-        "portal/reauth.html",
-        ctx,
-        status,
-    )
+    step_up::ask(state, session, user, &ask, refused)
 }
 
 /// `POST /account/security/recovery-codes`: ten new codes after a code from the factor; the

@@ -8,9 +8,10 @@
 //! right one opens the re-authentication window (`auth::session::REAUTH_WINDOW`) for the actions
 //! that accept it.
 
-use actix_web::HttpRequest;
+use actix_web::http::StatusCode;
+use actix_web::{HttpRequest, HttpResponse};
 
-use super::page::client_address;
+use super::page::{client_address, render};
 use crate::accounts::{self, SignInError};
 use crate::auth::session::TypedSession;
 use crate::db;
@@ -165,9 +166,49 @@ pub async fn confirm(
 /// Fields of the original form that the step-up page carries along (name, value).
 pub type Hidden = Vec<(&'static str, String)>;
 
+/// What a step-up page confirms (`to {purpose}`), where its form goes, where Cancel leads, and
+/// the fields of the original form it carries along.
+pub struct Ask<'a> {
+    pub purpose: &'a str,
+    pub action: &'a str,
+    pub cancel: &'a str,
+    pub hidden: &'a Hidden,
+}
+
+/// The step-up page (`portal/reauth.html`): the password, or a code for an account with a
+/// factor, with `refused` beside the field once something was tried (422), or plain (200).
+pub fn ask(
+    state: &AppState,
+    session: &TypedSession,
+    user: &User,
+    ask: &Ask<'_>,
+    refused: Refused,
+) -> Result<HttpResponse, AppError> {
+    let ctx = page_context(
+        ask.purpose,
+        ask.action,
+        ask.cancel,
+        ask.hidden,
+        Some(refused),
+    );
+    let status = if refused.is_missing() {
+        StatusCode::OK
+    } else {
+        StatusCode::UNPROCESSABLE_ENTITY
+    };
+    render(
+        state,
+        session,
+        Some(user),
+        "portal/reauth.html",
+        ctx,
+        status,
+    )
+}
+
 /// `portal/reauth.html`'s context: what the password confirms, where the form goes, and the
 /// fields of the original form it carries along.
-pub fn page_context(
+fn page_context(
     purpose: &str,
     action: &str,
     cancel: &str,

@@ -98,20 +98,19 @@ async fn log_out(app: &TestApp) {
     app.post_form("/logout", "/account", &[]).await;
 }
 
+/// Posts the sign-in form with acme's password.
+async fn post_password(app: &TestApp) -> reqwest::Response {
+    app.post_form(
+        "/login",
+        "/login",
+        &[("username", "acme"), ("password", MERCHANT_PASSWORD)],
+    )
+    .await
+}
+
 /// Signs in with the password; returns where it went.
 async fn password_step(app: &TestApp) -> String {
-    let (_, page) = app.page("/login").await;
-    let res = app
-        .api
-        .post(app.url("/login"))
-        .form(&[
-            ("username", "acme"),
-            ("password", MERCHANT_PASSWORD),
-            ("csrf_token", &page.csrf()),
-        ])
-        .send()
-        .await
-        .unwrap();
+    let res = post_password(app).await;
     assert_eq!(res.status(), 303);
     location(&res)
 }
@@ -168,18 +167,7 @@ async fn wrong_codes_lock_the_account_as_wrong_passwords_do() {
     }
     assert!(last.contains("Too many"), "{last}");
     // The password page is locked too: one lockout for both.
-    let (_, page) = app.page("/login").await;
-    let res = app
-        .api
-        .post(app.url("/login"))
-        .form(&[
-            ("username", "acme"),
-            ("password", MERCHANT_PASSWORD),
-            ("csrf_token", &page.csrf()),
-        ])
-        .send()
-        .await
-        .unwrap();
+    let res = post_password(&app).await;
     assert_eq!(res.status(), 422);
     assert!(
         res.text()

@@ -116,25 +116,18 @@ fn ask_password(
     refused: crate::routes::step_up::Refused,
 ) -> Result<HttpResponse, AppError> {
     use crate::routes::step_up;
-    let ctx = step_up::page_context(
-        &format!("{purpose} of “{}”", client.name),
-        action,
-        cancel,
-        hidden,
-        Some(refused),
-    );
-    let status = if refused.is_missing() {
-        StatusCode::OK
-    } else {
-        StatusCode::UNPROCESSABLE_ENTITY
-    };
-    render(
+    let purpose = format!("{purpose} of “{}”", client.name);
+    step_up::ask(
         state,
         session,
-        Some(user),
-        "portal/reauth.html",
-        ctx,
-        status,
+        user,
+        &step_up::Ask {
+            purpose: &purpose,
+            action,
+            cancel,
+            hidden,
+        },
+        refused,
     )
 }
 
