@@ -76,6 +76,14 @@ pub struct Settings {
     #[arg(long, env = "LATCHKEY_DPOP_NONCE", global = true)]
     pub dpop_nonce: bool,
 
+    /// Applications go live (in the portal) only from accounts with two-step sign-in, since a
+    /// live secret moves real money: without it the portal says why and links to the Security
+    /// page. Applications already live keep working, and their owners are asked on the portal
+    /// to add a factor. `false` turns the rule off.
+    #[arg(long, env = "LATCHKEY_REQUIRE_MFA_FOR_LIVE", default_value_t = true,
+          action = clap::ArgAction::Set, value_name = "true|false", global = true)]
+    pub require_mfa_for_live: bool,
+
     /// How often each instance reloads the signing keys, in seconds: a `keys rotate` takes
     /// effect everywhere within this time.
     #[arg(long, env = "LATCHKEY_KEY_REFRESH", default_value_t = 30,

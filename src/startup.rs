@@ -168,6 +168,7 @@ impl Application {
             server_key: key,
             oauth,
             templates: templates::load()?,
+            require_mfa_for_live: settings.require_mfa_for_live,
             statements: statements.clone(),
         });
 

@@ -29,6 +29,9 @@ pub struct AppState {
     /// Everything the protocol code needs (issuer, keys, lifetimes); cloned into blocking tasks.
     /// Pages use the fields above, not this.
     pub oauth: Arc<OAuthContext>,
+    /// `LATCHKEY_REQUIRE_MFA_FOR_LIVE`: an application goes live only from an account with a
+    /// second factor (`routes::portal`).
+    pub require_mfa_for_live: bool,
     /// SQL statements run by the pool's connections, for `/metrics`.
     pub statements: StatementCounter,
 }

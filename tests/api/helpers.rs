@@ -139,6 +139,7 @@ pub fn test_settings(data_dir: &Path, db: &TestDatabase, secret: &SecretKeyMater
         refresh_token_ttl: 2_592_000,
         code_ttl: 600,
         dpop_nonce: false,
+        require_mfa_for_live: true,
         db_pool_size: 8,
         key_refresh: 1,
         client_refresh: 1,
@@ -870,5 +871,43 @@ impl TestApp {
         let client = self.merchant_client(&args);
         assert!(client.secret.is_empty(), "a key-based client has no secret");
         client
+    }
+}
+
+/// The code an authenticator app holding `key` (base32, as the setup page shows it) gives
+/// `steps` steps after the moment `t0`.
+pub fn totp_code(key: &str, t0: i64, steps: i64) -> String {
+    let secret = totp_rs::Secret::Encoded(key.to_owned()).to_bytes().unwrap();
+    let totp = totp_rs::TOTP::new(
+        totp_rs::Algorithm::SHA1,
+        6,
+        1,
+        30,
+        secret,
+        None,
+        "test".to_owned(),
+    )
+    .unwrap();
+    totp.generate((t0 + steps * 30) as u64)
+}
+
+impl TestApp {
+    /// Sets up an authenticator app for the signed-in account (whose password is
+    /// [`MERCHANT_PASSWORD`]), with the code of the current step; returns its key.
+    pub async fn enable_totp(&self) -> String {
+        let setup = "/account/security/totp";
+        let (status, page) = self.page(setup).await;
+        assert_eq!(status, 200);
+        let key = page.attr("#totp-secret", "value").unwrap();
+        let code = totp_code(&key, chrono::Utc::now().timestamp(), 0);
+        let res = self
+            .post_form(
+                setup,
+                setup,
+                &[("code", &code), ("password", MERCHANT_PASSWORD)],
+            )
+            .await;
+        assert_eq!(res.status(), 200, "{}", res.text().await.unwrap());
+        key
     }
 }

@@ -5,18 +5,14 @@
 //! removing the app needs a code; the operator's CLI resets it.
 
 use serde_json::Value;
-use totp_rs::{Algorithm, Secret, TOTP};
 
 use crate::helpers::{Html, MERCHANT_PASSWORD, TestApp, location, spawn_app};
 
-/// The code `key` (base32, as the setup page shows it) gives `steps` steps after the moment
-/// `t0` (each test fixes its own, so that no assertion depends on where a step boundary
-/// falls while it runs: a test runs well within 30 seconds, and a code one step ahead is
-/// accepted).
+/// The code `key` gives `steps` steps after `t0` (each test fixes its own `t0`, so that no
+/// assertion depends on where a step boundary falls while it runs: a test runs well within 30
+/// seconds, and a code one step ahead is accepted).
 fn code(key: &str, t0: i64, steps: i64) -> String {
-    let secret = Secret::Encoded(key.to_owned()).to_bytes().unwrap();
-    let totp = TOTP::new(Algorithm::SHA1, 6, 1, 30, secret, None, "test".to_owned()).unwrap();
-    totp.generate((t0 + steps * 30) as u64)
+    crate::helpers::totp_code(key, t0, steps)
 }
 
 /// Signs `acme` up (signed in) and sets up an authenticator app with the code of `t0`'s step;
@@ -363,4 +359,106 @@ async fn removing_the_app_needs_a_code_and_the_operator_can_reset_it() {
     assert_eq!(audit, 1);
     let out = app.cli(&["user", "mfa", "reset", "--username", "nobody"], "");
     assert!(!out.success());
+}
+
+#[tokio::test]
+async fn going_live_needs_a_second_factor_and_live_apps_without_one_are_flagged() {
+    let app = spawn_app().await;
+    assert_eq!(
+        app.sign_up("acme", "acme@example.com", MERCHANT_PASSWORD)
+            .await
+            .status(),
+        303
+    );
+    let apps = "/developer/applications";
+    let form = |environment: &'static str| {
+        vec![
+            ("name", "Acme Pay"),
+            ("redirect_uris", "https://pay.example.com/cb"),
+            ("environment", environment),
+            ("client_type", "confidential"),
+            ("grant_types", "client_credentials"),
+            ("scopes", "get_user_profile"),
+        ]
+    };
+    // Created live: refused beside Environment, with the way to the Security page.
+    let res = app
+        .post_form(apps, &format!("{apps}/new"), &form("live"))
+        .await;
+    assert_eq!(res.status(), 422);
+    let page = Html::parse(&res.text().await.unwrap());
+    assert!(
+        page.text("#environment-error")
+            .unwrap()
+            .contains("two-step sign-in")
+    );
+    assert_eq!(
+        page.attr("#environment-error a", "href").as_deref(),
+        Some("/account/security")
+    );
+    assert_eq!(app.count("clients"), 0);
+    // Sandbox, then switched to live: refused the same way.
+    let res = app
+        .post_form(apps, &format!("{apps}/new"), &form("sandbox"))
+        .await;
+    assert_eq!(res.status(), 303);
+    let edit = format!("{}/edit", location(&res));
+    let res = app.post_form(&edit, &edit, &form("live")).await;
+    assert_eq!(res.status(), 422);
+
+    // An application made live by the operator before: it keeps working, and the list asks
+    // its owner to add a factor.
+    let live = app.create_client("acme", &["--live", "--grant-type", "client_credentials"]);
+    let client = crate::helpers::TestClient {
+        client_id: live["client_id"].as_str().unwrap().to_owned(),
+        secret: live["client_secret"].as_str().unwrap().to_owned(),
+        owner_id: 0,
+    };
+    let res = app
+        .token_form(Some(&client), &[("grant_type", "client_credentials")])
+        .await;
+    assert_eq!(res.status(), 200);
+    let (_, page) = app.page(apps).await;
+    assert!(
+        page.text(".banner")
+            .unwrap()
+            .contains("no two-step sign-in")
+    );
+
+    // With an authenticator app: going live works, and the list says nothing more.
+    app.enable_totp().await;
+    let res = app.post_form(&edit, &edit, &form("live")).await;
+    assert_eq!(res.status(), 303);
+    let (_, page) = app.page(apps).await;
+    assert!(page.text(".banner").is_none());
+}
+
+#[tokio::test]
+async fn the_live_rule_can_be_turned_off() {
+    let app = crate::helpers::spawn_app_with(|settings| {
+        settings.require_mfa_for_live = false;
+        None
+    })
+    .await;
+    assert_eq!(
+        app.sign_up("acme", "acme@example.com", MERCHANT_PASSWORD)
+            .await
+            .status(),
+        303
+    );
+    let apps = "/developer/applications";
+    let res = app
+        .post_form(
+            apps,
+            &format!("{apps}/new"),
+            &[
+                ("name", "Acme Pay"),
+                ("redirect_uris", "https://pay.example.com/cb"),
+                ("environment", "live"),
+                ("client_type", "confidential"),
+                ("grant_types", "client_credentials"),
+            ],
+        )
+        .await;
+    assert_eq!(res.status(), 303);
 }

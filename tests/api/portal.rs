@@ -404,6 +404,8 @@ async fn rotation_keeps_the_old_secret_for_the_chosen_time() {
 async fn editing_disabling_and_the_activity_log() {
     let app = spawn_app().await;
     merchant(&app, "acme").await;
+    // Going live needs two-step sign-in (LATCHKEY_REQUIRE_MFA_FOR_LIVE).
+    app.enable_totp().await;
     let created = create_app(&app, &valid_form()).await;
     let show = format!("{APPS}/{}", created.client_id);
 
@@ -754,6 +756,7 @@ async fn the_edit_form_sets_pushed_requests_dpop_and_fapi2_with_a_confirmation_w
     use crate::helpers::SigningKey;
     let app = spawn_app().await;
     merchant(&app, "acme").await;
+    app.enable_totp().await;
     let created = create_app(&app, &valid_form()).await;
     let show = format!("{APPS}/{}", created.client_id);
     let edit = format!("{show}/edit");

@@ -103,6 +103,10 @@ impl CsrfProtected for AppForm {
     }
 }
 
+/// Beside Environment when an account without a second factor would make an application live
+/// (`LATCHKEY_REQUIRE_MFA_FOR_LIVE`); the form then links to the Security page.
+pub const LIVE_NEEDS_FACTOR: &str = "Live applications need two-step sign-in on your account, since their secrets move real money. Set it up on your Security page, then come back.";
+
 /// A form that passed every check.
 pub struct Checked {
     pub name: ClientName,
@@ -339,6 +343,12 @@ pub fn context(
             "dpop_bound": form.dpop_bound.is_some(),
             "fapi2": form.fapi2.is_some(),
         }),
+    );
+    ctx.insert(
+        "needs_factor",
+        &errors
+            .get("environment")
+            .is_some_and(|e| e == LIVE_NEEDS_FACTOR),
     );
     ctx.insert("key_based", &editing.is_some_and(|c| c.jwks.is_some()));
     ctx.insert("live_app", &editing.is_some_and(|c| c.is_live));

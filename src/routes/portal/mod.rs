@@ -167,6 +167,12 @@ pub async fn list(
     .await?;
     let mut ctx = tera::Context::new();
     ctx.insert("apps", &apps.iter().map(summary).collect::<Vec<_>>());
+    // Live applications from before the rule, on an account that still has no factor: they
+    // keep working, and the owner is asked to add one.
+    let live_without_factor = state.require_mfa_for_live
+        && apps.iter().any(|a| a.is_live)
+        && !crate::routes::step_up::has_factor(&state, &user).await?;
+    ctx.insert("live_without_factor", &live_without_factor);
     render(
         &state,
         &session,
@@ -175,6 +181,41 @@ pub async fn list(
         ctx,
         StatusCode::OK,
     )
+}
+
+/// The form's own verdict with `more` errors beside it.
+fn merge_errors(
+    checked: Result<form::Checked, form::Errors>,
+    more: form::Errors,
+) -> Result<form::Checked, form::Errors> {
+    match checked {
+        Ok(checked) if more.is_empty() => Ok(checked),
+        Ok(_) => Err(more),
+        Err(mut errors) => {
+            for (field, message) in more {
+                errors.entry(field).or_insert(message);
+            }
+            Err(errors)
+        }
+    }
+}
+
+/// `LATCHKEY_REQUIRE_MFA_FOR_LIVE`: making an application live (it was not) needs a second
+/// factor on the account. One that is live already stays live.
+async fn live_needs_factor(
+    state: &AppState,
+    user: &User,
+    input: &AppForm,
+    was_live: bool,
+    errors: &mut form::Errors,
+) -> Result<(), AppError> {
+    if !state.require_mfa_for_live || was_live || input.environment != "live" {
+        return Ok(());
+    }
+    if !crate::routes::step_up::has_factor(state, user).await? {
+        errors.insert("environment", form::LIVE_NEEDS_FACTOR.to_owned());
+    }
+    Ok(())
 }
 
 async fn registered_scopes(state: &AppState) -> Result<Vec<Scope>, AppError> {
@@ -216,7 +257,11 @@ pub async fn create(
     CsrfForm(input): CsrfForm<AppForm>,
 ) -> Result<HttpResponse, AppError> {
     let scopes = registered_scopes(&state).await?;
-    let checked = match form::check(&input, &scopes, email_verified(&user)) {
+    let checked = form::check(&input, &scopes, email_verified(&user));
+    let mut policy = form::Errors::new();
+    live_needs_factor(&state, &user, &input, false, &mut policy).await?;
+    let checked = merge_errors(checked, policy);
+    let checked = match checked {
         Ok(checked) => checked,
         Err(errors) => {
             let ctx = form::context(&input, &errors, &scopes, None);
@@ -367,16 +412,10 @@ pub async fn update(
     .to_owned();
     let scopes = registered_scopes(&state).await?;
     let checked = form::check(&input, &scopes, email_verified(&user) || client.is_live);
-    let mut security_errors = form::Errors::new();
-    form::check_security(&input, &client, &mut security_errors);
-    let checked = match checked {
-        Ok(checked) if security_errors.is_empty() => Ok(checked),
-        Ok(_) => Err(security_errors),
-        Err(mut errors) => {
-            errors.extend(security_errors);
-            Err(errors)
-        }
-    };
+    let mut more = form::Errors::new();
+    form::check_security(&input, &client, &mut more);
+    live_needs_factor(&state, &user, &input, client.is_live, &mut more).await?;
+    let checked = merge_errors(checked, more);
     let checked = match checked {
         Ok(checked) => checked,
         Err(errors) => {
