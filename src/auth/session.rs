@@ -15,6 +15,9 @@ use crate::crypto;
 use crate::domain::UserId;
 
 const SIGNED_IN_AT: &str = "signed_in_at";
+const DEVICE: &str = "device";
+const ADDRESS: &str = "address";
+const MARK: &str = "mark";
 const REAUTH_AT: &str = "reauth_at";
 const CSRF: &str = "csrf";
 const FLASH: &str = "flash";
@@ -61,12 +64,27 @@ impl TypedSession {
         Self(session)
     }
 
-    /// Signs `user_id` in: a new session id (no fixation, ASVS V7.2.4), a fresh CSRF token.
-    pub fn log_in(&self, user_id: UserId) -> Result<(), actix_session::SessionInsertError> {
+    /// Signs `user_id` in: a new session id (no fixation, ASVS V7.2.4), a fresh CSRF token, and
+    /// what the Security page lists of it: the device (from `user_agent`), the address, and a
+    /// random mark by which the page knows this session among the account's.
+    pub fn log_in(
+        &self,
+        user_id: UserId,
+        user_agent: &str,
+        address: &str,
+    ) -> Result<(), actix_session::SessionInsertError> {
         self.restart()?;
         self.0.insert(USER_ID_KEY, user_id)?;
         self.0.insert(SIGNED_IN_AT, now())?;
+        self.0.insert(DEVICE, describe_device(user_agent))?;
+        self.0.insert(ADDRESS, address)?;
+        self.0.insert(MARK, crypto::random_token(16))?;
         Ok(())
+    }
+
+    /// This session's mark (see [`Self::log_in`]).
+    pub fn mark(&self) -> Option<String> {
+        self.0.get::<String>(MARK).ok().flatten()
     }
 
     /// Signs out but keeps a pending authorization request, so another account can answer it.
@@ -254,6 +272,60 @@ impl TypedSession {
             .is_some()
         {
             self.0.remove(key);
+        }
+    }
+}
+
+/// "Firefox on Linux", from a `User-Agent` header (the `woothee` crate's reading).
+pub fn describe_device(user_agent: &str) -> String {
+    let parsed = woothee::parser::Parser::new().parse(user_agent);
+    let known = |s: &str| !s.is_empty() && s != "UNKNOWN";
+    match parsed {
+        Some(p) if known(p.name) && known(p.os) => format!("{} on {}", p.name, p.os),
+        Some(p) if known(p.name) => p.name.to_owned(),
+        _ => "Unknown device".to_owned(),
+    }
+}
+
+/// A signed-in session as the Security page lists it, read from its stored state.
+#[derive(Debug, Clone, Serialize)]
+pub struct Listed {
+    pub id: i64,
+    pub device: String,
+    pub address: String,
+    pub signed_in: String,
+    pub last_seen: String,
+    /// The session looking at the page.
+    pub current: bool,
+}
+
+impl Listed {
+    /// Reads a stored session's state (actix-session keeps each value as JSON text); the
+    /// session whose mark is `current` is the one looking.
+    pub fn from_row(row: &crate::db::models::SessionRow, current: Option<&str>) -> Self {
+        let state: std::collections::HashMap<String, String> =
+            serde_json::from_str(&row.state).unwrap_or_default();
+        let text = |key: &str| {
+            state
+                .get(key)
+                .and_then(|v| serde_json::from_str::<String>(v).ok())
+        };
+        let when = |key: &str| {
+            state
+                .get(key)
+                .and_then(|v| v.trim_matches('"').parse::<i64>().ok())
+                .and_then(|t| chrono::DateTime::from_timestamp(t, 0))
+                .map(|t| t.format("%Y-%m-%d %H:%M UTC").to_string())
+                .unwrap_or_else(|| "unknown".to_owned())
+        };
+        let mark = text(MARK);
+        Self {
+            id: row.id,
+            device: text(DEVICE).unwrap_or_else(|| "Unknown device".to_owned()),
+            address: text(ADDRESS).unwrap_or_else(|| "unknown".to_owned()),
+            signed_in: when(SIGNED_IN_AT),
+            last_seen: when(SEEN_AT),
+            current: mark.is_some() && mark.as_deref() == current,
         }
     }
 }

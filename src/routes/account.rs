@@ -262,7 +262,11 @@ pub async fn change_password(
     })
     .await?;
     // Every session ended with the change, this one too: start a fresh one.
-    session.log_in(user.id)?;
+    session.log_in(
+        user.id,
+        &super::page::user_agent(&req),
+        &super::page::client_address(&req),
+    )?;
     session.flash(
         "success",
         "Your password was changed. Every other session of your account was signed out.",

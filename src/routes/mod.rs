@@ -146,6 +146,14 @@ pub fn pages(cfg: &mut web::ServiceConfig) {
             "/account/security/recovery-codes",
             web::post().to(security::new_recovery_codes),
         )
+        .route(
+            "/account/security/sessions/end-others",
+            web::post().to(security::end_other_sessions),
+        )
+        .route(
+            "/account/security/sessions/{id}/end",
+            web::post().to(security::end_session),
+        )
         .route("/account/authorized-apps", web::get().to(authorized::list))
         .service(
             web::resource("/account/authorized-apps/{client_id}/revoke")

@@ -196,6 +196,16 @@ impl CsrfProtected for EmailForm {
 /// The address a request came from, for throttling and the audit log: the socket's peer, or,
 /// when the peer is a trusted proxy, the last address in `X-Forwarded-For` that is not one of
 /// ours (anyone can put anything at the start of that header).
+/// The request's `User-Agent`, at most 512 bytes of it (the Security page names the device).
+pub fn user_agent(req: &HttpRequest) -> String {
+    let ua = req
+        .headers()
+        .get(actix_web::http::header::USER_AGENT)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default();
+    ua.chars().take(512).collect()
+}
+
 pub fn client_address(req: &HttpRequest) -> String {
     let trusted: &[std::net::IpAddr] = req
         .app_data::<web::Data<AppState>>()

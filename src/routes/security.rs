@@ -10,10 +10,12 @@ use actix_web::http::StatusCode;
 use actix_web::{HttpRequest, HttpResponse, web};
 use serde::Deserialize;
 
-use super::page::{CsrfForm, CsrfProtected, CurrentUser, client_address, render, see_other};
+use super::page::{
+    CsrfForm, CsrfOnly, CsrfProtected, CurrentUser, client_address, render, see_other,
+};
 use super::step_up::{self, Refused};
-use crate::auth::session::TypedSession;
-use crate::db::models::{AuditEvent, User};
+use crate::auth::session::{Listed, TypedSession};
+use crate::db::models::{AuditEvent, SessionRow, User};
 use crate::db::{self, DbError};
 use crate::email::Template;
 use crate::error::AppError;
@@ -41,9 +43,21 @@ pub async fn show(
     CurrentUser(user): CurrentUser,
 ) -> Result<HttpResponse, AppError> {
     let user_id = user.id;
-    let status = db::run(&state.pool, move |conn| mfa::status(conn, user_id)).await?;
+    let (status, rows) = db::run(&state.pool, move |conn| {
+        let status = mfa::status(conn, user_id)?;
+        let rows = SessionRow::for_user(conn, user_id, db::now())?;
+        Ok::<_, DbError>((status, rows))
+    })
+    .await?;
+    let mark = session.mark();
+    let sessions: Vec<Listed> = rows
+        .iter()
+        .map(|row| Listed::from_row(row, mark.as_deref()))
+        .collect();
     let mut ctx = tera::Context::new();
     ctx.insert("status", &status);
+    ctx.insert("others", &sessions.iter().filter(|s| !s.current).count());
+    ctx.insert("sessions", &sessions);
     render(
         &state,
         &session,
@@ -361,6 +375,109 @@ pub async fn remove(
         "The authenticator app was removed. Signing in needs your password alone again.",
     );
     Ok(see_other(PAGE))
+}
+
+/// This session's row among the account's, found by its mark.
+async fn current_row(
+    state: &AppState,
+    session: &TypedSession,
+    user: &User,
+) -> Result<Option<i64>, AppError> {
+    let Some(mark) = session.mark() else {
+        return Ok(None);
+    };
+    let user_id = user.id;
+    let rows = db::run(&state.pool, move |conn| {
+        SessionRow::for_user(conn, user_id, db::now()).map_err(DbError::from)
+    })
+    .await?;
+    Ok(rows
+        .iter()
+        .map(|row| Listed::from_row(row, Some(&mark)))
+        .find(|listed| listed.current)
+        .map(|listed| listed.id))
+}
+
+/// `POST /account/security/sessions/{id}/end`: signs that session out on the server, at once,
+/// whichever instance it uses. Another account's session, or an unknown one, is left alone.
+pub async fn end_session(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    session: TypedSession,
+    CurrentUser(user): CurrentUser,
+    path: web::Path<String>,
+    _form: CsrfForm<CsrfOnly>,
+) -> Result<HttpResponse, AppError> {
+    let Ok(id) = path.into_inner().parse::<i64>() else {
+        return Err(AppError::NotFound);
+    };
+    if current_row(&state, &session, &user).await? == Some(id) {
+        session.flash("info", "That is this session: use Sign out instead.");
+        return Ok(see_other(PAGE));
+    }
+    let user_id = user.id;
+    let ended = db::run(&state.pool, move |conn| {
+        SessionRow::delete_for_user_by_id(conn, user_id, id).map_err(DbError::from)
+    })
+    .await?;
+    if !ended {
+        return Err(AppError::NotFound);
+    }
+    log_sessions_ended(&state, &req, &user, 1).await;
+    session.flash("success", "That session was signed out.");
+    Ok(see_other(PAGE))
+}
+
+/// `POST /account/security/sessions/end-others`: signs out every other session of the account.
+pub async fn end_other_sessions(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    session: TypedSession,
+    CurrentUser(user): CurrentUser,
+    _form: CsrfForm<CsrfOnly>,
+) -> Result<HttpResponse, AppError> {
+    let Some(keep) = current_row(&state, &session, &user).await? else {
+        session.flash(
+            "error",
+            "Sign in again first: this session cannot be told apart from the others.",
+        );
+        return Ok(see_other(PAGE));
+    };
+    let user_id = user.id;
+    let ended = db::run(&state.pool, move |conn| {
+        SessionRow::delete_others(conn, user_id, keep).map_err(DbError::from)
+    })
+    .await?;
+    log_sessions_ended(&state, &req, &user, ended).await;
+    session.flash(
+        "success",
+        match ended {
+            0 => "There was no other session.".to_owned(),
+            1 => "1 other session was signed out.".to_owned(),
+            n => format!("{n} other sessions were signed out."),
+        },
+    );
+    Ok(see_other(PAGE))
+}
+
+async fn log_sessions_ended(state: &AppState, req: &HttpRequest, user: &User, count: usize) {
+    let (user_id, ip) = (user.id, client_address(req));
+    let detail = format!("{count} session(s) signed out from the Security page");
+    let logged = db::run(&state.pool, move |conn| {
+        AuditEvent::record(
+            conn,
+            Some(user_id),
+            None,
+            "sessions_ended",
+            &detail,
+            Some(&ip),
+        )
+        .map_err(DbError::from)
+    })
+    .await;
+    if let Err(e) = logged {
+        tracing::error!(error = %crate::error::error_chain(&e), "recording a security event failed");
+    }
 }
 
 /// The activity log's entry and the owner's email for a change of the factor.

@@ -117,7 +117,11 @@ pub async fn login(
                 session.await_second_factor(user.id, next)?;
                 return Ok(see_other(VERIFY));
             }
-            session.log_in(user.id)?;
+            session.log_in(
+                user.id,
+                &super::page::user_agent(&req),
+                &super::page::client_address(&req),
+            )?;
             notify_new_sign_in(&state, &user, &address, None).await;
             Ok(see_other(next.as_deref().unwrap_or(HOME)))
         }
@@ -211,7 +215,11 @@ pub async fn verify(
     };
     match super::step_up::check_code(&state, &req, &user, &form.code).await? {
         Ok(factor) => {
-            session.log_in(user.id)?;
+            session.log_in(
+                user.id,
+                &super::page::user_agent(&req),
+                &super::page::client_address(&req),
+            )?;
             let address = client_address(&req);
             notify_new_sign_in(&state, &user, &address, Some(factor)).await;
             if factor == mfa::Factor::RecoveryCode {

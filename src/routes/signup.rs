@@ -367,7 +367,11 @@ pub async fn finish(
         Err(CreateUserError::Db(e)) => return Err(e.into()),
         Err(CreateUserError::Hash(e)) => return Err(e.into()),
     };
-    session.log_in(user.id)?;
+    session.log_in(
+        user.id,
+        &super::page::user_agent(&req),
+        &super::page::client_address(&req),
+    )?;
     session.flash(
         "success",
         format!(

@@ -462,3 +462,98 @@ async fn the_live_rule_can_be_turned_off() {
         .await;
     assert_eq!(res.status(), 303);
 }
+
+#[tokio::test]
+async fn the_security_page_lists_the_sessions_and_signs_them_out() {
+    let app = spawn_app().await;
+    assert_eq!(
+        app.sign_up("acme", "acme@example.com", MERCHANT_PASSWORD)
+            .await
+            .status(),
+        303
+    );
+    let firefox = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .cookie_store(true)
+        .user_agent("Mozilla/5.0 (X11; Linux x86_64; rv:128.0) Gecko/20100101 Firefox/128.0")
+        .build()
+        .unwrap();
+    let sign_in = async || {
+        let res = app
+            .post_form_in(
+                &firefox,
+                "/login",
+                "/login",
+                &[("username", "acme"), ("password", MERCHANT_PASSWORD)],
+            )
+            .await;
+        assert_eq!(res.status(), 303);
+    };
+    let firefox_status = async || {
+        firefox
+            .get(app.url("/account/security"))
+            .send()
+            .await
+            .unwrap()
+            .status()
+    };
+    sign_in().await;
+    assert_eq!(firefox_status().await, 200);
+
+    let (_, page) = app.page("/account/security").await;
+    let table = page.text("tbody").unwrap();
+    assert!(table.contains("This session"), "{table}");
+    assert!(table.contains("Firefox on Linux"), "{table}");
+    assert!(table.contains("127.0.0.1"), "{table}");
+    // The other session's Sign out form.
+    let action = page
+        .attr("tbody form", "action")
+        .expect("a Sign out for the other session");
+    let res = app.post_form(&action, "/account/security", &[]).await;
+    assert_eq!(res.status(), 303);
+    assert_eq!(firefox_status().await, 303, "signed out on the server");
+    let (status, _) = app.page("/account/security").await;
+    assert_eq!(status, 200, "this session stays");
+
+    // Everywhere else.
+    sign_in().await;
+    let res = app
+        .post_form(
+            "/account/security/sessions/end-others",
+            "/account/security",
+            &[],
+        )
+        .await;
+    assert_eq!(res.status(), 303);
+    let (_, page) = app.page("/account/security").await;
+    assert!(page.text(".flash").unwrap().contains("1 other session"));
+    assert_eq!(firefox_status().await, 303);
+    assert!(page.text("main").unwrap().contains("only session"));
+
+    // Another account's session is not found from here, and stays signed in.
+    let bob = app.create_user("bob", MERCHANT_PASSWORD);
+    let other = app.new_browser();
+    let res = app
+        .post_form_in(
+            &other,
+            "/login",
+            "/login",
+            &[("username", "bob"), ("password", MERCHANT_PASSWORD)],
+        )
+        .await;
+    assert_eq!(res.status(), 303);
+    let bobs: i64 = {
+        use diesel::prelude::*;
+        use latchkey::db::schema::sessions;
+        sessions::table
+            .filter(sessions::user_id.eq(bob.get()))
+            .select(sessions::id)
+            .first(&mut app.db.connect())
+            .unwrap()
+    };
+    let foreign = format!("/account/security/sessions/{bobs}/end");
+    let res = app.post_form(&foreign, "/account/security", &[]).await;
+    assert_eq!(res.status(), 404);
+    let res = other.get(app.url("/account")).send().await.unwrap();
+    assert_eq!(res.status(), 200, "bob is still signed in");
+}

@@ -93,6 +93,50 @@ impl SessionRow {
             .map(|_| ())
     }
 
+    /// The user's live sessions, newest first (the Security page).
+    pub fn for_user(
+        conn: &mut AnyConnection,
+        user_id: UserId,
+        now: NaiveDateTime,
+    ) -> QueryResult<Vec<SessionRow>> {
+        sessions::table
+            .filter(sessions::user_id.eq(user_id))
+            .filter(sessions::expires_at.gt(now))
+            .order(sessions::id.desc())
+            .select(SessionRow::as_select())
+            .load(conn)
+    }
+
+    /// Ends the user's session with this row id: whether there was one (another user's is
+    /// never touched).
+    pub fn delete_for_user_by_id(
+        conn: &mut AnyConnection,
+        user_id: UserId,
+        id: i64,
+    ) -> QueryResult<bool> {
+        diesel::delete(
+            sessions::table
+                .filter(sessions::id.eq(id))
+                .filter(sessions::user_id.eq(user_id)),
+        )
+        .execute(conn)
+        .map(|rows| rows == 1)
+    }
+
+    /// Ends every session of the user but the row `keep`.
+    pub fn delete_others(
+        conn: &mut AnyConnection,
+        user_id: UserId,
+        keep: i64,
+    ) -> QueryResult<usize> {
+        diesel::delete(
+            sessions::table
+                .filter(sessions::user_id.eq(user_id))
+                .filter(sessions::id.ne(keep)),
+        )
+        .execute(conn)
+    }
+
     /// Ends every session of a user (password reset, account changes).
     pub fn delete_for_user(conn: &mut AnyConnection, user_id: UserId) -> QueryResult<usize> {
         diesel::delete(sessions::table.filter(sessions::user_id.eq(user_id))).execute(conn)

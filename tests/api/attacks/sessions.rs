@@ -30,6 +30,8 @@ const POST_ROUTES: &[&str] = &[
     "/account/security/totp",
     "/account/security/totp/remove",
     "/account/security/recovery-codes",
+    "/account/security/sessions/end-others",
+    "/account/security/sessions/{id}/end",
     "/account/authorized-apps/{id}/revoke",
     "/developer/applications",
     "/developer/applications/{id}/edit",
