@@ -15,7 +15,7 @@ use super::page::{
 };
 use super::step_up::{self, Refused};
 use crate::auth::session::{Listed, TypedSession};
-use crate::db::models::{AuditEvent, SessionRow, User};
+use crate::db::models::{SessionRow, User};
 use crate::db::{self, DbError};
 use crate::email::Template;
 use crate::error::AppError;
@@ -461,23 +461,8 @@ pub async fn end_other_sessions(
 }
 
 async fn log_sessions_ended(state: &AppState, req: &HttpRequest, user: &User, count: usize) {
-    let (user_id, ip) = (user.id, client_address(req));
     let detail = format!("{count} session(s) signed out from the Security page");
-    let logged = db::run(&state.pool, move |conn| {
-        AuditEvent::record(
-            conn,
-            Some(user_id),
-            None,
-            "sessions_ended",
-            &detail,
-            Some(&ip),
-        )
-        .map_err(DbError::from)
-    })
-    .await;
-    if let Err(e) = logged {
-        tracing::error!(error = %crate::error::error_chain(&e), "recording a security event failed");
-    }
+    super::portal::audit(state, req, user, None, "sessions_ended", detail).await;
 }
 
 /// The activity log's entry and the owner's email for a change of the factor.
@@ -488,23 +473,8 @@ async fn record(
     action: &'static str,
     change: &str,
 ) {
-    let (user_id, ip, detail) = (user.id, client_address(req), change.to_owned());
-    let ip_for_log = ip.clone();
-    let logged = db::run(&state.pool, move |conn| {
-        AuditEvent::record(
-            conn,
-            Some(user_id),
-            None,
-            action,
-            &detail,
-            Some(&ip_for_log),
-        )
-        .map_err(DbError::from)
-    })
-    .await;
-    if let Err(e) = logged {
-        tracing::error!(error = %crate::error::error_chain(&e), "recording a security event failed");
-    }
+    super::portal::audit(state, req, user, None, action, change.to_owned()).await;
+    let ip = client_address(req);
     if let Some(email) = user.email.as_deref() {
         let when = chrono::Utc::now().format("%Y-%m-%d %H:%M UTC").to_string();
         let message = Template::SecurityEvent {

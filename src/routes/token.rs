@@ -73,7 +73,11 @@ pub async fn token(
         Ok(proof) => proof.map(str::to_owned),
         Err(e) => return with_nonce(&state, error(dialect, &e.into())),
     };
-    let url = format!("{}{}", state.oauth.issuer, req.path());
+    // What a proof's `htu` must name; only built when there is a proof to check.
+    let url = dpop
+        .as_ref()
+        .map(|_| format!("{}{}", state.oauth.issuer, req.path()))
+        .unwrap_or_default();
     let authorization = req
         .headers()
         .get(AUTHORIZATION)

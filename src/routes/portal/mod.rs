@@ -81,7 +81,7 @@ async fn owned(state: &AppState, user: &User, client_id: String) -> Result<Clien
 }
 
 /// Records an audit event; a failure is logged, never shown.
-async fn audit(
+pub(crate) async fn audit(
     state: &AppState,
     req: &HttpRequest,
     user: &User,
