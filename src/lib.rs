@@ -16,6 +16,7 @@ pub mod email;
 pub mod error;
 pub mod mfa;
 pub mod oauth;
+pub mod passkeys;
 pub mod rekey;
 pub mod routes;
 pub mod startup;

@@ -21,9 +21,10 @@ use totp_rs::{Algorithm, TOTP};
 use crate::accounts::SignInError;
 use crate::auth::throttle;
 use crate::crypto::ServerKey;
-use crate::db::models::{RecoveryCode, User, UserTotp};
+use crate::db::models::{RecoveryCode, StoredPasskey, User, UserTotp};
 use crate::db::{self, AnyConnection, DbError};
 use crate::domain::UserId;
+use crate::passkeys::{self, Authentication, RelyingParty};
 
 /// RFC 6238's recommended step, in seconds.
 pub const STEP: u64 = 30;
@@ -113,22 +114,31 @@ fn context(user_id: UserId) -> String {
     format!("totp:{user_id}")
 }
 
-/// Whether the account has a second factor.
+/// Whether the account has a second factor: an authenticator app or a passkey.
 pub fn has_factor(conn: &mut AnyConnection, user_id: UserId) -> Result<bool, DbError> {
-    Ok(UserTotp::find(conn, user_id)?.is_some())
+    Ok(UserTotp::find(conn, user_id)?.is_some() || StoredPasskey::exists_for(conn, user_id)?)
 }
 
 /// What an account's security page says of its factor.
 #[derive(Debug, serde::Serialize)]
 pub struct Status {
     pub totp_since: Option<String>,
+    pub passkeys: Vec<passkeys::Listed>,
     pub recovery_codes_left: i64,
+}
+
+impl Status {
+    /// Whether the account has any second factor.
+    pub fn has_factor(&self) -> bool {
+        self.totp_since.is_some() || !self.passkeys.is_empty()
+    }
 }
 
 pub fn status(conn: &mut AnyConnection, user_id: UserId) -> Result<Status, DbError> {
     let totp = UserTotp::find(conn, user_id)?;
     Ok(Status {
         totp_since: totp.map(|t| t.created_at.format("%Y-%m-%d").to_string()),
+        passkeys: passkeys::list(conn, user_id)?,
         recovery_codes_left: RecoveryCode::unused(conn, user_id)?,
     })
 }
@@ -168,8 +178,9 @@ fn normalize_recovery(code: &str) -> String {
 }
 
 /// Turns TOTP on with `secret` if `code` is right for it: stores the secret (encrypted), spends
-/// the code's step, and makes ten recovery codes, which are returned in clear, once. `None` if
-/// the code is wrong (nothing is stored).
+/// the code's step, and makes ten recovery codes, which are returned in clear, once; none (an
+/// empty list) if the account has unused codes already, from a passkey. `None` if the code is
+/// wrong (nothing is stored).
 pub fn enable_totp(
     conn: &mut AnyConnection,
     key: &ServerKey,
@@ -183,12 +194,15 @@ pub fn enable_totp(
     };
     let encrypted = key.encrypt(secret, &context(user.id));
     let (codes, digests) = new_recovery_codes(key);
-    db::write_transaction(conn, |conn| {
+    let made = db::write_transaction(conn, |conn| {
         UserTotp::set(conn, user.id, &encrypted, now)?;
         UserTotp::spend_step(conn, user.id, step)?;
-        RecoveryCode::replace_all(conn, user.id, &digests, now)
+        if RecoveryCode::unused(conn, user.id)? > 0 {
+            return Ok(false);
+        }
+        RecoveryCode::replace_all(conn, user.id, &digests, now).map(|()| true)
     })?;
-    Ok(Some(codes))
+    Ok(Some(if made { codes } else { Vec::new() }))
 }
 
 /// New recovery codes for an account with a factor, voiding the old ones; in clear, once.
@@ -205,12 +219,69 @@ pub fn regenerate_recovery_codes(
     Ok(codes)
 }
 
-/// Removes the account's factor and its recovery codes. Whether it had one.
-pub fn remove(conn: &mut AnyConnection, user_id: UserId) -> Result<bool, DbError> {
+/// What is left after a factor was removed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Left {
+    /// Nothing was removed (the factor was not there).
+    NotFound,
+    /// Another factor remains; the recovery codes stay.
+    OtherFactor,
+    /// That was the last factor: the recovery codes went with it.
+    Nothing,
+}
+
+/// After removing a factor: voids the recovery codes if no factor is left.
+fn after_removal(conn: &mut AnyConnection, user_id: UserId) -> diesel::QueryResult<Left> {
+    let totp = crate::db::models::UserTotp::find(conn, user_id)?.is_some();
+    if totp || StoredPasskey::exists_for(conn, user_id)? {
+        return Ok(Left::OtherFactor);
+    }
+    RecoveryCode::delete_all(conn, user_id)?;
+    Ok(Left::Nothing)
+}
+
+/// Removes the account's authenticator app (and the recovery codes if no passkey is left).
+pub fn remove_totp(conn: &mut AnyConnection, user_id: UserId) -> Result<Left, DbError> {
+    Ok(db::write_transaction(conn, |conn| {
+        if !UserTotp::delete(conn, user_id)? {
+            return Ok(Left::NotFound);
+        }
+        after_removal(conn, user_id)
+    })?)
+}
+
+/// Removes one of the account's passkeys (and the recovery codes if no factor is left).
+pub fn remove_passkey(conn: &mut AnyConnection, user_id: UserId, id: i64) -> Result<Left, DbError> {
+    Ok(db::write_transaction(conn, |conn| {
+        if !StoredPasskey::delete(conn, user_id, id)? {
+            return Ok(Left::NotFound);
+        }
+        after_removal(conn, user_id)
+    })?)
+}
+
+/// Removes every factor and the recovery codes (`latchkey user mfa reset`). Whether there was
+/// any.
+pub fn remove_all(conn: &mut AnyConnection, user_id: UserId) -> Result<bool, DbError> {
     Ok(db::write_transaction(conn, |conn| {
         RecoveryCode::delete_all(conn, user_id)?;
-        UserTotp::delete(conn, user_id)
+        let passkeys = StoredPasskey::delete_all(conn, user_id)?;
+        Ok::<_, diesel::result::Error>(UserTotp::delete(conn, user_id)? || passkeys > 0)
     })?)
+}
+
+/// Recovery codes for an account that just got its first factor: ten new ones, in clear,
+/// once; `None` if it had codes already (a second factor keeps them).
+pub fn first_recovery_codes(
+    conn: &mut AnyConnection,
+    key: &ServerKey,
+    user_id: UserId,
+    now: NaiveDateTime,
+) -> Result<Option<Vec<String>>, DbError> {
+    if RecoveryCode::unused(conn, user_id)? > 0 {
+        return Ok(None);
+    }
+    regenerate_recovery_codes(conn, key, user_id, now).map(Some)
 }
 
 /// Which factor a right code was.
@@ -218,6 +289,7 @@ pub fn remove(conn: &mut AnyConnection, user_id: UserId) -> Result<bool, DbError
 pub enum Factor {
     Totp,
     RecoveryCode,
+    Passkey,
 }
 
 impl Factor {
@@ -226,6 +298,7 @@ impl Factor {
         match self {
             Self::Totp => "an authenticator app code",
             Self::RecoveryCode => "a recovery code",
+            Self::Passkey => "a passkey",
         }
     }
 }
@@ -239,6 +312,36 @@ pub fn verify(
     user: &User,
     given: &str,
     address: &str,
+) -> Result<Result<Factor, SignInError>, DbError> {
+    throttled(conn, user, address, |conn, now| {
+        check(conn, key, user, given, now)
+    })
+}
+
+/// Checks a passkey's `answer` to `ceremony` for `user`, inside the sign-in lockout as codes
+/// are.
+pub fn verify_passkey(
+    conn: &mut AnyConnection,
+    rp: &RelyingParty,
+    user: &User,
+    ceremony: &Authentication,
+    answer: &str,
+    address: &str,
+) -> Result<Result<Factor, SignInError>, DbError> {
+    throttled(conn, user, address, |conn, now| {
+        Ok(
+            passkeys::check_answer(rp, conn, user, ceremony, answer, now)?
+                .then_some(Factor::Passkey),
+        )
+    })
+}
+
+/// Runs `check` with a slot of the account's and the address's sign-in budgets reserved.
+fn throttled(
+    conn: &mut AnyConnection,
+    user: &User,
+    address: &str,
+    check: impl FnOnce(&mut AnyConnection, NaiveDateTime) -> Result<Option<Factor>, DbError>,
 ) -> Result<Result<Factor, SignInError>, DbError> {
     let now = db::now();
     let account_key = throttle::account_key(&user.username);
@@ -255,7 +358,7 @@ pub fn verify(
             }));
         }
     };
-    let right = check(conn, key, user, given, now)?;
+    let right = check(conn, now)?;
     if let Some(factor) = right {
         attempt.succeeded(conn)?;
         return Ok(Ok(factor));

@@ -169,6 +169,7 @@ impl Application {
             oauth,
             templates: templates::load()?,
             require_mfa_for_live: settings.require_mfa_for_live,
+            passkeys: crate::passkeys::RelyingParty::for_issuer(&issuer).map(Arc::new),
             statements: statements.clone(),
         });
 

@@ -32,6 +32,9 @@ pub struct AppState {
     /// `LATCHKEY_REQUIRE_MFA_FOR_LIVE`: an application goes live only from an account with a
     /// second factor (`routes::portal`).
     pub require_mfa_for_live: bool,
+    /// This server as a WebAuthn relying party (`passkeys`); `None` when the issuer's host is an
+    /// IP address, where browsers refuse passkeys.
+    pub passkeys: Option<Arc<crate::passkeys::RelyingParty>>,
     /// SQL statements run by the pool's connections, for `/metrics`.
     pub statements: StatementCounter,
 }

@@ -36,6 +36,18 @@ const TEMPLATES: &[(&str, &str)] = &[
         include_str!("../templates/account/totp_setup.html"),
     ),
     (
+        "account/passkey_add.html",
+        include_str!("../templates/account/passkey_add.html"),
+    ),
+    (
+        "account/passkey_remove.html",
+        include_str!("../templates/account/passkey_remove.html"),
+    ),
+    (
+        "account/passkeys_list.html",
+        include_str!("../templates/account/passkeys_list.html"),
+    ),
+    (
         "account/recovery_codes.html",
         include_str!("../templates/account/recovery_codes.html"),
     ),
@@ -213,6 +225,11 @@ pub const STATIC_FILES: &[StaticFile] = &[
         path: "js/copy.js",
         content_type: "text/javascript; charset=utf-8",
         body: include_bytes!("../static/js/copy.js"),
+    },
+    StaticFile {
+        path: "js/passkey.js",
+        content_type: "text/javascript; charset=utf-8",
+        body: include_bytes!("../static/js/passkey.js"),
     },
 ];
 

@@ -38,6 +38,10 @@ pub const REAUTH_WINDOW: TimeDelta = TimeDelta::minutes(10);
 const SECOND_FACTOR: &str = "second_factor";
 /// A TOTP secret being set up, sealed (see `set_totp_enrolment`).
 const TOTP_ENROLMENT: &str = "totp_enrolment";
+/// A passkey being added (`routes::security`): webauthn-rs's registration state.
+const PASSKEY_REGISTRATION: &str = "passkey_registration";
+/// The passkey challenge of the last page that offered one (sign-in's second step, step-up).
+const PASSKEY_CHALLENGE: &str = "passkey_challenge";
 /// How long the password stays good for the second step.
 pub const SECOND_FACTOR_WINDOW: TimeDelta = TimeDelta::minutes(10);
 
@@ -181,6 +185,32 @@ impl TypedSession {
 
     pub fn forget_totp_enrolment(&self) {
         self.0.remove(TOTP_ENROLMENT);
+    }
+
+    /// Keeps a passkey registration until its form comes back.
+    pub fn keep_passkey_registration(
+        &self,
+        ceremony: &crate::passkeys::Registration,
+    ) -> Result<(), actix_session::SessionInsertError> {
+        self.0.insert(PASSKEY_REGISTRATION, ceremony)
+    }
+
+    /// Takes the passkey registration out: it is answered once.
+    pub fn take_passkey_registration(&self) -> Option<crate::passkeys::Registration> {
+        self.0.remove_as(PASSKEY_REGISTRATION).and_then(Result::ok)
+    }
+
+    /// Keeps the passkey challenge a page offered, replacing any earlier one.
+    pub fn keep_passkey_challenge(
+        &self,
+        ceremony: &crate::passkeys::Authentication,
+    ) -> Result<(), actix_session::SessionInsertError> {
+        self.0.insert(PASSKEY_CHALLENGE, ceremony)
+    }
+
+    /// Takes the passkey challenge out: it is answered once.
+    pub fn take_passkey_challenge(&self) -> Option<crate::passkeys::Authentication> {
+        self.0.remove_as(PASSKEY_CHALLENGE).and_then(Result::ok)
     }
 
     /// Records that the password was just re-entered.

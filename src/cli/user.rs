@@ -79,11 +79,11 @@ fn mfa_reset(settings: &Settings, username: &str) -> anyhow::Result<()> {
     let Some(user) = User::find_by_username(&mut conn, &username.trim().to_lowercase())? else {
         bail!("no user named `{username}`");
     };
-    if !mfa::remove(&mut conn, user.id)? {
+    if !mfa::remove_all(&mut conn, user.id)? {
         eprintln!("{} has no second factor: nothing to reset.", user.username);
         return Ok(());
     }
-    let change = "the operator removed the authenticator app and the recovery codes";
+    let change = "the operator removed the authenticator app, the passkeys and the recovery codes";
     AuditEvent::record(&mut conn, Some(user.id), None, "mfa_reset", change, None)?;
     if let Some(address) = user.email.as_deref() {
         let mailer = Mailer::new(

@@ -232,6 +232,19 @@ diesel::table! {
     }
 }
 
+diesel::table! {
+    passkeys (id) {
+        id -> BigInt,
+        user_id -> BigInt,
+        credential_id -> Text,
+        user_handle -> Text,
+        name -> Text,
+        credential -> Text,
+        created_at -> Timestamp,
+        last_used_at -> Nullable<Timestamp>,
+    }
+}
+
 diesel::joinable!(clients -> users (user_id));
 diesel::joinable!(consents -> clients (client_id));
 diesel::joinable!(pushed_requests -> clients (client_id));
@@ -246,6 +259,7 @@ diesel::allow_tables_to_appear_in_same_query!(
     used_jtis,
     user_totp,
     recovery_codes,
+    passkeys,
     users,
     scopes,
     clients,

@@ -12,6 +12,7 @@ mod home;
 mod introspect;
 pub mod limits;
 mod page;
+mod passkeys;
 mod password;
 mod portal;
 mod profile;
@@ -141,6 +142,20 @@ pub fn pages(cfg: &mut web::ServiceConfig) {
             web::resource("/account/security/totp/remove")
                 .route(web::get().to(security::remove_form))
                 .route(web::post().to(security::remove)),
+        )
+        .route(
+            "/account/security/passkeys/new",
+            web::get().to(passkeys::add_form),
+        )
+        .route("/account/security/passkeys", web::post().to(passkeys::add))
+        .route(
+            "/account/security/passkeys/{id}/name",
+            web::post().to(passkeys::rename),
+        )
+        .service(
+            web::resource("/account/security/passkeys/{id}/remove")
+                .route(web::get().to(passkeys::remove_form))
+                .route(web::post().to(passkeys::remove)),
         )
         .route(
             "/account/security/recovery-codes",

@@ -22,7 +22,7 @@ use crate::error::AppError;
 use crate::mfa;
 use crate::state::AppState;
 
-const PAGE: &str = "/account/security";
+pub(super) const PAGE: &str = "/account/security";
 
 fn enrolment_context(user: &User) -> String {
     format!("totp-enrolment:{}", user.id)
@@ -56,6 +56,7 @@ pub async fn show(
         .collect();
     let mut ctx = tera::Context::new();
     ctx.insert("status", &status);
+    ctx.insert("passkeys_available", &state.passkeys.is_some());
     ctx.insert("others", &sessions.iter().filter(|s| !s.current).count());
     ctx.insert("sessions", &sessions);
     render(
@@ -125,19 +126,44 @@ pub async fn totp_form(
     session: TypedSession,
     CurrentUser(user): CurrentUser,
 ) -> Result<HttpResponse, AppError> {
-    if step_up::has_factor(&state, &user).await? {
+    if has_totp(&state, &user).await? {
         session.flash("info", "Your account already has an authenticator app.");
         return Ok(see_other(PAGE));
+    }
+    // An account with a passkey confirms with it (or a recovery code) first; one without a
+    // factor gives its password on the setup page itself.
+    if step_up::has_factor(&state, &user).await? && !session.recently_authenticated() {
+        return ask_code(
+            &state,
+            &session,
+            &user,
+            "add an authenticator app",
+            "/account/security/totp",
+            Refused::CodeMissing,
+        )
+        .await;
     }
     let secret = enrolment_secret(&state, &session, &user)?;
     setup_page(&state, &session, &user, &secret, &[])
 }
 
+/// Whether the account has an authenticator app.
+async fn has_totp(state: &AppState, user: &User) -> Result<bool, AppError> {
+    let user_id = user.id;
+    Ok(db::run(&state.pool, move |conn| {
+        crate::db::models::UserTotp::find(conn, user_id)
+            .map(|t| t.is_some())
+            .map_err(DbError::from)
+    })
+    .await?)
+}
+
 #[derive(Deserialize)]
 pub struct SetupForm {
-    #[serde(default)]
-    code: String,
-    password: Option<String>,
+    /// Absent when the step-up page (for an account with a passkey) posts here.
+    code: Option<String>,
+    #[serde(flatten)]
+    given: step_up::Given,
     #[serde(default)]
     csrf_token: String,
 }
@@ -157,33 +183,40 @@ pub async fn totp_enable(
     CurrentUser(user): CurrentUser,
     CsrfForm(form): CsrfForm<SetupForm>,
 ) -> Result<HttpResponse, AppError> {
-    if step_up::has_factor(&state, &user).await? {
+    if has_totp(&state, &user).await? {
         session.flash("info", "Your account already has an authenticator app.");
         return Ok(see_other(PAGE));
     }
+    let confirmed = step_up::confirm(&state, &req, &session, &user, &form.given).await?;
+    let Some(code) = form.code.as_deref() else {
+        // The step-up page of an account with a passkey: on to the setup page.
+        return match confirmed {
+            Ok(()) => {
+                let secret = enrolment_secret(&state, &session, &user)?;
+                setup_page(&state, &session, &user, &secret, &[])
+            }
+            Err(refused) => {
+                ask_code(
+                    &state,
+                    &session,
+                    &user,
+                    "add an authenticator app",
+                    "/account/security/totp",
+                    refused,
+                )
+                .await
+            }
+        };
+    };
     let secret = enrolment_secret(&state, &session, &user)?;
     let mut errors = Vec::new();
-    if let Err(refused) = step_up::confirm(
-        &state,
-        &req,
-        &session,
-        &user,
-        form.password.as_deref().filter(|p| !p.is_empty()),
-    )
-    .await?
-    {
+    if let Err(refused) = confirmed {
         errors.push(("password", refused.message()));
     }
-    if mfa::matching_step(
-        &secret,
-        &form.code,
-        db::now().and_utc().timestamp().max(0) as u64,
-    )
-    .is_none()
-    {
+    if mfa::matching_step(&secret, code, db::now().and_utc().timestamp().max(0) as u64).is_none() {
         errors.push((
             "code",
-            if form.code.trim().is_empty() {
+            if code.trim().is_empty() {
                 "Enter the 6-digit code your app shows for Latchkey.".to_owned()
             } else {
                 "That code is not right. Check that the app shows Latchkey and enter its current code."
@@ -194,7 +227,7 @@ pub async fn totp_enable(
     if !errors.is_empty() {
         return setup_page(&state, &session, &user, &secret, &errors);
     }
-    let (key, account, code) = (state.server_key.clone(), user.clone(), form.code.clone());
+    let (key, account, code) = (state.server_key.clone(), user.clone(), code.to_owned());
     let now = db::now();
     let codes = db::run(&state.pool, move |conn| {
         mfa::enable_totp(conn, &key, &account, &secret, &code, now)
@@ -218,11 +251,19 @@ pub async fn totp_enable(
         "an authenticator app was added",
     )
     .await;
+    if codes.is_empty() {
+        // The account had a passkey, and its recovery codes stay good.
+        session.flash(
+            "success",
+            "The authenticator app was added. Your recovery codes stay the same.",
+        );
+        return Ok(see_other(PAGE));
+    }
     codes_page(&state, &session, &user, &codes, true)
 }
 
 /// The recovery codes, shown this once.
-fn codes_page(
+pub(super) fn codes_page(
     state: &AppState,
     session: &TypedSession,
     user: &User,
@@ -244,7 +285,8 @@ fn codes_page(
 
 #[derive(Deserialize)]
 pub struct CodeForm {
-    password: Option<String>,
+    #[serde(flatten)]
+    given: step_up::Given,
     #[serde(default)]
     csrf_token: String,
 }
@@ -256,7 +298,7 @@ impl CsrfProtected for CodeForm {
 }
 
 /// The step-up page for `purpose`, posting back to `action`.
-fn ask_code(
+async fn ask_code(
     state: &AppState,
     session: &TypedSession,
     user: &User,
@@ -270,7 +312,7 @@ fn ask_code(
         cancel: PAGE,
         hidden: &Vec::new(),
     };
-    step_up::ask(state, session, user, &ask, refused)
+    step_up::ask(state, session, user, &ask, refused).await
 }
 
 /// `POST /account/security/recovery-codes`: ten new codes after a code from the factor; the
@@ -289,9 +331,7 @@ pub async fn new_recovery_codes(
         );
         return Ok(see_other(PAGE));
     }
-    if let Err(refused) =
-        step_up::confirm(&state, &req, &session, &user, form.password.as_deref()).await?
-    {
+    if let Err(refused) = step_up::confirm(&state, &req, &session, &user, &form.given).await? {
         return ask_code(
             &state,
             &session,
@@ -299,7 +339,8 @@ pub async fn new_recovery_codes(
             "make new recovery codes",
             "/account/security/recovery-codes",
             refused,
-        );
+        )
+        .await;
     }
     let (key, user_id, now) = (state.server_key.clone(), user.id, db::now());
     let codes = db::run(&state.pool, move |conn| {
@@ -348,9 +389,7 @@ pub async fn remove(
     if !step_up::has_factor(&state, &user).await? {
         return Ok(see_other(PAGE));
     }
-    if let Err(refused) =
-        step_up::confirm(&state, &req, &session, &user, form.password.as_deref()).await?
-    {
+    if let Err(refused) = step_up::confirm(&state, &req, &session, &user, &form.given).await? {
         return ask_code(
             &state,
             &session,
@@ -358,22 +397,27 @@ pub async fn remove(
             "remove your authenticator app",
             "/account/security/totp/remove",
             refused,
-        );
+        )
+        .await;
     }
     let user_id = user.id;
-    db::run(&state.pool, move |conn| mfa::remove(conn, user_id)).await?;
-    record(
-        &state,
-        &req,
-        &user,
-        "mfa_removed",
-        "the authenticator app and the recovery codes were removed",
-    )
-    .await;
-    session.flash(
-        "success",
-        "The authenticator app was removed. Signing in needs your password alone again.",
-    );
+    let left = db::run(&state.pool, move |conn| mfa::remove_totp(conn, user_id)).await?;
+    let (change, flash) = match left {
+        mfa::Left::NotFound => {
+            session.flash("info", "Your account has no authenticator app.");
+            return Ok(see_other(PAGE));
+        }
+        mfa::Left::OtherFactor => (
+            "the authenticator app was removed",
+            "The authenticator app was removed. Signing in still needs one of your passkeys.",
+        ),
+        mfa::Left::Nothing => (
+            "the authenticator app and the recovery codes were removed",
+            "The authenticator app was removed. Signing in needs your password alone again.",
+        ),
+    };
+    record(&state, &req, &user, "mfa_removed", change).await;
+    session.flash("success", flash);
     Ok(see_other(PAGE))
 }
 
@@ -466,7 +510,7 @@ async fn log_sessions_ended(state: &AppState, req: &HttpRequest, user: &User, co
 }
 
 /// The activity log's entry and the owner's email for a change of the factor.
-async fn record(
+pub(super) async fn record(
     state: &AppState,
     req: &HttpRequest,
     user: &User,

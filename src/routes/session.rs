@@ -156,6 +156,9 @@ pub const VERIFY: &str = "/login/verify";
 pub struct VerifyForm {
     #[serde(default)]
     code: String,
+    /// A passkey's answer to the page's challenge (filled in by `passkey.js`).
+    #[serde(default)]
+    passkey: Option<String>,
     #[serde(default)]
     csrf_token: String,
 }
@@ -166,14 +169,21 @@ impl CsrfProtected for VerifyForm {
     }
 }
 
-fn verify_page(
+/// The second step's page for `user_id`: the code field, and a passkey button when the
+/// account has passkeys (with a new challenge).
+async fn verify_page(
     state: &AppState,
     session: &TypedSession,
+    user_id: crate::domain::UserId,
     error: Option<String>,
     status: StatusCode,
 ) -> Result<HttpResponse, AppError> {
     let mut ctx = tera::Context::new();
     ctx.insert("error", &error);
+    ctx.insert(
+        "offer",
+        &super::step_up::offer(state, session, user_id).await?,
+    );
     render(state, session, None, "login_verify.html", ctx, status)
 }
 
@@ -182,10 +192,10 @@ pub async fn verify_form(
     state: web::Data<AppState>,
     session: TypedSession,
 ) -> Result<HttpResponse, AppError> {
-    if session.awaiting_second_factor().is_none() {
+    let Some(waiting) = session.awaiting_second_factor() else {
         return Ok(see_other("/login"));
-    }
-    verify_page(&state, &session, None, StatusCode::OK)
+    };
+    verify_page(&state, &session, waiting.user_id, None, StatusCode::OK).await
 }
 
 /// `POST /login/verify`: a code from the authenticator app or a recovery code, checked in the
@@ -213,13 +223,24 @@ pub async fn verify(
         session.forget_second_factor();
         return Ok(see_other("/login"));
     };
-    match super::step_up::check_code(&state, &req, &user, &form.code).await? {
+    let checked = super::step_up::check_factor(
+        &state,
+        &req,
+        &session,
+        &user,
+        &form.code,
+        form.passkey.as_deref(),
+    )
+    .await?;
+    match checked {
         Ok(factor) => {
             session.log_in(
                 user.id,
                 &super::page::user_agent(&req),
                 &super::page::client_address(&req),
             )?;
+            // The second factor was just given: the step-up window is open.
+            session.reauthenticated()?;
             let address = client_address(&req);
             notify_new_sign_in(&state, &user, &address, Some(factor)).await;
             if factor == mfa::Factor::RecoveryCode {
@@ -236,12 +257,16 @@ pub async fn verify(
             }
             Ok(see_other(waiting.next.as_deref().unwrap_or(HOME)))
         }
-        Err(refused) => verify_page(
-            &state,
-            &session,
-            Some(refused.message()),
-            StatusCode::UNPROCESSABLE_ENTITY,
-        ),
+        Err(refused) => {
+            verify_page(
+                &state,
+                &session,
+                user.id,
+                Some(refused.message()),
+                StatusCode::UNPROCESSABLE_ENTITY,
+            )
+            .await
+        }
     }
 }
 

@@ -38,6 +38,8 @@ pub enum Refused {
     CodeWrong,
     /// Too many wrong codes or passwords for the account or the address.
     CodeLocked { minutes: i64 },
+    /// The passkey's answer did not verify (another challenge, a removed passkey…).
+    PasskeyWrong,
 }
 
 impl Refused {
@@ -56,6 +58,9 @@ impl Refused {
             Self::CodeWrong => {
                 "That code is not right, or was used already. Wait for the next one.".to_owned()
             }
+            Self::PasskeyWrong => {
+                "That passkey was not accepted. Try it again, or enter a code instead.".to_owned()
+            }
             Self::CodeLocked { minutes } => format!(
                 "Too many wrong codes. Try again in {minutes} minute{}.",
                 if minutes == 1 { "" } else { "s" }
@@ -67,7 +72,7 @@ impl Refused {
     pub fn asks_code(self) -> bool {
         matches!(
             self,
-            Self::CodeMissing | Self::CodeWrong | Self::CodeLocked { .. }
+            Self::CodeMissing | Self::CodeWrong | Self::CodeLocked { .. } | Self::PasskeyWrong
         )
     }
 
@@ -102,6 +107,74 @@ pub async fn check_code(
     }))
 }
 
+/// Checks a second factor for `user`: a passkey's `answer` to the challenge this session was
+/// shown, if one was sent, else `code`. Both count in the sign-in lockout.
+pub async fn check_factor(
+    state: &AppState,
+    req: &HttpRequest,
+    session: &TypedSession,
+    user: &User,
+    code: &str,
+    answer: Option<&str>,
+) -> Result<Result<mfa::Factor, Refused>, AppError> {
+    let Some(answer) = answer.filter(|a| !a.trim().is_empty()) else {
+        return check_code(state, req, user, code).await;
+    };
+    let (Some(rp), Some(ceremony)) = (state.passkeys.clone(), session.take_passkey_challenge())
+    else {
+        return Ok(Err(Refused::PasskeyWrong));
+    };
+    if answer.len() > 16 * 1024 {
+        return Ok(Err(Refused::PasskeyWrong));
+    }
+    let (account, answer, address) = (user.clone(), answer.to_owned(), client_address(req));
+    let outcome = db::run(&state.pool, move |conn| {
+        mfa::verify_passkey(conn, &rp, &account, &ceremony, &answer, &address)
+    })
+    .await?;
+    Ok(outcome.map_err(|failure| match failure {
+        SignInError::Invalid => Refused::PasskeyWrong,
+        SignInError::Locked { minutes } => Refused::CodeLocked { minutes },
+    }))
+}
+
+/// What a page asking for a second factor offers: whether the account has an authenticator
+/// app (else the code field takes recovery codes only), and, if it has passkeys and this
+/// server can use them, the options of a new passkey challenge (kept in the session).
+#[derive(Debug, Default, serde::Serialize)]
+pub struct Offer {
+    pub totp: bool,
+    pub passkey_options: Option<String>,
+}
+
+pub async fn offer(
+    state: &AppState,
+    session: &TypedSession,
+    user_id: crate::domain::UserId,
+) -> Result<Offer, AppError> {
+    let rp = state.passkeys.clone();
+    let (totp, challenge) = db::run(&state.pool, move |conn| {
+        let totp = crate::db::models::UserTotp::find(conn, user_id)?.is_some();
+        let challenge = match rp {
+            Some(rp) => crate::passkeys::start_authentication(&rp, conn, user_id)?,
+            None => None,
+        };
+        Ok::<_, db::DbError>((totp, challenge))
+    })
+    .await?;
+    let passkey_options = match challenge {
+        Some((options, ceremony)) => {
+            session.keep_passkey_challenge(&ceremony)?;
+            Some(options)
+        }
+        None => None,
+    };
+    Ok(Offer {
+        totp,
+        passkey_options,
+    })
+}
+
 /// Whether the account has a second factor.
 pub async fn has_factor(state: &AppState, user: &User) -> Result<bool, AppError> {
     let user_id = user.id;
@@ -134,26 +207,46 @@ pub async fn check_password(
     }))
 }
 
-/// Passes if the password was re-entered within the re-authentication window; otherwise checks
-/// `given` and, if it is right, opens the window.
+/// What a step-up form sends, flattened into the form it guards (`#[serde(flatten)]`): the
+/// password, or a code of the account's second factor, in `password`; or a passkey's signed
+/// answer to the page's challenge in `passkey`.
+#[derive(Debug, Default, serde::Deserialize)]
+pub struct Given {
+    #[serde(default)]
+    pub password: Option<String>,
+    #[serde(default)]
+    pub passkey: Option<String>,
+}
+
+impl Given {
+    fn password(&self) -> Option<&str> {
+        self.password.as_deref()
+    }
+}
+
+/// Passes if the account confirmed it is itself within the re-authentication window;
+/// otherwise checks what was `given` (a factor's code or passkey when the account has a
+/// factor, else the password) and, if it is right, opens the window.
 pub async fn confirm(
     state: &AppState,
     req: &HttpRequest,
     session: &TypedSession,
     user: &User,
-    given: Option<&str>,
+    given: &Given,
 ) -> Result<Result<(), Refused>, AppError> {
     if session.recently_authenticated() {
         return Ok(Ok(()));
     }
     if has_factor(state, user).await? {
-        let checked = check_code(state, req, user, given.unwrap_or_default()).await?;
+        let code = given.password().unwrap_or_default();
+        let checked =
+            check_factor(state, req, session, user, code, given.passkey.as_deref()).await?;
         if checked.is_ok() {
             session.reauthenticated()?;
         }
         return Ok(checked.map(|_| ()));
     }
-    let Some(given) = given else {
+    let Some(given) = given.password() else {
         return Ok(Err(Refused::Missing));
     };
     let checked = check_password(state, req, user, given).await?;
@@ -177,20 +270,23 @@ pub struct Ask<'a> {
 
 /// The step-up page (`portal/reauth.html`): the password, or a code for an account with a
 /// factor, with `refused` beside the field once something was tried (422), or plain (200).
-pub fn ask(
+pub async fn ask(
     state: &AppState,
     session: &TypedSession,
     user: &User,
     ask: &Ask<'_>,
     refused: Refused,
 ) -> Result<HttpResponse, AppError> {
-    let ctx = page_context(
+    let mut ctx = page_context(
         ask.purpose,
         ask.action,
         ask.cancel,
         ask.hidden,
         Some(refused),
     );
+    if refused.asks_code() {
+        ctx.insert("offer", &offer(state, session, user.id).await?);
+    }
     let status = if refused.is_missing() {
         StatusCode::OK
     } else {

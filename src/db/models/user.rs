@@ -56,13 +56,18 @@ impl User {
         conn: &mut AnyConnection,
         username: &str,
     ) -> QueryResult<Option<(User, bool)>> {
-        use crate::db::schema::user_totp;
+        use crate::db::schema::{passkeys, user_totp};
         users::table
             .left_join(user_totp::table.on(user_totp::user_id.eq(users::id)))
             .filter(users::username.eq(username))
             .select((
                 User::as_select(),
-                user_totp::user_id.nullable().is_not_null(),
+                user_totp::user_id
+                    .nullable()
+                    .is_not_null()
+                    .or(diesel::dsl::exists(
+                        passkeys::table.filter(passkeys::user_id.eq(users::id)),
+                    )),
             ))
             .get_result(conn)
             .optional()

@@ -94,8 +94,8 @@ pub struct AddForm {
     /// The box that says the application's secrets stop working (a secret-based one only).
     #[serde(default)]
     confirm_switch: Option<String>,
-    /// Present when the re-authentication form is submitted.
-    password: Option<String>,
+    #[serde(flatten)]
+    given: step_up::Given,
     #[serde(default)]
     csrf_token: String,
 }
@@ -149,9 +149,7 @@ pub async fn add(
             "Confirm that the client secret stops working: tick the box.".to_owned(),
         )]);
     }
-    if let Err(refused) =
-        step_up::confirm(&state, &req, &session, &user, form.password.as_deref()).await?
-    {
+    if let Err(refused) = step_up::confirm(&state, &req, &session, &user, &form.given).await? {
         let mut hidden = vec![("jwks", form.jwks.clone())];
         if switching {
             hidden.push(("confirm_switch", "on".to_owned()));
@@ -166,7 +164,8 @@ pub async fn add(
             &keys_path(&client),
             &hidden,
             refused,
-        );
+        )
+        .await;
     }
     let target = client.clone();
     let document = form.jwks.clone();
@@ -259,7 +258,8 @@ pub async fn remove_confirm(
 pub struct RemoveForm {
     #[serde(default)]
     kid: String,
-    password: Option<String>,
+    #[serde(flatten)]
+    given: step_up::Given,
     #[serde(default)]
     csrf_token: String,
 }
@@ -283,9 +283,7 @@ pub async fn remove(
     if client.jwks.is_none() {
         return Err(AppError::NotFound);
     }
-    if let Err(refused) =
-        step_up::confirm(&state, &req, &session, &user, form.password.as_deref()).await?
-    {
+    if let Err(refused) = step_up::confirm(&state, &req, &session, &user, &form.given).await? {
         return ask_password(
             &state,
             &session,
@@ -296,7 +294,8 @@ pub async fn remove(
             &keys_path(&client),
             &vec![("kid", form.kid.clone())],
             refused,
-        );
+        )
+        .await;
     }
     let target = client.clone();
     let kid = form.kid.clone();

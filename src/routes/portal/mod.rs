@@ -104,7 +104,7 @@ pub(crate) async fn audit(
 /// `action` with the form's `hidden` fields, `refused` beside the field if a password was given
 /// and did not pass, and a way back to `cancel`.
 #[allow(clippy::too_many_arguments)]
-fn ask_password(
+async fn ask_password(
     state: &AppState,
     session: &TypedSession,
     user: &User,
@@ -129,6 +129,7 @@ fn ask_password(
         },
         refused,
     )
+    .await
 }
 
 /// What the list and the detail page show of an application.

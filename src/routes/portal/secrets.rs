@@ -20,8 +20,8 @@ use crate::state::AppState;
 
 #[derive(Deserialize)]
 pub struct RevealForm {
-    /// Present when the re-authentication form is submitted.
-    password: Option<String>,
+    #[serde(flatten)]
+    given: step_up::Given,
     #[serde(default)]
     csrf_token: String,
 }
@@ -57,7 +57,7 @@ enum Guarded<'a> {
 }
 
 /// Asks for the password before `action` on `client`'s secret ([`super::ask_password`]).
-fn ask_password(
+async fn ask_password(
     state: &AppState,
     session: &TypedSession,
     user: &User,
@@ -84,6 +84,7 @@ fn ask_password(
         &hidden,
         refused,
     )
+    .await
 }
 
 /// `POST /developer/applications/{id}/secret`: shows the current secret, if the password was
@@ -97,10 +98,8 @@ pub async fn reveal(
     CsrfForm(form): CsrfForm<RevealForm>,
 ) -> Result<HttpResponse, AppError> {
     let client = owned(&state, &user, path.into_inner()).await?;
-    if let Err(refused) =
-        step_up::confirm(&state, &req, &session, &user, form.password.as_deref()).await?
-    {
-        return ask_password(&state, &session, &user, &client, Guarded::View, refused);
+    if let Err(refused) = step_up::confirm(&state, &req, &session, &user, &form.given).await? {
+        return ask_password(&state, &session, &user, &client, Guarded::View, refused).await;
     }
     let mut ctx = tera::Context::new();
     ctx.insert("app", &summary(&client));
@@ -140,8 +139,8 @@ pub async fn reveal(
 pub struct RotateForm {
     #[serde(default)]
     grace: String,
-    /// Present when the re-authentication form is submitted.
-    password: Option<String>,
+    #[serde(flatten)]
+    given: step_up::Given,
     #[serde(default)]
     csrf_token: String,
 }
@@ -179,9 +178,7 @@ pub async fn rotate(
         session.flash("error", "Choose how long the old secret keeps working.");
         return Ok(see_other(&app_path(&client)));
     };
-    if let Err(refused) =
-        step_up::confirm(&state, &req, &session, &user, form.password.as_deref()).await?
-    {
+    if let Err(refused) = step_up::confirm(&state, &req, &session, &user, &form.given).await? {
         return ask_password(
             &state,
             &session,
@@ -189,7 +186,8 @@ pub async fn rotate(
             &client,
             Guarded::Rotate { grace: &form.grace },
             refused,
-        );
+        )
+        .await;
     }
     let key = state.server_key.clone();
     let target = client.clone();
