@@ -905,7 +905,10 @@ async fn authorized_apps_lists_and_revokes_what_acts_for_the_user() {
 }
 
 /// Edits the signed-in session's stored state, as time passing would.
-fn age_session(app: &TestApp, edit: impl Fn(&mut serde_json::Map<String, serde_json::Value>)) {
+pub(crate) fn age_session(
+    app: &TestApp,
+    edit: impl Fn(&mut serde_json::Map<String, serde_json::Value>),
+) {
     let mut conn = app.db.connect();
     let rows: Vec<(i64, String)> = sessions::table
         .filter(sessions::user_id.is_not_null())

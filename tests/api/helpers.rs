@@ -589,7 +589,13 @@ impl TestApp {
 
     /// The path of a link to this server.
     pub fn path_of(&self, link: &str) -> String {
+        let issuer = self
+            .settings
+            .issuer
+            .as_ref()
+            .map(|i| i.as_str().trim_end_matches('/').to_owned());
         link.strip_prefix(&self.address)
+            .or_else(|| issuer.as_deref().and_then(|i| link.strip_prefix(i)))
             .unwrap_or_else(|| panic!("{link} is not a link to {}", self.address))
             .to_owned()
     }

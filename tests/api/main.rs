@@ -19,6 +19,7 @@ mod limits;
 mod mfa;
 mod oidc;
 mod par;
+mod passkeys;
 mod portal;
 mod private_key_jwt;
 mod profile;

@@ -11,7 +11,8 @@ use crate::helpers::{Html, MERCHANT_PASSWORD, TestApp, spawn_app, spawn_browser}
 
 const APPS: &str = "/developer/applications";
 
-/// Every POST route of the pages, with `{id}` for an application and `{secret}` for a secret.
+/// Every POST route of the pages, with `{id}` for an application, `{secret}` for a secret and
+/// `{passkey}` for a passkey.
 /// The guard below fails when `src/routes/mod.rs` registers a POST this list does not name.
 const POST_ROUTES: &[&str] = &[
     "/oauth/authorize",
@@ -29,6 +30,9 @@ const POST_ROUTES: &[&str] = &[
     "/account/email/undo/{token}",
     "/account/security/totp",
     "/account/security/totp/remove",
+    "/account/security/passkeys",
+    "/account/security/passkeys/{passkey}/name",
+    "/account/security/passkeys/{passkey}/remove",
     "/account/security/recovery-codes",
     "/account/security/sessions/end-others",
     "/account/security/sessions/{id}/end",
@@ -62,6 +66,7 @@ fn the_csrf_list_names_every_post_route_of_the_pages() {
         let literal = route
             .replace("{id}", "{")
             .replace("{secret}", "{")
+            .replace("{passkey}", "{")
             .replace("{token}", "{");
         let head = literal.split('{').next().unwrap();
         assert!(
@@ -81,6 +86,7 @@ fn snapshot(app: &TestApp) -> Vec<(String, i64)> {
         "audit_events",
         "user_totp",
         "recovery_codes",
+        "passkeys",
         "email_tokens",
         "client_access_tokens",
     ]
@@ -115,6 +121,7 @@ async fn every_post_route_refuses_a_missing_or_wrong_csrf_token_and_changes_noth
             route
                 .replace("{id}", &client.client_id)
                 .replace("{secret}", "1")
+                .replace("{passkey}", "1")
                 .replace("{token}", "sometoken")
         };
         for (how, token) in [
