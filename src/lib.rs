@@ -15,6 +15,7 @@ pub mod domain;
 pub mod email;
 pub mod error;
 pub mod mfa;
+pub mod notices;
 pub mod oauth;
 pub mod passkeys;
 pub mod rekey;

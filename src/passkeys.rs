@@ -8,9 +8,10 @@
 //!   server-side session ([`crate::auth::session_store`]) between the page that starts it and
 //!   the form that finishes it, and is taken out when used: a challenge is answered once.
 //! - Passkeys are created with user verification required (a PIN or biometric on the device),
-//!   so a passkey alone is possession and knowledge or inherence: it stands in for a TOTP code
-//!   after the password. It is not offered as a first factor: see DESIGN.md, "Merchant account
-//!   security".
+//!   and stand in for a TOTP code after the password. They are not offered as a first factor
+//!   (passwordless): signing in without a username needs discoverable credentials, which
+//!   security keys without storage cannot make, and the password step is where the lockout and
+//!   the new-device email start. A passkey after the password is the clear, safe half of that.
 //! - A passkey's answer is checked inside the sign-in lockout like any code
 //!   ([`crate::mfa::verify_passkey`]): a page of wrong answers locks the account as wrong codes do.
 //! - The signature counter is kept: an answer whose counter went backwards (a cloned

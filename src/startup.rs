@@ -173,6 +173,10 @@ impl Application {
             statements: statements.clone(),
         });
 
+        if settings.require_mfa_for_live {
+            spawn_reminders(state.clone().into_inner());
+        }
+
         let mut server = HttpServer::new(move || {
             let sessions = SessionMiddleware::builder(
                 DbSessionStore::new(state.pool.clone(), &SESSION_IDLE),
@@ -320,6 +324,34 @@ fn spawn_key_refresh(oauth: Arc<OAuthContext>, pool: Pool, token_ttl: Duration, 
 
 /// Deletes expired rows every `every` (`LATCHKEY_CLEANUP_INTERVAL`). With several instances each
 /// sweeps; the deletes are idempotent.
+/// Reminds owners of live applications without a second factor (`notices`): at start, then
+/// daily. Each reminder is claimed in the database, so a fleet sends it once.
+fn spawn_reminders(state: Arc<AppState>) {
+    tokio::spawn(async move {
+        let mut ticks = tokio::time::interval(Duration::from_secs(24 * 3600));
+        loop {
+            ticks.tick().await;
+            let sent = crate::notices::remind_live_without_factor(
+                &state.pool,
+                &state.mailer,
+                &state.templates,
+                &state.issuer,
+            )
+            .await;
+            match sent {
+                Ok(0) => {}
+                Ok(n) => tracing::info!(
+                    reminded = n,
+                    "owners of live applications without a second factor were emailed"
+                ),
+                Err(e) => {
+                    tracing::warn!(error = %crate::error::error_chain(&e), "reminders failed")
+                }
+            }
+        }
+    });
+}
+
 fn spawn_cleanup(pool: Pool, every: Duration) {
     tokio::spawn(async move {
         let mut ticks = tokio::time::interval(every);

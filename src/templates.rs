@@ -56,6 +56,14 @@ const TEMPLATES: &[(&str, &str)] = &[
         include_str!("../templates/account/totp_remove.html"),
     ),
     (
+        "emails/live_without_factor.txt",
+        include_str!("../templates/emails/live_without_factor.txt"),
+    ),
+    (
+        "emails/live_without_factor.html",
+        include_str!("../templates/emails/live_without_factor.html"),
+    ),
+    (
         "emails/security_event.txt",
         include_str!("../templates/emails/security_event.txt"),
     ),

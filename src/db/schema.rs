@@ -245,6 +245,14 @@ diesel::table! {
     }
 }
 
+diesel::table! {
+    account_notices (user_id, kind) {
+        user_id -> BigInt,
+        kind -> Text,
+        sent_at -> Timestamp,
+    }
+}
+
 diesel::joinable!(clients -> users (user_id));
 diesel::joinable!(consents -> clients (client_id));
 diesel::joinable!(pushed_requests -> clients (client_id));
@@ -260,6 +268,7 @@ diesel::allow_tables_to_appear_in_same_query!(
     user_totp,
     recovery_codes,
     passkeys,
+    account_notices,
     users,
     scopes,
     clients,

@@ -207,6 +207,13 @@ pub enum Template<'a> {
         when: &'a str,
         ip: &'a str,
     },
+    /// `LATCHKEY_REQUIRE_MFA_FOR_LIVE`: the account has live applications (`apps`, named) and
+    /// no second factor; `link` is its security page.
+    LiveWithoutFactor {
+        name: &'a str,
+        apps: &'a str,
+        link: &'a str,
+    },
     /// To the address an account just left: what happened, and the link that undoes it.
     EmailChanged {
         name: &'a str,
@@ -301,6 +308,15 @@ impl Template<'_> {
                 (
                     "security_event",
                     "The sign-in security of your Latchkey account changed".to_owned(),
+                )
+            }
+            Self::LiveWithoutFactor { name, apps, link } => {
+                ctx.insert("name", name);
+                ctx.insert("apps", apps);
+                ctx.insert("link", link);
+                (
+                    "live_without_factor",
+                    "Protect your live applications with a second factor".to_owned(),
                 )
             }
             Self::KeyEvent {
@@ -427,6 +443,11 @@ mod tests {
                 change: "an authenticator app was added",
                 when: "now",
                 ip: "127.0.0.1",
+            },
+            Template::LiveWithoutFactor {
+                name: "<b>Ann</b>",
+                apps: "Shop",
+                link: "https://x/account/security",
             },
             Template::KeyEvent {
                 name: "<b>Ann</b>",

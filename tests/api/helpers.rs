@@ -169,6 +169,24 @@ pub async fn spawn_app_with(
     start(settings, db, data_dir, mailer).await
 }
 
+/// A server reached as `http://localhost:{port}`, which is also its issuer: WebAuthn needs a
+/// domain name, and the default issuer is the IP address the server listens on.
+pub async fn spawn_app_on_localhost() -> TestApp {
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let mut app = spawn_app_with(move |settings| {
+        settings.bind = format!("127.0.0.1:{port}").parse().unwrap();
+        settings.issuer = Some(format!("http://localhost:{port}").parse().unwrap());
+        None
+    })
+    .await;
+    app.address = format!("http://localhost:{port}");
+    app
+}
+
 /// Starts a server on an existing test's database and data folder, as a restart would.
 pub async fn restart(app: TestApp) -> TestApp {
     let TestApp {
@@ -587,15 +605,32 @@ impl TestApp {
         format!("/signup/{token}")
     }
 
+    /// Ten minutes on: closes the step-up window of every signed-in session (signing in with a
+    /// second factor, or a step-up, opened it), as time passing would.
+    pub fn close_step_up_windows(&self) {
+        use diesel::prelude::*;
+        use latchkey::db::schema::sessions;
+        let mut conn = self.db.connect();
+        let rows: Vec<(i64, String)> = sessions::table
+            .filter(sessions::user_id.is_not_null())
+            .select((sessions::id, sessions::state))
+            .load(&mut conn)
+            .unwrap();
+        for (id, state) in rows {
+            let mut state: serde_json::Map<String, serde_json::Value> =
+                serde_json::from_str(&state).unwrap();
+            if state.remove("reauth_at").is_some() {
+                diesel::update(sessions::table.find(id))
+                    .set(sessions::state.eq(serde_json::to_string(&state).unwrap()))
+                    .execute(&mut conn)
+                    .unwrap();
+            }
+        }
+    }
+
     /// The path of a link to this server.
     pub fn path_of(&self, link: &str) -> String {
-        let issuer = self
-            .settings
-            .issuer
-            .as_ref()
-            .map(|i| i.as_str().trim_end_matches('/').to_owned());
         link.strip_prefix(&self.address)
-            .or_else(|| issuer.as_deref().and_then(|i| link.strip_prefix(i)))
             .unwrap_or_else(|| panic!("{link} is not a link to {}", self.address))
             .to_owned()
     }

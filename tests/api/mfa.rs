@@ -90,14 +90,6 @@ async fn enrolled(app: &TestApp) -> (String, Vec<String>, i64) {
     (key, codes, t0)
 }
 
-/// Ten minutes after signing in: the step-up window that signing in with a factor opened has
-/// closed.
-fn close_window(app: &TestApp) {
-    crate::accounts::age_session(app, |state| {
-        state.remove("reauth_at");
-    });
-}
-
 async fn log_out(app: &TestApp) {
     app.post_form("/logout", "/account", &[]).await;
 }
@@ -201,7 +193,7 @@ async fn a_recovery_code_works_once_and_new_ones_void_the_old() {
     password_step(&app).await;
     assert_eq!(code_step(&app, &codes[0]).await.status(), 422, "used once");
     assert_eq!(code_step(&app, &codes[1]).await.status(), 303);
-    close_window(&app);
+    app.close_step_up_windows();
 
     // New codes need a code from the app once the window the sign-in opened has closed: the
     // old ones then stop working.
@@ -241,7 +233,7 @@ async fn the_secret_page_asks_for_a_code_and_not_the_password() {
     log_out(&app).await;
     password_step(&app).await;
     assert_eq!(code_step(&app, &codes[0]).await.status(), 303);
-    close_window(&app);
+    app.close_step_up_windows();
     let client = app.create_client("acme", &["--grant-type", "client_credentials"]);
     let id = client["client_id"].as_str().unwrap();
     let secret = client["client_secret"].as_str().unwrap();
@@ -316,7 +308,7 @@ async fn removing_the_app_needs_a_code_and_the_operator_can_reset_it() {
     log_out(&app).await;
     password_step(&app).await;
     assert_eq!(code_step(&app, &codes[0]).await.status(), 303);
-    close_window(&app);
+    app.close_step_up_windows();
 
     let (status, page) = app.page("/account/security/totp/remove").await;
     assert_eq!(status, 200);
@@ -567,4 +559,112 @@ async fn the_security_page_lists_the_sessions_and_signs_them_out() {
     assert_eq!(res.status(), 404);
     let res = other.get(app.url("/account")).send().await.unwrap();
     assert_eq!(res.status(), 200, "bob is still signed in");
+}
+
+/// Reminders of `LATCHKEY_REQUIRE_MFA_FOR_LIVE` in `app`'s outbox, waiting a moment for the
+/// task that sends them at start.
+async fn reminders(app: &TestApp, expected: usize) -> Vec<latchkey::email::Email> {
+    let of_kind = || {
+        app.outbox
+            .messages()
+            .into_iter()
+            .filter(|m| m.subject.contains("second factor"))
+            .collect::<Vec<_>>()
+    };
+    for _ in 0..40 {
+        if of_kind().len() >= expected {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(25)).await;
+    }
+    // A moment more: no further reminder may come.
+    tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    of_kind()
+}
+
+#[tokio::test]
+async fn owners_of_live_applications_without_a_factor_are_reminded_by_email_once_a_month() {
+    let app = spawn_app().await;
+    app.sign_up("acme", "acme@example.com", MERCHANT_PASSWORD)
+        .await;
+    log_out(&app).await;
+    app.sign_up("guarded", "guarded@example.com", MERCHANT_PASSWORD)
+        .await;
+    app.enable_totp().await;
+    // Live applications made by the operator's CLI (the portal would not let acme go live).
+    for (owner, name) in [
+        ("acme", "Acme Shop"),
+        ("acme", "Acme Tills"),
+        ("guarded", "Guarded"),
+    ] {
+        let out = app.cli(
+            &[
+                "client",
+                "create",
+                "--owner",
+                owner,
+                "--name",
+                name,
+                "--live",
+                "--grant-type",
+                "client_credentials",
+            ],
+            "",
+        );
+        assert!(out.success(), "{}", out.stderr);
+    }
+    app.create_client("acme", &[]);
+
+    // At start: acme is told, once, naming both live applications; the account with a factor
+    // is not.
+    let app = crate::helpers::restart(app).await;
+    let sent = reminders(&app, 1).await;
+    assert_eq!(sent.len(), 1, "{sent:?}");
+    assert_eq!(sent[0].to, "acme@example.com");
+    assert!(
+        sent[0].text.contains("Acme Shop, Acme Tills"),
+        "{}",
+        sent[0].text
+    );
+    assert!(
+        !sent[0].text.contains("Test App"),
+        "a sandbox application is not named"
+    );
+    assert!(sent[0].text.contains("/account/security"));
+
+    // Started again the next day: not again.
+    let app = crate::helpers::restart(app).await;
+    assert_eq!(reminders(&app, 1).await.len(), 0);
+
+    // A month on: again, while acme still has no factor.
+    {
+        use diesel::prelude::*;
+        use latchkey::db::schema::account_notices;
+        diesel::update(account_notices::table)
+            .set(
+                account_notices::sent_at
+                    .eq(chrono::Utc::now().naive_utc() - chrono::TimeDelta::days(31)),
+            )
+            .execute(&mut app.db.connect())
+            .unwrap();
+    }
+    let app = crate::helpers::restart(app).await;
+    assert_eq!(reminders(&app, 1).await.len(), 1);
+
+    // With a factor: never.
+    app.log_in("acme", MERCHANT_PASSWORD).await;
+    app.enable_totp().await;
+    {
+        use diesel::prelude::*;
+        use latchkey::db::schema::account_notices;
+        diesel::update(account_notices::table)
+            .set(
+                account_notices::sent_at
+                    .eq(chrono::Utc::now().naive_utc() - chrono::TimeDelta::days(31)),
+            )
+            .execute(&mut app.db.connect())
+            .unwrap();
+    }
+    let app = crate::helpers::restart(app).await;
+    assert_eq!(reminders(&app, 1).await.len(), 0);
 }

@@ -245,6 +245,18 @@ impl Browser {
             .unwrap_or_else(|e| panic!("{cmd}: {e}"))
     }
 
+    /// Gives the browser a virtual platform authenticator (WebDriver's WebAuthn extension,
+    /// `POST /session/{id}/webauthn/authenticator`): a passkey store with user verification
+    /// that always succeeds, as Touch ID or Windows Hello would after the person's touch.
+    pub async fn add_virtual_authenticator(&self) -> String {
+        let id = self
+            .client
+            .issue_cmd(VirtualAuthenticator)
+            .await
+            .unwrap_or_else(|e| panic!("adding a virtual authenticator: {e}"));
+        id.as_str().unwrap_or_default().to_owned()
+    }
+
     pub async fn goto(&self, url: &str) {
         self.client.goto(url).await.unwrap();
     }
@@ -588,6 +600,41 @@ impl WebDriverCompatibleCommand for Cdp {
         (
             http::Method::POST,
             Some(json!({"cmd": self.cmd, "params": self.params}).to_string()),
+        )
+    }
+}
+
+/// WebDriver's WebAuthn extension (W3C WebAuthn Level 2, §11.3): a CTAP2 authenticator inside
+/// the device, holding discoverable credentials, verifying the user.
+#[derive(Debug)]
+struct VirtualAuthenticator;
+
+impl WebDriverCompatibleCommand for VirtualAuthenticator {
+    fn endpoint(
+        &self,
+        base_url: &url::Url,
+        session_id: Option<&str>,
+    ) -> Result<url::Url, url::ParseError> {
+        base_url.join(&format!(
+            "session/{}/webauthn/authenticator",
+            session_id.unwrap_or_default()
+        ))
+    }
+
+    fn method_and_body(&self, _request_url: &url::Url) -> (http::Method, Option<String>) {
+        (
+            http::Method::POST,
+            Some(
+                json!({
+                    "protocol": "ctap2",
+                    "transport": "internal",
+                    "hasResidentKey": true,
+                    "hasUserVerification": true,
+                    "isUserVerified": true,
+                    "isUserConsenting": true,
+                })
+                .to_string(),
+            ),
         )
     }
 }

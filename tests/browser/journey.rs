@@ -13,7 +13,9 @@ use serde_json::Value;
 use crate::a11y;
 use crate::browser::{Browser, ONE_AT_A_TIME, Width, tools_or_skip};
 use crate::callback::{CHALLENGE, CallbackServer};
-use crate::helpers::{MERCHANT_PASSWORD, TestApp, TestClient, hex_id, link_in, spawn_app};
+use crate::helpers::{
+    MERCHANT_PASSWORD, TestApp, TestClient, hex_id, link_in, spawn_app_on_localhost,
+};
 
 const END_USER: &str = "shopper";
 const END_USER_PASSWORD: &str = "shopper's long password";
@@ -55,7 +57,8 @@ async fn run(test: &str, width: Width, js: bool) {
         return;
     };
     let _turn = ONE_AT_A_TIME.lock().await;
-    let app = Arc::new(spawn_app().await);
+    // Reached by a domain name (localhost), where browsers allow passkeys.
+    let app = Arc::new(spawn_app_on_localhost().await);
     let browser = Arc::new(Browser::launch(&tools, width, js).await);
     let outcome = tokio::spawn({
         let (app, browser) = (app.clone(), browser.clone());
@@ -401,13 +404,24 @@ impl<'a> Journey<'a> {
         b.click("Verify and sign in").await;
         b.wait_for_path("/developer/applications").await;
 
+        if b.js {
+            self.merchant_adds_a_passkey_and_signs_in_with_it().await;
+        }
+
+        // Ten minutes on, viewing the secret asks for the second factor again: the passkey
+        // (with JavaScript), or a recovery code (the app's current code was spent signing in).
+        app.close_step_up_windows();
         b.goto(&app.url(&format!("/developer/applications/{client_id}")))
             .await;
         b.click("View").await;
         b.wait_for("h1", Some("Confirm it is you")).await;
         self.page("confirm-code").await;
-        b.fill("Authentication code", &recovery).await;
-        b.click("Confirm").await;
+        if b.js {
+            b.click("Use a passkey").await;
+        } else {
+            b.fill("Authentication code", &recovery).await;
+            b.click("Confirm").await;
+        }
         b.wait_for("h1", Some("Secret of Acme Shop")).await;
         let shown = b
             .field("Client secret")
@@ -420,6 +434,40 @@ impl<'a> Journey<'a> {
         b.click("Back to Acme Shop").await;
         b.wait_for_path(&format!("/developer/applications/{client_id}"))
             .await;
+    }
+
+    /// With JavaScript: the browser gets a virtual authenticator (WebDriver's WebAuthn
+    /// extension); the merchant adds a passkey on the Security page, signs out, and signs in
+    /// with the password and the passkey.
+    async fn merchant_adds_a_passkey_and_signs_in_with_it(&mut self) {
+        let (app, b) = (self.app, self.b);
+        b.add_virtual_authenticator().await;
+        b.goto(&app.url("/account/security")).await;
+        b.click("Add a passkey").await;
+        b.wait_for("h1", Some("Add a passkey")).await;
+        self.page("passkey-add").await;
+        b.fill("Name", "This laptop").await;
+        b.click("Create passkey").await;
+        b.wait_for(".flash", None).await;
+        assert!(
+            b.text(".flash")
+                .await
+                .contains("Passkey “This laptop” was added"),
+            "{}",
+            b.text("main").await
+        );
+        assert!(b.text(".passkeys").await.contains("This laptop"));
+        self.page("security-passkey").await;
+
+        b.click("Sign out").await;
+        b.wait_for_path("/login").await;
+        b.fill("Username", "acme").await;
+        b.fill("Password", MERCHANT_PASSWORD).await;
+        b.click("Sign in").await;
+        b.wait_for_path("/login/verify").await;
+        self.page("sign-in-passkey").await;
+        b.click("Use a passkey").await;
+        b.wait_for_path("/developer/applications").await;
     }
 
     /// With JavaScript the copy buttons appear and copy; without it they stay hidden and the

@@ -49,6 +49,7 @@ macro_rules! delete_in_batches {
 }
 
 pub mod access_token;
+pub mod account_notice;
 pub mod audit_event;
 pub mod authorization_code;
 pub mod client;
@@ -68,6 +69,7 @@ pub mod used_jti;
 pub mod user;
 
 pub use access_token::{AccessToken, NewAccessToken};
+pub use account_notice::AccountNotice;
 pub use audit_event::AuditEvent;
 pub use authorization_code::{AuthorizationCode, NewAuthorizationCode};
 pub use client::{Client, ClientSettings, NewClient, Security};
