@@ -1,8 +1,9 @@
 //! Reminders by email that an operator's policy needs from an account.
 //!
 //! `LATCHKEY_REQUIRE_MFA_FOR_LIVE`: applications that went live before the rule keep working,
-//! and their owner is told, on the portal (the Applications page) and here by email: once when
-//! the server starts, and again every 30 days while the account still has no second factor.
+//! and their owner is told, on the portal (the Applications page) and here by email: at the
+//! next clean-up round (`LATCHKEY_CLEANUP_INTERVAL`), and again every 30 days while the account
+//! still has no second factor.
 //! Each reminder is claimed in the database before it is sent ([`AccountNotice::claim`]), so a
 //! fleet of instances sends it once.
 

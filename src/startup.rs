@@ -152,10 +152,6 @@ impl Application {
             settings.access_token_ttl(),
             Duration::from_secs(settings.key_refresh),
         );
-        spawn_cleanup(
-            database.pool.clone(),
-            Duration::from_secs(settings.cleanup_interval),
-        );
         let statements = database.statements.clone();
         let secure_cookies = issuer.starts_with("https://");
         let cookie_key = Key::from(key.cookie_key());
@@ -173,9 +169,11 @@ impl Application {
             statements: statements.clone(),
         });
 
-        if settings.require_mfa_for_live {
-            spawn_reminders(state.clone().into_inner());
-        }
+        spawn_upkeep(
+            state.clone().into_inner(),
+            Duration::from_secs(settings.cleanup_interval),
+            settings.require_mfa_for_live,
+        );
 
         let mut server = HttpServer::new(move || {
             let sessions = SessionMiddleware::builder(
@@ -324,13 +322,30 @@ fn spawn_key_refresh(oauth: Arc<OAuthContext>, pool: Pool, token_ttl: Duration, 
 
 /// Deletes expired rows every `every` (`LATCHKEY_CLEANUP_INTERVAL`). With several instances each
 /// sweeps; the deletes are idempotent.
-/// Reminds owners of live applications without a second factor (`notices`): at start, then
-/// daily. Each reminder is claimed in the database, so a fleet sends it once.
-fn spawn_reminders(state: Arc<AppState>) {
+/// Every `LATCHKEY_CLEANUP_INTERVAL` (not at start, so that a starting fleet does not sweep at
+/// once): deletes what has expired (`cleanup`), and, under `LATCHKEY_REQUIRE_MFA_FOR_LIVE`,
+/// reminds owners of live applications without a second factor (`notices`; each reminder is
+/// claimed in the database, so a fleet sends it once).
+fn spawn_upkeep(state: Arc<AppState>, every: Duration, remind: bool) {
     tokio::spawn(async move {
-        let mut ticks = tokio::time::interval(Duration::from_secs(24 * 3600));
+        let mut ticks = tokio::time::interval(every);
+        ticks.tick().await;
         loop {
             ticks.tick().await;
+            let swept = db::run(&state.pool, |conn| {
+                crate::cleanup::sweep(conn, db::now()).map_err(crate::db::DbError::from)
+            })
+            .await;
+            match swept {
+                Ok(removed) if removed.total() > 0 => {
+                    tracing::info!(?removed, "deleted expired rows")
+                }
+                Ok(_) => {}
+                Err(e) => tracing::warn!(error = %crate::error::error_chain(&e), "cleanup failed"),
+            }
+            if !remind {
+                continue;
+            }
             let sent = crate::notices::remind_live_without_factor(
                 &state.pool,
                 &state.mailer,
@@ -347,27 +362,6 @@ fn spawn_reminders(state: Arc<AppState>) {
                 Err(e) => {
                     tracing::warn!(error = %crate::error::error_chain(&e), "reminders failed")
                 }
-            }
-        }
-    });
-}
-
-fn spawn_cleanup(pool: Pool, every: Duration) {
-    tokio::spawn(async move {
-        let mut ticks = tokio::time::interval(every);
-        ticks.tick().await;
-        loop {
-            ticks.tick().await;
-            let swept = db::run(&pool, |conn| {
-                crate::cleanup::sweep(conn, db::now()).map_err(crate::db::DbError::from)
-            })
-            .await;
-            match swept {
-                Ok(removed) if removed.total() > 0 => {
-                    tracing::info!(?removed, "deleted expired rows")
-                }
-                Ok(_) => {}
-                Err(e) => tracing::warn!(error = %crate::error::error_chain(&e), "cleanup failed"),
             }
         }
     });
