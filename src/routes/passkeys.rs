@@ -11,7 +11,7 @@ use actix_web::{HttpRequest, HttpResponse, web};
 use serde::Deserialize;
 
 use super::page::{CsrfForm, CsrfProtected, CurrentUser, render, see_other};
-use super::security::{PAGE, codes_page, record};
+use super::security::{PAGE, ask_code, codes_page, record};
 use super::step_up::{self, Refused};
 use crate::auth::session::TypedSession;
 use crate::db::models::{StoredPasskey, User};
@@ -77,23 +77,6 @@ fn unavailable(state: &AppState, session: &TypedSession) -> Result<HttpResponse,
     Ok(see_other(PAGE))
 }
 
-async fn ask_step_up(
-    state: &AppState,
-    session: &TypedSession,
-    user: &User,
-    purpose: &str,
-    action: &str,
-    refused: Refused,
-) -> Result<HttpResponse, AppError> {
-    let ask = step_up::Ask {
-        purpose,
-        action,
-        cancel: PAGE,
-        hidden: &Vec::new(),
-    };
-    step_up::ask(state, session, user, &ask, refused).await
-}
-
 /// `GET /account/security/passkeys/new`: after confirming it is you, the page that creates one.
 pub async fn add_form(
     state: web::Data<AppState>,
@@ -109,7 +92,7 @@ pub async fn add_form(
         } else {
             Refused::Missing
         };
-        return ask_step_up(&state, &session, &user, "add a passkey", ADD, refused).await;
+        return ask_code(&state, &session, &user, "add a passkey", ADD, refused).await;
     }
     add_page(&state, &session, &user, "", &[]).await
 }
@@ -146,7 +129,7 @@ pub async fn add(
         return unavailable(&state, &session);
     };
     if let Err(refused) = step_up::confirm(&state, &req, &session, &user, &form.given).await? {
-        return ask_step_up(&state, &session, &user, "add a passkey", ADD, refused).await;
+        return ask_code(&state, &session, &user, "add a passkey", ADD, refused).await;
     }
     let Some(raw_name) = form.name.as_deref() else {
         return add_page(&state, &session, &user, "", &[]).await;
@@ -327,7 +310,7 @@ pub async fn remove(
     let action = format!("/account/security/passkeys/{}/remove", passkey.id);
     if let Err(refused) = step_up::confirm(&state, &req, &session, &user, &form.given).await? {
         let purpose = format!("remove the passkey “{}”", passkey.name);
-        return ask_step_up(&state, &session, &user, &purpose, &action, refused).await;
+        return ask_code(&state, &session, &user, &purpose, &action, refused).await;
     }
     let (user_id, id) = (user.id, passkey.id);
     let left = db::run(&state.pool, move |conn| {

@@ -297,8 +297,8 @@ impl CsrfProtected for CodeForm {
     }
 }
 
-/// The step-up page for `purpose`, posting back to `action`.
-async fn ask_code(
+/// The step-up page for `purpose`, posting back to `action`, with Cancel back to this page.
+pub(super) async fn ask_code(
     state: &AppState,
     session: &TypedSession,
     user: &User,

@@ -424,8 +424,9 @@ async fn a_passkey_is_added_named_and_signs_in_as_the_second_factor() {
     assert_eq!(res.status(), 303);
 }
 
-#[tokio::test]
-async fn wrong_passkey_answers_count_in_the_lockout() {
+/// Signs `acme` up on a server reached by name, gives the password for the step-up, and adds
+/// a passkey named "Laptop"; the passkey and its row id.
+async fn acme_with_a_passkey() -> (TestApp, SoftAuthenticator, i64) {
     let app = spawn_app_on_localhost().await;
     app.sign_up("acme", "acme@example.com", MERCHANT_PASSWORD)
         .await;
@@ -440,6 +441,20 @@ async fn wrong_passkey_answers_count_in_the_lockout() {
     assert_eq!(res.status(), 200);
     let mut laptop = SoftAuthenticator::new();
     assert_eq!(add_passkey(&app, &mut laptop, "Laptop").await.status(), 200);
+    let id = {
+        use diesel::prelude::*;
+        use latchkey::db::schema::passkeys;
+        passkeys::table
+            .select(passkeys::id)
+            .first(&mut app.db.connect())
+            .unwrap()
+    };
+    (app, laptop, id)
+}
+
+#[tokio::test]
+async fn wrong_passkey_answers_count_in_the_lockout() {
+    let (app, mut laptop, _) = acme_with_a_passkey().await;
     log_out(&app).await;
 
     // Another authenticator's answer (a passkey not registered to acme) is refused, each time
@@ -472,27 +487,24 @@ async fn wrong_passkey_answers_count_in_the_lockout() {
 
 #[tokio::test]
 async fn a_passkey_steps_up_and_removing_the_last_one_needs_it() {
-    let app = spawn_app_on_localhost().await;
-    app.sign_up("acme", "acme@example.com", MERCHANT_PASSWORD)
-        .await;
-    let (_, page) = app.page("/account/security/passkeys/new").await;
-    post(
-        &app,
-        "/account/security/passkeys",
-        &page,
-        &[("password", MERCHANT_PASSWORD)],
-    )
-    .await;
-    let mut laptop = SoftAuthenticator::new();
-    assert_eq!(add_passkey(&app, &mut laptop, "Laptop").await.status(), 200);
-    let id: i64 = {
-        use diesel::prelude::*;
-        use latchkey::db::schema::passkeys;
-        passkeys::table
-            .select(passkeys::id)
-            .first(&mut app.db.connect())
-            .unwrap()
+    let (app, mut laptop, id) = acme_with_a_passkey().await;
+
+    // The password grant cannot carry a passkey: refused for this account.
+    let created = app.create_client("acme", &["--grant-type", "password"]);
+    let client = crate::helpers::TestClient {
+        client_id: created["client_id"].as_str().unwrap().to_owned(),
+        secret: created["client_secret"].as_str().unwrap().to_owned(),
+        owner_id: 0,
     };
+    let grant = [
+        ("grant_type", "password"),
+        ("username", "acme"),
+        ("password", MERCHANT_PASSWORD),
+    ];
+    let res = app.token_form(Some(&client), &grant).await;
+    assert_eq!(res.status(), 400);
+    let body: Value = res.json().await.unwrap();
+    assert_eq!(body["error"], "invalid_grant", "{body}");
 
     // A new session (signed in with the passkey) is inside the window; a stale one is not.
     log_out(&app).await;
@@ -547,7 +559,9 @@ async fn a_passkey_steps_up_and_removing_the_last_one_needs_it() {
         mail.text
     );
 
-    // Signing in needs the password alone again.
+    // Signing in needs the password alone again, and the password grant works again.
+    let res = app.token_form(Some(&client), &grant).await;
+    assert_eq!(res.status(), 200);
     log_out(&app).await;
     let res = app
         .post_form(
@@ -562,31 +576,7 @@ async fn a_passkey_steps_up_and_removing_the_last_one_needs_it() {
 
 #[tokio::test]
 async fn another_accounts_passkey_is_not_found() {
-    let app = spawn_app_on_localhost().await;
-    app.sign_up("acme", "acme@example.com", MERCHANT_PASSWORD)
-        .await;
-    let (_, page) = app.page("/account/security/passkeys/new").await;
-    post(
-        &app,
-        "/account/security/passkeys",
-        &page,
-        &[("password", MERCHANT_PASSWORD)],
-    )
-    .await;
-    assert_eq!(
-        add_passkey(&app, &mut SoftAuthenticator::new(), "Laptop")
-            .await
-            .status(),
-        200
-    );
-    let id: i64 = {
-        use diesel::prelude::*;
-        use latchkey::db::schema::passkeys;
-        passkeys::table
-            .select(passkeys::id)
-            .first(&mut app.db.connect())
-            .unwrap()
-    };
+    let (app, _, id) = acme_with_a_passkey().await;
     log_out(&app).await;
     app.sign_up("other", "other@example.com", MERCHANT_PASSWORD)
         .await;

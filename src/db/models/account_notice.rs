@@ -9,6 +9,10 @@ use crate::domain::UserId;
 
 pub struct AccountNotice;
 
+/// An owner of a live application without a second factor: account id, display name, email
+/// address, and the application's name (one row per application).
+pub type LiveOwnerRow = (UserId, String, Option<String>, String);
+
 impl AccountNotice {
     /// Claims the `kind` reminder for `user_id` if it was never sent, or last sent before
     /// `resend_before`: whether this caller won (and so sends it). Two instances racing for the
@@ -60,7 +64,7 @@ impl AccountNotice {
     /// authenticator app nor a passkey), with the names of those applications.
     pub fn live_without_factor(
         conn: &mut AnyConnection,
-    ) -> QueryResult<Vec<(UserId, String, Option<String>, String)>> {
+    ) -> QueryResult<Vec<LiveOwnerRow>> {
         clients::table
             .inner_join(users::table)
             .filter(clients::is_live.eq(true))
