@@ -1,7 +1,8 @@
 //! Step-up: the account's password again before anything that a stolen session alone must not
-//! be able to do — show or rotate a client secret, move the account to another address,
-//! change the password. An account with a second factor (`mfa`) is asked for a code from it
-//! instead: a stolen session that has learnt the password still cannot pass.
+//! be able to do — show or rotate a client secret, change an application's keys, take an
+//! application live, disable or delete it, move the account to another address, change the
+//! password. An account with a second factor (`mfa`) is asked for a code from it (or a
+//! passkey) instead: a stolen session that has learnt the password still cannot pass.
 //!
 //! Every wrong password counts in the same lockout as the sign-in page (per account and per
 //! address, `auth::throttle`), so a stolen session cannot guess the password without end; and a
