@@ -112,10 +112,6 @@ const TEMPLATES: &[(&str, &str)] = &[
         include_str!("../templates/portal/secret.html"),
     ),
     (
-        "portal/delete.html",
-        include_str!("../templates/portal/delete.html"),
-    ),
-    (
         "portal/keys.html",
         include_str!("../templates/portal/keys.html"),
     ),

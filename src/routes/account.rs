@@ -1,4 +1,7 @@
-//! `/account`: the signed-in person's name, email address and password.
+//! `/account`: the signed-in person's name, email address and password. Changing the address
+//! or the password needs the current password; an account with a second factor must also have
+//! given it within the step-up window (`/account/confirm`), since the password alone is what a
+//! thief who learnt it would give.
 
 use std::collections::HashMap;
 
@@ -6,7 +9,9 @@ use actix_web::http::StatusCode;
 use actix_web::{HttpRequest, HttpResponse, web};
 use serde::Deserialize;
 
-use super::page::{CsrfForm, CsrfOnly, CsrfProtected, CurrentUser, message, render, see_other};
+use super::page::{
+    CsrfForm, CsrfOnly, CsrfProtected, CurrentUser, message, render, safe_next, see_other,
+};
 use super::signup::already_registered;
 use super::step_up;
 use crate::accounts::{self, Recipient};
@@ -18,7 +23,23 @@ use crate::email::Template;
 use crate::error::AppError;
 use crate::state::AppState;
 
-fn page(
+const PAGE: &str = "/account";
+
+/// Beside the password fields while [`factor_pending`].
+const FACTOR_FIRST: &str =
+    "Your account has two-step sign-in: confirm it is you with it first (above), then save again.";
+
+/// Whether the account has a second factor that was not given within the step-up window: its
+/// email address and password wait for it.
+async fn factor_pending(
+    state: &AppState,
+    session: &TypedSession,
+    user: &User,
+) -> Result<bool, AppError> {
+    Ok(!session.recently_authenticated() && step_up::has_factor(state, user).await?)
+}
+
+async fn page(
     state: &AppState,
     session: &TypedSession,
     user: &User,
@@ -30,6 +51,10 @@ fn page(
     ctx.insert("values", values);
     ctx.insert("errors", errors);
     ctx.insert("min_password", &NewPassword::MIN);
+    ctx.insert(
+        "factor_pending",
+        &factor_pending(state, session, user).await?,
+    );
     render(state, session, Some(user), "account.html", ctx, status)
 }
 
@@ -50,6 +75,7 @@ pub async fn show(
         &HashMap::new(),
         StatusCode::OK,
     )
+    .await
 }
 
 #[derive(Deserialize)]
@@ -73,7 +99,8 @@ impl CsrfProtected for ProfileForm {
 
 /// `POST /account/profile`: the display name and the email address. A new address needs the
 /// password (a stolen session alone must not move the account to another inbox, from which a
-/// password reset would take it), and is stored only once its owner opens the link sent there;
+/// password reset would take it) and the second factor if the account has one ([`confirm`]),
+/// and is stored only once its owner opens the link sent there;
 /// if another account has it, that account's owner is told instead. The page says the same
 /// either way, so it reveals no addresses.
 pub async fn update_profile(
@@ -97,24 +124,26 @@ pub async fn update_profile(
             &values,
             &errors,
             StatusCode::UNPROCESSABLE_ENTITY,
-        );
+        )
+        .await;
     };
     let moving = user.email.as_deref() != Some(email.as_str());
-    let step_up = if moving {
-        step_up::check_password(&state, &req, &user, &form.password).await?
-    } else {
+    let step_up = if !moving {
         Ok(())
-    };
-    if let Err(refused) = step_up {
-        errors.insert(
-            "password",
-            match refused {
+    } else if factor_pending(&state, &session, &user).await? {
+        Err(FACTOR_FIRST.to_owned())
+    } else {
+        step_up::check_password(&state, &req, &user, &form.password)
+            .await?
+            .map_err(|refused| match refused {
                 step_up::Refused::Missing => {
                     "Enter your password to change your email address.".to_owned()
                 }
                 other => other.message(),
-            },
-        );
+            })
+    };
+    if let Err(message) = step_up {
+        errors.insert("password", message);
         return page(
             &state,
             &session,
@@ -122,7 +151,8 @@ pub async fn update_profile(
             &values,
             &errors,
             StatusCode::UNPROCESSABLE_ENTITY,
-        );
+        )
+        .await;
     }
     let user_id = user.id;
     db::run(&state.pool, move |conn| {
@@ -144,6 +174,90 @@ pub async fn update_profile(
         ),
     );
     Ok(see_other("/account"))
+}
+
+#[derive(Deserialize)]
+pub struct ConfirmQuery {
+    next: Option<String>,
+}
+
+/// Where the step-up goes on to: a path on this site, else the account page.
+fn next_page(next: Option<&str>) -> String {
+    safe_next(next).unwrap_or_else(|| PAGE.to_owned())
+}
+
+/// The step-up page of `/account/confirm`, going on to `next`.
+async fn ask_confirm(
+    state: &AppState,
+    session: &TypedSession,
+    user: &User,
+    next: String,
+    refused: step_up::Refused,
+) -> Result<HttpResponse, AppError> {
+    step_up::ask(
+        state,
+        session,
+        user,
+        &step_up::Ask {
+            purpose: "change your email address or password",
+            action: "/account/confirm",
+            cancel: &next,
+            hidden: &vec![("next", next.clone())],
+        },
+        refused,
+    )
+    .await
+}
+
+/// `GET /account/confirm?next=…`: the step-up on its own, for the forms whose own field is the
+/// password (the account page): a factor's code or passkey, or the password for an account
+/// without one. Straight on to `next` while the window is open.
+pub async fn confirm_form(
+    state: web::Data<AppState>,
+    session: TypedSession,
+    CurrentUser(user): CurrentUser,
+    query: web::Query<ConfirmQuery>,
+) -> Result<HttpResponse, AppError> {
+    let next = next_page(query.next.as_deref());
+    match step_up::pending(&state, &session, &user).await? {
+        None => Ok(see_other(&next)),
+        Some(refused) => ask_confirm(&state, &session, &user, next, refused).await,
+    }
+}
+
+#[derive(Deserialize)]
+pub struct ConfirmForm {
+    #[serde(default)]
+    next: Option<String>,
+    #[serde(flatten)]
+    given: step_up::Given,
+    #[serde(default)]
+    csrf_token: String,
+}
+
+impl CsrfProtected for ConfirmForm {
+    fn csrf_token(&self) -> &str {
+        &self.csrf_token
+    }
+}
+
+/// `POST /account/confirm`: opens the step-up window, then goes on to `next`.
+pub async fn confirm(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    session: TypedSession,
+    CurrentUser(user): CurrentUser,
+    CsrfForm(form): CsrfForm<ConfirmForm>,
+) -> Result<HttpResponse, AppError> {
+    let next = next_page(form.next.as_deref());
+    if let Err(refused) = step_up::confirm(&state, &req, &session, &user, &form.given).await? {
+        return ask_confirm(&state, &session, &user, next, refused).await;
+    }
+    session.flash(
+        "success",
+        "Confirmed: you will not be asked again for 10 minutes.",
+    );
+    Ok(see_other(&next))
 }
 
 /// Mails the link that moves `user` to `email`, or, if the address has an account, a reminder
@@ -203,8 +317,9 @@ impl CsrfProtected for PasswordForm {
     }
 }
 
-/// `POST /account/password`: needs the current password. Ends every other session, and the
-/// API access that the password grant gave with the old password.
+/// `POST /account/password`: needs the current password, and the second factor if the account
+/// has one ([`confirm`]). Ends every other session, and the API access that the password grant
+/// gave with the old password.
 pub async fn change_password(
     req: HttpRequest,
     state: web::Data<AppState>,
@@ -228,7 +343,9 @@ pub async fn change_password(
         Ok(_) => {}
     }
     // Checked like a sign-in: every wrong one counts in the account's lockout.
-    if let Err(refused) =
+    if factor_pending(&state, &session, &user).await? {
+        errors.insert("current_password", FACTOR_FIRST.to_owned());
+    } else if let Err(refused) =
         step_up::check_password(&state, &req, &user, &form.current_password).await?
     {
         errors.insert(
@@ -248,7 +365,8 @@ pub async fn change_password(
             &values,
             &errors,
             StatusCode::UNPROCESSABLE_ENTITY,
-        );
+        )
+        .await;
     }
     let (user_id, new_password) = (user.id, form.new_password);
     let passwords = state.passwords.clone();

@@ -123,6 +123,11 @@ pub fn pages(cfg: &mut web::ServiceConfig) {
         )
         .route("/account", web::get().to(account::show))
         .route("/account/profile", web::post().to(account::update_profile))
+        .service(
+            web::resource("/account/confirm")
+                .route(web::get().to(account::confirm_form))
+                .route(web::post().to(account::confirm)),
+        )
         .route(
             "/account/password",
             web::post().to(account::change_password),
@@ -186,6 +191,10 @@ pub fn pages(cfg: &mut web::ServiceConfig) {
             web::resource("/developer/applications/{id}/edit")
                 .route(web::get().to(portal::edit))
                 .route(web::post().to(portal::update)),
+        )
+        .route(
+            "/developer/applications/{id}/disable",
+            web::get().to(portal::disable_confirm),
         )
         .route(
             "/developer/applications/{id}/toggle",

@@ -1,7 +1,8 @@
 //! Step-up: the account's password again before anything that a stolen session alone must not
-//! be able to do — show or rotate a client secret, move the account to another address,
-//! change the password. An account with a second factor (`mfa`) is asked for a code from it
-//! instead: a stolen session that has learnt the password still cannot pass.
+//! be able to do — show or rotate a client secret, change an application's keys, take an
+//! application live, disable or delete it, move the account to another address, change the
+//! password. An account with a second factor (`mfa`) is asked for a code from it (or a
+//! passkey) instead: a stolen session that has learnt the password still cannot pass.
 //!
 //! Every wrong password counts in the same lockout as the sign-in page (per account and per
 //! address, `auth::throttle`), so a stolen session cannot guess the password without end; and a
@@ -268,6 +269,22 @@ pub struct Ask<'a> {
     pub hidden: &'a Hidden,
 }
 
+/// What an irreversible or far-reaching action does, said on the page that confirms it: the
+/// same page then asks for the step-up when the window is closed, so one click both confirms
+/// and proves who is clicking ([`ask_confirming`]).
+#[derive(Debug, serde::Serialize)]
+pub struct Consequences<'a> {
+    /// The page's heading, a question (`Disable “Shop”?`).
+    pub title: &'a str,
+    /// What happens, before the list.
+    pub lead: &'a str,
+    pub points: &'a [String],
+    /// After the list: a way to do less, if there is one.
+    pub note: Option<&'a str>,
+    /// The label of the button that does it.
+    pub button: &'a str,
+}
+
 /// The step-up page (`portal/reauth.html`): the password, or a code for an account with a
 /// factor, with `refused` beside the field once something was tried (422), or plain (200).
 pub async fn ask(
@@ -277,17 +294,55 @@ pub async fn ask(
     ask: &Ask<'_>,
     refused: Refused,
 ) -> Result<HttpResponse, AppError> {
-    let mut ctx = page_context(
-        ask.purpose,
-        ask.action,
-        ask.cancel,
-        ask.hidden,
-        Some(refused),
-    );
-    if refused.asks_code() {
+    confirmation_page(state, session, user, ask, None, Some(refused)).await
+}
+
+/// What the step-up asks for first, or `None` while the window is open: the page then only
+/// confirms.
+pub async fn pending(
+    state: &AppState,
+    session: &TypedSession,
+    user: &User,
+) -> Result<Option<Refused>, AppError> {
+    if session.recently_authenticated() {
+        return Ok(None);
+    }
+    Ok(Some(if has_factor(state, user).await? {
+        Refused::CodeMissing
+    } else {
+        Refused::Missing
+    }))
+}
+
+/// The page that says what an action does (`consequences`) with its button, and the step-up's
+/// fields unless the window is open (`refused` is `None`, see [`pending`]).
+pub async fn ask_confirming(
+    state: &AppState,
+    session: &TypedSession,
+    user: &User,
+    ask: &Ask<'_>,
+    consequences: &Consequences<'_>,
+    refused: Option<Refused>,
+) -> Result<HttpResponse, AppError> {
+    confirmation_page(state, session, user, ask, Some(consequences), refused).await
+}
+
+async fn confirmation_page(
+    state: &AppState,
+    session: &TypedSession,
+    user: &User,
+    ask: &Ask<'_>,
+    consequences: Option<&Consequences<'_>>,
+    refused: Option<Refused>,
+) -> Result<HttpResponse, AppError> {
+    let mut ctx = page_context(ask.purpose, ask.action, ask.cancel, ask.hidden, refused);
+    if refused.is_some_and(Refused::asks_code) {
         ctx.insert("offer", &offer(state, session, user.id).await?);
     }
-    let status = if refused.is_missing() {
+    if let Some(consequences) = consequences {
+        ctx.insert("consequences", consequences);
+    }
+    let status = if refused.is_none_or(Refused::is_missing) {
         StatusCode::OK
     } else {
         StatusCode::UNPROCESSABLE_ENTITY
@@ -303,7 +358,7 @@ pub async fn ask(
 }
 
 /// `portal/reauth.html`'s context: what the password confirms, where the form goes, and the
-/// fields of the original form it carries along.
+/// fields of the original form it carries along; `error` is `None` when nothing is asked.
 fn page_context(
     purpose: &str,
     action: &str,
@@ -322,6 +377,7 @@ fn page_context(
             .map(|(name, value)| serde_json::json!({ "name": name, "value": value }))
             .collect::<Vec<_>>(),
     );
+    ctx.insert("asks", &error.is_some());
     ctx.insert("factor", &error.is_some_and(Refused::asks_code));
     if let Some(refused) = error.filter(|r| !r.is_missing()) {
         ctx.insert("error", &refused.message());

@@ -7,7 +7,7 @@ use latchkey::db::schema::sessions;
 use latchkey::domain::UserId;
 use reqwest::cookie::CookieStore as _;
 
-use crate::helpers::{Html, MERCHANT_PASSWORD, TestApp, link_in, location, spawn_app};
+use crate::helpers::{Html, MERCHANT_PASSWORD, TestApp, age_session, link_in, location, spawn_app};
 
 fn session_rows(app: &TestApp) -> Vec<(String, Option<UserId>)> {
     sessions::table
@@ -902,27 +902,6 @@ async fn authorized_apps_lists_and_revokes_what_acts_for_the_user() {
     assert!(page.text(".empty").is_some());
     // Nothing to revoke: 404.
     assert_eq!(app.page(&revoke).await.0, 404);
-}
-
-/// Edits the signed-in session's stored state, as time passing would.
-pub(crate) fn age_session(
-    app: &TestApp,
-    edit: impl Fn(&mut serde_json::Map<String, serde_json::Value>),
-) {
-    let mut conn = app.db.connect();
-    let rows: Vec<(i64, String)> = sessions::table
-        .filter(sessions::user_id.is_not_null())
-        .select((sessions::id, sessions::state))
-        .load(&mut conn)
-        .unwrap();
-    assert_eq!(rows.len(), 1);
-    let mut state: serde_json::Map<String, serde_json::Value> =
-        serde_json::from_str(&rows[0].1).unwrap();
-    edit(&mut state);
-    diesel::update(sessions::table.find(rows[0].0))
-        .set(sessions::state.eq(serde_json::to_string(&state).unwrap()))
-        .execute(&mut conn)
-        .unwrap();
 }
 
 #[tokio::test]

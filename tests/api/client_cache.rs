@@ -89,9 +89,9 @@ async fn every_change_through_the_portal_takes_effect_at_once() {
     assert_eq!(token_status(&app, id, &client.secret).await, 200);
 
     // Disabled, enabled.
-    app.post_form(&format!("{show}/toggle"), &show, &[]).await;
+    app.disable_app(&show).await;
     assert_eq!(token_status(&app, id, &client.secret).await, 401);
-    app.post_form(&format!("{show}/toggle"), &show, &[]).await;
+    app.enable_app(&show).await;
     assert_eq!(token_status(&app, id, &client.secret).await, 200);
 
     // A rotation: the new secret works at once, beside the old one.
@@ -128,8 +128,7 @@ async fn every_change_through_the_portal_takes_effect_at_once() {
     assert_eq!(token_status(&app, id, &third).await, 200);
 
     // Deleted.
-    let delete = format!("{show}/delete");
-    let res = app.post_form(&delete, &delete, &[]).await;
+    let res = app.delete_app(&show).await;
     assert_eq!(res.status(), 303);
     assert_eq!(token_status(&app, id, &third).await, 401);
 }

@@ -952,3 +952,52 @@ impl TestApp {
         key
     }
 }
+
+/// Edits the signed-in session's stored state, as time passing would.
+pub fn age_session(app: &TestApp, edit: impl Fn(&mut serde_json::Map<String, serde_json::Value>)) {
+    use latchkey::db::schema::sessions;
+    let mut conn = app.db.connect();
+    let rows: Vec<(i64, String)> = sessions::table
+        .filter(sessions::user_id.is_not_null())
+        .select((sessions::id, sessions::state))
+        .load(&mut conn)
+        .unwrap();
+    assert_eq!(rows.len(), 1);
+    let mut state: serde_json::Map<String, serde_json::Value> =
+        serde_json::from_str(&rows[0].1).unwrap();
+    edit(&mut state);
+    diesel::update(sessions::table.find(rows[0].0))
+        .set(sessions::state.eq(serde_json::to_string(&state).unwrap()))
+        .execute(&mut conn)
+        .unwrap();
+}
+
+/// Marks an application form as sent from the page that says what going live means; the
+/// step-up window must be open ([`TestApp::enable_totp`] opens it) or the password given.
+pub const CONFIRM_LIVE: (&str, &str) = ("confirm_live", "on");
+
+impl TestApp {
+    /// Disables the application at `show` from its confirmation page, with the password for
+    /// the step-up (ignored while the window is open, which an account with a factor needs).
+    pub async fn disable_app(&self, show: &str) -> reqwest::Response {
+        self.post_form(
+            &format!("{show}/toggle"),
+            &format!("{show}/disable"),
+            &[("confirm_disable", "on"), ("password", MERCHANT_PASSWORD)],
+        )
+        .await
+    }
+
+    /// Enables the disabled application at `show`: one click, no step-up.
+    pub async fn enable_app(&self, show: &str) -> reqwest::Response {
+        self.post_form(&format!("{show}/toggle"), show, &[]).await
+    }
+
+    /// Deletes the application at `show` from its confirmation page, with the password for the
+    /// step-up (as [`Self::disable_app`]).
+    pub async fn delete_app(&self, show: &str) -> reqwest::Response {
+        let delete = format!("{show}/delete");
+        self.post_form(&delete, &delete, &[("password", MERCHANT_PASSWORD)])
+            .await
+    }
+}

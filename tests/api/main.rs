@@ -9,6 +9,7 @@ mod cli;
 mod client_cache;
 mod code_grant;
 mod config;
+mod confirmations;
 mod crash;
 mod dpop;
 mod fapi;

@@ -6,7 +6,7 @@
 
 use serde_json::Value;
 
-use crate::helpers::{Html, MERCHANT_PASSWORD, TestApp, location, spawn_app};
+use crate::helpers::{CONFIRM_LIVE, Html, MERCHANT_PASSWORD, TestApp, location, spawn_app};
 
 /// The code `key` gives `steps` steps after `t0` (each test fixes its own `t0`, so that no
 /// assertion depends on where a step boundary falls while it runs: a test runs well within 30
@@ -193,6 +193,7 @@ async fn a_recovery_code_works_once_and_new_ones_void_the_old() {
     password_step(&app).await;
     assert_eq!(code_step(&app, &codes[0]).await.status(), 422, "used once");
     assert_eq!(code_step(&app, &codes[1]).await.status(), 303);
+    // Signing in with a factor opens the step-up window; it closes ten minutes later.
     app.close_step_up_windows();
 
     // New codes need a code from the app once the window the sign-in opened has closed: the
@@ -430,7 +431,9 @@ async fn going_live_needs_a_second_factor_and_live_apps_without_one_are_flagged(
 
     // With an authenticator app: going live works, and the list says nothing more.
     app.enable_totp().await;
-    let res = app.post_form(&edit, &edit, &form("live")).await;
+    let mut live = form("live");
+    live.push(CONFIRM_LIVE);
+    let res = app.post_form(&edit, &edit, &live).await;
     assert_eq!(res.status(), 303);
     let (_, page) = app.page(apps).await;
     assert!(page.text(".banner").is_none());
@@ -460,6 +463,8 @@ async fn the_live_rule_can_be_turned_off() {
                 ("environment", "live"),
                 ("client_type", "confidential"),
                 ("grant_types", "client_credentials"),
+                CONFIRM_LIVE,
+                ("password", MERCHANT_PASSWORD),
             ],
         )
         .await;

@@ -7,7 +7,7 @@ use latchkey::db::schema::{audit_events, client_secrets};
 use serde_json::Value;
 
 use crate::helpers::{
-    Html, MERCHANT_PASSWORD, TestApp, TestClient, location, once_seen, spawn_app,
+    CONFIRM_LIVE, Html, MERCHANT_PASSWORD, TestApp, TestClient, location, once_seen, spawn_app,
 };
 
 const APPS: &str = "/developer/applications";
@@ -419,6 +419,7 @@ async fn editing_disabling_and_the_activity_log() {
         ("name", "Acme Store"),
         ("environment", "live"),
         ("redirect_uris", "https://store.example.com/cb"),
+        CONFIRM_LIVE,
     ]);
     let res = app
         .post_form(&format!("{show}/edit"), &format!("{show}/edit"), &form)
@@ -431,7 +432,7 @@ async fn editing_disabling_and_the_activity_log() {
     assert!(stored.is_live);
     assert_eq!(stored.redirect_uri, "https://store.example.com/cb");
 
-    let res = app.post_form(&format!("{show}/toggle"), &show, &[]).await;
+    let res = app.disable_app(&show).await;
     assert_eq!(res.status(), 303);
     assert_eq!(
         token_status(&app, &created.client_id, &created.secret).await,
@@ -439,7 +440,7 @@ async fn editing_disabling_and_the_activity_log() {
     );
     let (_, page) = app.page(&show).await;
     assert_eq!(page.text(".badge.disabled").as_deref(), Some("Disabled"));
-    app.post_form(&format!("{show}/toggle"), &show, &[]).await;
+    app.enable_app(&show).await;
     assert_eq!(
         token_status(&app, &created.client_id, &created.secret).await,
         200
@@ -448,7 +449,7 @@ async fn editing_disabling_and_the_activity_log() {
     let (status, activity) = app.page(&format!("{show}/activity")).await;
     assert_eq!(status, 200);
     let log = activity.text("section:nth-of-type(2) table").unwrap();
-    for action in ["created", "edited", "disabled", "enabled"] {
+    for action in ["created", "edited", "went live", "disabled", "enabled"] {
         assert!(log.contains(action), "{action} missing from {log}");
     }
     assert!(log.contains("acme") && log.contains("127.0.0.1"), "{log}");
@@ -489,9 +490,7 @@ async fn deleting_says_what_breaks_then_revokes_everything() {
         "{text}"
     );
 
-    let res = app
-        .post_form(&format!("{show}/delete"), &format!("{show}/delete"), &[])
-        .await;
+    let res = app.delete_app(&show).await;
     assert_eq!(res.status(), 303);
     assert_eq!(location(&res), APPS);
     assert_eq!(app.profile(&token).await.status(), 401);
@@ -518,6 +517,7 @@ async fn another_merchants_application_is_404_for_every_page_and_post() {
         show.clone(),
         format!("{show}/edit"),
         format!("{show}/delete"),
+        format!("{show}/disable"),
         format!("{show}/activity"),
     ] {
         let res = intruder.get(app.url(&path)).send().await.unwrap();
@@ -823,7 +823,7 @@ async fn the_edit_form_sets_pushed_requests_dpop_and_fapi2_with_a_confirmation_w
             .into_iter()
             .filter(|(k, _)| *k != "environment")
             .collect();
-        form.push(("environment", "live"));
+        form.extend([("environment", "live"), CONFIRM_LIVE]);
         form.extend_from_slice(extra);
         form
     };

@@ -578,14 +578,14 @@ async fn a_change_to_a_client_reaches_every_instance_within_a_second() {
 
     // Disabled in A's portal.
     let show = format!("/developer/applications/{}", client.client_id);
-    let res = a.post_form(&format!("{show}/toggle"), &show, &[]).await;
+    let res = a.disable_app(&show).await;
     assert_eq!(res.status(), 303);
     assert_eq!(token_status(&a, &on_a, &client).await, 401, "at once on A");
     once_seen("disabled, on B", async || {
         token_status(&a, &b, &client).await == 401
     })
     .await;
-    a.post_form(&format!("{show}/toggle"), &show, &[]).await;
+    a.enable_app(&show).await;
     assert_eq!(token_status(&a, &on_a, &client).await, 200, "at once on A");
     once_seen("enabled again, on B", async || {
         token_status(&a, &b, &client).await == 200

@@ -348,6 +348,26 @@ impl Browser {
         }
     }
 
+    /// Picks the radio button `id`: a click on its label, or, as Tab stops only at a group's
+    /// checked button, Tab to that one and the arrow keys.
+    pub async fn pick(&self, id: &str) {
+        let target = self.find(&format!("#{id}")).await;
+        if !self.keyboard_only {
+            self.toggle(id).await;
+            return;
+        }
+        let name = target.attr("name").await.unwrap().unwrap_or_default();
+        let checked = self.find(&format!("input[name={name}]:checked")).await;
+        self.tab_to_element(&checked).await;
+        for _ in 0..10 {
+            if target.is_selected().await.unwrap() {
+                return;
+            }
+            self.press(Key::Down).await;
+        }
+        panic!("the arrow keys never picked #{id}");
+    }
+
     /// Chooses the option `value` of the list labelled `label`: with the mouse, or with the
     /// arrow keys.
     pub async fn choose(&self, label: &str, value: &str) {

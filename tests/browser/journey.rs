@@ -280,6 +280,8 @@ impl<'a> Journey<'a> {
         self.merchant_switches_an_application_to_keys().await;
         self.merchant_turns_on_two_step_sign_in(&client_id, &rotated)
             .await;
+        self.merchant_confirms_what_reaches_customers(&client_id)
+            .await;
 
         b.click("Sign out").await;
         b.wait_for_path("/login").await;
@@ -403,7 +405,6 @@ impl<'a> Journey<'a> {
         b.fill("Authentication code", &totp_code(&key, t0, 1)).await;
         b.click("Verify and sign in").await;
         b.wait_for_path("/developer/applications").await;
-
         if b.js {
             self.merchant_adds_a_passkey_and_signs_in_with_it().await;
         }
@@ -468,6 +469,48 @@ impl<'a> Journey<'a> {
         self.page("sign-in-passkey").await;
         b.click("Use a passkey").await;
         b.wait_for_path("/developer/applications").await;
+    }
+
+    /// Disabling, deleting and going live each say first what they do; the step-up above opened
+    /// the window, so the pages ask for nothing more. The application is disabled and enabled
+    /// again (one click), deleting is cancelled, and it goes live.
+    async fn merchant_confirms_what_reaches_customers(&mut self, client_id: &str) {
+        let b = self.b;
+        let show = format!("/developer/applications/{client_id}");
+        b.click("Disable…").await;
+        b.wait_for("h1", Some("Disable “Acme Shop”?")).await;
+        assert!(b.text("main").await.contains("invalid_client"));
+        self.page("disable-confirm").await;
+        b.click("Disable the application").await;
+        b.wait_for(
+            ".flash",
+            Some("Application disabled: it gets invalid_client everywhere until you enable it."),
+        )
+        .await;
+        b.click("Enable").await;
+        b.wait_for(
+            ".flash",
+            Some("Application enabled: it can get tokens again."),
+        )
+        .await;
+
+        b.click("Delete…").await;
+        b.wait_for("h1", Some("Delete “Acme Shop”?")).await;
+        self.page("delete-confirm").await;
+        b.click("Cancel").await;
+        b.wait_for("h1", Some("Acme Shop")).await;
+        assert_eq!(b.path().await, show);
+
+        b.click("Edit settings").await;
+        b.wait_for("h1", Some("Edit Acme Shop")).await;
+        b.pick("env-live").await;
+        b.click("Save changes").await;
+        b.wait_for("h1", Some("Take “Acme Shop” live?")).await;
+        assert!(b.text("main").await.contains("real money"));
+        self.page("go-live-confirm").await;
+        b.click("Go live").await;
+        b.wait_for(".flash", Some("Your changes were saved.")).await;
+        assert_eq!(b.text(".badge.live").await, "Live");
     }
 
     /// With JavaScript the copy buttons appear and copy; without it they stay hidden and the

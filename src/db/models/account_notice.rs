@@ -62,9 +62,7 @@ impl AccountNotice {
 
     /// Accounts that own a live, enabled application and have no second factor (neither an
     /// authenticator app nor a passkey), with the names of those applications.
-    pub fn live_without_factor(
-        conn: &mut AnyConnection,
-    ) -> QueryResult<Vec<LiveOwnerRow>> {
+    pub fn live_without_factor(conn: &mut AnyConnection) -> QueryResult<Vec<LiveOwnerRow>> {
         clients::table
             .inner_join(users::table)
             .filter(clients::is_live.eq(true))

@@ -10,6 +10,7 @@ use crate::clients::ClientDetails;
 use crate::db::models::{Client, Scope, Security};
 use crate::domain::{ClientName, GrantType, RedirectUris, ScopeName, Scopes};
 use crate::routes::page::CsrfProtected;
+use crate::routes::step_up;
 
 #[derive(Debug, Default, Deserialize, Validate)]
 pub struct AppForm {
@@ -53,6 +54,15 @@ pub struct AppForm {
     /// Ticked to confirm tightening a live application's security ([`check_security`]).
     #[serde(default)]
     pub confirm_security: Option<String>,
+    /// Sent by the page that says what going live means ([`super::lifecycle::confirm_live`]).
+    #[serde(default)]
+    pub confirm_live: Option<String>,
+    /// That page's step-up: [`step_up::Given`]'s fields, spelt out because serde cannot
+    /// flatten a struct into a form that has repeated fields (`grant_types`, `scopes`).
+    #[serde(default)]
+    pub password: Option<String>,
+    #[serde(default)]
+    pub passkey: Option<String>,
     #[serde(default)]
     pub csrf_token: String,
 }
@@ -65,6 +75,43 @@ impl AppForm {
             dpop_bound: self.dpop_bound.is_some(),
             fapi2: self.fapi2.is_some(),
         }
+    }
+
+    /// What the confirmation page's step-up sent.
+    pub fn given(&self) -> step_up::Given {
+        step_up::Given {
+            password: self.password.clone(),
+            passkey: self.passkey.clone(),
+        }
+    }
+
+    /// The form as the page that confirms going live carries it along, marked as confirmed.
+    pub fn hidden(&self) -> step_up::Hidden {
+        let mut hidden: step_up::Hidden = vec![
+            ("name", self.name.clone()),
+            ("description", self.description.clone()),
+            ("home_page_url", self.home_page_url.clone()),
+            ("logo_url", self.logo_url.clone()),
+            ("privacy_policy_url", self.privacy_policy_url.clone()),
+            ("redirect_uris", self.redirect_uris.clone()),
+            ("environment", self.environment.clone()),
+            ("client_type", self.client_type.clone()),
+        ];
+        hidden.extend(self.grant_types.iter().map(|g| ("grant_types", g.clone())));
+        hidden.extend(self.scopes.iter().map(|s| ("scopes", s.clone())));
+        let ticked = [
+            ("require_par", &self.require_par),
+            ("dpop_bound", &self.dpop_bound),
+            ("fapi2", &self.fapi2),
+            ("confirm_security", &self.confirm_security),
+        ];
+        for (name, value) in ticked {
+            if let Some(value) = value {
+                hidden.push((name, value.clone()));
+            }
+        }
+        hidden.push(("confirm_live", "on".to_owned()));
+        hidden
     }
 }
 
@@ -313,8 +360,7 @@ pub fn from_client(client: &Client) -> AppForm {
         require_par: client.require_par.then(|| "on".to_owned()),
         dpop_bound: client.dpop_bound.then(|| "on".to_owned()),
         fapi2: client.fapi2.then(|| "on".to_owned()),
-        confirm_security: None,
-        csrf_token: String::new(),
+        ..AppForm::default()
     }
 }
 

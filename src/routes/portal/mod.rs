@@ -4,6 +4,7 @@
 mod activity;
 mod form;
 mod keys;
+mod lifecycle;
 mod secrets;
 
 use actix_web::http::StatusCode;
@@ -11,7 +12,7 @@ use actix_web::{HttpRequest, HttpResponse, web};
 use base64::Engine as _;
 use serde_json::json;
 
-use super::page::{CsrfForm, CsrfOnly, CurrentUser, client_address, render, see_other};
+use super::page::{CsrfForm, CurrentUser, client_address, render, see_other};
 use crate::auth::session::TypedSession;
 use crate::clients::{self, Changes, RegisterError, Registration};
 use crate::db::models::{AuditEvent, Client, ClientSecret, Scope, User};
@@ -24,6 +25,7 @@ pub use activity::show as activity;
 pub use keys::{
     add as add_keys, remove as remove_key, remove_confirm as remove_key_confirm, show as keys,
 };
+pub use lifecycle::{delete, delete_confirm, disable_confirm, toggle};
 pub use secrets::{reveal, revoke_old, rotate};
 
 const LIST: &str = "/developer/applications";
@@ -276,6 +278,12 @@ pub async fn create(
             );
         }
     };
+    if checked.live
+        && let Some(page) =
+            lifecycle::confirm_live(&state, &req, &session, &user, &input, None).await?
+    {
+        return Ok(page);
+    }
     let registration = Registration {
         owner: user.username.clone(),
         name: checked.name,
@@ -312,6 +320,9 @@ pub async fn create(
     };
     let client = registered.client;
     audit(&state, &req, &user, Some(&client), "created", String::new()).await;
+    if client.is_live {
+        lifecycle::record_live(&state, &req, &user, &client).await;
+    }
     if let Some(secret) = registered.secret {
         keep_fresh_secret(&state, &session, &client, &secret)?;
     }
@@ -431,6 +442,13 @@ pub async fn update(
             );
         }
     };
+    if checked.live
+        && !client.is_live
+        && let Some(page) =
+            lifecycle::confirm_live(&state, &req, &session, &user, &input, Some(&client)).await?
+    {
+        return Ok(page);
+    }
     let changes = Changes {
         name: checked.name,
         details: checked.details,
@@ -475,6 +493,9 @@ pub async fn update(
         changed.join(", "),
     )
     .await;
+    if updated.is_live && !client.is_live {
+        lifecycle::record_live(&state, &req, &user, &updated).await;
+    }
     session.flash("success", "Your changes were saved.");
     Ok(see_other(&app_path(&updated)))
 }
@@ -514,98 +535,4 @@ fn changed_fields(before: &Client, after: &Client) -> Vec<&'static str> {
         ("FAPI 2.0", before.fapi2 != after.fapi2),
     ];
     pairs.iter().filter(|(_, c)| *c).map(|(n, _)| *n).collect()
-}
-
-pub async fn toggle(
-    req: HttpRequest,
-    state: web::Data<AppState>,
-    session: TypedSession,
-    CurrentUser(user): CurrentUser,
-    path: web::Path<String>,
-    _form: CsrfForm<CsrfOnly>,
-) -> Result<HttpResponse, AppError> {
-    let client = owned(&state, &user, path.into_inner()).await?;
-    let enable = !client.is_enabled;
-    let target = client.id;
-    db::run(&state.pool, move |conn| {
-        Client::set_enabled(conn, target, enable, db::now()).map_err(DbError::from)
-    })
-    .await?;
-    audit(
-        &state,
-        &req,
-        &user,
-        Some(&client),
-        if enable { "enabled" } else { "disabled" },
-        String::new(),
-    )
-    .await;
-    session.flash(
-        "success",
-        if enable {
-            "Application enabled: it can get tokens again."
-        } else {
-            "Application disabled: it gets invalid_client everywhere until you enable it."
-        },
-    );
-    Ok(see_other(&app_path(&client)))
-}
-
-pub async fn delete_confirm(
-    state: web::Data<AppState>,
-    session: TypedSession,
-    CurrentUser(user): CurrentUser,
-    path: web::Path<String>,
-) -> Result<HttpResponse, AppError> {
-    let client = owned(&state, &user, path.into_inner()).await?;
-    let target = client.clone();
-    let usage = db::run(&state.pool, move |conn| {
-        clients::usage(conn, &target).map_err(DbError::from)
-    })
-    .await?;
-    let mut ctx = tera::Context::new();
-    ctx.insert("app", &summary(&client));
-    ctx.insert("authorized_users", &usage.authorized_users);
-    render(
-        &state,
-        &session,
-        Some(&user),
-        "portal/delete.html",
-        ctx,
-        StatusCode::OK,
-    )
-}
-
-pub async fn delete(
-    req: HttpRequest,
-    state: web::Data<AppState>,
-    session: TypedSession,
-    CurrentUser(user): CurrentUser,
-    path: web::Path<String>,
-    _form: CsrfForm<CsrfOnly>,
-) -> Result<HttpResponse, AppError> {
-    let client = owned(&state, &user, path.into_inner()).await?;
-    let target = client.id;
-    db::run(&state.pool, move |conn| {
-        Client::delete(conn, target).map_err(DbError::from)
-    })
-    .await?;
-    // The application's own log goes with it; the account keeps a record.
-    audit(
-        &state,
-        &req,
-        &user,
-        None,
-        "deleted",
-        format!("{} ({})", client.name, client.client_id),
-    )
-    .await;
-    session.flash(
-        "success",
-        format!(
-            "Application “{}” deleted. Every token it had was revoked.",
-            client.name
-        ),
-    );
-    Ok(see_other(LIST))
 }

@@ -317,8 +317,8 @@ async fn disabled_and_deleted_clients_are_refused() {
         .unwrap();
     let access = token["access_token"].as_str().unwrap();
     app.log_in("merchant", MERCHANT_PASSWORD).await;
-    let path = format!("/developer/applications/{}/delete", doomed.client_id);
-    let res = app.post_form(&path, &path, &[]).await;
+    let show = format!("/developer/applications/{}", doomed.client_id);
+    let res = app.delete_app(&show).await;
     assert_eq!(res.status(), 303, "delete failed");
     let deleted = check(
         "deleted client",

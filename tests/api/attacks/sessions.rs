@@ -26,6 +26,7 @@ const POST_ROUTES: &[&str] = &[
     "/password/forgot",
     "/password/reset/{token}",
     "/account/profile",
+    "/account/confirm",
     "/account/password",
     "/account/email/undo/{token}",
     "/account/security/totp",
@@ -111,6 +112,9 @@ async fn every_post_route_refuses_a_missing_or_wrong_csrf_token_and_changes_noth
         ("redirect_uris", "https://x.example/cb"),
         ("decision", "allow"),
         ("grace", "now"),
+        ("confirm_disable", "on"),
+        ("confirm_live", "on"),
+        ("environment", "live"),
     ];
     // A good sign-up link, so only the CSRF check stands between the form and a new account.
     let signup = app.signup_path("newcomer@example.com");
@@ -269,8 +273,10 @@ async fn pages_cannot_be_framed() {
         format!("{APPS}/{id}"),
         format!("{APPS}/{id}/edit"),
         format!("{APPS}/{id}/delete"),
+        format!("{APPS}/{id}/disable"),
         format!("{APPS}/{id}/activity"),
         "/account".to_owned(),
+        "/account/confirm".to_owned(),
         "/account/authorized-apps".to_owned(),
     ] {
         let res = merchant.get(app.url(&path)).send().await.unwrap();
@@ -346,6 +352,7 @@ async fn another_merchant_reaches_none_of_the_portal_routes() {
         show.clone(),
         format!("{show}/edit"),
         format!("{show}/delete"),
+        format!("{show}/disable"),
         format!("{show}/activity"),
     ] {
         let res = intruder.get(app.url(&path)).send().await.unwrap();
