@@ -408,6 +408,7 @@ impl<'a> Journey<'a> {
         if b.js {
             self.merchant_adds_a_passkey_and_signs_in_with_it().await;
         }
+        self.removing_a_factor_says_what_it_changes().await;
 
         // Ten minutes on, viewing the secret asks for the second factor again: the passkey
         // (with JavaScript), or a recovery code (the app's current code was spent signing in).
@@ -435,6 +436,38 @@ impl<'a> Journey<'a> {
         b.click("Back to Acme Shop").await;
         b.wait_for_path(&format!("/developer/applications/{client_id}"))
             .await;
+    }
+
+    /// The pages that remove a factor say what that changes, and Cancel leaves it; with the
+    /// step-up window closed, the account page asks for the factor before the address or the
+    /// password can change.
+    async fn removing_a_factor_says_what_it_changes(&mut self) {
+        let (app, b) = (self.app, self.b);
+        b.goto(&app.url("/account/security")).await;
+        b.click("Remove the authenticator app").await;
+        b.wait_for("h1", Some("Remove the authenticator app?"))
+            .await;
+        self.page("totp-remove").await;
+        b.click("Cancel").await;
+        b.wait_for_path("/account/security").await;
+        if b.js {
+            b.click("Remove").await;
+            b.wait_for("h1", Some("Remove the passkey “This laptop”?"))
+                .await;
+            self.page("passkey-remove").await;
+            b.click("Cancel").await;
+            b.wait_for_path("/account/security").await;
+        }
+        app.close_step_up_windows();
+        b.goto(&app.url("/account")).await;
+        b.wait_for("h1", Some("Account")).await;
+        assert!(b.text("main").await.contains("Confirm it is you"));
+        self.page("account-needs-factor").await;
+        b.click("Confirm it is you").await;
+        b.wait_for("h1", Some("Confirm it is you")).await;
+        self.page("account-confirm").await;
+        b.click("Cancel").await;
+        b.wait_for_path("/account").await;
     }
 
     /// With JavaScript: the browser gets a virtual authenticator (WebDriver's WebAuthn
