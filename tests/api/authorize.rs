@@ -123,7 +123,7 @@ async fn the_consent_page_says_who_asks_for_what_and_where_you_go() {
     let scopes = page.text("ul.scopes").unwrap();
     assert!(
         scopes.contains("Read your user profile")
-            && scopes.contains("Take payments on your behalf"),
+            && scopes.contains("Take and refund payments for your business"),
         "{scopes}"
     );
     assert!(
@@ -190,7 +190,7 @@ async fn remembered_consent_skips_the_page_until_new_scopes_are_asked() {
     let page = Html::parse(&res.text().await.unwrap());
     let scopes = page.text("ul.scopes").unwrap();
     assert!(
-        scopes.contains("Take payments on your behalf New"),
+        scopes.contains("Take and refund payments for your business New"),
         "{scopes}"
     );
     assert!(!scopes.contains("Read your user profile New"), "{scopes}");

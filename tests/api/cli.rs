@@ -109,14 +109,23 @@ async fn client_create_json_prints_a_secret_that_verifies_and_is_not_stored_in_c
     // 256 random bits, base64url: 43 characters after the prefix.
     assert_eq!(secret.len(), 4 + 43);
 
-    // Defaults: confidential, sandbox, three grants, every registered scope.
+    // Defaults: confidential, sandbox, three grants, every registered scope (Revenue Monster's
+    // four, seeded; not OpenID Connect's).
     assert_eq!(created["environment"], "sandbox");
     assert_eq!(created["confidential"], true);
     assert_eq!(
         created["grant_types"],
         serde_json::json!(["authorization_code", "client_credentials", "refresh_token"])
     );
-    assert_eq!(created["scopes"], serde_json::json!(["get_user_profile"]));
+    assert_eq!(
+        created["scopes"],
+        serde_json::json!([
+            "get_merchant_profile",
+            "get_user_profile",
+            "manage_payment",
+            "manage_store"
+        ])
+    );
     assert_eq!(
         created["redirect_uris"],
         serde_json::json!(["https://shop.example/callback"])
@@ -245,7 +254,7 @@ async fn client_create_refuses_bad_input_and_writes_nothing() {
             "not a grant type",
         ),
         (
-            &["--owner", "merchant", "--scope", "manage_payment"],
+            &["--owner", "merchant", "--scope", "manage_unicorns"],
             "not a registered scope",
         ),
         (
@@ -299,9 +308,9 @@ async fn client_create_with_explicit_grants_and_scopes() {
         &[
             "scope",
             "create",
-            "manage_payment",
+            "refund_payment",
             "--description",
-            "Take payments for you",
+            "Refund payments for you",
         ],
         "",
     );
@@ -314,14 +323,14 @@ async fn client_create_with_explicit_grants_and_scopes() {
             "--grant-type",
             "refresh_token",
             "--scope",
-            "manage_payment",
+            "refund_payment",
         ],
     );
     assert_eq!(
         created["grant_types"],
         serde_json::json!(["password", "refresh_token"])
     );
-    assert_eq!(created["scopes"], serde_json::json!(["manage_payment"]));
+    assert_eq!(created["scopes"], serde_json::json!(["refund_payment"]));
 }
 
 #[tokio::test]
@@ -331,15 +340,21 @@ async fn scopes_are_created_listed_and_unique() {
         &[
             "scope",
             "create",
-            "manage_store",
+            "manage_terminals",
             "--description",
-            "Manage your stores",
+            "Manage your payment terminals",
         ],
         "",
     );
     assert!(out.success(), "{}", out.stderr);
     let again = app.cli(
-        &["scope", "create", "manage_store", "--description", "Again"],
+        &[
+            "scope",
+            "create",
+            "manage_terminals",
+            "--description",
+            "Again",
+        ],
         "",
     );
     assert!(!again.success());
@@ -362,13 +377,16 @@ async fn scopes_are_created_listed_and_unique() {
         names,
         [
             "email",
+            "get_merchant_profile",
             "get_user_profile",
+            "manage_payment",
             "manage_store",
+            "manage_terminals",
             "openid",
             "profile"
         ]
     );
-    assert_eq!(app.count("scopes"), 5);
+    assert_eq!(app.count("scopes"), 8);
 }
 
 #[tokio::test]

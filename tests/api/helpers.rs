@@ -324,7 +324,13 @@ impl TestApp {
                 None => self.create_user("merchant", MERCHANT_PASSWORD),
             }
             .get();
-        let created = self.create_client("merchant", extra);
+        // Allowed `get_user_profile` alone unless `extra` names scopes: a client's default is
+        // every registered scope, and tests read tokens' scopes.
+        let mut args = extra.to_vec();
+        if !args.contains(&"--scope") {
+            args.extend(["--scope", "get_user_profile"]);
+        }
+        let created = self.create_client("merchant", &args);
         TestClient {
             client_id: created["client_id"].as_str().unwrap().to_owned(),
             secret: created["client_secret"]
@@ -691,17 +697,7 @@ pub fn query_of(url: &str) -> HashMap<String, String> {
 
 /// A merchant's confidential client with the callback and a second scope, and an end user.
 pub fn setup(app: &TestApp) -> TestClient {
-    let out = app.cli(
-        &[
-            "scope",
-            "create",
-            "manage_payment",
-            "--description",
-            "Take payments on your behalf",
-        ],
-        "",
-    );
-    assert!(out.success());
+    // `manage_payment` is one of Revenue Monster's scopes, seeded by the migrations.
     let client = app.merchant_client(&[
         "--redirect-uri",
         CALLBACK,

@@ -189,7 +189,7 @@ async fn every_table_loads_every_column_as_its_model() {
 }
 
 #[tokio::test]
-async fn scopes_are_seeded_with_get_user_profile_and_openid_connects() {
+async fn scopes_are_seeded_with_revenue_monsters_and_openid_connects() {
     let app = spawn_app().await;
     let mut conn = app.db.connect();
     let scopes: Vec<(String, String)> = Scope::all(&mut conn)
@@ -199,7 +199,13 @@ async fn scopes_are_seeded_with_get_user_profile_and_openid_connects() {
         .collect();
     let expected = [
         ("email", "See your email address"),
+        ("get_merchant_profile", "Read your business profile"),
         ("get_user_profile", "Read your user profile"),
+        (
+            "manage_payment",
+            "Take and refund payments for your business",
+        ),
+        ("manage_store", "Manage your stores"),
         ("openid", "Sign you in with your Latchkey account"),
         ("profile", "See your name and username"),
     ];

@@ -286,17 +286,7 @@ async fn client_credentials_costs_one_sql_statement() {
 #[tokio::test]
 async fn scopes_default_to_everything_allowed_and_refuse_the_rest() {
     let app = spawn_app().await;
-    let out = app.cli(
-        &[
-            "scope",
-            "create",
-            "manage_store",
-            "--description",
-            "Manage your stores",
-        ],
-        "",
-    );
-    assert!(out.success());
+    // `manage_store` is one of Revenue Monster's scopes, seeded by the migrations.
     let client = app.merchant_client(&["--scope", "get_user_profile", "--scope", "manage_store"]);
     let narrow = app.merchant_client(&["--scope", "get_user_profile"]);
 
@@ -864,17 +854,7 @@ async fn reusing_a_rotated_refresh_token_revokes_the_whole_family() {
 #[tokio::test]
 async fn refresh_may_narrow_the_scope_but_never_widen_it() {
     let app = spawn_app().await;
-    let out = app.cli(
-        &[
-            "scope",
-            "create",
-            "manage_store",
-            "--description",
-            "Manage your stores",
-        ],
-        "",
-    );
-    assert!(out.success());
+    // `manage_store` is one of Revenue Monster's scopes, seeded by the migrations.
     let mut args = all_grants();
     args.extend(["--scope", "get_user_profile", "--scope", "manage_store"]);
     let client = app.merchant_client(&args);
