@@ -100,6 +100,10 @@ const TEMPLATES: &[(&str, &str)] = &[
         include_str!("../templates/portal/form.html"),
     ),
     (
+        "portal/connect.html",
+        include_str!("../templates/portal/connect.html"),
+    ),
+    (
         "portal/show.html",
         include_str!("../templates/portal/show.html"),
     ),

@@ -113,7 +113,11 @@ async fn creating_shows_the_secret_once_and_it_works() {
         page.attr("#client-id", "value").as_deref(),
         Some(created.client_id.as_str())
     );
-    assert!(page.text("#curl").unwrap().contains("/oauth/token"));
+    assert!(
+        page.attr("#token-url", "value")
+            .unwrap()
+            .ends_with("/oauth/token")
+    );
 
     // The list shows it with its badges.
     let (_, list) = app.page(APPS).await;
@@ -894,4 +898,117 @@ async fn the_edit_form_sets_pushed_requests_dpop_and_fapi2_with_a_confirmation_w
     let (_, activity) = app.page(&format!("{show}/activity")).await;
     let log = activity.text("main").unwrap();
     assert!(log.contains("FAPI 2.0") && log.contains("DPoP"), "{log}");
+}
+
+/// Runs a copied example in `sh`, as a merchant pasting it into a terminal would.
+fn run_copied(command: &str) -> Value {
+    let out = std::process::Command::new("sh")
+        .arg("-c")
+        .arg(command)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{command}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice(&out.stdout)
+        .unwrap_or_else(|e| panic!("{command}: {e}: {}", String::from_utf8_lossy(&out.stdout)))
+}
+
+#[tokio::test]
+async fn the_connect_card_gives_the_urls_and_examples_that_work_as_copied() {
+    let app = spawn_app().await;
+    merchant(&app, "acme").await;
+    let res = app
+        .post_form(APPS, &format!("{APPS}/new"), &valid_form())
+        .await;
+    assert_eq!(res.status(), 303);
+    let path = location(&res);
+    let client_id = path.rsplit('/').next().unwrap().to_owned();
+
+    // Right after creation the secret is on the page, and in the examples.
+    let (_, page) = app.page(&path).await;
+    let secret = page.attr("#client-secret", "value").unwrap();
+    assert_eq!(page.attr("#issuer", "value").unwrap(), app.address);
+    assert_eq!(
+        page.attr("#discovery-url", "value").unwrap(),
+        format!("{}/.well-known/openid-configuration", app.address)
+    );
+    let discovery: Value = app
+        .get("/.well-known/openid-configuration")
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(
+        page.attr("#token-url", "value").unwrap(),
+        discovery["token_endpoint"].as_str().unwrap()
+    );
+    // The authorization URL: this app, its first redirect URI, its scopes, a state to replace;
+    // opened, it is a working authorization request (the sign-in page, not an error).
+    let authorize = page.attr("#authorize-url", "value").unwrap();
+    let query = crate::helpers::query_of(&authorize);
+    assert_eq!(query["client_id"], client_id);
+    assert_eq!(query["redirect_uri"], "https://shop.example.com/callback");
+    assert_eq!(query["scope"], "get_user_profile");
+    assert_eq!(query["state"], "YOUR_STATE");
+    assert!(
+        !query.contains_key("code_challenge"),
+        "optional for a confidential app"
+    );
+    let opened = app.new_browser().get(&authorize).send().await.unwrap();
+    assert_eq!(opened.status(), 303, "to the sign-in page");
+    assert!(
+        location(&opened).starts_with("/login"),
+        "{}",
+        location(&opened)
+    );
+
+    let examples: Vec<String> = (1..=3)
+        .map(|i| page.text(&format!("#example-{i}")).unwrap_or_default())
+        .collect();
+    assert!(examples.iter().all(|e| e.contains(&secret)), "{examples:?}");
+    let rfc = run_copied(&page_value(&page, "#example-1"));
+    assert_eq!(rfc["token_type"], "Bearer", "{rfc}");
+    assert_eq!(rfc["scope"], "get_user_profile");
+    let rm = run_copied(&page_value(&page, "#example-2"));
+    assert_eq!(rm["tokenType"], "Bearer", "{rm}");
+    assert!(rm["accessToken"].is_string());
+
+    // Later the secret is not on the page: the examples read $CLIENT_SECRET, and work once it
+    // is pasted in (no base64 to edit).
+    let (_, page) = app.page(&path).await;
+    assert!(page.attr("#client-secret", "value").is_none());
+    let later = page_value(&page, "#example-1");
+    assert!(!later.contains(&secret));
+    assert!(later.contains("$CLIENT_SECRET"));
+    let pasted = later.replace("'paste your client secret here'", &format!("'{secret}'"));
+    assert_eq!(run_copied(&pasted)["token_type"], "Bearer");
+
+    // Viewing the secret (after step-up) fills it in again.
+    let res = app
+        .post_form(
+            &format!("{path}/secret"),
+            &path,
+            &[("password", MERCHANT_PASSWORD)],
+        )
+        .await;
+    assert_eq!(res.status(), 200);
+    let page = Html::parse(&res.text().await.unwrap());
+    assert_eq!(
+        run_copied(&page_value(&page, "#example-1"))["token_type"],
+        "Bearer"
+    );
+}
+
+/// A text area's content as the browser would copy it (not whitespace-folded).
+fn page_value(page: &Html, css: &str) -> String {
+    let selector = scraper::Selector::parse(css).unwrap();
+    page.0
+        .select(&selector)
+        .next()
+        .unwrap_or_else(|| panic!("no {css}"))
+        .text()
+        .collect()
 }

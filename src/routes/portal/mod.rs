@@ -2,6 +2,7 @@
 //! another merchant's application answers 404, exactly like one that does not exist.
 
 mod activity;
+mod connect;
 mod form;
 mod keys;
 mod lifecycle;
@@ -9,7 +10,6 @@ mod secrets;
 
 use actix_web::http::StatusCode;
 use actix_web::{HttpRequest, HttpResponse, web};
-use base64::Engine as _;
 use serde_json::json;
 
 use super::page::{CsrfForm, CurrentUser, client_address, render, see_other};
@@ -346,14 +346,11 @@ pub async fn show(
     let mut ctx = tera::Context::new();
     ctx.insert("app", &summary(&client));
     ctx.insert("secrets", &secret_rows(&secrets));
+    ctx.insert(
+        "connect",
+        &connect::card(&state.issuer, &client, fresh.as_deref()),
+    );
     ctx.insert("fresh_secret", &fresh);
-    ctx.insert("token_url", &format!("{}/oauth/token", state.issuer));
-    let shown_secret = fresh
-        .clone()
-        .unwrap_or_else(|| "YOUR_CLIENT_SECRET".to_owned());
-    let basic = base64::engine::general_purpose::STANDARD
-        .encode(format!("{}:{}", client.client_id, shown_secret));
-    ctx.insert("basic", &basic);
     render(
         &state,
         &session,

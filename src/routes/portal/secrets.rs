@@ -124,6 +124,10 @@ pub async fn reveal(
     )
     .await;
     notify(&state, &req, &user, &client, "revealed").await;
+    ctx.insert(
+        "connect",
+        &super::connect::card(&state.issuer, &client, Some(&secret)),
+    );
     ctx.insert("secret", &secret);
     render(
         &state,
