@@ -199,6 +199,7 @@ pub fn load() -> Result<Tera, tera::Error> {
     // Tera's own `urlencode` comes with its `builtins` feature and its dependencies; this one
     // is the query-value encoding the routes use (`url::form_urlencoded`).
     tera.register_filter("urlencode", urlencode_filter);
+    tera.register_filter("time", TimeFilter);
     tera.add_raw_templates(TEMPLATES.iter().copied())?;
     tera.autoescape_on(vec![".html"]);
     Ok(tera)
@@ -214,6 +215,40 @@ fn urlencode_filter(
     Ok(tera::Value::String(
         url::form_urlencoded::byte_serialize(text.as_bytes()).collect(),
     ))
+}
+
+/// `{{ when | time }}`: a time the pages write as `2026-12-07 14:30 UTC` becomes
+/// `<time datetime="2026-12-07T14:30:00Z">2026-12-07 14:30 UTC</time>`, which `time.js` shows in
+/// the viewer's time zone with "3 hours ago" (without JavaScript, UTC stays). A date alone
+/// (`2026-12-07`) gets `datetime` too and stays as written. Anything else is escaped as text.
+struct TimeFilter;
+
+impl tera::Filter for TimeFilter {
+    fn filter(
+        &self,
+        value: &tera::Value,
+        _: &std::collections::HashMap<String, tera::Value>,
+    ) -> tera::Result<tera::Value> {
+        let text = value.as_str().unwrap_or_default();
+        let html = if let Ok(at) = chrono::NaiveDateTime::parse_from_str(text, "%Y-%m-%d %H:%M UTC")
+        {
+            format!(
+                "<time datetime=\"{}\">{}</time>",
+                at.format("%Y-%m-%dT%H:%M:00Z"),
+                at.format("%Y-%m-%d %H:%M UTC")
+            )
+        } else if let Ok(day) = chrono::NaiveDate::parse_from_str(text, "%Y-%m-%d") {
+            let day = day.format("%Y-%m-%d");
+            format!("<time datetime=\"{day}\">{day}</time>")
+        } else {
+            tera::escape_html(text)
+        };
+        Ok(tera::Value::String(html))
+    }
+
+    fn is_safe(&self) -> bool {
+        true
+    }
 }
 
 /// A static file: its path under `/static/`, content type and bytes.
@@ -233,6 +268,11 @@ pub const STATIC_FILES: &[StaticFile] = &[
         path: "js/copy.js",
         content_type: "text/javascript; charset=utf-8",
         body: include_bytes!("../static/js/copy.js"),
+    },
+    StaticFile {
+        path: "js/time.js",
+        content_type: "text/javascript; charset=utf-8",
+        body: include_bytes!("../static/js/time.js"),
     },
     StaticFile {
         path: "js/passkey.js",
@@ -281,5 +321,33 @@ mod tests {
         let html = tera.render("home.html", &ctx).unwrap();
         assert!(html.contains("&lt;script&gt;"));
         assert!(!html.contains("<script>"));
+    }
+}
+
+#[cfg(test)]
+mod time_filter_tests {
+    use tera::Filter as _;
+
+    fn shown(text: &str) -> String {
+        super::TimeFilter
+            .filter(&tera::Value::String(text.into()), &Default::default())
+            .unwrap()
+            .as_str()
+            .unwrap()
+            .to_owned()
+    }
+
+    #[test]
+    fn times_and_dates_become_time_elements_and_anything_else_text() {
+        assert_eq!(
+            shown("2026-12-07 14:30 UTC"),
+            "<time datetime=\"2026-12-07T14:30:00Z\">2026-12-07 14:30 UTC</time>"
+        );
+        assert_eq!(
+            shown("2026-12-07"),
+            "<time datetime=\"2026-12-07\">2026-12-07</time>"
+        );
+        assert_eq!(shown("<b>soon</b>"), "&lt;b&gt;soon&lt;&#x2F;b&gt;");
+        assert_eq!(shown(""), "");
     }
 }

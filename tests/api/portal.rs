@@ -1012,3 +1012,29 @@ fn page_value(page: &Html, css: &str) -> String {
         .text()
         .collect()
 }
+
+#[tokio::test]
+async fn times_are_marked_up_for_the_viewers_time_zone() {
+    let app = spawn_app().await;
+    merchant(&app, "acme").await;
+    let created = create_app(&app, &valid_form()).await;
+    let (_, page) = app.page(&format!("{APPS}/{}", created.client_id)).await;
+    // The secret's creation time: UTC text, and the instant for the script.
+    let datetime = page.attr("table.table time", "datetime").unwrap();
+    assert!(
+        chrono::DateTime::parse_from_rfc3339(&datetime).is_ok(),
+        "{datetime}"
+    );
+    assert!(page.text("table.table time").unwrap().ends_with("UTC"));
+    assert_eq!(
+        page.attr("script[src='/static/js/time.js']", "defer")
+            .as_deref(),
+        Some("")
+    );
+    let script = app.get("/static/js/time.js").await;
+    assert_eq!(script.status(), 200);
+    assert!(script.text().await.unwrap().contains("RelativeTimeFormat"));
+    // The sessions on the security page too.
+    let (_, page) = app.page("/account/security").await;
+    assert!(page.attr("table time", "datetime").unwrap().ends_with('Z'));
+}

@@ -491,6 +491,18 @@ impl<'a> Journey<'a> {
             b.text("main").await
         );
         assert!(b.text(".passkeys").await.contains("This laptop"));
+        // Times in the browser's time zone, with how long ago; UTC in the tooltip.
+        let seen = b.find("table time").await;
+        let shown = seen.text().await.unwrap();
+        assert!(!shown.contains("UTC") && shown.contains('('), "{shown}");
+        assert!(
+            seen.attr("title")
+                .await
+                .unwrap()
+                .unwrap_or_default()
+                .ends_with("UTC"),
+            "the UTC time stays as the tooltip"
+        );
         self.page("security-passkey").await;
 
         b.click("Sign out").await;
