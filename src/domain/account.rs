@@ -83,6 +83,14 @@ impl Email {
         if value.len() > 254 || !value.validate_email() {
             return Err(Invalid::new("is not a valid email address"));
         }
+        // `validate_email` takes `ann@localhost`; mail to a domain without a dot goes nowhere
+        // on the internet, so it is almost always a typo (`ann@gmailcom`).
+        let domain = value.rsplit('@').next().unwrap_or_default();
+        if !domain.contains('.') || domain.ends_with('.') || domain.starts_with('.') {
+            return Err(Invalid::new(
+                "needs a full domain after the @, like example.com",
+            ));
+        }
         Ok(Self(value))
     }
 
@@ -167,6 +175,10 @@ mod tests {
             "a@example.com"
         );
         assert!(Email::parse("not-an-email").is_err());
+        for no_dot in ["ann@gmailcom", "ann@localhost", "ann@example.", "ann@.com"] {
+            assert!(Email::parse(no_dot).is_err(), "{no_dot}");
+        }
+        assert!(Email::parse("ann@mail.example.my").is_ok());
         assert!(DisplayName::parse("  ").is_err());
         assert!(DisplayName::parse("Line\nbreak").is_err());
         assert_eq!(DisplayName::parse(" Yussuf ").unwrap().as_str(), "Yussuf");

@@ -64,6 +64,7 @@ pub fn api(cfg: &mut web::ServiceConfig) {
                 .route(web::get().to(profile::userinfo))
                 .route(web::post().to(profile::userinfo)),
         )
+        .route("/favicon.ico", web::get().to(static_files::favicon))
         // The one pattern route, last: the router tries routes in order, and a pattern costs a
         // regex match, which every API request paid while it came first.
         .route("/static/{path:.*}", web::get().to(static_files::serve));

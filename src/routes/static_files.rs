@@ -16,3 +16,12 @@ pub async fn serve(path: web::Path<String>) -> Result<HttpResponse, AppError> {
         .insert_header(("X-Content-Type-Options", "nosniff"))
         .body(file.body))
 }
+
+/// `GET /favicon.ico`: a keyhole (a 32×32 PNG in an ICO), where browsers ask for it.
+pub async fn favicon() -> HttpResponse {
+    HttpResponse::Ok()
+        .content_type("image/x-icon")
+        .insert_header(("Cache-Control", "public, max-age=86400"))
+        .insert_header(("X-Content-Type-Options", "nosniff"))
+        .body(&include_bytes!("../../static/favicon.ico")[..])
+}

@@ -1038,3 +1038,76 @@ async fn times_are_marked_up_for_the_viewers_time_zone() {
     let (_, page) = app.page("/account/security").await;
     assert!(page.attr("table time", "datetime").unwrap().ends_with('Z'));
 }
+
+#[tokio::test]
+async fn small_things_a_merchant_meets() {
+    let app = spawn_app().await;
+    // A favicon where browsers ask for it: an ICO.
+    let icon = app.get("/favicon.ico").await;
+    assert_eq!(icon.status(), 200);
+    assert_eq!(icon.headers()["content-type"], "image/x-icon");
+    assert_eq!(&icon.bytes().await.unwrap()[..4], &[0, 0, 1, 0]);
+
+    merchant(&app, "acme").await;
+    // An invalid field says so to assistive technology, not only in red.
+    let mut form = valid_form();
+    form.retain(|(k, _)| *k != "name");
+    form.push(("name", ""));
+    let res = app.post_form(APPS, &format!("{APPS}/new"), &form).await;
+    assert_eq!(res.status(), 422);
+    let page = Html::parse(&res.text().await.unwrap());
+    assert_eq!(page.attr("#name", "aria-invalid").as_deref(), Some("true"));
+    assert!(page.attr("#description", "aria-invalid").is_none());
+
+    let created = create_app(&app, &valid_form()).await;
+    let show = format!("{APPS}/{}", created.client_id);
+    let (_, page) = app.page(&show).await;
+    // Which secret a View button opens; the logo URL in the settings; breadcrumbs are links.
+    let hint = &created.secret[created.secret.len() - 4..];
+    assert_eq!(
+        page.attr("table.table button.link-button", "aria-label")
+            .unwrap(),
+        format!("View secret lks_••••{hint}")
+    );
+    assert!(
+        page.text("dl.facts")
+            .unwrap()
+            .contains("https://shop.example.com/logo.png")
+    );
+    assert_eq!(
+        page.attr(".breadcrumb a", "href").as_deref(),
+        Some("/developer/applications")
+    );
+    let (_, edit) = app.page(&format!("{show}/edit")).await;
+    assert!(
+        edit.text(".breadcrumb")
+            .unwrap()
+            .contains("Acme Shop › Edit"),
+        "{:?}",
+        edit.text(".breadcrumb")
+    );
+
+    // An address without a dot in its domain is a typo, said beside the field.
+    let res = app
+        .post_form(
+            "/account/profile",
+            "/account",
+            &[
+                ("name", "Acme"),
+                ("email", "acme@gmailcom"),
+                ("password", MERCHANT_PASSWORD),
+            ],
+        )
+        .await;
+    assert_eq!(res.status(), 422);
+    let page = Html::parse(&res.text().await.unwrap());
+    assert!(
+        page.text("#email-error").unwrap().contains("full domain"),
+        "{:?}",
+        page.text("#email-error")
+    );
+    assert_eq!(
+        page.attr("#email", "value").as_deref(),
+        Some("acme@gmailcom")
+    );
+}

@@ -396,6 +396,14 @@ pub fn context(
             .get("environment")
             .is_some_and(|e| e == LIVE_NEEDS_FACTOR),
     );
+    // The application as it is stored (its name in the breadcrumb, even while the form's
+    // name field holds an error).
+    if let Some(client) = editing {
+        ctx.insert(
+            "editing_app",
+            &serde_json::json!({ "client_id": client.client_id, "name": client.name }),
+        );
+    }
     ctx.insert("key_based", &editing.is_some_and(|c| c.jwks.is_some()));
     ctx.insert("live_app", &editing.is_some_and(|c| c.is_live));
     ctx.insert("errors", errors);
