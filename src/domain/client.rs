@@ -128,7 +128,7 @@ impl FromStr for GrantType {
             .find(|g| g.as_str() == s)
             .ok_or_else(|| {
                 Invalid::new(format!(
-                    "`{s}` is not a grant type; use one of: authorization_code, client_credentials, password, refresh_token"
+                    "“{s}” is not a grant type; use one of: authorization_code, client_credentials, password, refresh_token"
                 ))
             })
     }
@@ -165,36 +165,36 @@ impl RedirectUri {
         }
         let url = Url::parse(value).map_err(|_| {
             Invalid::new(format!(
-                "`{value}` is not an absolute URL such as https://example.com/callback"
+                "“{value}” is not an absolute URL such as https://example.com/callback"
             ))
         })?;
         // RFC 6749 §3.1.2: the endpoint URI MUST NOT include a fragment component.
         if url.fragment().is_some() || value.contains('#') {
             return Err(Invalid::new(format!(
-                "`{value}` must not contain a fragment (#…)"
+                "“{value}” must not contain a fragment (#…)"
             )));
         }
         if !url.username().is_empty() || url.password().is_some() {
             return Err(Invalid::new(format!(
-                "`{value}` must not contain a user name or password"
+                "“{value}” must not contain a user name or password"
             )));
         }
         match url.scheme() {
             "http" | "https" => {
                 if url.host().is_none() {
-                    return Err(Invalid::new(format!("`{value}` has no host")));
+                    return Err(Invalid::new(format!("“{value}” has no host")));
                 }
             }
             // Native apps may use a private-use scheme in reverse-domain form (RFC 8252 §7.1).
             scheme if scheme.contains('.') => {}
             "javascript" | "data" | "file" | "vbscript" => {
                 return Err(Invalid::new(format!(
-                    "`{value}` uses a scheme that is not allowed"
+                    "“{value}” uses a scheme that is not allowed"
                 )));
             }
             _ => {
                 return Err(Invalid::new(format!(
-                    "`{value}` must use https://, http:// or a reverse-domain app scheme such as com.example.app:/callback"
+                    "“{value}” must use https://, http:// or a reverse-domain app scheme such as com.example.app:/callback"
                 )));
             }
         }
@@ -208,7 +208,7 @@ impl RedirectUri {
         };
         if url.scheme() == "http" && !is_loopback(&url) {
             return Err(Invalid::new(format!(
-                "`{}` must use https:// for a live application (http:// is allowed only for localhost)",
+                "“{}” must use https:// for a live application (http:// is allowed only for localhost)",
                 self.0
             )));
         }

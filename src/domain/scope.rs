@@ -25,7 +25,7 @@ impl ScopeName {
             c.is_ascii_lowercase() || c.is_ascii_digit() || matches!(c, '_' | '.' | ':' | '-')
         }) {
             return Err(Invalid::new(format!(
-                "`{value}` may contain only lowercase letters, digits and _ . : -"
+                "“{value}” may contain only lowercase letters, digits and _ . : -"
             )));
         }
         Ok(Self(value.to_owned()))

@@ -112,10 +112,10 @@ pub async fn update_profile(
 ) -> Result<HttpResponse, AppError> {
     let values = HashMap::from([("name", form.name.clone()), ("email", form.email.clone())]);
     let mut errors = HashMap::new();
-    let name =
-        DisplayName::parse(&form.name).map_err(|e| errors.insert("name", format!("Name {e}.")));
-    let email =
-        Email::parse(&form.email).map_err(|e| errors.insert("email", format!("Email {e}.")));
+    let name = DisplayName::parse(&form.name)
+        .map_err(|e| errors.insert("name", format!("Display name {e}.")));
+    let email = Email::parse(&form.email)
+        .map_err(|e| errors.insert("email", format!("Email address {e}.")));
     let (Ok(name), Ok(email)) = (name, email) else {
         return page(
             &state,
@@ -335,7 +335,7 @@ pub async fn change_password(
     let username = Username::parse(&user.username).map_err(|_| AppError::NotFound)?;
     match NewPassword::parse(&form.new_password, &username) {
         Err(e) => {
-            errors.insert("new_password", format!("Password {e}."));
+            errors.insert("new_password", format!("New password {e}."));
         }
         Ok(_) if form.new_password != form.confirm => {
             errors.insert("confirm", "The two passwords differ.".to_owned());

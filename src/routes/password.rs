@@ -158,7 +158,7 @@ pub async fn reset(
     let mut errors = HashMap::new();
     match NewPassword::parse(&form.password, &username) {
         Err(e) => {
-            errors.insert("password", format!("Password {e}."));
+            errors.insert("password", format!("New password {e}."));
         }
         Ok(_) if form.password != form.confirm => {
             errors.insert("confirm", "The two passwords differ.".to_owned());

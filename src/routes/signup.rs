@@ -60,7 +60,7 @@ pub async fn start(
         Err(e) => {
             let mut ctx = form_context(
                 &HashMap::from([("email", form.email.clone())]),
-                &HashMap::from([("email", format!("Email {e}."))]),
+                &HashMap::from([("email", format!("Email address {e}."))]),
             );
             ctx.insert("next", &next);
             return render(
@@ -283,8 +283,8 @@ pub async fn finish(
     let mut errors: HashMap<&str, String> = HashMap::new();
     let username = Username::parse(&form.username)
         .map_err(|e| errors.insert("username", format!("Username {e}.")));
-    let name =
-        DisplayName::parse(&form.name).map_err(|e| errors.insert("name", format!("Name {e}.")));
+    let name = DisplayName::parse(&form.name)
+        .map_err(|e| errors.insert("name", format!("Display name {e}.")));
     let password = match &username {
         Ok(u) => NewPassword::parse(&form.password, u)
             .map_err(|e| errors.insert("password", format!("Password {e}."))),

@@ -184,7 +184,7 @@ pub fn check(
         }
     }
     let name = ClientName::parse(&form.name)
-        .map_err(|e| errors.insert("name", format!("Name {e}.")))
+        .map_err(|e| errors.insert("name", format!("Application name {e}.")))
         .ok();
     let mut url = |field: &'static str, label: &str, raw: &str| -> Option<String> {
         let raw = raw.trim();
@@ -272,7 +272,7 @@ pub fn check(
         match ScopeName::parse(raw) {
             Ok(s) if registered.iter().any(|r| r.name == s.as_str()) => scopes.push(s),
             _ => {
-                errors.insert("scopes", format!("`{raw}` is not a scope of this server."));
+                errors.insert("scopes", format!("“{raw}” is not a scope of this server."));
             }
         }
     }
