@@ -283,6 +283,17 @@ pub struct Consequences<'a> {
     pub note: Option<&'a str>,
     /// The label of the button that does it.
     pub button: &'a str,
+    /// A name the person types to confirm (deleting a live application), and why what they
+    /// typed did not match.
+    pub type_to_confirm: Option<TypeToConfirm<'a>>,
+}
+
+/// "Type “Acme Shop” to confirm": the field, and its error once something else was typed.
+#[derive(Debug, serde::Serialize)]
+pub struct TypeToConfirm<'a> {
+    pub name: &'a str,
+    pub typed: &'a str,
+    pub error: Option<&'a str>,
 }
 
 /// The step-up page (`portal/reauth.html`): the password, or a code for an account with a
@@ -342,7 +353,10 @@ async fn confirmation_page(
     if let Some(consequences) = consequences {
         ctx.insert("consequences", consequences);
     }
-    let status = if refused.is_none_or(Refused::is_missing) {
+    let mistyped = consequences
+        .and_then(|c| c.type_to_confirm.as_ref())
+        .is_some_and(|t| t.error.is_some());
+    let status = if refused.is_none_or(Refused::is_missing) && !mistyped {
         StatusCode::OK
     } else {
         StatusCode::UNPROCESSABLE_ENTITY

@@ -470,3 +470,46 @@ async fn the_address_and_password_of_an_account_without_a_factor_need_the_passwo
         .await;
     assert_eq!(res.status(), 303);
 }
+
+#[tokio::test]
+async fn deleting_a_live_application_needs_its_name_typed() {
+    let app = spawn_app().await;
+    merchant(&app).await;
+    app.enable_totp().await;
+    let (show, _) = sandbox_app(&app, "Acme Pay").await;
+    let mut live = form("Acme Pay", "live");
+    live.push(CONFIRM_LIVE);
+    let res = app
+        .post_form(&format!("{show}/edit"), &format!("{show}/edit"), &live)
+        .await;
+    assert_eq!(res.status(), 303, "{}", res.text().await.unwrap());
+    let delete = format!("{show}/delete");
+
+    // The page asks for the name; something else is refused beside the field, kept, and
+    // nothing is deleted (the step-up window is open: only the name stands in the way).
+    let (_, page) = app.page(&delete).await;
+    assert_eq!(
+        page.text("label[for=confirm_name]").as_deref(),
+        Some("Type “Acme Pay” to confirm")
+    );
+    for typed in ["", "acme pay", "Acme"] {
+        let res = app
+            .post_form(&delete, &delete, &[("confirm_name", typed)])
+            .await;
+        assert_eq!(res.status(), 422, "{typed:?}");
+        let page = parsed(res).await;
+        assert!(page.text("#confirm_name-error").is_some(), "{typed:?}");
+        assert_eq!(page.attr("#confirm_name", "value").as_deref(), Some(typed));
+        assert_eq!(app.count("clients"), 1);
+    }
+    let res = app
+        .post_form(&delete, &delete, &[("confirm_name", " Acme Pay ")])
+        .await;
+    assert_eq!(res.status(), 303);
+    assert_eq!(app.count("clients"), 0);
+
+    // A sandbox application does not ask.
+    let (show, _) = sandbox_app(&app, "Acme Test").await;
+    let (_, page) = app.page(&format!("{show}/delete")).await;
+    assert!(page.attr("#confirm_name", "name").is_none());
+}

@@ -993,7 +993,21 @@ impl TestApp {
     /// step-up (as [`Self::disable_app`]).
     pub async fn delete_app(&self, show: &str) -> reqwest::Response {
         let delete = format!("{show}/delete");
-        self.post_form(&delete, &delete, &[("password", MERCHANT_PASSWORD)])
-            .await
+        // A live application asks for its name, typed: read from the field's label.
+        let (_, page) = self.page(&delete).await;
+        let name = page
+            .text("label[for=confirm_name]")
+            .and_then(|label| {
+                let start = label.find('“')? + '“'.len_utf8();
+                let end = label.rfind('”')?;
+                Some(label[start..end].to_owned())
+            })
+            .unwrap_or_default();
+        self.post_form(
+            &delete,
+            &delete,
+            &[("password", MERCHANT_PASSWORD), ("confirm_name", &name)],
+        )
+        .await
     }
 }

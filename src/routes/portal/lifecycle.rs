@@ -58,6 +58,7 @@ pub(super) async fn confirm_live(
         points: &points,
         note: Some("Until your integration is ready, keep building and testing it in Sandbox."),
         button: "Go live",
+        type_to_confirm: None,
     };
     let purpose = format!("take “{name}” live");
     let page = step_up::ask_confirming(
@@ -102,6 +103,7 @@ async fn disable_page(
             "Nothing is deleted: when you enable it again, its secrets or keys and the tokens that have not expired work again.",
         ),
         button: "Disable the application",
+        type_to_confirm: None,
     };
     let purpose = format!("disable “{}”", client.name);
     step_up::ask_confirming(
@@ -212,6 +214,7 @@ async fn delete_page(
     user: &User,
     client: &Client,
     refused: Option<Refused>,
+    typed: Option<&str>,
 ) -> Result<HttpResponse, AppError> {
     let target = client.clone();
     let usage = db::run(&state.pool, move |conn| {
@@ -234,6 +237,14 @@ async fn delete_page(
         points: &points,
         note: Some("To stop it for a while instead, disable it: you can enable it again later."),
         button: &format!("Delete {}", client.name),
+        // A live application: its name typed, so a slip of the finger cannot end it.
+        type_to_confirm: client.is_live.then(|| step_up::TypeToConfirm {
+            name: &client.name,
+            typed: typed.unwrap_or_default(),
+            error: typed
+                .filter(|t| t.trim() != client.name)
+                .map(|_| "That is not the application's name. Type it exactly as shown."),
+        }),
     };
     let purpose = format!("delete “{}”", client.name);
     step_up::ask_confirming(
@@ -261,11 +272,14 @@ pub async fn delete_confirm(
 ) -> Result<HttpResponse, AppError> {
     let client = owned(&state, &user, path.into_inner()).await?;
     let refused = step_up::pending(&state, &session, &user).await?;
-    delete_page(&state, &session, &user, &client, refused).await
+    delete_page(&state, &session, &user, &client, refused, None).await
 }
 
 #[derive(Deserialize)]
 pub struct DeleteForm {
+    /// A live application's name, typed.
+    #[serde(default)]
+    confirm_name: String,
     #[serde(flatten)]
     given: step_up::Given,
     #[serde(default)]
@@ -288,8 +302,15 @@ pub async fn delete(
     CsrfForm(form): CsrfForm<DeleteForm>,
 ) -> Result<HttpResponse, AppError> {
     let client = owned(&state, &user, path.into_inner()).await?;
+    if client.is_live && form.confirm_name.trim() != client.name {
+        // Checked before the step-up, which is then not spent on a slip.
+        let refused = step_up::pending(&state, &session, &user).await?;
+        let typed = form.confirm_name.chars().take(200).collect::<String>();
+        return delete_page(&state, &session, &user, &client, refused, Some(&typed)).await;
+    }
     if let Err(refused) = step_up::confirm(&state, &req, &session, &user, &form.given).await? {
-        return delete_page(&state, &session, &user, &client, Some(refused)).await;
+        let typed = Some(form.confirm_name.as_str()).filter(|_| client.is_live);
+        return delete_page(&state, &session, &user, &client, Some(refused), typed).await;
     }
     let target = client.id;
     db::run(&state.pool, move |conn| {
