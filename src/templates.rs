@@ -76,6 +76,10 @@ const TEMPLATES: &[(&str, &str)] = &[
         include_str!("../templates/account/authorized.html"),
     ),
     (
+        "account/revoke_scope.html",
+        include_str!("../templates/account/revoke_scope.html"),
+    ),
+    (
         "account/revoke.html",
         include_str!("../templates/account/revoke.html"),
     ),

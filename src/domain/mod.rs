@@ -17,7 +17,7 @@ pub use account::{DisplayName, Email, NewPassword, Username};
 pub use client::{ClientId, ClientName, GrantType, RedirectUri, RedirectUris, initials};
 pub use client_keys::{ASSERTION_ALGORITHMS, ClientKey, ClientKeys, KeyKind, MAX_KEYS, public_key};
 pub use ids::{AuthorizationCodeId, ClientRowId, RefreshTokenId, UserId};
-pub use scope::{ScopeName, ScopeRefusal, Scopes};
+pub use scope::{Granted, ScopeName, ScopeRefusal, Scopes};
 
 /// Keys made for tests elsewhere in the crate.
 #[cfg(test)]

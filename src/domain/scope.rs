@@ -88,12 +88,14 @@ impl Scopes {
             .map(Self)
     }
 
-    /// Reads the stored, space-separated form, skipping anything that is not a scope name.
+    /// Reads the stored, space-separated form, skipping anything that is not a scope name. A
+    /// consent's scopes carry when each was granted (`name@seconds`, [`Granted`]): the time is
+    /// not part of the scope.
     pub fn from_stored(stored: &str) -> Self {
         Self(
             stored
                 .split_whitespace()
-                .filter_map(|s| ScopeName::parse(s).ok())
+                .filter_map(|s| ScopeName::parse(s.split('@').next().unwrap_or_default()).ok())
                 .collect(),
         )
     }
@@ -166,6 +168,73 @@ impl FromIterator<ScopeName> for Scopes {
     }
 }
 
+/// A consent's scopes with when each was granted, as `consents.scope` stores them:
+/// `get_user_profile@1765116000 manage_payment@1765119600` (seconds since the epoch). A scope
+/// stored before the times were kept has none (`get_user_profile`). Kept in the one column so
+/// that the consent page's `granted` hint, and the conditional write that compares it, carry the
+/// times without another statement.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Granted(std::collections::BTreeMap<ScopeName, Option<i64>>);
+
+impl Granted {
+    pub fn from_stored(stored: &str) -> Self {
+        Self(
+            stored
+                .split_whitespace()
+                .filter_map(|token| {
+                    let (name, at) = match token.split_once('@') {
+                        Some((name, at)) => (name, at.parse().ok()),
+                        None => (token, None),
+                    };
+                    ScopeName::parse(name).ok().map(|name| (name, at))
+                })
+                .collect(),
+        )
+    }
+
+    pub fn to_stored(&self) -> String {
+        self.0
+            .iter()
+            .map(|(name, at)| match at {
+                Some(at) => format!("{}@{at}", name.as_str()),
+                None => name.as_str().to_owned(),
+            })
+            .collect::<Vec<_>>()
+            .join(" ")
+    }
+
+    /// These plus `asked`: a scope granted before keeps its time, a new one gets `now`.
+    pub fn with(mut self, asked: &Scopes, now: i64) -> Self {
+        for name in asked.iter() {
+            self.0.entry(name.clone()).or_insert(Some(now));
+        }
+        self
+    }
+
+    /// These without `name`; whether it was there.
+    pub fn without(&mut self, name: &str) -> bool {
+        let before = self.0.len();
+        self.0.retain(|n, _| n.as_str() != name);
+        self.0.len() != before
+    }
+
+    pub fn scopes(&self) -> Scopes {
+        Scopes(self.0.keys().cloned().collect())
+    }
+
+    /// When `name` was granted, if it is and that was recorded.
+    pub fn granted_at(&self, name: &str) -> Option<i64> {
+        self.0
+            .iter()
+            .find(|(n, _)| n.as_str() == name)
+            .and_then(|(_, at)| *at)
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -209,5 +278,28 @@ mod tests {
         assert_eq!(Scopes::for_client(names(20)).unwrap().iter().count(), 20);
         let err = Scopes::for_client(names(21)).unwrap_err();
         assert!(err.to_string().contains("limited to 20"), "{err}");
+    }
+
+    #[test]
+    fn granted_scopes_keep_their_times_and_read_as_scopes() {
+        let stored = "get_user_profile manage_payment@1765116000";
+        let granted = Granted::from_stored(stored);
+        assert_eq!(granted.granted_at("manage_payment"), Some(1_765_116_000));
+        assert_eq!(granted.granted_at("get_user_profile"), None);
+        assert_eq!(
+            Scopes::from_stored(stored).to_stored(),
+            "get_user_profile manage_payment"
+        );
+        let asked = Scopes::parse("manage_payment manage_store").unwrap();
+        let mut wider = granted.with(&asked, 1_765_200_000);
+        assert_eq!(
+            wider.to_stored(),
+            "get_user_profile manage_payment@1765116000 manage_store@1765200000"
+        );
+        assert!(wider.without("manage_payment"));
+        assert!(!wider.without("manage_payment"));
+        assert_eq!(wider.scopes().to_stored(), "get_user_profile manage_store");
+        assert_eq!(Granted::from_stored(&wider.to_stored()), wider);
+        assert!(Granted::from_stored("").is_empty());
     }
 }

@@ -33,7 +33,7 @@ use crate::crypto;
 use crate::db::models::authorization_code::NewAuthorizationCode;
 use crate::db::models::{AuthorizationCode, Client, Consent, Scope, User};
 use crate::db::{self, AnyConnection, CachedClient, ClientCache};
-use crate::domain::{GrantType, Scopes, UserId};
+use crate::domain::{GrantType, Granted, Scopes, UserId};
 
 /// Reads an authorization request's query string: the names of [`params::AUTHORIZE`], in
 /// either spelling, with a repeat noted rather than refused until the redirect URI is known.
@@ -940,14 +940,11 @@ fn approve(
     granted: Option<&str>,
 ) -> diesel::QueryResult<Step> {
     let now = db::now();
-    let union = |before: Option<&str>| -> Scopes {
-        before
-            .map(Scopes::from_stored)
-            .unwrap_or_default()
-            .iter()
-            .chain(pending.scope.iter())
-            .cloned()
-            .collect()
+    // What was granted before keeps its times; what is granted now is stamped `now` (the
+    // Authorized apps page says when each scope was granted).
+    let union = |before: Option<&str>| -> Granted {
+        Granted::from_stored(before.unwrap_or_default())
+            .with(&pending.scope, now.and_utc().timestamp())
     };
     let scope = union(granted).to_stored();
     if !Consent::grant_if_unchanged(conn, person.user_id, client.id, granted, &scope, now)? {

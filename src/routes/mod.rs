@@ -177,6 +177,11 @@ pub fn pages(cfg: &mut web::ServiceConfig) {
         )
         .route("/account/authorized-apps", web::get().to(authorized::list))
         .service(
+            web::resource("/account/authorized-apps/{client_id}/scopes/{scope}/revoke")
+                .route(web::get().to(authorized::confirm_scope))
+                .route(web::post().to(authorized::revoke_scope)),
+        )
+        .service(
             web::resource("/account/authorized-apps/{client_id}/revoke")
                 .route(web::get().to(authorized::confirm))
                 .route(web::post().to(authorized::revoke)),

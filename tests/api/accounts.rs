@@ -871,7 +871,10 @@ async fn authorized_apps_lists_and_revokes_what_acts_for_the_user() {
     let (_, page) = app.page("/account/authorized-apps").await;
     let table = page.text("table").unwrap();
     assert!(
-        table.contains("Test App") && table.contains("get_user_profile"),
+        page.text("section.authorized h2")
+            .unwrap()
+            .contains("Test App")
+            && table.contains("Read your user profile (get_user_profile)"),
         "{table}"
     );
 

@@ -223,11 +223,8 @@ async fn allow_widens_the_stored_consent_even_when_it_changed_while_the_page_was
             .first(&mut app.db.connect())
             .optional()
             .unwrap();
-        scope.map(|s| {
-            let mut names: Vec<&str> = s.split(' ').collect();
-            names.sort_unstable();
-            names.join(" ")
-        })
+        // Each scope carries when it was granted (`name@seconds`): the names are compared.
+        scope.map(|s| latchkey::domain::Scopes::from_stored(&s).to_stored())
     };
     let res = app.get(&path("get_user_profile", "")).await;
     let res = log_in_and_resume(&app, &location(&res), END_USER, END_USER_PASSWORD).await;
@@ -244,10 +241,14 @@ async fn allow_widens_the_stored_consent_even_when_it_changed_while_the_page_was
             .await
             .unwrap(),
     );
+    // (Exactly as stored: the scope with when it was granted.)
+    let hint = page.attr("input[name=granted]", "value").unwrap();
     assert_eq!(
-        page.attr("input[name=granted]", "value").as_deref(),
-        Some("get_user_profile")
+        latchkey::domain::Scopes::from_stored(&hint).to_stored(),
+        "get_user_profile",
+        "{hint}"
     );
+    assert!(hint.starts_with("get_user_profile@"), "{hint}");
     let before = app.statements.get();
     assert_eq!(decide(&app, page, "allow").await.status(), 303);
     let spent = app.statements.get() - before;
@@ -278,9 +279,10 @@ async fn allow_widens_the_stored_consent_even_when_it_changed_while_the_page_was
     // A hint that lies (no consent before) loses nothing that is stored.
     let res = app.get(&path("get_user_profile", "")).await;
     let page = Html::parse(&res.text().await.unwrap());
+    let hint = page.attr("input[name=granted]", "value").unwrap();
     assert_eq!(
-        page.attr("input[name=granted]", "value").as_deref(),
-        Some("manage_payment")
+        latchkey::domain::Scopes::from_stored(&hint).to_stored(),
+        "manage_payment"
     );
     let res = app
         .api
@@ -741,7 +743,11 @@ async fn authorized_apps_revocation_removes_the_consent_and_the_tokens() {
         .await
         .unwrap();
     let (_, page) = app.page("/account/authorized-apps").await;
-    assert!(page.text("table").unwrap().contains("Test App"));
+    assert!(
+        page.text("section.authorized")
+            .unwrap()
+            .contains("Test App")
+    );
     let revoke = format!("/account/authorized-apps/{}/revoke", client.client_id);
     assert_eq!(app.post_form(&revoke, &revoke, &[]).await.status(), 303);
     assert_eq!(app.count("consents"), 0);
@@ -764,6 +770,137 @@ async fn authorized_apps_revocation_removes_the_consent_and_the_tokens() {
     // The next request asks again.
     let res = app.get(&authorize_path(&pairs)).await;
     assert_eq!(res.status(), 200, "consent page again");
+}
+
+#[tokio::test]
+async fn one_scope_is_taken_back_and_the_others_stay() {
+    let app = spawn_app().await;
+    let client = setup(&app);
+    let pairs = [
+        ("client_id", client.client_id.as_str()),
+        ("response_type", "code"),
+        ("redirect_uri", CALLBACK),
+        ("scope", "get_user_profile manage_payment"),
+    ];
+    let callback = authorize_and_allow(&app, &pairs).await;
+    let code = query_of(&callback)["code"].clone();
+    let tokens: Value = app
+        .token_form(
+            Some(&client),
+            &[
+                ("grant_type", "authorization_code"),
+                ("code", &code),
+                ("redirect_uri", CALLBACK),
+            ],
+        )
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(tokens["scope"], "get_user_profile manage_payment");
+    let access = tokens["access_token"].as_str().unwrap();
+
+    // The page says what each scope allows, when it was granted and last used.
+    let (_, page) = app.page("/account/authorized-apps").await;
+    let table = page.text("table").unwrap();
+    assert!(
+        table.contains("Read your user profile")
+            && table.contains("Take and refund payments for your business"),
+        "{table}"
+    );
+    let today = chrono::Utc::now().format("%Y-%m-%d").to_string();
+    assert!(table.contains(&today), "{table}");
+    assert!(
+        page.attr("td time[datetime$='Z']", "datetime").is_some(),
+        "last used"
+    );
+
+    // Take back manage_payment: the confirmation says what stays.
+    let revoke = format!(
+        "/account/authorized-apps/{}/scopes/manage_payment/revoke",
+        client.client_id
+    );
+    let (status, confirm) = app.page(&revoke).await;
+    assert_eq!(status, 200);
+    let text = confirm.text("section").unwrap();
+    assert!(
+        text.contains("Take and refund payments") && text.contains("Read your user profile"),
+        "{text}"
+    );
+    assert_eq!(app.post_form(&revoke, &revoke, &[]).await.status(), 303);
+
+    // The token carrying it stops at once; the consent keeps the rest, with its time.
+    assert_eq!(app.profile(access).await.status(), 401);
+    let stored: String = {
+        use diesel::prelude::*;
+        use latchkey::db::schema::consents;
+        consents::table
+            .select(consents::scope)
+            .first(&mut app.db.connect())
+            .unwrap()
+    };
+    assert_eq!(
+        latchkey::domain::Scopes::from_stored(&stored).to_stored(),
+        "get_user_profile"
+    );
+    assert!(stored.contains('@'), "when it was granted: {stored}");
+    // The next refresh gets only what is left, and works.
+    let refreshed: Value = app
+        .token_form(
+            Some(&client),
+            &[
+                ("grant_type", "refresh_token"),
+                ("refresh_token", tokens["refresh_token"].as_str().unwrap()),
+            ],
+        )
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(refreshed["scope"], "get_user_profile", "{refreshed}");
+    assert_eq!(
+        app.profile(refreshed["access_token"].as_str().unwrap())
+            .await
+            .status(),
+        200
+    );
+    // Asking for it again shows the consent page, with it as new.
+    let res = app.get(&authorize_path(&pairs)).await;
+    assert_eq!(res.status(), 200);
+    let page = Html::parse(&res.text().await.unwrap());
+    assert!(
+        page.text("ul.scopes")
+            .unwrap()
+            .contains("Take and refund payments for your business New")
+    );
+    // Taken back already, or never held: 404, nothing changes.
+    assert_eq!(app.page(&revoke).await.0, 404);
+    assert_eq!(
+        app.post_form(&revoke, "/account/authorized-apps", &[])
+            .await
+            .status(),
+        404
+    );
+    let unknown = format!(
+        "/account/authorized-apps/{}/scopes/manage_store/revoke",
+        client.client_id
+    );
+    assert_eq!(app.page(&unknown).await.0, 404);
+
+    // The last scope left: taking it back ends the access (the single-scope page has no
+    // per-scope link; the route still answers sensibly).
+    let last = format!(
+        "/account/authorized-apps/{}/scopes/get_user_profile/revoke",
+        client.client_id
+    );
+    assert_eq!(app.post_form(&last, &last, &[]).await.status(), 303);
+    assert_eq!(app.count("consents"), 0);
+    assert_eq!(
+        app.profile(refreshed["access_token"].as_str().unwrap())
+            .await
+            .status(),
+        401
+    );
 }
 
 #[tokio::test]

@@ -685,7 +685,8 @@ impl<'a> Journey<'a> {
 
         // Authorized apps: take the access back.
         b.goto(&app.url("/account/authorized-apps")).await;
-        assert!(b.text("table").await.contains("Acme Shop"));
+        assert!(b.text("section.authorized").await.contains("Acme Shop"));
+        assert!(b.text("table").await.contains("Read your user profile"));
         self.page("authorized-apps").await;
         b.reset_focus().await;
         b.tab_to("a[href$='/revoke']").await;

@@ -133,6 +133,24 @@ impl AccessToken {
             .load(conn)
     }
 
+    /// The ids and scopes of the unrevoked, unexpired tokens `client` holds for `user_id` from
+    /// any grant but client_credentials (revoking one scope, `authorizations::revoke_scope`).
+    pub fn live_of_grant(
+        conn: &mut AnyConnection,
+        user_id: UserId,
+        client: ClientRowId,
+        now: NaiveDateTime,
+    ) -> QueryResult<Vec<(i64, String)>> {
+        client_access_tokens::table
+            .filter(client_access_tokens::client_id.eq(client))
+            .filter(client_access_tokens::user_id.eq(user_id))
+            .filter(client_access_tokens::grant_type.ne("client_credentials"))
+            .filter(client_access_tokens::revoked_at.is_null())
+            .filter(client_access_tokens::expired_at.gt(now))
+            .select((client_access_tokens::id, client_access_tokens::scope))
+            .load(conn)
+    }
+
     /// Revokes every token `client` holds for `user_id` from any grant but client_credentials
     /// (the person revoking the application). Returns how many there were.
     pub fn revoke_grants(

@@ -147,6 +147,23 @@ impl Consent {
         .execute(conn)
     }
 
+    /// Replaces the stored scopes (one scope revoked).
+    pub fn set_scope(
+        conn: &mut AnyConnection,
+        user_id: UserId,
+        client: ClientRowId,
+        scope: &str,
+        now: NaiveDateTime,
+    ) -> QueryResult<usize> {
+        diesel::update(
+            consents::table
+                .filter(consents::user_id.eq(user_id))
+                .filter(consents::client_id.eq(client)),
+        )
+        .set((consents::scope.eq(scope), consents::updated_at.eq(now)))
+        .execute(conn)
+    }
+
     pub fn for_user(conn: &mut AnyConnection, user_id: UserId) -> QueryResult<Vec<Consent>> {
         consents::table
             .filter(consents::user_id.eq(user_id))

@@ -112,6 +112,43 @@ impl RefreshToken {
             .load(conn)
     }
 
+    /// The ids and scopes of the live refresh tokens `client` holds for `user_id` from any
+    /// grant but client_credentials (revoking one scope, `authorizations::revoke_scope`).
+    pub fn live_of_grant(
+        conn: &mut AnyConnection,
+        user_id: UserId,
+        client: ClientRowId,
+        now: NaiveDateTime,
+    ) -> QueryResult<Vec<(i64, String)>> {
+        client_refresh_tokens::table
+            .filter(client_refresh_tokens::client_id.eq(client))
+            .filter(client_refresh_tokens::user_id.eq(user_id))
+            .filter(client_refresh_tokens::grant_type.ne("client_credentials"))
+            .filter(client_refresh_tokens::revoked_at.is_null())
+            .filter(client_refresh_tokens::used_at.is_null())
+            .filter(client_refresh_tokens::expired_at.gt(now))
+            .select((client_refresh_tokens::id, client_refresh_tokens::scope))
+            .load(conn)
+    }
+
+    /// Narrows a refresh token to `scope` (one scope revoked): the next refresh gets only that.
+    pub fn narrow(conn: &mut AnyConnection, id: i64, scope: &str) -> QueryResult<usize> {
+        diesel::update(client_refresh_tokens::table.find(id))
+            .set(client_refresh_tokens::scope.eq(scope))
+            .execute(conn)
+    }
+
+    /// Revokes one refresh token (its every scope was revoked).
+    pub fn revoke(conn: &mut AnyConnection, id: i64, now: NaiveDateTime) -> QueryResult<usize> {
+        diesel::update(
+            client_refresh_tokens::table
+                .find(id)
+                .filter(client_refresh_tokens::revoked_at.is_null()),
+        )
+        .set(client_refresh_tokens::revoked_at.eq(now))
+        .execute(conn)
+    }
+
     /// Revokes every token `client` holds for `user_id` from any grant but client_credentials
     /// (the person revoking the application). Returns how many there were.
     pub fn revoke_grants(

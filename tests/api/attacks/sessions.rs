@@ -38,6 +38,7 @@ const POST_ROUTES: &[&str] = &[
     "/account/security/sessions/end-others",
     "/account/security/sessions/{id}/end",
     "/account/authorized-apps/{id}/revoke",
+    "/account/authorized-apps/{id}/scopes/{scope}/revoke",
     "/developer/applications",
     "/developer/applications/{id}/edit",
     "/developer/applications/{id}/toggle",
@@ -68,6 +69,7 @@ fn the_csrf_list_names_every_post_route_of_the_pages() {
             .replace("{id}", "{")
             .replace("{secret}", "{")
             .replace("{passkey}", "{")
+            .replace("{scope}", "{")
             .replace("{token}", "{");
         let head = literal.split('{').next().unwrap();
         assert!(
@@ -126,6 +128,7 @@ async fn every_post_route_refuses_a_missing_or_wrong_csrf_token_and_changes_noth
                 .replace("{id}", &client.client_id)
                 .replace("{secret}", "1")
                 .replace("{passkey}", "1")
+                .replace("{scope}", "get_user_profile")
                 .replace("{token}", "sometoken")
         };
         for (how, token) in [
