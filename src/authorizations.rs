@@ -50,26 +50,24 @@ pub fn list(conn: &mut AnyConnection, user_id: UserId) -> QueryResult<Vec<Author
     let consented = Consent::granted_by(conn, user_id)?;
     let catalogue = Scope::all(conn)?;
     let mut by_client: BTreeMap<ClientRowId, Holding> = BTreeMap::new();
-    let holding = |by_client: &mut BTreeMap<ClientRowId, Holding>, client: Client| {
-        let id = client.id;
-        by_client.entry(id).or_insert_with(|| Holding {
+    // The entry for `client`, made on first sight.
+    fn holding(by_client: &mut BTreeMap<ClientRowId, Holding>, client: Client) -> &mut Holding {
+        by_client.entry(client.id).or_insert_with(|| Holding {
             client,
             consent: Granted::default(),
             consented_at: None,
             tokens: Vec::new(),
-        });
-        id
-    };
+        })
+    }
     for (client, scope, created) in consented {
-        let id = holding(&mut by_client, client);
-        let entry = by_client.get_mut(&id).expect("just inserted");
+        let entry = holding(&mut by_client, client);
         entry.consent = Granted::from_stored(&scope);
         entry.consented_at = Some(created);
     }
     for (client, scope, created) in refresh.into_iter().chain(access) {
-        let id = holding(&mut by_client, client);
-        let entry = by_client.get_mut(&id).expect("just inserted");
-        entry.tokens.push((Scopes::from_stored(&scope), created));
+        holding(&mut by_client, client)
+            .tokens
+            .push((Scopes::from_stored(&scope), created));
     }
     let day = |t: NaiveDateTime| t.format("%Y-%m-%d").to_string();
     let mut list: Vec<Authorized> = by_client
