@@ -617,3 +617,32 @@ async fn on_an_ip_address_issuer_passkeys_are_not_offered() {
     let res = app.get("/account/security/passkeys/new").await;
     assert_eq!(res.status(), 303);
 }
+
+#[tokio::test]
+async fn the_operators_reset_removes_passkeys_too() {
+    let (app, _laptop, _) = acme_with_a_passkey().await;
+    assert_eq!(app.count("recovery_codes"), 10);
+    let out = app.cli(&["user", "mfa", "reset", "--username", "acme"], "");
+    assert!(out.success(), "{}", out.stderr);
+    assert_eq!(app.count("passkeys"), 0);
+    assert_eq!(app.count("recovery_codes"), 0);
+    // Signing in needs the password alone again.
+    log_out(&app).await;
+    let res = app
+        .post_form(
+            "/login",
+            "/login",
+            &[("username", "acme"), ("password", MERCHANT_PASSWORD)],
+        )
+        .await;
+    assert_eq!(res.status(), 303);
+    assert_ne!(location(&res), "/login/verify");
+    // Nothing left: the second reset says so and changes nothing.
+    let again = app.cli(&["user", "mfa", "reset", "--username", "acme"], "");
+    assert!(again.success());
+    assert!(
+        again.stderr.contains("no second factor"),
+        "{}",
+        again.stderr
+    );
+}
