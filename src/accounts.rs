@@ -45,6 +45,8 @@ pub struct NewAccount {
     /// link that was sent to it.
     pub email_verified: bool,
     pub password: NewPassword,
+    /// Builds applications ([`User::is_developer`]).
+    pub developer: bool,
 }
 
 /// Hashes the password (argon2id, slow by design) and inserts the user.
@@ -63,6 +65,7 @@ pub fn create_user(
         email_verified_at: (account.email_verified && account.email.is_some()).then_some(now),
         created_at: now,
         updated_at: now,
+        is_developer: account.developer,
     };
     User::insert(conn, &new).map_err(|e| match e {
         DieselError::DatabaseError(DatabaseErrorKind::UniqueViolation, info)

@@ -1,5 +1,6 @@
 //! Removing what has expired, so tables do not grow without bound: codes, access and refresh
-//! tokens, sessions, email tokens, stale sign-in counters and used assertion identifiers. A background task runs [`sweep`]
+//! tokens, sessions, email tokens, stale sign-in counters, used assertion identifiers and old
+//! counts of token requests. A background task runs [`sweep`]
 //! every `LATCHKEY_CLEANUP_INTERVAL` seconds; each statement deletes at most [`BATCH`] rows, so
 //! it never holds a lock for long.
 
@@ -9,8 +10,11 @@ use diesel::QueryResult;
 use crate::db::AnyConnection;
 use crate::db::models::{
     AccessToken, AuthorizationCode, EmailToken, LoginAttempt, PushedRequest, RefreshToken,
-    SessionRow, UsedJti,
+    SessionRow, TokenRequests, UsedJti,
 };
+
+/// How long the counts of token requests are kept (the activity page shows 14 days).
+pub const COUNT_DAYS: i64 = 90;
 
 /// Rows deleted by one statement.
 pub const BATCH: i64 = 500;
@@ -28,6 +32,8 @@ pub struct Removed {
     pub used_jtis: usize,
     /// Pushed authorization requests past their minute.
     pub pushed_requests: usize,
+    /// Days of token-request counts older than [`COUNT_DAYS`].
+    pub token_requests: usize,
 }
 
 impl Removed {
@@ -40,6 +46,7 @@ impl Removed {
             + self.login_attempts
             + self.used_jtis
             + self.pushed_requests
+            + self.token_requests
     }
 }
 
@@ -60,5 +67,11 @@ pub fn sweep(conn: &mut AnyConnection, now: NaiveDateTime) -> QueryResult<Remove
         login_attempts: LoginAttempt::delete_stale(conn, day_ago, now, BATCH)?,
         used_jtis: UsedJti::delete_expired(conn, now)?,
         pushed_requests: PushedRequest::delete_expired(conn, now)?,
+        token_requests: TokenRequests::delete_before(
+            conn,
+            &(now - TimeDelta::days(COUNT_DAYS))
+                .format("%Y-%m-%d")
+                .to_string(),
+        )?,
     })
 }

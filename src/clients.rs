@@ -8,9 +8,10 @@ use std::collections::BTreeSet;
 
 use crate::crypto::{self, ServerKey};
 use crate::db::models::{
-    AccessToken, Client, ClientSecret, ClientSettings, NewClient, NewClientSecret, RefreshToken,
-    Scope, Security, User,
+    Client, ClientSecret, ClientSettings, NewClient, NewClientSecret, RefreshToken,
+    Scope, Security, TokenRequests, User,
 };
+use crate::db::models::token_request::ISSUED;
 use crate::db::{self, AnyConnection, DbError};
 use crate::domain::{
     ClientId, ClientKeys, ClientName, GrantType, Invalid, RedirectUris, ScopeName, Scopes,
@@ -247,6 +248,7 @@ pub fn register_as(
                 fapi2: reg.security.fapi2,
             },
         )?;
+        User::mark_developer(conn, owner.id)?;
         let client = if resource_server {
             Client::set_resource_server(conn, client.id, true, db::now())?
         } else {
@@ -455,30 +457,87 @@ pub fn reveal(
     String::from_utf8(bytes.to_vec()).map_err(|_| crate::crypto::DecryptError)
 }
 
+/// Days the activity page's chart and failure table cover, ending today (UTC).
+pub const ACTIVITY_DAYS: i64 = 14;
+
 /// What the activity page shows.
 #[derive(Debug, serde::Serialize)]
 pub struct Usage {
-    /// (day, tokens issued), oldest first, 14 days ending today (UTC).
-    pub tokens_per_day: Vec<(String, i64)>,
+    /// Token requests per day, oldest first, [`ACTIVITY_DAYS`] days ending today (UTC).
+    pub per_day: Vec<DayCount>,
+    /// The failed requests of those days by error code and reason, the most frequent first.
+    pub failures: Vec<FailureCount>,
     /// Distinct people other than the owner holding a live refresh token from this app.
     pub authorized_users: i64,
 }
 
+/// One day of token requests.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct DayCount {
+    /// `YYYY-MM-DD` (UTC).
+    pub day: String,
+    pub issued: i64,
+    pub failed: i64,
+}
+
+/// Failed token requests with one error code and reason.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct FailureCount {
+    pub error: String,
+    pub reason: String,
+    pub count: i64,
+    pub last_at: chrono::NaiveDateTime,
+}
+
+/// The activity page's counts of `client`'s token requests (as `oauth::outcomes` wrote them:
+/// what this instance counted is flushed first by the caller) and its authorized people. Two
+/// statements.
 pub fn usage(conn: &mut AnyConnection, client: &Client) -> diesel::QueryResult<Usage> {
-    let today = chrono::Utc::now().date_naive();
-    let mut tokens_per_day = Vec::with_capacity(14);
-    for days_ago in (0..14).rev() {
-        let day = today - chrono::TimeDelta::days(days_ago);
-        let start = day.and_hms_opt(0, 0, 0).unwrap_or_default();
-        let end = start + chrono::TimeDelta::days(1);
-        // One indexed range count per day: portable across both databases.
-        let count = AccessToken::count_issued(conn, client.id, start, end)?;
-        tokens_per_day.push((day.format("%Y-%m-%d").to_string(), count));
+    let now = db::now();
+    let today = now.date();
+    let first = today - chrono::TimeDelta::days(ACTIVITY_DAYS - 1);
+    let mut per_day: Vec<DayCount> = (0..ACTIVITY_DAYS)
+        .map(|i| DayCount {
+            day: (first + chrono::TimeDelta::days(i))
+                .format("%Y-%m-%d")
+                .to_string(),
+            issued: 0,
+            failed: 0,
+        })
+        .collect();
+    let rows = TokenRequests::for_client(conn, client.id, &per_day[0].day)?;
+    let mut failures: Vec<FailureCount> = Vec::new();
+    for row in rows {
+        let Some(day) = per_day.iter_mut().find(|d| d.day == row.day) else {
+            continue;
+        };
+        if row.outcome == ISSUED {
+            day.issued += row.count;
+            continue;
+        }
+        day.failed += row.count;
+        match failures
+            .iter_mut()
+            .find(|f| f.error == row.outcome && f.reason == row.detail)
+        {
+            Some(f) => {
+                f.count += row.count;
+                f.last_at = f.last_at.max(row.last_at);
+            }
+            None => failures.push(FailureCount {
+                error: row.outcome,
+                reason: row.detail,
+                count: row.count,
+                last_at: row.last_at,
+            }),
+        }
     }
+    failures.sort_by(|a, b| b.count.cmp(&a.count).then(b.last_at.cmp(&a.last_at)));
     let authorized_users =
-        RefreshToken::live_holders(conn, client.id, client.user_id, db::now())?.len() as i64;
+        RefreshToken::live_holders(conn, client.id, client.user_id, now)?.len() as i64;
     Ok(Usage {
-        tokens_per_day,
+        per_day,
+        failures,
         authorized_users,
     })
 }

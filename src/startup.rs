@@ -145,7 +145,9 @@ impl Application {
             writer: database.writer.clone(),
             signatures: Default::default(),
             clients: database.clients.clone(),
+            outcomes: Default::default(),
         });
+        spawn_outcome_flush(Arc::clone(&oauth), database.pool.clone());
         spawn_key_refresh(
             Arc::clone(&oauth),
             database.pool.clone(),
@@ -237,6 +239,7 @@ impl Application {
             database = %settings.database().redacted(),
             "latchkey is listening"
         );
+        tracing::info!("open {issuer}/ in a browser to sign in, or to see the first steps");
         Ok(Self {
             port,
             server,
@@ -326,6 +329,23 @@ fn spawn_key_refresh(oauth: Arc<OAuthContext>, pool: Pool, token_ttl: Duration, 
 /// once): deletes what has expired (`cleanup`), and, under `LATCHKEY_REQUIRE_MFA_FOR_LIVE`,
 /// reminds owners of live applications without a second factor (`notices`; each reminder is
 /// claimed in the database, so a fleet sends it once).
+/// Writes the counts of token requests ([`crate::oauth::outcomes`]) every few seconds.
+fn spawn_outcome_flush(oauth: Arc<OAuthContext>, pool: db::Pool) {
+    tokio::spawn(async move {
+        let mut ticks = tokio::time::interval(crate::oauth::outcomes::FLUSH_INTERVAL);
+        ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            ticks.tick().await;
+            if let Err(e) = oauth.outcomes.flush(&pool).await {
+                tracing::warn!(
+                    error = %crate::error::error_chain(&e),
+                    "token requests could not be counted; kept for the next try"
+                );
+            }
+        }
+    });
+}
+
 fn spawn_upkeep(state: Arc<AppState>, every: Duration, remind: bool) {
     tokio::spawn(async move {
         let mut ticks = tokio::time::interval(every);

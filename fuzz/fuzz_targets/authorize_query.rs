@@ -74,6 +74,7 @@ fn database() -> AnyConnection {
             email_verified_at: None,
             created_at: now,
             updated_at: now,
+            is_developer: false,
         },
     )
     .expect("owner");

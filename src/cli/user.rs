@@ -27,6 +27,11 @@ pub enum UserCommand {
         /// Email address (marked unverified).
         #[arg(long, value_parser = |s: &str| Email::parse(s).map_err(|e| e.to_string()))]
         email: Option<Email>,
+        /// A merchant's account: the portal's Developer pages are in its navigation from the
+        /// start (they are anyway once it owns an application). Without it, the account is one
+        /// that only uses applications.
+        #[arg(long)]
+        developer: bool,
     },
     /// An account's second factor.
     #[command(subcommand)]
@@ -50,6 +55,7 @@ pub fn run(settings: &Settings, cmd: UserCommand) -> anyhow::Result<()> {
             username,
             name,
             email,
+            developer,
         } => {
             let raw = read_password()?;
             let password =
@@ -64,6 +70,7 @@ pub fn run(settings: &Settings, cmd: UserCommand) -> anyhow::Result<()> {
                     email,
                     email_verified: false,
                     password,
+                    developer,
                 },
             )?;
             eprintln!("Created user {} (id {}).", user.username, user.id);

@@ -13,6 +13,7 @@ diesel::table! {
         email_verified_at -> Nullable<Timestamp>,
         created_at -> Timestamp,
         updated_at -> Timestamp,
+        is_developer -> Bool,
     }
 }
 
@@ -253,6 +254,17 @@ diesel::table! {
     }
 }
 
+diesel::table! {
+    token_requests (client_id, day, outcome, detail) {
+        client_id -> BigInt,
+        day -> Text,
+        outcome -> Text,
+        detail -> Text,
+        count -> BigInt,
+        last_at -> Timestamp,
+    }
+}
+
 diesel::joinable!(clients -> users (user_id));
 diesel::joinable!(consents -> clients (client_id));
 diesel::joinable!(pushed_requests -> clients (client_id));
@@ -269,6 +281,7 @@ diesel::allow_tables_to_appear_in_same_query!(
     recovery_codes,
     passkeys,
     account_notices,
+    token_requests,
     users,
     scopes,
     clients,

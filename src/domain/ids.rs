@@ -182,6 +182,7 @@ mod tests {
                 email_verified_at: None,
                 created_at: now,
                 updated_at: now,
+                is_developer: false,
             },
         )
         .unwrap();

@@ -91,6 +91,20 @@ impl Mailer {
         Ok(Self { transport, from })
     }
 
+    /// Where messages go when there is no SMTP server: the folder their `.eml` files are
+    /// written to (the home page tells a new operator).
+    pub fn mail_folder(&self) -> Option<&std::path::Path> {
+        match &self.transport {
+            Transport::Files(dir) => Some(dir),
+            _ => None,
+        }
+    }
+
+    /// Whether messages go out through an SMTP server.
+    pub fn uses_smtp(&self) -> bool {
+        matches!(self.transport, Transport::Smtp(_))
+    }
+
     /// A mailer that keeps messages in memory, for tests.
     pub fn memory(from: Mailbox) -> (Self, Outbox) {
         let outbox = Outbox::default();

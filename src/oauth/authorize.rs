@@ -47,6 +47,10 @@ pub struct Pending {
     /// Random id, echoed by the consent form, so a form can only answer the request it showed.
     pub id: String,
     pub client_id: String,
+    /// The application's name when the request arrived, for the sign-in page ("to continue to
+    /// …"), which then needs no lookup. Empty in requests stored by an older version.
+    #[serde(default)]
+    pub client_name: String,
     pub redirect_uri: String,
     pub scope: Scopes,
     pub state: Option<String>,
@@ -438,6 +442,7 @@ pub fn validate(
     let pending = Pending {
         id: crypto::random_token(16),
         client_id: client.client_id.clone(),
+        client_name: client.name.clone(),
         redirect_uri,
         scope,
         state: state.map(str::to_owned),
@@ -1006,6 +1011,7 @@ mod tests {
         Pending {
             id: "r".into(),
             client_id: "1".into(),
+            client_name: "Shop".into(),
             redirect_uri: "https://a.example/cb".into(),
             scope: Scopes::from_stored("get_user_profile"),
             state: Some("s".into()),

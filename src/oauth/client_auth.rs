@@ -42,6 +42,17 @@ pub enum Presented {
     },
 }
 
+impl Presented {
+    /// The client the credentials are for.
+    pub fn client_id(&self) -> &str {
+        match self {
+            Self::Secret { client_id, .. }
+            | Self::PublicClient { client_id }
+            | Self::Assertion { client_id, .. } => client_id,
+        }
+    }
+}
+
 impl std::fmt::Debug for Presented {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
@@ -288,16 +299,36 @@ pub fn check(
     endpoint: Endpoint,
     now: NaiveDateTime,
 ) -> Result<Authenticated, OAuthError> {
-    let client_id = match presented {
-        Presented::Secret { client_id, .. }
-        | Presented::PublicClient { client_id }
-        | Presented::Assertion { client_id, .. } => client_id,
-    };
+    let entry = lookup(conn, ctx, presented, now)?;
+    verify(ctx, presented, entry, endpoint, now)
+}
+
+/// The client the credentials name, if it exists (from the client cache: a query only when it
+/// is not cached). The first half of [`check`].
+pub fn lookup(
+    conn: &mut AnyConnection,
+    ctx: &OAuthContext,
+    presented: &Presented,
+    now: NaiveDateTime,
+) -> Result<Option<Arc<CachedClient>>, OAuthError> {
+    let client_id = presented.client_id();
     if client_id.len() > MAX_CREDENTIAL_LEN {
         return Err(OAuthError::invalid_client());
     }
-    let entry = ctx.clients.client(conn, client_id, now)?;
+    Ok(ctx.clients.client(conn, client_id, now)?)
+}
 
+/// The second half of [`check`]: the credentials against the client [`lookup`] found. Every
+/// refusal answers the caller the same `invalid_client`; its [`OAuthError::reason`] tells the
+/// client's owner which check failed.
+pub fn verify(
+    ctx: &OAuthContext,
+    presented: &Presented,
+    entry: Option<Arc<CachedClient>>,
+    endpoint: Endpoint,
+    now: NaiveDateTime,
+) -> Result<Authenticated, OAuthError> {
+    let client_id = presented.client_id();
     let mut unspent = None;
     let (entry, secret) = match presented {
         Presented::Secret { secret, .. } => {
@@ -327,15 +358,33 @@ pub fn check(
                 {
                     (entry, Some(i))
                 }
-                _ => return Err(OAuthError::invalid_client()),
+                (Some(entry), _) => {
+                    let reason = if !entry.client.is_confidential {
+                        "a client secret was sent for a public client, which has none"
+                    } else if entry.keys().is_some() {
+                        "a client secret was sent, but this client signs in with private_key_jwt"
+                    } else if !any {
+                        "every secret of this client has expired"
+                    } else {
+                        "the client secret does not match any active secret"
+                    };
+                    return Err(OAuthError::invalid_client().because(reason));
+                }
+                (None, _) => return Err(OAuthError::invalid_client()),
             }
         }
         Presented::Assertion { assertion, .. } => {
-            let Some(entry) = entry.filter(|e| e.client.is_confidential) else {
+            let Some(entry) = entry else {
                 return Err(OAuthError::invalid_client());
             };
+            if !entry.client.is_confidential {
+                return Err(OAuthError::invalid_client()
+                    .because("a client assertion was sent for a public client"));
+            }
             let Some(keys) = entry.keys() else {
-                return Err(OAuthError::invalid_client());
+                return Err(OAuthError::invalid_client().because(
+                    "a client assertion was sent, but this client has no public keys registered",
+                ));
             };
             let issuer = ctx.issuer.as_str();
             let audiences = [
@@ -355,7 +404,11 @@ pub fn check(
         }
         Presented::PublicClient { .. } => match entry {
             Some(entry) if !entry.client.is_confidential => (entry, None),
-            _ => return Err(OAuthError::invalid_client()),
+            Some(_) => {
+                return Err(OAuthError::invalid_client()
+                    .because("no client credentials were sent for a confidential client"));
+            }
+            None => return Err(OAuthError::invalid_client()),
         },
     };
     // Only an authenticated caller learns that the client is disabled.

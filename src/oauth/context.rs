@@ -28,6 +28,8 @@ pub struct OAuthContext {
     pub signatures: super::jwt::Signatures,
     /// The clients client authentication reads (the pool's: writes through it keep it current).
     pub clients: db::ClientCache,
+    /// Token requests counted since the last flush, for the activity page.
+    pub outcomes: super::outcomes::Outcomes,
 }
 
 impl OAuthContext {

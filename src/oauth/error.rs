@@ -75,6 +75,10 @@ impl ErrorCode {
 pub struct OAuthError {
     pub code: ErrorCode,
     pub description: String,
+    /// Why, for the client's owner (the activity page's failed requests), where the caller is
+    /// told less: every client authentication failure answers the same description, so that an
+    /// unknown client and a wrong secret cannot be told apart. Never sent to the caller.
+    pub reason: Option<&'static str>,
 }
 
 impl OAuthError {
@@ -82,7 +86,14 @@ impl OAuthError {
         Self {
             code,
             description: description.into(),
+            reason: None,
         }
+    }
+
+    /// The same error, with why it happened for the client's owner ([`Self::reason`]).
+    pub fn because(mut self, reason: &'static str) -> Self {
+        self.reason = Some(reason);
+        self
     }
 
     pub fn invalid_request(description: impl Into<String>) -> Self {

@@ -23,6 +23,7 @@ pub mod issue;
 pub mod jwt;
 pub mod keys;
 pub mod metadata;
+pub mod outcomes;
 pub mod par;
 pub mod params;
 pub mod pkce;

@@ -25,6 +25,9 @@ pub struct Caller<'a> {
     /// The URL the request was sent to, as the client saw it (the issuer and the path): what
     /// the proof's `htu` must name.
     pub url: &'a str,
+    /// Set to the client the credentials name once it is found (whether or not they prove
+    /// it), so that the outcome can be counted for its owner ([`super::outcomes`]).
+    pub client: &'a std::sync::OnceLock<crate::domain::ClientRowId>,
 }
 
 /// Whether a token request is quick enough to run on the async worker ([`db::run_here`])
@@ -71,7 +74,12 @@ pub fn exchange(
         .map(|proof| dpop::check(ctx, proof, "POST", caller.url, None))
         .transpose()?;
     let presented = client_auth::presented(caller.authorization, &request.body_credentials)?;
-    let mut auth = client_auth::check(conn, ctx, &presented, client_auth::Endpoint::Token, now)?;
+    let entry = client_auth::lookup(conn, ctx, &presented, now)?;
+    if let Some(entry) = &entry {
+        let _ = caller.client.set(entry.client.id);
+    }
+    let mut auth =
+        client_auth::verify(ctx, &presented, entry, client_auth::Endpoint::Token, now)?;
     // The assertion's and the proof's `jti`s, spent before any token is answered: with the
     // token's row in its group commit on the quick path, else now.
     let mut once: Vec<SingleUse> = auth.take_unspent().into_iter().collect();

@@ -17,7 +17,7 @@ use crate::oauth::authorize::{
 };
 use crate::state::AppState;
 
-const RESUME: &str = "/oauth/authorize/resume";
+pub const RESUME: &str = "/oauth/authorize/resume";
 
 /// The authorization response, as a `303 See Other` to the client's redirect URI.
 fn redirect(response: &AuthorizationResponse) -> HttpResponse {

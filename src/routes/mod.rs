@@ -236,6 +236,10 @@ pub fn pages(cfg: &mut web::ServiceConfig) {
         .route(
             "/developer/applications/{id}/activity",
             web::get().to(portal::activity),
+        )
+        .route(
+            "/developer/applications/{id}/activity.csv",
+            web::get().to(portal::activity_csv),
         );
 }
 

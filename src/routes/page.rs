@@ -38,6 +38,9 @@ pub fn render(
                 "name": user.name,
                 "email": user.email,
                 "email_verified": user.email.is_none() || user.email_verified_at.is_some(),
+                // The portal's chrome (its navigation, the merchant banner) for those who
+                // build applications, and on its own pages.
+                "developer": user.is_developer || template.starts_with("portal/"),
             }),
         );
     }

@@ -45,7 +45,17 @@ pub async fn login_form(
             "The application asks you to enter your password again before it goes on.",
         );
     }
-    ctx.insert("next", &safe_next(query.next.as_deref()));
+    let next = safe_next(query.next.as_deref());
+    // During an authorization request: which application the person signs in for.
+    if next.as_deref() == Some(super::authorize::RESUME)
+        && let Some(pending) = session.get::<crate::oauth::authorize::Pending>(
+            crate::auth::session::PENDING_AUTHORIZATION,
+        )
+        && !pending.client_name.is_empty()
+    {
+        ctx.insert("app_name", &pending.client_name);
+    }
+    ctx.insert("next", &next);
     if query.signed_out.is_some() {
         ctx.insert("notice", "You have signed out.");
     }

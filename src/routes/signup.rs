@@ -74,6 +74,7 @@ pub async fn start(
         }
     };
     let background = state.clone();
+    let link_next = next.clone();
     let link = SignupLink {
         email: email.clone(),
         next,
@@ -81,6 +82,7 @@ pub async fn start(
     actix_web::rt::spawn(async move { send_next_step(&background, link).await });
     let mut ctx = tera::Context::new();
     ctx.insert("email", email.as_str());
+    ctx.insert("next", &link_next);
     ctx.insert("hours", &accounts::SIGNUP_TTL.num_hours());
     render(
         &state,
@@ -323,6 +325,8 @@ pub async fn finish(
         email: Some(email.clone()),
         email_verified: true,
         password,
+        // Signing up from the portal, not to authorize an application.
+        developer: next.as_deref() != Some(super::authorize::RESUME),
     };
     let passwords = state.passwords.clone();
     let _admitted = passwords.admit().await;

@@ -90,12 +90,17 @@ pub async fn token(
         _ => None,
     };
     let on_worker = token::runs_on_worker(&state.oauth, &request, dialect);
+    let grant = request.grant.grant_type();
+    // Which client the request named, once found: a failure is counted for its owner.
+    let client = std::sync::Arc::new(std::sync::OnceLock::new());
+    let named = std::sync::Arc::clone(&client);
     let exchange = move |conn: &mut db::AnyConnection| {
         let caller = Caller {
             authorization: authorization.as_deref(),
             address: &address,
             dpop: dpop.as_deref(),
             url: &url,
+            client: &named,
         };
         token::exchange(conn, &oauth, &caller, request, dialect)
     };
@@ -115,8 +120,18 @@ pub async fn token(
         Err(e) => Err(e),
     };
     let response = match result {
-        Ok(issued) => success(dialect, &issued),
-        Err(e) => error(dialect, &e),
+        Ok(issued) => {
+            if let Some(client) = client.get() {
+                state.oauth.outcomes.issued(*client, grant, db::now());
+            }
+            success(dialect, &issued)
+        }
+        Err(e) => {
+            if let Some(client) = client.get() {
+                state.oauth.outcomes.failed(*client, &e, db::now());
+            }
+            error(dialect, &e)
+        }
     };
     with_nonce(&state, response)
 }

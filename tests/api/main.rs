@@ -3,8 +3,10 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod accounts;
+mod activity;
 mod attacks;
 mod authorize;
+mod chrome;
 mod cli;
 mod client_cache;
 mod code_grant;

@@ -10,10 +10,10 @@ use crate::helpers::{
     CONFIRM_LIVE, Html, MERCHANT_PASSWORD, TestApp, TestClient, location, once_seen, spawn_app,
 };
 
-const APPS: &str = "/developer/applications";
+pub(crate) const APPS: &str = "/developer/applications";
 
 /// Signs `username` up (the link confirms the address), leaving them signed in.
-async fn merchant(app: &TestApp, username: &str) {
+pub(crate) async fn merchant(app: &TestApp, username: &str) {
     let email = format!("{username}@example.com");
     assert_eq!(
         app.sign_up(username, &email, MERCHANT_PASSWORD)
@@ -23,7 +23,7 @@ async fn merchant(app: &TestApp, username: &str) {
     );
 }
 
-fn valid_form() -> Vec<(&'static str, &'static str)> {
+pub(crate) fn valid_form() -> Vec<(&'static str, &'static str)> {
     vec![
         ("name", "Acme Shop"),
         ("description", "Our online shop"),
@@ -44,7 +44,7 @@ fn valid_form() -> Vec<(&'static str, &'static str)> {
 }
 
 /// Creates an application through the form; returns its client_id and the secret shown once.
-async fn create_app(app: &TestApp, form: &[(&str, &str)]) -> TestClient {
+pub(crate) async fn create_app(app: &TestApp, form: &[(&str, &str)]) -> TestClient {
     let res = app.post_form(APPS, &format!("{APPS}/new"), form).await;
     assert_eq!(res.status(), 303, "{}", res.text().await.unwrap());
     let path = location(&res);
@@ -452,7 +452,7 @@ async fn editing_disabling_and_the_activity_log() {
 
     let (status, activity) = app.page(&format!("{show}/activity")).await;
     assert_eq!(status, 200);
-    let log = activity.text("section:nth-of-type(2) table").unwrap();
+    let log = activity.text("#log table").unwrap();
     for action in ["created", "edited", "went live", "disabled", "enabled"] {
         assert!(log.contains(action), "{action} missing from {log}");
     }
@@ -461,14 +461,19 @@ async fn editing_disabling_and_the_activity_log() {
     assert_eq!(
         activity
             .0
-            .select(&scraper::Selector::parse("svg.chart rect").unwrap())
+            .select(&scraper::Selector::parse("svg.chart rect.issued").unwrap())
             .count(),
         14
     );
-    // One token was issued today (the request while disabled got none).
+    // One token was issued today, and the request while disabled failed.
     let today = chrono::Utc::now().format("%Y-%m-%d").to_string();
     let table = activity.text("table.visually-hidden").unwrap();
-    assert!(table.contains(&format!("{today} 1")), "{table}");
+    assert!(table.contains(&format!("{today} 1 1")), "{table}");
+    let failures = activity.text("#failures table").unwrap();
+    assert!(
+        failures.contains("invalid_client This client is disabled."),
+        "{failures}"
+    );
 }
 
 #[tokio::test]

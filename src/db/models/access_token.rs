@@ -170,22 +170,6 @@ impl AccessToken {
         .execute(conn)
     }
 
-    /// How many tokens were issued to `client` in `[start, end)`: one indexed range count,
-    /// portable across both databases.
-    pub fn count_issued(
-        conn: &mut AnyConnection,
-        client: ClientRowId,
-        start: NaiveDateTime,
-        end: NaiveDateTime,
-    ) -> QueryResult<i64> {
-        client_access_tokens::table
-            .filter(client_access_tokens::client_id.eq(client))
-            .filter(client_access_tokens::created_at.ge(start))
-            .filter(client_access_tokens::created_at.lt(end))
-            .count()
-            .get_result::<i64>(conn)
-    }
-
     /// Revokes every access token issued from any refresh token of `family_id`.
     pub fn revoke_family(
         conn: &mut AnyConnection,

@@ -56,6 +56,67 @@ impl AuditEvent {
     }
 }
 
+/// Which of an application's events to show (the activity page's filters); `None` is any.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct EventFilter {
+    pub action: Option<String>,
+    /// From this instant on.
+    pub from: Option<NaiveDateTime>,
+    /// Before this instant.
+    pub until: Option<NaiveDateTime>,
+}
+
+impl AuditEvent {
+    /// A page of an application's events that match `filter`, newest first, and how many match
+    /// in all. Two statements.
+    pub fn page_for_client(
+        conn: &mut AnyConnection,
+        client_id: ClientRowId,
+        filter: &EventFilter,
+        limit: i64,
+        offset: i64,
+    ) -> QueryResult<(Vec<AuditEvent>, i64)> {
+        crate::db::native!(conn, c => {
+            let matching = || {
+                let mut query = audit_events::table
+                    .filter(audit_events::client_id.eq(client_id))
+                    .into_boxed();
+                if let Some(action) = &filter.action {
+                    query = query.filter(audit_events::action.eq(action.clone()));
+                }
+                if let Some(from) = filter.from {
+                    query = query.filter(audit_events::created_at.ge(from));
+                }
+                if let Some(until) = filter.until {
+                    query = query.filter(audit_events::created_at.lt(until));
+                }
+                query
+            };
+            let total = matching().count().get_result::<i64>(c)?;
+            let rows = matching()
+                .order((audit_events::created_at.desc(), audit_events::id.desc()))
+                .limit(limit)
+                .offset(offset)
+                .select(AuditEvent::as_select())
+                .load(c)?;
+            Ok((rows, total))
+        })
+    }
+
+    /// The kinds of event an application's log holds, for the filter's choices.
+    pub fn actions_for_client(
+        conn: &mut AnyConnection,
+        client_id: ClientRowId,
+    ) -> QueryResult<Vec<String>> {
+        audit_events::table
+            .filter(audit_events::client_id.eq(client_id))
+            .select(audit_events::action)
+            .distinct()
+            .order(audit_events::action)
+            .load(conn)
+    }
+}
+
 /// `detail` of a sign-in from an address the account had not signed in from for 30 days.
 pub const NEW_ADDRESS: &str = "new address";
 

@@ -65,6 +65,7 @@ pub mod scope;
 pub mod second_factor;
 pub mod session;
 pub mod signing_key;
+pub mod token_request;
 pub mod used_jti;
 pub mod user;
 
@@ -85,5 +86,6 @@ pub use scope::Scope;
 pub use second_factor::{RecoveryCode, UserTotp};
 pub use session::SessionRow;
 pub use signing_key::{NewSigningKey, SigningKeyRow};
+pub use token_request::{RequestCount, TokenRequests};
 pub use used_jti::UsedJti;
 pub use user::{NewUser, User};

@@ -20,6 +20,8 @@ pub struct User {
     pub email_verified_at: Option<NaiveDateTime>,
     pub created_at: NaiveDateTime,
     pub updated_at: NaiveDateTime,
+    /// Builds applications (the portal's pages in its navigation), rather than only using them.
+    pub is_developer: bool,
 }
 
 #[derive(Debug, Insertable)]
@@ -32,6 +34,7 @@ pub struct NewUser<'a> {
     pub email_verified_at: Option<NaiveDateTime>,
     pub created_at: NaiveDateTime,
     pub updated_at: NaiveDateTime,
+    pub is_developer: bool,
 }
 
 impl User {
@@ -88,6 +91,20 @@ impl User {
             .select(User::as_select())
             .get_result(conn)
             .optional()
+    }
+
+    /// Whether any account exists (a fresh server has none).
+    pub fn any(conn: &mut AnyConnection) -> QueryResult<bool> {
+        diesel::select(diesel::dsl::exists(users::table.select(users::id))).get_result(conn)
+    }
+
+    /// Marks the account as one that builds applications. One statement, which changes
+    /// nothing when it is one already.
+    pub fn mark_developer(conn: &mut AnyConnection, id: UserId) -> QueryResult<()> {
+        diesel::update(users::table.find(id).filter(users::is_developer.eq(false)))
+            .set(users::is_developer.eq(true))
+            .execute(conn)
+            .map(|_| ())
     }
 
     /// Gives the account a new display name.

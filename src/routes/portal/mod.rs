@@ -21,6 +21,7 @@ use crate::error::AppError;
 use crate::state::AppState;
 use form::AppForm;
 
+pub use activity::csv as activity_csv;
 pub use activity::show as activity;
 pub use keys::{
     add as add_keys, remove as remove_key, remove_confirm as remove_key_confirm, show as keys,

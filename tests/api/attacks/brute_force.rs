@@ -798,6 +798,7 @@ fn accounts(app: &TestApp, prefix: &str, n: usize) -> Vec<String> {
                 email_verified_at: None,
                 created_at: now,
                 updated_at: now,
+                is_developer: false,
             },
         )
         .unwrap();
