@@ -283,6 +283,11 @@ pub const STATIC_FILES: &[StaticFile] = &[
         content_type: "text/javascript; charset=utf-8",
         body: include_bytes!("../static/js/passkey.js"),
     },
+    StaticFile {
+        path: "js/logo.js",
+        content_type: "text/javascript; charset=utf-8",
+        body: include_bytes!("../static/js/logo.js"),
+    },
 ];
 
 #[cfg(test)]

@@ -133,10 +133,11 @@ async fn the_consent_page_says_who_asks_for_what_and_where_you_go() {
     );
     assert_eq!(page.text(".badge.sandbox").as_deref(), Some("Sandbox"));
     assert_eq!(
-        page.text(".app-logo").as_deref(),
+        page.attr(".app-logo", "data-initials").as_deref(),
         Some("TA"),
-        "initials when there is no logo"
+        "initials when there is no logo (drawn by the stylesheet, under a logo if there is one)"
     );
+    assert!(page.attr(".app-logo img", "src").is_none());
     assert!(
         page.text("button[value=allow]").is_some() && page.text("button[value=deny]").is_some()
     );

@@ -189,3 +189,66 @@ async fn the_home_page_knows_a_fresh_server_and_who_is_signed_in() {
     assert!(home.attr("main a[href='/account/authorized-apps']", "href").is_some());
     assert!(home.attr("main a[href='/developer/applications']", "href").is_none());
 }
+
+#[tokio::test]
+async fn check_your_inbox_sends_the_link_again_within_the_mail_ration() {
+    let app = spawn_app().await;
+    let res = app
+        .post_form("/signup", "/signup", &[("email", "new@example.com")])
+        .await;
+    assert_eq!(res.status(), 200);
+    let page = crate::helpers::Html::parse(&res.text().await.unwrap());
+    assert_eq!(
+        page.attr("form[action='/signup'] input[name=email]", "value")
+            .as_deref(),
+        Some("new@example.com")
+    );
+    assert_eq!(
+        page.text("form[action='/signup'] button").as_deref(),
+        Some("Send the link again")
+    );
+    app.mail_to("new@example.com", 0).await;
+    // Pressed again and again: the address gets five messages in the hour, no more.
+    for _ in 0..6 {
+        let res = app
+            .post_form("/signup", "/signup", &[("email", "new@example.com")])
+            .await;
+        assert_eq!(res.status(), 200);
+    }
+    tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+    let sent = app
+        .outbox
+        .messages()
+        .into_iter()
+        .filter(|m| m.to == "new@example.com")
+        .count();
+    assert_eq!(sent, 5);
+}
+
+#[tokio::test]
+async fn a_logo_is_drawn_over_its_initials_and_the_script_that_drops_a_broken_one_is_served() {
+    let app = spawn_app().await;
+    let client = setup(&app);
+    let mut conn = app.db.connect();
+    {
+        use diesel::prelude::*;
+        use latchkey::db::schema::clients;
+        diesel::update(clients::table)
+            .set(clients::logo_url.eq("https://shop.example.com/missing.png"))
+            .execute(&mut conn)
+            .unwrap();
+    }
+    app.log_in("merchant", crate::helpers::MERCHANT_PASSWORD).await;
+    let (_, page) = app
+        .page(&format!("/developer/applications/{}", client.client_id))
+        .await;
+    assert_eq!(
+        page.attr(".app-logo", "data-initials").as_deref(),
+        Some("TA")
+    );
+    assert!(page.attr(".app-logo img", "src").is_some());
+    assert!(page.attr("script[src='/static/js/logo.js']", "src").is_some());
+    let script = app.get("/static/js/logo.js").await;
+    assert_eq!(script.status(), 200);
+    assert!(script.text().await.unwrap().contains("img.remove()"));
+}
