@@ -11,7 +11,8 @@
 # writer) executed per request. Every response must be a 200, or the script fails.
 #
 # Scenarios: client_credentials (RS256, form), refresh_token (rotating), /v1/user/profile,
-# introspection, and client_credentials with an ES256 key. A curl request costs the server the
+# introspection, a client_credentials request with a wrong secret (answered 401, and counted
+# for the activity page), and client_credentials with an ES256 key. A curl request costs the server the
 # same whatever the machine does meanwhile; the counts include the HTTP parsing and the
 # kernel-facing code in libc, not the kernel itself.
 set -euo pipefail
@@ -39,9 +40,14 @@ need curl curl
 need python3 python3
 [ -z "$PG_URL" ] || need psql postgresql-client
 
-echo "building (release)…" >&2
-cargo build --release --locked --quiet --bin latchkey
-BIN="$PWD/target/release/latchkey"
+# LATCHKEY_BIN: a binary built already (for example an older commit's, to compare).
+if [ -n "${LATCHKEY_BIN:-}" ]; then
+  BIN="$LATCHKEY_BIN"
+else
+  echo "building (release)…" >&2
+  cargo build --release --locked --quiet --bin latchkey
+  BIN="$PWD/target/release/latchkey"
+fi
 PORT=18491
 BASE="http://127.0.0.1:$PORT"
 WORK=$(mktemp -d)
@@ -63,6 +69,7 @@ printf '%s\n' 'bench password 1' | "$BIN" user create --username bench --name Be
 CLIENT=$("$BIN" client create --owner bench --name Bench --json --redirect-uri http://127.0.0.1:9/cb \
   --grant-type client_credentials --grant-type refresh_token)
 BASIC=$(printf '%s:%s' "$(json_field "$CLIENT" client_id)" "$(json_field "$CLIENT" client_secret)" | base64 -w0)
+WRONG=$(printf '%s:%s' "$(json_field "$CLIENT" client_id)" "lks_not-the-secret" | base64 -w0)
 
 start_server() {
   valgrind --tool=callgrind --instr-atstart=no --callgrind-out-file="$WORK/callgrind.%p" \
@@ -76,7 +83,7 @@ start_server() {
 }
 stop_server() { kill "$SERVER"; wait "$SERVER" 2>/dev/null || true; SERVER=""; }
 
-# request KIND: one request of the scenario; fails unless the answer is a 200.
+# request KIND: one request of the scenario; fails unless the answer is a 200 (401 for `wrong`).
 REFRESH=""
 request() {
   case "$1" in
@@ -89,6 +96,11 @@ request() {
     profile) curl -sf -o /dev/null "$BASE/v1/user/profile" -H "Authorization: Bearer $ACCESS" ;;
     introspect) curl -sf -o /dev/null -X POST "$BASE/oauth/introspect" \
           -H "Authorization: Basic $BASIC" --data-urlencode "token=$ACCESS" ;;
+    wrong)
+      local status
+      status=$(curl -s -o /dev/null -w '%{http_code}' -X POST "$BASE/oauth/token" \
+        -H "Authorization: Basic $WRONG" -d grant_type=client_credentials)
+      [ "$status" = 401 ] || { echo "a wrong secret was answered $status" >&2; exit 1; } ;;
   esac
 }
 
@@ -119,6 +131,7 @@ measure "client_credentials (RS256)" cc
 measure "refresh_token" refresh
 measure "/v1/user/profile" profile
 measure "introspection" introspect
+measure "client_credentials, wrong secret" wrong
 stop_server
 
 "$BIN" keys rotate --alg ES256 >/dev/null

@@ -123,6 +123,10 @@ impl<'a> Journey<'a> {
     }
 
     async fn walk(mut self) {
+        // A fresh server: the home page tells the operator what to do first.
+        self.b.goto(&self.app.url("/")).await;
+        self.b.wait_for("#first-steps h1", Some("Latchkey is running")).await;
+        self.page("home-first-steps").await;
         let callback = CallbackServer::start(&self.app.address);
         let client = self.merchant_registers_an_application(&callback).await;
         callback.configure(&client.client_id, &client.secret);
@@ -190,11 +194,13 @@ impl<'a> Journey<'a> {
                 "{id} is ticked by default"
             );
         }
-        let scope = b.find("#scope-get_user_profile").await;
-        if !scope.is_selected().await.unwrap() {
-            b.toggle("scope-get_user_profile").await;
+        for name in ["get_user_profile", "manage_payment"] {
+            let scope = b.find(&format!("#scope-{name}")).await;
+            if !scope.is_selected().await.unwrap() {
+                b.toggle(&format!("scope-{name}")).await;
+            }
+            assert!(scope.is_selected().await.unwrap());
         }
-        assert!(scope.is_selected().await.unwrap());
         b.click("Create application").await;
         b.wait_for("#home_page_url-error", None).await;
         assert!(
@@ -282,6 +288,7 @@ impl<'a> Journey<'a> {
             .await;
         self.merchant_confirms_what_reaches_customers(&client_id)
             .await;
+        self.merchant_reads_the_activity(&client_id).await;
 
         b.click("Sign out").await;
         b.wait_for_path("/login").await;
@@ -611,6 +618,28 @@ impl<'a> Journey<'a> {
         }
     }
 
+    /// The activity page: token requests per day (issued and failed) and the audit log, whose
+    /// filters say what is wrong beside the field.
+    async fn merchant_reads_the_activity(&mut self, client_id: &str) {
+        let (app, b) = (self.app, self.b);
+        // A request with a wrong secret, for the failures table.
+        assert_eq!(token_status(app, client_id, "lks_wrong").await, 401);
+        let activity = app.url(&format!("/developer/applications/{client_id}/activity"));
+        b.goto(&activity).await;
+        b.wait_for("#failures table", None).await;
+        assert!(
+            b.text("#failures table")
+                .await
+                .contains("the client secret does not match any active secret")
+        );
+        assert!(b.text("#log table").await.contains("created"));
+        self.page("activity").await;
+        b.goto(&format!("{activity}?from=last+week#log")).await;
+        b.wait_for("#from-error", None).await;
+        assert_eq!(b.value("#from").await, "last week", "the input is kept");
+        self.page("activity-filter-error").await;
+    }
+
     /// The end user uses the keyboard only: Tab, typing, Enter.
     async fn end_user_authorizes_and_revokes(
         &mut self,
@@ -627,12 +656,13 @@ impl<'a> Journey<'a> {
             .append_pair("client_id", &client.client_id)
             .append_pair("response_type", "code")
             .append_pair("redirect_uri", &callback.redirect_uri)
-            .append_pair("scope", "get_user_profile")
+            .append_pair("scope", "get_user_profile manage_payment")
             .append_pair("state", &state)
             .append_pair("code_challenge", CHALLENGE)
             .append_pair("code_challenge_method", "S256");
         b.goto(authorize.as_str()).await;
         b.wait_for_path("/login").await;
+        assert_eq!(b.text("h1").await, "Sign in to continue to Acme Shop");
         self.page("authorize-sign-in").await;
         b.tab_to("#username").await;
         b.type_text(END_USER).await;
@@ -642,7 +672,12 @@ impl<'a> Journey<'a> {
         b.wait_for_path("/oauth/authorize").await;
 
         b.wait_for("h1", Some("Authorize Acme Shop")).await;
-        assert_eq!(b.text(".scopes").await, "Read your user profile");
+        let asked = b.text(".scopes").await;
+        assert!(
+            asked.contains("Read your user profile")
+                && asked.contains("Take and refund payments for your business"),
+            "{asked}"
+        );
         assert!(
             b.text("main")
                 .await
@@ -673,7 +708,7 @@ impl<'a> Journey<'a> {
         let visit = &visits[0];
         assert_eq!(visit.query["state"], state);
         assert_eq!(visit.token_status, 200, "{}", visit.tokens);
-        assert_eq!(visit.tokens["scope"], "get_user_profile");
+        assert_eq!(visit.tokens["scope"], "get_user_profile manage_payment");
         assert_eq!(visit.profile["username"], END_USER);
 
         // The application keeps access: its refresh token works (and rotates).
@@ -683,11 +718,33 @@ impl<'a> Journey<'a> {
         let access_token = refreshed.1["access_token"].as_str().unwrap().to_owned();
         assert_eq!(app.profile(&access_token).await.status(), 200);
 
-        // Authorized apps: take the access back.
+        // Authorized apps: someone who only uses applications sees no developer pages; one
+        // permission is taken back, then the whole access.
         b.goto(&app.url("/account/authorized-apps")).await;
+        assert!(!b.text("header").await.contains("Developer"));
         assert!(b.text("section.authorized").await.contains("Acme Shop"));
         assert!(b.text("table").await.contains("Read your user profile"));
         self.page("authorized-apps").await;
+        b.reset_focus().await;
+        b.tab_to("a[href$='/scopes/manage_payment/revoke']").await;
+        b.press(Key::Enter).await;
+        b.wait_for(
+            "h1",
+            Some("Stop Acme Shop from “Take and refund payments for your business”?"),
+        )
+        .await;
+        self.page("revoke-scope-confirm").await;
+        b.reset_focus().await;
+        b.tab_to("button.danger").await;
+        b.press(Key::Enter).await;
+        b.wait_for_path("/account/authorized-apps").await;
+        b.wait_for(".flash", None).await;
+        assert!(!b.text("table").await.contains("Take and refund payments"));
+        let kept = refresh(app, client, &refresh_token).await;
+        assert_eq!(kept.0, 200, "{}", kept.1);
+        assert_eq!(kept.1["scope"], "get_user_profile", "the next refresh gets what is left");
+        let refresh_token = kept.1["refresh_token"].clone();
+        let access_token = kept.1["access_token"].as_str().unwrap().to_owned();
         b.reset_focus().await;
         b.tab_to("a[href$='/revoke']").await;
         b.press(Key::Enter).await;
