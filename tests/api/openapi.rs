@@ -170,6 +170,7 @@ fn collect_refs(value: &Value, found: &mut Vec<String>) {
 #[test]
 fn references_resolve_and_operations_are_complete() {
     let doc = kept();
+    assert_eq!(doc["info"]["version"], env!("CARGO_PKG_VERSION"));
     let mut refs = Vec::new();
     collect_refs(&doc, &mut refs);
     assert!(refs.len() > 50);
