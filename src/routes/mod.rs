@@ -11,6 +11,7 @@ mod health;
 mod home;
 mod introspect;
 pub mod limits;
+mod openapi;
 mod page;
 mod passkeys;
 mod password;
@@ -59,6 +60,7 @@ pub fn api(cfg: &mut web::ServiceConfig) {
             "/.well-known/openid-configuration",
             web::get().to(discovery::metadata),
         )
+        .route("/openapi.json", web::get().to(openapi::openapi))
         .service(
             web::resource("/oauth/userinfo")
                 .route(web::get().to(profile::userinfo))

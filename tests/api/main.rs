@@ -21,6 +21,7 @@ mod helpers;
 mod limits;
 mod mfa;
 mod oidc;
+mod openapi;
 mod par;
 mod passkeys;
 mod portal;
