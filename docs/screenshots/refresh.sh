@@ -11,6 +11,7 @@ consent-desktop consent-phone authorized-apps-desktop revoke-confirm-phone
 totp-setup-desktop recovery-codes-desktop security-passkey-desktop
 security-passkey-phone passkey-add-desktop sign-in-passkey-desktop sign-in-passkey-phone
 confirm-code-desktop disable-confirm-desktop go-live-confirm-desktop delete-confirm-phone
+activity-desktop home-first-steps-desktop revoke-scope-confirm-desktop authorize-sign-in-desktop
 "
 for page in $shown; do
   latest=$(ls -t target/screenshots/[0-9][0-9]-"$page".png 2>/dev/null | head -n 1)
