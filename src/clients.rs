@@ -7,11 +7,11 @@
 use std::collections::BTreeSet;
 
 use crate::crypto::{self, ServerKey};
-use crate::db::models::{
-    Client, ClientSecret, ClientSettings, NewClient, NewClientSecret, RefreshToken,
-    Scope, Security, TokenRequests, User,
-};
 use crate::db::models::token_request::ISSUED;
+use crate::db::models::{
+    Client, ClientSecret, ClientSettings, NewClient, NewClientSecret, RefreshToken, Scope,
+    Security, TokenRequests, User,
+};
 use crate::db::{self, AnyConnection, DbError};
 use crate::domain::{
     ClientId, ClientKeys, ClientName, GrantType, Invalid, RedirectUris, ScopeName, Scopes,

@@ -23,9 +23,9 @@ use parking_lot::Mutex;
 use super::error::OAuthError;
 use crate::db::models::token_request::ISSUED;
 use crate::db::models::{RequestCount, TokenRequests};
-use crate::domain::GrantType;
 use crate::db::{self, DbError};
 use crate::domain::ClientRowId;
+use crate::domain::GrantType;
 
 /// How often the counts are written.
 pub const FLUSH_INTERVAL: Duration = Duration::from_secs(5);
@@ -114,14 +114,16 @@ impl Outcomes {
             .drain()
             .flat_map(|((client, day, outcome), details)| {
                 let day = day.format("%Y-%m-%d").to_string();
-                details.into_iter().map(move |(detail, tally)| RequestCount {
-                    client_id: client,
-                    day: day.clone(),
-                    outcome,
-                    detail: detail.into(),
-                    count: tally.count,
-                    last_at: tally.last_at,
-                })
+                details
+                    .into_iter()
+                    .map(move |(detail, tally)| RequestCount {
+                        client_id: client,
+                        day: day.clone(),
+                        outcome,
+                        detail: detail.into(),
+                        count: tally.count,
+                        last_at: tally.last_at,
+                    })
             })
             .collect();
         (counts, dropped)
@@ -190,7 +192,11 @@ mod tests {
         outcomes.failed(a, &wrong, at(7, 9));
         outcomes.failed(a, &wrong, at(8, 1));
         outcomes.failed(b, &wrong, at(7, 1));
-        outcomes.failed(a, &OAuthError::invalid_grant("The code was used before."), at(7, 2));
+        outcomes.failed(
+            a,
+            &OAuthError::invalid_grant("The code was used before."),
+            at(7, 2),
+        );
         outcomes.issued(a, GrantType::ClientCredentials, at(7, 3));
         let (mut counts, dropped) = outcomes.take();
         assert_eq!(dropped, 0);
@@ -199,16 +205,48 @@ mod tests {
         });
         let seen: Vec<_> = counts
             .iter()
-            .map(|c| (c.client_id, c.day.as_str(), c.outcome, c.detail.as_str(), c.count))
+            .map(|c| {
+                (
+                    c.client_id,
+                    c.day.as_str(),
+                    c.outcome,
+                    c.detail.as_str(),
+                    c.count,
+                )
+            })
             .collect();
         assert_eq!(
             seen,
             [
-                (a, "2026-12-07", "invalid_client", "the secret does not match", 2),
-                (a, "2026-12-07", "invalid_grant", "The code was used before.", 1),
+                (
+                    a,
+                    "2026-12-07",
+                    "invalid_client",
+                    "the secret does not match",
+                    2
+                ),
+                (
+                    a,
+                    "2026-12-07",
+                    "invalid_grant",
+                    "The code was used before.",
+                    1
+                ),
                 (a, "2026-12-07", "issued", "client_credentials", 1),
-                (a, "2026-12-08", "invalid_client", "the secret does not match", 1),
-                (b, "2026-12-07", "invalid_client", "the secret does not match", 1),
+                (
+                    a,
+                    "2026-12-08",
+                    "invalid_client",
+                    "the secret does not match",
+                    1
+                ),
+                (
+                    b,
+                    "2026-12-07",
+                    "invalid_client",
+                    "the secret does not match",
+                    1
+                ),
             ]
         );
         assert_eq!(counts[0].last_at, at(7, 9));

@@ -78,8 +78,7 @@ pub fn exchange(
     if let Some(entry) = &entry {
         let _ = caller.client.set(entry.client.id);
     }
-    let mut auth =
-        client_auth::verify(ctx, &presented, entry, client_auth::Endpoint::Token, now)?;
+    let mut auth = client_auth::verify(ctx, &presented, entry, client_auth::Endpoint::Token, now)?;
     // The assertion's and the proof's `jti`s, spent before any token is answered: with the
     // token's row in its group commit on the quick path, else now.
     let mut once: Vec<SingleUse> = auth.take_unspent().into_iter().collect();

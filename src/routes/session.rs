@@ -48,9 +48,8 @@ pub async fn login_form(
     let next = safe_next(query.next.as_deref());
     // During an authorization request: which application the person signs in for.
     if next.as_deref() == Some(super::authorize::RESUME)
-        && let Some(pending) = session.get::<crate::oauth::authorize::Pending>(
-            crate::auth::session::PENDING_AUTHORIZATION,
-        )
+        && let Some(pending) = session
+            .get::<crate::oauth::authorize::Pending>(crate::auth::session::PENDING_AUTHORIZATION)
         && !pending.client_name.is_empty()
     {
         ctx.insert("app_name", &pending.client_name);

@@ -58,7 +58,10 @@ async fn failed_token_requests_are_counted_by_error_and_reason_without_secrets()
     let res = app
         .token_form(
             Some(&created),
-            &[("grant_type", "client_credentials"), ("scope", "manage_store")],
+            &[
+                ("grant_type", "client_credentials"),
+                ("scope", "manage_store"),
+            ],
         )
         .await;
     assert_eq!(res.status(), 400);
@@ -77,7 +80,11 @@ async fn failed_token_requests_are_counted_by_error_and_reason_without_secrets()
     while counted() < 7 && std::time::Instant::now() < deadline {
         tokio::time::sleep(std::time::Duration::from_millis(200)).await;
     }
-    assert_eq!(counted(), 7, "2 issued + 5 failed, the unknown client not counted");
+    assert_eq!(
+        counted(),
+        7,
+        "2 issued + 5 failed, the unknown client not counted"
+    );
 
     let (status, page) = app.page(&format!("{show}/activity")).await;
     assert_eq!(status, 200);
@@ -93,14 +100,15 @@ async fn failed_token_requests_are_counted_by_error_and_reason_without_secrets()
 
     let failures = page.text("#failures table").unwrap();
     assert!(
-        failures.contains(
-            "invalid_client the client secret does not match any active secret 3"
-        ),
+        failures.contains("invalid_client the client secret does not match any active secret 3"),
         "{failures}"
     );
     assert!(failures.contains("invalid_grant"), "{failures}");
     assert!(failures.contains("invalid_scope"), "{failures}");
-    assert!(failures.contains("Check the client ID and secret"), "{failures}");
+    assert!(
+        failures.contains("Check the client ID and secret"),
+        "{failures}"
+    );
     // The most frequent first.
     assert!(
         page.text("#failures tbody tr")
@@ -115,7 +123,9 @@ async fn failed_token_requests_are_counted_by_error_and_reason_without_secrets()
         .load(&mut app.db.connect())
         .unwrap();
     assert!(
-        stored.iter().all(|d| !d.contains("do-not-log") && !d.contains("not-a-token")),
+        stored
+            .iter()
+            .all(|d| !d.contains("do-not-log") && !d.contains("not-a-token")),
         "{stored:?}"
     );
 
@@ -136,7 +146,10 @@ async fn failed_token_requests_are_counted_by_error_and_reason_without_secrets()
     // The client cache sees the change within a second (a request before that still succeeds).
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
     while client_credentials(&app, &created).await != 401 {
-        assert!(std::time::Instant::now() < deadline, "the expiry never took effect");
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the expiry never took effect"
+        );
         tokio::time::sleep(std::time::Duration::from_millis(100)).await;
     }
     let (_, page) = app.page(&format!("{show}/activity")).await;
@@ -160,7 +173,11 @@ async fn an_empty_activity_page_says_so() {
         page.text("#failures p").as_deref(),
         Some("No failed token requests in the last 14 days.")
     );
-    assert!(page.text("#requests p.muted").unwrap().starts_with("0 tokens issued · 0 failed requests"));
+    assert!(
+        page.text("#requests p.muted")
+            .unwrap()
+            .starts_with("0 tokens issued · 0 failed requests")
+    );
 }
 
 #[tokio::test]
@@ -209,7 +226,12 @@ async fn the_audit_log_filters_pages_and_downloads_as_csv() {
     assert_eq!(older, "?page=2#log");
     let (_, second) = app.page(&format!("{activity}?page=2")).await;
     assert_eq!(rows(&second, "#log tbody tr"), 11);
-    assert!(second.text("#log tbody tr:last-child").unwrap().contains("created"));
+    assert!(
+        second
+            .text("#log tbody tr:last-child")
+            .unwrap()
+            .contains("created")
+    );
     assert!(second.attr(".pager a[rel=prev]", "href").is_some());
     // Past the end: the last page.
     let (status, past) = app.page(&format!("{activity}?page=99")).await;
@@ -220,7 +242,9 @@ async fn the_audit_log_filters_pages_and_downloads_as_csv() {
     let (_, created_only) = app.page(&format!("{activity}?action=created")).await;
     assert_eq!(rows(&created_only, "#log tbody tr"), 1);
     assert_eq!(
-        created_only.attr("#action option[selected]", "value").as_deref(),
+        created_only
+            .attr("#action option[selected]", "value")
+            .as_deref(),
         Some("created")
     );
     assert!(created_only.text("#log").unwrap().contains("Clear filters"));
@@ -254,8 +278,16 @@ async fn the_audit_log_filters_pages_and_downloads_as_csv() {
     assert_eq!(status, 400);
     assert_eq!(bad.attr("#from", "value").as_deref(), Some("yesterday"));
     assert_eq!(bad.attr("#from", "aria-invalid").as_deref(), Some("true"));
-    assert!(bad.text("#from-error").unwrap().starts_with("From: enter a date"));
-    assert!(bad.text("#action-error").unwrap().starts_with("Event type:"));
+    assert!(
+        bad.text("#from-error")
+            .unwrap()
+            .starts_with("From: enter a date")
+    );
+    assert!(
+        bad.text("#action-error")
+            .unwrap()
+            .starts_with("Event type:")
+    );
     let (status, backwards) = app
         .page(&format!("{activity}?from={tomorrow}&to={today}"))
         .await;
@@ -274,8 +306,14 @@ async fn the_audit_log_filters_pages_and_downloads_as_csv() {
         res.headers()["content-type"].to_str().unwrap(),
         "text/csv; charset=utf-8"
     );
-    let disposition = res.headers()["content-disposition"].to_str().unwrap().to_owned();
-    assert!(disposition.starts_with("attachment; filename=\"activity-"), "{disposition}");
+    let disposition = res.headers()["content-disposition"]
+        .to_str()
+        .unwrap()
+        .to_owned();
+    assert!(
+        disposition.starts_with("attachment; filename=\"activity-"),
+        "{disposition}"
+    );
     let body = res.text().await.unwrap();
     let mut reader = csv::Reader::from_reader(body.as_bytes());
     assert_eq!(
@@ -296,6 +334,17 @@ async fn the_audit_log_filters_pages_and_downloads_as_csv() {
 
     // Another merchant's application is not there for them.
     let other = spawn_browser(&app, "globex").await;
-    assert_eq!(other.get(&app.url(&format!("{activity}.csv"))).send().await.unwrap().status(), 404);
-    assert_eq!(other.get(app.url(&activity)).send().await.unwrap().status(), 404);
+    assert_eq!(
+        other
+            .get(app.url(&format!("{activity}.csv")))
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        404
+    );
+    assert_eq!(
+        other.get(app.url(&activity)).send().await.unwrap().status(),
+        404
+    );
 }

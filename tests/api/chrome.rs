@@ -28,11 +28,20 @@ async fn someone_who_only_uses_apps_sees_no_developer_chrome() {
     );
     assert!(out.success(), "{}", out.stderr);
     app.log_in("shopper", "shopper password 1").await;
-    for path in ["/account", "/account/authorized-apps", "/account/security", "/"] {
+    for path in [
+        "/account",
+        "/account/authorized-apps",
+        "/account/security",
+        "/",
+    ] {
         let (status, page) = app.page(path).await;
         assert_eq!(status, 200, "{path}");
         assert!(page.attr(DEVELOPER_NAV, "href").is_none(), "{path}");
-        assert!(page.text(".banner").is_none(), "{path}: {:?}", page.text(".banner"));
+        assert!(
+            page.text(".banner").is_none(),
+            "{path}: {:?}",
+            page.text(".banner")
+        );
         assert!(page.text("header").unwrap().contains("Authorized apps"));
     }
     // The portal is still theirs to open, from the account page.
@@ -43,10 +52,20 @@ async fn someone_who_only_uses_apps_sees_no_developer_chrome() {
     );
     let (status, portal) = app.page("/developer/applications").await;
     assert_eq!(status, 200);
-    assert!(portal.attr(DEVELOPER_NAV, "href").is_some(), "on the portal's own pages");
+    assert!(
+        portal.attr(DEVELOPER_NAV, "href").is_some(),
+        "on the portal's own pages"
+    );
     // Registering an application makes the account a developer's.
     let out = app.cli(
-        &["client", "create", "--owner", "shopper", "--name", "Side Project"],
+        &[
+            "client",
+            "create",
+            "--owner",
+            "shopper",
+            "--name",
+            "Side Project",
+        ],
         "",
     );
     assert!(out.success(), "{}", out.stderr);
@@ -55,12 +74,13 @@ async fn someone_who_only_uses_apps_sees_no_developer_chrome() {
     assert!(account.text("#build").is_none());
     // And the unconfirmed address now matters (going live): said honestly, with a way to fix it.
     let banner = account.text(".banner").unwrap();
-    assert!(banner.contains("sam@example.com is not confirmed yet"), "{banner}");
+    assert!(
+        banner.contains("sam@example.com is not confirmed yet"),
+        "{banner}"
+    );
     assert!(!banner.contains("we sent you"), "{banner}");
     let sent = app.outbox.messages().len();
-    let res = app
-        .post_form("/verify-email/resend", "/account", &[])
-        .await;
+    let res = app.post_form("/verify-email/resend", "/account", &[]).await;
     assert_eq!(res.status(), 303);
     app.mail_to("sam@example.com", sent).await;
 }
@@ -122,7 +142,11 @@ async fn signing_in_or_up_during_an_authorization_names_the_application() {
         page.text("h1").as_deref(),
         Some("Sign in to continue to Test App")
     );
-    assert!(page.text("#for-app").unwrap().contains("never sees your password"));
+    assert!(
+        page.text("#for-app")
+            .unwrap()
+            .contains("never sees your password")
+    );
     // Without an authorization, the plain page.
     let (_, plain) = app.page("/login").await;
     assert_eq!(plain.text("h1").as_deref(), Some("Sign in"));
@@ -163,8 +187,12 @@ async fn the_home_page_knows_a_fresh_server_and_who_is_signed_in() {
     let dir = folder.path().to_owned();
     let files = spawn_app_with(move |_| {
         Some(
-            latchkey::email::Mailer::new(None, dir, "Latchkey <no-reply@example.com>".parse().unwrap())
-                .unwrap(),
+            latchkey::email::Mailer::new(
+                None,
+                dir,
+                "Latchkey <no-reply@example.com>".parse().unwrap(),
+            )
+            .unwrap(),
         )
     })
     .await;
@@ -181,13 +209,22 @@ async fn the_home_page_knows_a_fresh_server_and_who_is_signed_in() {
     app.create_user(END_USER, END_USER_PASSWORD);
     let (_, signed_out) = app.page("/").await;
     assert!(signed_out.text("#first-steps").is_none());
-    assert_eq!(signed_out.attr("main a.button", "href").as_deref(), Some("/login"));
+    assert_eq!(
+        signed_out.attr("main a.button", "href").as_deref(),
+        Some("/login")
+    );
 
     app.log_in(END_USER, END_USER_PASSWORD).await;
     let (_, home) = app.page("/").await;
     assert!(home.text("h1").unwrap().starts_with("Hello"));
-    assert!(home.attr("main a[href='/account/authorized-apps']", "href").is_some());
-    assert!(home.attr("main a[href='/developer/applications']", "href").is_none());
+    assert!(
+        home.attr("main a[href='/account/authorized-apps']", "href")
+            .is_some()
+    );
+    assert!(
+        home.attr("main a[href='/developer/applications']", "href")
+            .is_none()
+    );
 }
 
 #[tokio::test]
@@ -238,7 +275,8 @@ async fn a_logo_is_drawn_over_its_initials_and_the_script_that_drops_a_broken_on
             .execute(&mut conn)
             .unwrap();
     }
-    app.log_in("merchant", crate::helpers::MERCHANT_PASSWORD).await;
+    app.log_in("merchant", crate::helpers::MERCHANT_PASSWORD)
+        .await;
     let (_, page) = app
         .page(&format!("/developer/applications/{}", client.client_id))
         .await;
@@ -247,7 +285,10 @@ async fn a_logo_is_drawn_over_its_initials_and_the_script_that_drops_a_broken_on
         Some("TA")
     );
     assert!(page.attr(".app-logo img", "src").is_some());
-    assert!(page.attr("script[src='/static/js/logo.js']", "src").is_some());
+    assert!(
+        page.attr("script[src='/static/js/logo.js']", "src")
+            .is_some()
+    );
     let script = app.get("/static/js/logo.js").await;
     assert_eq!(script.status(), 200);
     assert!(script.text().await.unwrap().contains("img.remove()"));
@@ -286,9 +327,14 @@ async fn the_start_up_log_prints_the_url_to_open() {
     let found = tokio::time::timeout(std::time::Duration::from_secs(30), found).await;
     let _ = child.kill();
     let _ = child.wait();
-    let line = found.expect("no line within 30 s").unwrap().expect("the server stopped");
+    let line = found
+        .expect("no line within 30 s")
+        .unwrap()
+        .expect("the server stopped");
     assert!(
-        line.contains("open http://latchkey.test/ in a browser to sign in, or to see the first steps"),
+        line.contains(
+            "open http://latchkey.test/ in a browser to sign in, or to see the first steps"
+        ),
         "{line}"
     );
 }

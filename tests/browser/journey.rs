@@ -125,7 +125,9 @@ impl<'a> Journey<'a> {
     async fn walk(mut self) {
         // A fresh server: the home page tells the operator what to do first.
         self.b.goto(&self.app.url("/")).await;
-        self.b.wait_for("#first-steps h1", Some("Latchkey is running")).await;
+        self.b
+            .wait_for("#first-steps h1", Some("Latchkey is running"))
+            .await;
         self.page("home-first-steps").await;
         let callback = CallbackServer::start(&self.app.address);
         let client = self.merchant_registers_an_application(&callback).await;
@@ -742,7 +744,10 @@ impl<'a> Journey<'a> {
         assert!(!b.text("table").await.contains("Take and refund payments"));
         let kept = refresh(app, client, &refresh_token).await;
         assert_eq!(kept.0, 200, "{}", kept.1);
-        assert_eq!(kept.1["scope"], "get_user_profile", "the next refresh gets what is left");
+        assert_eq!(
+            kept.1["scope"], "get_user_profile",
+            "the next refresh gets what is left"
+        );
         let refresh_token = kept.1["refresh_token"].clone();
         let access_token = kept.1["access_token"].as_str().unwrap().to_owned();
         b.reset_focus().await;

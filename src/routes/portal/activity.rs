@@ -120,7 +120,11 @@ impl Filters {
     /// The query string for these filters on another page (empty fields left out).
     fn query(&self, page: Option<i64>) -> String {
         let mut pairs = url::form_urlencoded::Serializer::new(String::new());
-        for (name, value) in [("action", &self.action), ("from", &self.from), ("to", &self.to)] {
+        for (name, value) in [
+            ("action", &self.action),
+            ("from", &self.from),
+            ("to", &self.to),
+        ] {
             if !value.trim().is_empty() {
                 pairs.append_pair(name, value.trim());
             }
@@ -346,8 +350,7 @@ pub async fn csv(
             errors.sort();
             return Ok::<_, DbError>(Err(errors.join(" ")));
         }
-        let (events, _) =
-            AuditEvent::page_for_client(conn, target.id, &read.filter, CSV_LIMIT, 0)?;
+        let (events, _) = AuditEvent::page_for_client(conn, target.id, &read.filter, CSV_LIMIT, 0)?;
         let names = actors(conn, &events)?;
         Ok(Ok((events, names)))
     })
@@ -386,10 +389,7 @@ fn cell(value: &str) -> std::borrow::Cow<'_, str> {
     }
 }
 
-fn to_csv(
-    events: &[AuditEvent],
-    names: &HashMap<UserId, String>,
-) -> Result<Vec<u8>, csv::Error> {
+fn to_csv(events: &[AuditEvent], names: &HashMap<UserId, String>) -> Result<Vec<u8>, csv::Error> {
     let mut out = csv::Writer::from_writer(Vec::new());
     out.write_record(["time_utc", "event", "detail", "who", "address"])?;
     for e in events {
