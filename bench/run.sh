@@ -91,7 +91,9 @@ fi
 
 echo "building (release)…" >&2
 cargo build --release --locked --quiet
-BIN="$PWD/target/release/latchkey"
+# LATCHKEY_BIN: another build of the server to measure (an older commit's, to compare); the
+# signing floor is still this tree's.
+BIN="${LATCHKEY_BIN:-$PWD/target/release/latchkey}"
 PORT=18490
 BASE="http://127.0.0.1:$PORT"
 WORK=$(mktemp -d)
