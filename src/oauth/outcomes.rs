@@ -141,7 +141,8 @@ impl Outcomes {
     }
 
     /// Adds what was counted to `token_requests`, in one write transaction. Returns how many
-    /// keys were written; on failure the counts are kept for the next flush.
+    /// keys were written (those of applications deleted meanwhile are dropped); on failure the
+    /// counts are kept for the next flush.
     pub async fn flush(&self, pool: &db::Pool) -> Result<usize, DbError> {
         let (counts, dropped) = self.take();
         if dropped > 0 {
@@ -153,7 +154,6 @@ impl Outcomes {
         if counts.is_empty() {
             return Ok(0);
         }
-        let n = counts.len();
         let written = db::run(pool, move |conn| {
             let result = db::write_transaction(conn, |conn| TokenRequests::add(conn, &counts))
                 .map_err(DbError::from);
@@ -161,7 +161,7 @@ impl Outcomes {
         })
         .await;
         match written {
-            Ok((Ok(()), _)) => Ok(n),
+            Ok((Ok(n), _)) => Ok(n),
             Ok((Err(e), counts)) => {
                 self.restore(counts);
                 Err(e)

@@ -348,3 +348,31 @@ async fn the_audit_log_filters_pages_and_downloads_as_csv() {
         404
     );
 }
+
+/// A count of an application deleted before it was written is dropped, not kept failing the
+/// write (the foreign key) and holding back every other application's counts.
+#[tokio::test]
+async fn counts_of_a_deleted_application_do_not_hold_back_the_others() {
+    let app = spawn_app().await;
+    merchant(&app, "acme").await;
+    let gone = create_app(&app, &valid_form()).await;
+    let kept = create_app(&app, &valid_form()).await;
+    let wrong = |client: &TestClient| TestClient {
+        client_id: client.client_id.clone(),
+        secret: "lks_wrong".into(),
+        owner_id: 0,
+    };
+    assert_eq!(client_credentials(&app, &wrong(&gone)).await, 401);
+    let res = app.delete_app(&format!("{APPS}/{}", gone.client_id)).await;
+    assert_eq!(res.status(), 303);
+    assert_eq!(client_credentials(&app, &wrong(&kept)).await, 401);
+    let (status, page) = app
+        .page(&format!("{APPS}/{}/activity", kept.client_id))
+        .await;
+    assert_eq!(status, 200);
+    let summary = page.text("#requests p.muted").unwrap();
+    assert!(
+        summary.contains("0 tokens issued · 1 failed request "),
+        "{summary}"
+    );
+}

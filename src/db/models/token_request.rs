@@ -40,11 +40,24 @@ pub struct RequestCount {
 }
 
 impl TokenRequests {
-    /// Adds the counts to their rows (creating those not there yet). One statement per count;
-    /// run it in one write transaction.
-    pub fn add(conn: &mut AnyConnection, counts: &[RequestCount]) -> QueryResult<()> {
+    /// Adds the counts to their rows (creating those not there yet), skipping those of
+    /// applications deleted since they were counted (their rows went with them; counting them
+    /// would break the foreign key and hold every other count back). Returns how many counts
+    /// were written. One statement to find the applications, then one per count; run it in one
+    /// write transaction.
+    pub fn add(conn: &mut AnyConnection, counts: &[RequestCount]) -> QueryResult<usize> {
+        use crate::db::schema::clients;
         use diesel::upsert::excluded;
-        for c in counts {
+        let mut ids: Vec<ClientRowId> = counts.iter().map(|c| c.client_id).collect();
+        ids.sort();
+        ids.dedup();
+        let existing: Vec<ClientRowId> = clients::table
+            .filter(clients::id.eq_any(ids))
+            .select(clients::id)
+            .load(conn)?;
+        let mut written = 0;
+        for c in counts.iter().filter(|c| existing.contains(&c.client_id)) {
+            written += 1;
             let upsert = diesel::insert_into(token_requests::table)
                 .values((
                     token_requests::client_id.eq(c.client_id),
@@ -69,7 +82,7 @@ impl TokenRequests {
             // diesel's MultiConnection has no ON CONFLICT, but both backends do.
             crate::db::native!(conn, c => upsert.execute(c))?;
         }
-        Ok(())
+        Ok(written)
     }
 
     /// An application's rows from `since` (a `YYYY-MM-DD` day) on, newest day first, the
