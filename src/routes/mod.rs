@@ -28,9 +28,11 @@ use actix_web::web;
 
 /// Routes for programs: no cookies, no session lookups.
 pub fn api(cfg: &mut web::ServiceConfig) {
-    cfg.route("/healthz", web::get().to(health::healthz))
-        .route("/readyz", web::get().to(health::readyz))
-        .route("/metrics", web::get().to(health::metrics))
+    // Resources rather than bare routes, so that another method on one of these paths is
+    // answered 405 with `Allow` (RFC 9110 §15.5.6), not 404.
+    cfg.service(web::resource("/healthz").route(web::get().to(health::healthz)))
+        .service(web::resource("/readyz").route(web::get().to(health::readyz)))
+        .service(web::resource("/metrics").route(web::get().to(health::metrics)))
         // Two resources, not one with two paths: a resource of several paths is matched with a
         // regex, which every token request paid for.
         .service(web::resource("/oauth/token").route(web::post().to(token::token)))
@@ -51,16 +53,16 @@ pub fn api(cfg: &mut web::ServiceConfig) {
                 .app_data(web::PayloadConfig::new(limits::MAX_API_BODY))
                 .route(web::post().to(introspect::par)),
         )
-        .route("/.well-known/jwks.json", web::get().to(discovery::jwks))
-        .route(
-            "/.well-known/oauth-authorization-server",
-            web::get().to(discovery::metadata),
+        .service(web::resource("/.well-known/jwks.json").route(web::get().to(discovery::jwks)))
+        .service(
+            web::resource("/.well-known/oauth-authorization-server")
+                .route(web::get().to(discovery::metadata)),
         )
-        .route(
-            "/.well-known/openid-configuration",
-            web::get().to(discovery::metadata),
+        .service(
+            web::resource("/.well-known/openid-configuration")
+                .route(web::get().to(discovery::metadata)),
         )
-        .route("/openapi.json", web::get().to(openapi::openapi))
+        .service(web::resource("/openapi.json").route(web::get().to(openapi::openapi)))
         .service(
             web::resource("/oauth/userinfo")
                 .route(web::get().to(profile::userinfo))

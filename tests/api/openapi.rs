@@ -60,14 +60,13 @@ fn api_paths() -> BTreeSet<String> {
 
 const METHODS: [&str; 5] = ["get", "post", "put", "patch", "delete"];
 
-async fn send(app: &TestApp, method: &str, path: &str) -> reqwest::StatusCode {
+async fn send(app: &TestApp, method: &str, path: &str) -> reqwest::Response {
     let method = reqwest::Method::from_bytes(method.to_uppercase().as_bytes()).unwrap();
     app.api
         .request(method, app.url(path))
         .send()
         .await
         .unwrap()
-        .status()
 }
 
 #[tokio::test]
@@ -125,13 +124,14 @@ async fn every_api_route_is_described() {
     );
 
     // Each path answers exactly the methods described: a described one reaches its handler
-    // (whatever it says to an empty request); an undescribed one is refused by the router, 405
-    // from a `web::resource`, 404 from an `App::route` (whose method guard sits on the resource,
-    // so the request falls through to the default service).
+    // (whatever it says to an empty request); an undescribed one is refused by the router with
+    // 405 and `Allow` naming the described methods (RFC 9110 §15.5.6): every API path is a
+    // `web::resource` (a bare `App::route` would answer 404).
     for path in &registered {
         let operations = doc["paths"][path].as_object().unwrap();
         for method in METHODS {
-            let status = send(&app, method, path).await;
+            let res = send(&app, method, path).await;
+            let status = res.status();
             if operations.contains_key(method) {
                 assert!(
                     status != 404 && status != 405,
@@ -139,11 +139,24 @@ async fn every_api_route_is_described() {
                     method.to_uppercase()
                 );
             } else {
-                assert!(
-                    status == 404 || status == 405,
-                    "{} {path} answers {status}: it is routed but not described",
+                assert_eq!(
+                    status,
+                    405,
+                    "{} {path}: not described, so not allowed",
                     method.to_uppercase()
                 );
+                let allow = res
+                    .headers()
+                    .get("allow")
+                    .map(|v| v.to_str().unwrap().to_lowercase())
+                    .unwrap_or_default();
+                for described in operations.keys().filter(|k| METHODS.contains(&k.as_str())) {
+                    assert!(
+                        allow.contains(described.as_str()),
+                        "{} {path}: Allow is {allow:?}",
+                        method.to_uppercase()
+                    );
+                }
             }
         }
     }

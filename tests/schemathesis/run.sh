@@ -73,7 +73,7 @@ export LATCHKEY_CLIENT_ID LATCHKEY_CLIENT_SECRET LATCHKEY_ACCESS_TOKEN="$TOKEN"
 cd "$WORK"
 status=0
 schemathesis --config-file "$ROOT/tests/schemathesis/schemathesis.toml" run "$BASE/openapi.json" \
-  --checks not_a_server_error,status_code_conformance,content_type_conformance,response_headers_conformance,response_schema_conformance \
+  --checks not_a_server_error,status_code_conformance,content_type_conformance,response_headers_conformance,response_schema_conformance,unsupported_method \
   --max-examples "$MAX_EXAMPLES" \
   --workers 2 \
   ${SCHEMATHESIS_SEED:+--seed "$SCHEMATHESIS_SEED"} \
