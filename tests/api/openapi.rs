@@ -62,11 +62,7 @@ const METHODS: [&str; 5] = ["get", "post", "put", "patch", "delete"];
 
 async fn send(app: &TestApp, method: &str, path: &str) -> reqwest::Response {
     let method = reqwest::Method::from_bytes(method.to_uppercase().as_bytes()).unwrap();
-    app.api
-        .request(method, app.url(path))
-        .send()
-        .await
-        .unwrap()
+    app.api.request(method, app.url(path)).send().await.unwrap()
 }
 
 #[tokio::test]
