@@ -259,7 +259,16 @@ async fn a_postgres_outage_answers_503_quickly_and_service_resumes_by_itself() {
 
     proxy.cut();
     let started = Instant::now();
-    let (token_res, json_res, profile_res, introspect_res, page_res, login_res, ready_res) = tokio::join!(
+    let (
+        token_res,
+        json_res,
+        profile_res,
+        introspect_res,
+        page_res,
+        login_res,
+        ready_res,
+        metadata_res,
+    ) = tokio::join!(
         client_token(&app, &client),
         app.token_json(
             Some(&client),
@@ -270,9 +279,11 @@ async fn a_postgres_outage_answers_503_quickly_and_service_resumes_by_itself() {
         app.get("/developer/applications"),
         post_login(&app, &browser, &csrf),
         app.get("/readyz"),
+        app.get("/.well-known/openid-configuration"),
     );
     let took = started.elapsed();
     assert_api_unavailable("token endpoint", token_res).await;
+    assert_api_unavailable("metadata", metadata_res).await;
     assert_eq!(json_res.status(), 503);
     assert!(json_res.headers().contains_key("retry-after"));
     let body: Value = json_res.json().await.unwrap();
