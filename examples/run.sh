@@ -30,19 +30,8 @@ command -v node >/dev/null && command -v npm >/dev/null \
   || { echo "examples/run.sh: the Node.js quickstarts need Node.js 20 or newer, with npm" >&2; exit 1; }
 (cd examples/node && npm ci --no-audit --no-fund --loglevel=error >/dev/null)
 
-WORK=$(mktemp -d)
-free_port() { python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'; }
-PORT=$(free_port)
-BASE="http://127.0.0.1:$PORT"
-export LATCHKEY_DATA_DIR="$WORK/data" LATCHKEY_LOG=warn LATCHKEY_ISSUER="$BASE"
-"$BIN" serve --bind "127.0.0.1:$PORT" >"$WORK/server.log" 2>&1 &
-SERVER=$!
-trap 'kill "$SERVER" 2>/dev/null || true; rm -rf "$WORK"' EXIT
-for _ in $(seq 100); do
-  curl -sf "$BASE/readyz" >/dev/null 2>&1 && break
-  sleep 0.1
-done
-curl -sf "$BASE/readyz" >/dev/null || { cat "$WORK/server.log" >&2; exit 1; }
+source tests/serve.sh
+start_server "$BIN"
 
 # What the READMEs tell a developer to make: a merchant, the merchant's application with a
 # loopback redirect URI, and (here) a person who signs in to it.

@@ -13,17 +13,7 @@ if ! python3 -c 'import authlib, joserfc, requests' 2>/dev/null; then
     'authlib==1.9.10' 'joserfc==1.8.0' 'requests>=2.31'
 fi
 
-WORK=$(mktemp -d)
-PORT=$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
-BASE="http://127.0.0.1:$PORT"
-export LATCHKEY_DATA_DIR="$WORK/data" LATCHKEY_LOG=warn LATCHKEY_ISSUER="$BASE"
-"$BIN" serve --bind "127.0.0.1:$PORT" >"$WORK/server.log" 2>&1 &
-SERVER=$!
-trap 'kill "$SERVER" 2>/dev/null || true; rm -rf "$WORK"' EXIT
-for _ in $(seq 100); do
-  curl -sf "$BASE/readyz" >/dev/null 2>&1 && break
-  sleep 0.1
-done
-curl -sf "$BASE/readyz" >/dev/null || { cat "$WORK/server.log" >&2; exit 1; }
+source tests/serve.sh
+start_server "$BIN"
 
 python3 tests/interop/authlib_fapi.py "$BASE" "$BIN" || { echo "server log:" >&2; cat "$WORK/server.log" >&2; exit 1; }

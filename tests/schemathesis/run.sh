@@ -36,18 +36,8 @@ fi
 python3 -c 'import json, sys; from openapi_spec_validator import validate; validate(json.load(open(sys.argv[1])))' \
   docs/openapi.json
 
-WORK=$(mktemp -d)
-PORT=$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
-BASE="http://127.0.0.1:$PORT"
-export LATCHKEY_DATA_DIR="$WORK/data" LATCHKEY_LOG=warn LATCHKEY_ISSUER="$BASE"
-"$BIN" serve --bind "127.0.0.1:$PORT" >"$WORK/server.log" 2>&1 &
-SERVER=$!
-trap 'kill "$SERVER" 2>/dev/null || true; rm -rf "$WORK"' EXIT
-for _ in $(seq 100); do
-  curl -sf "$BASE/readyz" >/dev/null 2>&1 && break
-  sleep 0.1
-done
-curl -sf "$BASE/readyz" >/dev/null || { cat "$WORK/server.log" >&2; exit 1; }
+source tests/serve.sh
+start_server "$BIN"
 
 # A merchant, a client of theirs, and a token that the two resources accept.
 printf '%s\n' 'schemathesis password 1' \
