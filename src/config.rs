@@ -103,6 +103,12 @@ pub struct Settings {
           value_parser = clap::value_parser!(u64).range(1..=86_400), global = true)]
     pub cleanup_interval: u64,
 
+    /// How often this process writes its counts of token requests (the activity page), in
+    /// seconds; the page writes them too when it opens.
+    #[arg(long, env = "LATCHKEY_COUNTS_INTERVAL", default_value_t = 5,
+          value_parser = clap::value_parser!(u64).range(1..=3600), global = true)]
+    pub counts_interval: u64,
+
     /// Database connections per process.
     #[arg(long, env = "LATCHKEY_DB_POOL_SIZE", default_value_t = 10,
           value_parser = clap::value_parser!(u32).range(1..=500), global = true)]

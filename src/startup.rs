@@ -147,7 +147,11 @@ impl Application {
             clients: database.clients.clone(),
             outcomes: Default::default(),
         });
-        spawn_outcome_flush(Arc::clone(&oauth), database.pool.clone());
+        spawn_outcome_flush(
+            Arc::clone(&oauth),
+            database.pool.clone(),
+            Duration::from_secs(settings.counts_interval),
+        );
         spawn_key_refresh(
             Arc::clone(&oauth),
             database.pool.clone(),
@@ -330,9 +334,9 @@ fn spawn_key_refresh(oauth: Arc<OAuthContext>, pool: Pool, token_ttl: Duration, 
 /// reminds owners of live applications without a second factor (`notices`; each reminder is
 /// claimed in the database, so a fleet sends it once).
 /// Writes the counts of token requests ([`crate::oauth::outcomes`]) every few seconds.
-fn spawn_outcome_flush(oauth: Arc<OAuthContext>, pool: db::Pool) {
+fn spawn_outcome_flush(oauth: Arc<OAuthContext>, pool: db::Pool, every: Duration) {
     tokio::spawn(async move {
-        let mut ticks = tokio::time::interval(crate::oauth::outcomes::FLUSH_INTERVAL);
+        let mut ticks = tokio::time::interval(every);
         ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
             ticks.tick().await;

@@ -5,8 +5,8 @@
 //! A request costs a counter in memory ([`Outcomes::issued`], [`Outcomes::failed`]: one short
 //! mutex hold, no allocation once its key is counted), not a row. [`Outcomes::flush`] adds what
 //! this instance counted to `token_requests` (one upsert per distinct key) every
-//! [`FLUSH_INTERVAL`], and when the activity page is opened; so every instance's counts reach
-//! the page within that interval. Counts not yet written when a process dies are lost: they
+//! `LATCHKEY_COUNTS_INTERVAL` (5 s by default), and when the activity page is opened; so every
+//! instance's counts reach the page within that interval. Counts not yet written when a process dies are lost: they
 //! are statistics, and the tokens' own rows are written before they are answered.
 //!
 //! Only requests naming a client that exists are counted (a request for an unknown client id
@@ -15,7 +15,6 @@
 //! 6749 §5.2), a fixed phrase for the owner ([`OAuthError::reason`]): never a credential.
 
 use std::collections::HashMap;
-use std::time::Duration;
 
 use chrono::NaiveDateTime;
 use parking_lot::Mutex;
@@ -26,9 +25,6 @@ use crate::db::models::{RequestCount, TokenRequests};
 use crate::db::{self, DbError};
 use crate::domain::ClientRowId;
 use crate::domain::GrantType;
-
-/// How often the counts are written.
-pub const FLUSH_INTERVAL: Duration = Duration::from_secs(5);
 
 /// Distinct (client, day, outcome, detail) keys held between two flushes; failures past it are
 /// not counted (and the flush logs how many), so a flood of distinct reasons cannot grow memory.
