@@ -294,7 +294,7 @@ async fn login_gives_one_message_for_unknown_users_and_wrong_passwords() {
 
 #[tokio::test]
 async fn login_renews_the_session_and_follows_only_local_next() {
-    let app = spawn_app().await;
+    let app = crate::helpers::spawn_counting_app().await;
     app.create_user("merchant", MERCHANT_PASSWORD);
     // A protected page sends to the login page with next=.
     let res = app.get("/account").await;

@@ -203,7 +203,7 @@ async fn remembered_consent_skips_the_page_until_new_scopes_are_asked() {
 /// back, and an agreed one is never lost.
 #[tokio::test]
 async fn allow_widens_the_stored_consent_even_when_it_changed_while_the_page_was_open() {
-    let app = spawn_app().await;
+    let app = crate::helpers::spawn_counting_app().await;
     let client = setup(&app);
     let path = |scope: &str, prompt: &str| {
         authorize_path(&[
@@ -989,12 +989,7 @@ const WARM_FLOW_STATEMENTS: u64 = 17;
 async fn the_whole_flow_stays_within_its_sql_statement_budget() {
     // The signing-key reload and the client change check run once per interval, not per flow:
     // out of the way here.
-    let app = crate::helpers::spawn_app_with(|settings| {
-        settings.client_refresh = 3600;
-        settings.key_refresh = 3600;
-        None
-    })
-    .await;
+    let app = crate::helpers::spawn_counting_app().await;
     let client = setup(&app);
     let before = app.statements.get();
     let callback = authorize_and_allow(

@@ -14,18 +14,13 @@ use diesel::prelude::*;
 use latchkey::db::schema::{client_changes, client_secrets};
 use serde_json::Value;
 
-use crate::helpers::{MERCHANT_PASSWORD, TestApp, TestClient, spawn_app_with};
+use crate::helpers::{MERCHANT_PASSWORD, TestApp, TestClient};
 
 const APPS: &str = "/developer/applications";
 
 /// An instance that looks for changes made elsewhere (and reloads signing keys) once an hour.
 async fn spawn_app() -> TestApp {
-    spawn_app_with(|settings| {
-        settings.client_refresh = 3600;
-        settings.key_refresh = 3600;
-        None
-    })
-    .await
+    crate::helpers::spawn_counting_app().await
 }
 
 async fn token_status(app: &TestApp, client_id: &str, secret: &str) -> u16 {
@@ -162,13 +157,9 @@ async fn a_cached_secret_is_refused_from_the_moment_it_expires() {
 
 #[tokio::test]
 async fn an_unknown_client_costs_what_a_wrong_secret_costs() {
-    // No check of the change counter (once per LATCHKEY_CLIENT_REFRESH) in the middle of the
-    // statements counted: it made the count 2 once in CI.
-    let app = spawn_app_with(|settings| {
-        settings.client_refresh = 3600;
-        None
-    })
-    .await;
+    // No check of the change counter or reload of the keys in the middle of the statements
+    // counted: each made the count 2 once in CI.
+    let app = crate::helpers::spawn_counting_app().await;
     let client = app.merchant_client(&[]);
 
     let wrong = format!("{}x", &client.secret[..client.secret.len() - 1]);

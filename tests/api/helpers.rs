@@ -158,6 +158,19 @@ pub async fn spawn_app() -> TestApp {
     spawn_app_with(|_| None).await
 }
 
+/// An instance for tests that count SQL statements: its background reads (the signing keys'
+/// reload and the check for clients changed elsewhere, every second in [`spawn_app`]) come once
+/// an hour, so none lands between a test's two readings of the counter. (The key reload did,
+/// now and then, in CI.)
+pub async fn spawn_counting_app() -> TestApp {
+    spawn_app_with(|settings| {
+        settings.client_refresh = 3600;
+        settings.key_refresh = 3600;
+        None
+    })
+    .await
+}
+
 /// `spawn_app` with the settings adjusted, and optionally a mailer of its own (else the
 /// in-memory outbox).
 pub async fn spawn_app_with(

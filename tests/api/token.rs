@@ -5,9 +5,7 @@ use latchkey::db::schema::{client_access_tokens, client_secrets, clients, login_
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 
-use crate::helpers::{
-    MERCHANT_PASSWORD, TestApp, TestClient, once_seen, spawn_app, spawn_app_with,
-};
+use crate::helpers::{MERCHANT_PASSWORD, TestApp, TestClient, once_seen, spawn_app};
 
 fn assert_no_store(res: &reqwest::Response) {
     assert_eq!(
@@ -250,12 +248,7 @@ async fn live_clients_get_live_tokens() {
 async fn client_credentials_costs_one_sql_statement() {
     // The check for other processes' changes (once per LATCHKEY_CLIENT_REFRESH while requests
     // come) and the key reload out of the way.
-    let app = spawn_app_with(|settings| {
-        settings.client_refresh = 3600;
-        settings.key_refresh = 3600;
-        None
-    })
-    .await;
+    let app = crate::helpers::spawn_counting_app().await;
     let client = app.merchant_client(&[]);
     // The first request loads the client and records when its secret was last used.
     assert_eq!(
@@ -1060,12 +1053,7 @@ const GRANT_STATEMENTS: &[(&str, u64)] = &[
 
 #[tokio::test]
 async fn each_grant_and_resource_stays_within_its_sql_statement_budget() {
-    let app = spawn_app_with(|settings| {
-        settings.client_refresh = 3600;
-        settings.key_refresh = 3600;
-        None
-    })
-    .await;
+    let app = crate::helpers::spawn_counting_app().await;
     let client = app.merchant_client(&[
         "--grant-type",
         "client_credentials",

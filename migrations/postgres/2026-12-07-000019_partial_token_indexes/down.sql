@@ -1,0 +1,6 @@
+DROP INDEX client_access_tokens_refresh_idx;
+CREATE INDEX client_access_tokens_refresh_idx ON client_access_tokens (client_refresh_token_id);
+DROP INDEX client_access_tokens_code_idx;
+CREATE INDEX client_access_tokens_code_idx ON client_access_tokens (client_authorization_code_id);
+DROP INDEX client_refresh_tokens_code_idx;
+CREATE INDEX client_refresh_tokens_code_idx ON client_refresh_tokens (client_authorization_code_id);
