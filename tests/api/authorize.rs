@@ -718,6 +718,79 @@ async fn a_code_whose_consent_was_narrowed_or_removed_gets_no_tokens() {
     assert_eq!(app.count("client_access_tokens"), 0);
 }
 
+/// The claim reads the consent of the code's own person for the code's own client: another
+/// consent stored before it (here the merchant's, for the same application and a scope that
+/// does not cover the code's) neither blocks the code nor, once the person's own consent is
+/// gone, stands in for it. (The claim's subquery once compared `user_id = user_id`, unqualified
+/// inside the UPDATE, and so read whichever consent came first in the table.)
+#[tokio::test]
+async fn the_claim_reads_the_consent_of_the_codes_own_person_and_client() {
+    use diesel::prelude::*;
+    use latchkey::db::schema::consents;
+    let app = spawn_app().await;
+    let client = setup(&app);
+    let merchant_consent = |scope: &str| {
+        diesel::sql_query(format!(
+            "INSERT INTO consents (user_id, client_id, scope, created_at, updated_at) \
+             SELECT clients.user_id, clients.id, '{scope}', CURRENT_TIMESTAMP, CURRENT_TIMESTAMP \
+             FROM clients WHERE clients.client_id = '{}'",
+            client.client_id
+        ))
+        .execute(&mut app.db.connect())
+        .unwrap()
+    };
+    assert_eq!(merchant_consent("manage_payment"), 1);
+    let pairs = [
+        ("client_id", client.client_id.as_str()),
+        ("response_type", "code"),
+        ("redirect_uri", CALLBACK),
+        ("scope", "get_user_profile"),
+    ];
+    let exchange = |code: String| {
+        let (app, client) = (&app, &client);
+        async move {
+            app.token_form(
+                Some(client),
+                &[
+                    ("grant_type", "authorization_code"),
+                    ("code", &code),
+                    ("redirect_uri", CALLBACK),
+                ],
+            )
+            .await
+        }
+    };
+    let code = query_of(&authorize_and_allow(&app, &pairs).await)["code"].clone();
+    let res = exchange(code).await;
+    assert_eq!(res.status(), 200, "{}", res.text().await.unwrap());
+
+    // The end user's consent goes (as a revocation racing the redemption would take it); the
+    // merchant's, now covering the scope, must not count for them.
+    diesel::update(consents::table)
+        .set(consents::scope.eq("get_user_profile"))
+        .execute(&mut app.db.connect())
+        .unwrap();
+    let page = app.get(&authorize_path(&pairs)).await;
+    let code = query_of(&location(&page))["code"].clone();
+    let end_user_only = consents::table
+        .select(consents::id)
+        .order(consents::id.desc())
+        .first::<i64>(&mut app.db.connect())
+        .unwrap();
+    diesel::delete(consents::table.filter(consents::id.eq(end_user_only)))
+        .execute(&mut app.db.connect())
+        .unwrap();
+    let body: Value = exchange(code).await.json().await.unwrap();
+    assert_eq!(body["error"], "invalid_grant", "{body}");
+    assert!(
+        body["error_description"]
+            .as_str()
+            .unwrap()
+            .contains("withdrew"),
+        "{body}"
+    );
+}
+
 #[tokio::test]
 async fn authorized_apps_revocation_removes_the_consent_and_the_tokens() {
     let app = spawn_app().await;

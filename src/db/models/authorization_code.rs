@@ -3,11 +3,10 @@
 
 use chrono::NaiveDateTime;
 use diesel::prelude::*;
+use diesel::sql_types::{Nullable, Text};
 
 use crate::db::AnyConnection;
-use crate::db::schema::{
-    client_access_tokens, client_authorization_codes, client_refresh_tokens, consents,
-};
+use crate::db::schema::{client_access_tokens, client_authorization_codes, client_refresh_tokens};
 use crate::domain::{AuthorizationCodeId, ClientRowId, UserId};
 
 #[derive(Debug, Clone, Queryable, Selectable, Identifiable)]
@@ -77,11 +76,15 @@ impl AuthorizationCode {
         conn: &mut AnyConnection,
         id: AuthorizationCodeId,
     ) -> QueryResult<Option<Option<String>>> {
-        let consent = consents::table
-            .filter(consents::user_id.eq(client_authorization_codes::user_id))
-            .filter(consents::client_id.eq(client_authorization_codes::client_id))
-            .select(consents::scope)
-            .single_value();
+        // Written out, with every column qualified: diesel renders the columns of an UPDATE
+        // statement without their table, so a subquery built from the DSL came out as
+        // `WHERE user_id = user_id AND client_id = client_id`, which both databases resolve
+        // to the consents' own columns: it read whichever consent came first in the table.
+        let consent = diesel::dsl::sql::<Nullable<Text>>(
+            "(SELECT consents.scope FROM consents \
+              WHERE consents.user_id = client_authorization_codes.user_id \
+              AND consents.client_id = client_authorization_codes.client_id)",
+        );
         let claim = diesel::update(
             client_authorization_codes::table
                 .filter(client_authorization_codes::id.eq(id))
