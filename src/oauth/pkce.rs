@@ -27,11 +27,14 @@ pub fn is_valid_challenge(challenge: &str) -> bool {
 
 /// RFC 7636 §4.6: `BASE64URL(SHA256(ASCII(code_verifier))) == code_challenge`.
 pub fn verify_s256(verifier: &str, challenge: &str) -> bool {
-    if !is_valid_verifier(verifier) {
-        return false;
-    }
-    let computed = URL_SAFE_NO_PAD.encode(Sha256::digest(verifier.as_bytes()));
-    computed.as_bytes().ct_eq(challenge.as_bytes()).into()
+    s256_challenge(verifier)
+        .is_some_and(|computed| computed.as_bytes().ct_eq(challenge.as_bytes()).into())
+}
+
+/// The S256 challenge a well-formed verifier answers (RFC 7636 §4.2), or `None` for a
+/// malformed one, which answers none.
+pub fn s256_challenge(verifier: &str) -> Option<String> {
+    is_valid_verifier(verifier).then(|| URL_SAFE_NO_PAD.encode(Sha256::digest(verifier.as_bytes())))
 }
 
 #[cfg(test)]

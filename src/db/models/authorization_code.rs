@@ -3,7 +3,7 @@
 
 use chrono::NaiveDateTime;
 use diesel::prelude::*;
-use diesel::sql_types::{Nullable, Text};
+use diesel::sql_types::{Bool, Nullable, Text};
 
 use crate::db::AnyConnection;
 use crate::db::schema::{client_access_tokens, client_authorization_codes, client_refresh_tokens};
@@ -30,6 +30,22 @@ pub struct AuthorizationCode {
     /// Whether the authorization request named `redirect_uri`: then the token request must name
     /// it too (RFC 6749 §4.1.3).
     pub redirect_uri_given: bool,
+}
+
+/// What a token request must match to spend a code ([`AuthorizationCode::claim`]).
+#[derive(Debug)]
+pub struct ClaimTerms<'a> {
+    /// SHA-256 of the code presented.
+    pub digest: &'a str,
+    /// The client redeeming it.
+    pub client: ClientRowId,
+    /// The `redirect_uri` of the token request: the code's, or none if its authorization request
+    /// named none.
+    pub redirect_uri: Option<&'a str>,
+    /// The S256 challenge of the `code_verifier` sent, or `None`: then the code must have been
+    /// issued without a challenge.
+    pub challenge: Option<&'a str>,
+    pub now: NaiveDateTime,
 }
 
 #[derive(Debug, Insertable)]
@@ -68,14 +84,17 @@ impl AuthorizationCode {
             .optional()
     }
 
-    /// Marks the code used if nobody has, and returns the scopes the person's consent to the
-    /// code's client covers at that moment (`Some(None)`: no consent any more), in one
-    /// statement: `UPDATE … RETURNING (SELECT scope FROM consents …)`. `None`: the code was
-    /// already used. Exactly one of any number of concurrent redemptions wins.
-    pub fn claim_with_consent(
+    /// Spends the code if it is unused, unexpired, issued to `terms.client`, and `terms` match
+    /// it (redirect URI and PKCE challenge), and returns it with the scopes the person's consent
+    /// to the code's client covers at that moment (`None`: no consent any more), in one
+    /// statement: `UPDATE … WHERE … RETURNING *, (SELECT scope FROM consents …)`. `None`: no
+    /// such code (wrong, spent, expired, another client's, or a term not met: the caller reads
+    /// the code to say which). Exactly one of any number of concurrent redemptions wins.
+    pub fn claim(
         conn: &mut AnyConnection,
-        id: AuthorizationCodeId,
-    ) -> QueryResult<Option<Option<String>>> {
+        terms: &ClaimTerms<'_>,
+    ) -> QueryResult<Option<(AuthorizationCode, Option<String>)>> {
+        use client_authorization_codes as codes;
         // Written out, with every column qualified: diesel renders the columns of an UPDATE
         // statement without their table, so a subquery built from the DSL came out as
         // `WHERE user_id = user_id AND client_id = client_id`, which both databases resolve
@@ -85,17 +104,45 @@ impl AuthorizationCode {
               WHERE consents.user_id = client_authorization_codes.user_id \
               AND consents.client_id = client_authorization_codes.client_id)",
         );
-        let claim = diesel::update(
-            client_authorization_codes::table
-                .filter(client_authorization_codes::id.eq(id))
-                .filter(client_authorization_codes::is_used.eq(false)),
-        )
-        .set(client_authorization_codes::is_used.eq(true))
-        .returning(consent);
+        // RFC 6749 §4.1.3: the redirect URI the request named, or none if it named none.
+        let (uri, uri_given) = (
+            terms.redirect_uri.unwrap_or(""),
+            terms.redirect_uri.is_some(),
+        );
+        let redirect = codes::redirect_uri
+            .eq(uri)
+            .and(uri_given.into_sql::<Bool>())
+            .or(codes::redirect_uri_given
+                .eq(false)
+                .and((!uri_given).into_sql::<Bool>()));
+        // RFC 7636 §4.6: the challenge the verifier answers, or none for a code issued without.
+        let (challenge, has_challenge) = (terms.challenge.unwrap_or(""), terms.challenge.is_some());
+        let pkce = codes::code_challenge
+            .eq(challenge)
+            .and(has_challenge.into_sql::<Bool>())
+            .or(codes::code_challenge
+                .is_null()
+                .and((!has_challenge).into_sql::<Bool>()));
+        // Built per backend: what RETURNING selects is typed by its backend.
+        macro_rules! claim {
+            () => {
+                diesel::update(
+                    codes::table
+                        .filter(codes::code.eq(terms.digest))
+                        .filter(codes::is_used.eq(false))
+                        .filter(codes::client_id.eq(terms.client))
+                        .filter(codes::expired_at.gt(terms.now))
+                        .filter(redirect)
+                        .filter(pkce),
+                )
+                .set(codes::is_used.eq(true))
+                .returning((AuthorizationCode::as_returning(), consent))
+            };
+        }
         // diesel's MultiConnection has no RETURNING, but both backends do.
         match conn {
-            AnyConnection::Sqlite(c) => claim.get_result(c),
-            AnyConnection::Postgres(c) => claim.get_result(c),
+            AnyConnection::Sqlite(c) => claim!().get_result(c),
+            AnyConnection::Postgres(c) => claim!().get_result(c),
         }
         .optional()
     }

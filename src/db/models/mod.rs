@@ -72,7 +72,7 @@ pub mod user;
 pub use access_token::{AccessToken, NewAccessToken};
 pub use account_notice::AccountNotice;
 pub use audit_event::AuditEvent;
-pub use authorization_code::{AuthorizationCode, NewAuthorizationCode};
+pub use authorization_code::{AuthorizationCode, ClaimTerms, NewAuthorizationCode};
 pub use client::{Client, ClientSettings, NewClient, Security};
 pub use client_change::ClientChanges;
 pub use client_secret::{ClientSecret, NewClientSecret};

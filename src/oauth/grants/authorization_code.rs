@@ -3,13 +3,14 @@
 //! authorization request named one), and, if it carries a challenge, with the matching
 //! verifier. A second redemption revokes what the first one got. The person's consent must
 //! still cover the code's scope when it is claimed: a code does not outlive the person
-//! revoking the application (see `authorizations::revoke`).
+//! revoking the application (see `authorizations::revoke`). The claim checks all of it in one
+//! statement; only a refused request reads the code, to say why.
 
 use chrono::NaiveDateTime;
 
 use crate::crypto;
 use crate::db::AnyConnection;
-use crate::db::models::{AuthorizationCode, Client, User};
+use crate::db::models::{AuthorizationCode, ClaimTerms, Client, User};
 use crate::domain::{GrantType, Scopes};
 use crate::oauth::context::OAuthContext;
 use crate::oauth::error::OAuthError;
@@ -41,6 +42,113 @@ pub fn run(
     dpop_jkt: Option<&str>,
     now: NaiveDateTime,
 ) -> Result<Issued, OAuthError> {
+    let digest = crypto::token_digest(redemption.code);
+    // The verifier's challenge, or none: a code issued without a challenge is redeemed without
+    // a verifier, and only by a confidential client that is not bound to FAPI 2.0. A malformed
+    // verifier, or none where PKCE is required, cannot match: the code is read to say why.
+    let challenge = redemption.code_verifier.map(pkce::s256_challenge);
+    let pkce_required = !client.is_confidential || client.fapi2;
+    let claimable = match &challenge {
+        Some(computed) => computed.is_some(),
+        None => !pkce_required,
+    };
+    let terms = ClaimTerms {
+        digest: &digest,
+        client: client.id,
+        redirect_uri: redemption.redirect_uri,
+        challenge: challenge.as_ref().and_then(|c| c.as_deref()),
+        now,
+    };
+    // The claim checks every term in its own WHERE and reads the consent in its RETURNING, so
+    // the success path is one statement besides the tokens' rows, all in one transaction: a
+    // revocation cannot slip in between the claim and the rows (on PostgreSQL one running now
+    // waits for the claimed row). The tokens are signed in the transaction, once the claim
+    // has said whose they are: on SQLite that holds the write lock for a signature (tens of
+    // microseconds with ES256, a few hundred with RS256), which people's sign-ins, not
+    // machines, set the pace of.
+    let outcome = if claimable {
+        crate::db::write_transaction(conn, |conn| {
+            let Some((stored, granted)) = AuthorizationCode::claim(conn, &terms)? else {
+                return Ok::<_, OAuthError>(None);
+            };
+            let granted = granted.map(|scope| Scopes::from_stored(&scope));
+            let scope = Scopes::from_stored(&stored.scope);
+            if !granted.is_some_and(|g| scope.is_subset(&g)) {
+                return Ok(Some(Outcome::ConsentGone));
+            }
+            issue(conn, ctx, client, &stored, scope, dpop_jkt, now)
+                .map(|issued| Some(Outcome::Issued(issued)))
+        })?
+    } else {
+        None
+    };
+    let outcome = match outcome {
+        Some(outcome) => outcome,
+        None => refusal(conn, client, redemption, now)?,
+    };
+    match outcome {
+        Outcome::Issued(issued) => Ok(issued),
+        Outcome::Replayed => {
+            tracing::warn!(client_id = %client.client_id, "authorization code replayed; its tokens are revoked");
+            Err(OAuthError::invalid_grant(INVALID))
+        }
+        Outcome::ConsentGone => Err(OAuthError::invalid_grant(
+            "The person withdrew their consent after this code was issued.",
+        )),
+    }
+}
+
+/// Signs and stores the tokens of a claimed code.
+fn issue(
+    conn: &mut AnyConnection,
+    ctx: &OAuthContext,
+    client: &Client,
+    stored: &AuthorizationCode,
+    scope: Scopes,
+    dpop_jkt: Option<&str>,
+    now: NaiveDateTime,
+) -> Result<Issued, OAuthError> {
+    let plan = if client
+        .allowed_grant_types()
+        .contains(&GrantType::RefreshToken)
+    {
+        RefreshPlan::NewFamily
+    } else {
+        RefreshPlan::None
+    };
+    let who = Grantee {
+        client,
+        user_id: stored.user_id,
+        grant_type: GrantType::AuthorizationCode,
+        scope,
+        authorization_code_id: Some(stored.id),
+        dpop_jkt,
+    };
+    let mut minted = mint(ctx, &who, plan, now)?;
+    // OpenID Connect: scope `openid` adds an id_token.
+    if who.scope.contains("openid") {
+        let user =
+            User::find(conn, stored.user_id)?.ok_or_else(|| OAuthError::invalid_grant(INVALID))?;
+        let identity = Identity {
+            user: &user,
+            auth_time: stored.auth_time,
+            nonce: stored.nonce.as_deref(),
+        };
+        minted = minted.with_id_token(ctx, &who, &identity, now)?;
+    }
+    store(conn, ctx, &who, minted, now)
+}
+
+/// Why a code could not be claimed, from the code itself, checked in the order the request's
+/// parts are judged: unknown, another client's or expired; the redirect URI; PKCE; and last,
+/// spent: a second redemption that gets that far revokes what the first one got (RFC 6749
+/// §4.1.2). A request that fails an earlier check spends nothing and revokes nothing.
+fn refusal(
+    conn: &mut AnyConnection,
+    client: &Client,
+    redemption: &Redemption<'_>,
+    now: NaiveDateTime,
+) -> Result<Outcome, OAuthError> {
     let Redemption {
         code,
         redirect_uri,
@@ -79,64 +187,15 @@ pub fn run(
         }
         (None, None) => {}
     }
-    let scope = Scopes::from_stored(&stored.scope);
-    let plan = if client
-        .allowed_grant_types()
-        .contains(&GrantType::RefreshToken)
-    {
-        RefreshPlan::NewFamily
-    } else {
-        RefreshPlan::None
-    };
-    let who = Grantee {
-        client,
-        user_id: stored.user_id,
-        grant_type: GrantType::AuthorizationCode,
-        scope,
-        authorization_code_id: Some(stored.id),
-        dpop_jkt,
-    };
-    // Signed before the transaction, so no write lock is held during the signature.
-    let mut minted = mint(ctx, &who, plan, now)?;
-    // OpenID Connect: scope `openid` adds an id_token.
-    if who.scope.contains("openid") {
-        let user =
-            User::find(conn, stored.user_id)?.ok_or_else(|| OAuthError::invalid_grant(INVALID))?;
-        let identity = Identity {
-            user: &user,
-            auth_time: stored.auth_time,
-            nonce: stored.nonce.as_deref(),
-        };
-        minted = minted.with_id_token(ctx, &who, &identity, now)?;
+    if !stored.is_used {
+        // Every term met and still unused: the claim lost to nothing we can name (the code
+        // changed in between). Refused, and nothing revoked.
+        return Err(OAuthError::invalid_grant(INVALID));
     }
-    let outcome = crate::db::write_transaction(conn, |conn| {
-        // The consent is read by the claim itself, in its transaction, so a revocation cannot
-        // slip in between (and on PostgreSQL one running now waits for the claimed row).
-        let claimed = if stored.is_used {
-            None
-        } else {
-            AuthorizationCode::claim_with_consent(conn, stored.id)?
-        };
-        let Some(granted) = claimed else {
-            AuthorizationCode::revoke_issued(conn, stored.id, now)?;
-            return Ok::<_, OAuthError>(Outcome::Replayed);
-        };
-        let granted = granted.map(|scope| Scopes::from_stored(&scope));
-        if !granted.is_some_and(|g| who.scope.is_subset(&g)) {
-            return Ok(Outcome::ConsentGone);
-        }
-        store(conn, ctx, &who, minted, now).map(Outcome::Issued)
+    crate::db::write_transaction(conn, |conn| {
+        AuthorizationCode::revoke_issued(conn, stored.id, now)
     })?;
-    match outcome {
-        Outcome::Issued(issued) => Ok(issued),
-        Outcome::Replayed => {
-            tracing::warn!(client_id = %client.client_id, "authorization code replayed; its tokens are revoked");
-            Err(OAuthError::invalid_grant(INVALID))
-        }
-        Outcome::ConsentGone => Err(OAuthError::invalid_grant(
-            "The person withdrew their consent after this code was issued.",
-        )),
-    }
+    Ok(Outcome::Replayed)
 }
 
 /// RFC 6749 §4.1.3: "redirect_uri: REQUIRED, if the redirect_uri parameter was included in the
