@@ -73,6 +73,21 @@ pub enum RefreshPlan<'a> {
     Keep { id: RefreshTokenId },
 }
 
+impl RefreshPlan<'_> {
+    /// A new family for a client that may use `refresh_token`, none for one that may not: what
+    /// a grant that begins a person's authorization (code, password) issues.
+    pub fn new_family_if_allowed(client: &Client) -> Self {
+        if client
+            .allowed_grant_types()
+            .contains(&GrantType::RefreshToken)
+        {
+            Self::NewFamily
+        } else {
+            Self::None
+        }
+    }
+}
+
 /// What a grant decided to issue.
 pub struct Grantee<'a> {
     pub client: &'a Client,

@@ -650,6 +650,23 @@ async fn switching_account_keeps_the_request() {
     assert!(page.text(".consent").unwrap().contains("(second)"));
 }
 
+/// Redeems `code` at the token endpoint as `client`, with the callback and no PKCE.
+async fn exchange(
+    app: &crate::helpers::TestApp,
+    client: &crate::helpers::TestClient,
+    code: &str,
+) -> reqwest::Response {
+    app.token_form(
+        Some(client),
+        &[
+            ("grant_type", "authorization_code"),
+            ("code", code),
+            ("redirect_uri", CALLBACK),
+        ],
+    )
+    .await
+}
+
 /// The code grant reads the consent in the statement that claims the code: a consent narrowed
 /// or gone since the code was issued gets nothing, and the code is spent.
 #[tokio::test]
@@ -664,26 +681,12 @@ async fn a_code_whose_consent_was_narrowed_or_removed_gets_no_tokens() {
         ("redirect_uri", CALLBACK),
         ("scope", "get_user_profile"),
     ];
-    let exchange = |code: String| {
-        let (app, client) = (&app, &client);
-        async move {
-            app.token_form(
-                Some(client),
-                &[
-                    ("grant_type", "authorization_code"),
-                    ("code", &code),
-                    ("redirect_uri", CALLBACK),
-                ],
-            )
-            .await
-        }
-    };
     let narrowed = query_of(&authorize_and_allow(&app, &pairs).await)["code"].clone();
     diesel::update(consents::table)
         .set(consents::scope.eq("manage_payment"))
         .execute(&mut app.db.connect())
         .unwrap();
-    let res = exchange(narrowed.clone()).await;
+    let res = exchange(&app, &client, &narrowed).await;
     assert_eq!(res.status(), 400);
     let body: Value = res.json().await.unwrap();
     assert_eq!(body["error"], "invalid_grant");
@@ -694,7 +697,7 @@ async fn a_code_whose_consent_was_narrowed_or_removed_gets_no_tokens() {
             .contains("withdrew"),
         "{body}"
     );
-    let res = exchange(narrowed).await;
+    let res = exchange(&app, &client, &narrowed).await;
     assert_eq!(res.status(), 400, "the code is spent");
 
     diesel::delete(consents::table)
@@ -706,7 +709,7 @@ async fn a_code_whose_consent_was_narrowed_or_removed_gets_no_tokens() {
     diesel::delete(consents::table)
         .execute(&mut app.db.connect())
         .unwrap();
-    let body: Value = exchange(gone).await.json().await.unwrap();
+    let body: Value = exchange(&app, &client, &gone).await.json().await.unwrap();
     assert_eq!(body["error"], "invalid_grant");
     assert!(
         body["error_description"]
@@ -746,22 +749,8 @@ async fn the_claim_reads_the_consent_of_the_codes_own_person_and_client() {
         ("redirect_uri", CALLBACK),
         ("scope", "get_user_profile"),
     ];
-    let exchange = |code: String| {
-        let (app, client) = (&app, &client);
-        async move {
-            app.token_form(
-                Some(client),
-                &[
-                    ("grant_type", "authorization_code"),
-                    ("code", &code),
-                    ("redirect_uri", CALLBACK),
-                ],
-            )
-            .await
-        }
-    };
     let code = query_of(&authorize_and_allow(&app, &pairs).await)["code"].clone();
-    let res = exchange(code).await;
+    let res = exchange(&app, &client, &code).await;
     assert_eq!(res.status(), 200, "{}", res.text().await.unwrap());
 
     // The end user's consent goes (as a revocation racing the redemption would take it); the
@@ -780,7 +769,7 @@ async fn the_claim_reads_the_consent_of_the_codes_own_person_and_client() {
     diesel::delete(consents::table.filter(consents::id.eq(end_user_only)))
         .execute(&mut app.db.connect())
         .unwrap();
-    let body: Value = exchange(code).await.json().await.unwrap();
+    let body: Value = exchange(&app, &client, &code).await.json().await.unwrap();
     assert_eq!(body["error"], "invalid_grant", "{body}");
     assert!(
         body["error_description"]

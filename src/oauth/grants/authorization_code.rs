@@ -108,14 +108,7 @@ fn issue(
     dpop_jkt: Option<&str>,
     now: NaiveDateTime,
 ) -> Result<Issued, OAuthError> {
-    let plan = if client
-        .allowed_grant_types()
-        .contains(&GrantType::RefreshToken)
-    {
-        RefreshPlan::NewFamily
-    } else {
-        RefreshPlan::None
-    };
+    let plan = RefreshPlan::new_family_if_allowed(client);
     let who = Grantee {
         client,
         user_id: stored.user_id,

@@ -73,14 +73,7 @@ pub fn run(
         authorization_code_id: None,
         dpop_jkt,
     };
-    let plan = if client
-        .allowed_grant_types()
-        .contains(&GrantType::RefreshToken)
-    {
-        RefreshPlan::NewFamily
-    } else {
-        RefreshPlan::None
-    };
+    let plan = RefreshPlan::new_family_if_allowed(client);
     let minted = mint(ctx, &who, plan, now)?;
     crate::db::write_transaction(conn, |conn| store(conn, ctx, &who, minted, now))
 }
