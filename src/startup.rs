@@ -85,7 +85,8 @@ pub struct Application {
 }
 
 /// A session ends after this long without a request (ASVS V7.3: idle timeout).
-const SESSION_IDLE: actix_web::cookie::time::Duration = actix_web::cookie::time::Duration::hours(2);
+pub const SESSION_IDLE: actix_web::cookie::time::Duration =
+    actix_web::cookie::time::Duration::hours(2);
 
 impl Application {
     /// Builds the server with the mailer the settings describe (SMTP or `.eml` files).

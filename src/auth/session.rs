@@ -25,7 +25,8 @@ const FLASH: &str = "flash";
 /// timeout (two hours) needs no finer grain: extending the session on every request cost every
 /// page view a write.
 pub const ACTIVITY_GRAIN: TimeDelta = TimeDelta::minutes(1);
-/// An authorization request waiting for the person to sign in and decide (see `oauth::authorize`).
+/// An authorization request waiting for the person to sign in and decide (see `oauth::authorize`),
+/// when it is too big for its own cookie (`routes::authorize::waiting`).
 pub const PENDING_AUTHORIZATION: &str = "pending_authorization";
 
 /// A session older than this ends, however active (ASVS V7.3: absolute timeout).

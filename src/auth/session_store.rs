@@ -6,14 +6,14 @@
 //! as a cookie.
 //!
 //! A visitor who has not signed in has nothing to revoke: their state (the login form's CSRF
-//! token, an authorization request waiting for them to sign in, a flash message) travels in
-//! the cookie itself, which actix-session encrypts and authenticates with the server key
+//! token, a flash message) travels in the cookie itself, which actix-session encrypts and authenticates with the server key
 //! (`CookieContentSecurity::Private`), so it can be neither read nor forged. Such a session
 //! costs no statement at all: the login page of the authorization-code flow used to cost an
 //! INSERT, two SELECTs and the DELETE at sign-in. The state is stamped when written and refused
 //! once it is older than the idle timeout, so a copied cookie does not live forever. Signing in
 //! moves the state to a new row (`TypedSession::log_in` renews the session); a state too big
-//! for a cookie goes to the table as before.
+//! for a cookie goes to the table as before. An authorization request waiting for the person
+//! travels in a sealed cookie of its own (`routes::authorize::waiting`), signed in or not.
 
 use std::collections::HashMap;
 

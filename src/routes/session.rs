@@ -28,11 +28,14 @@ pub struct NextQuery {
 }
 
 pub async fn login_form(
+    req: HttpRequest,
     state: web::Data<AppState>,
     session: TypedSession,
     query: web::Query<NextQuery>,
 ) -> Result<HttpResponse, AppError> {
-    let again = session.user_id().is_some() && super::authorize::wants_fresh_sign_in(&session);
+    let pending = super::authorize::waiting(&req, &state, &session);
+    let again = session.user_id().is_some()
+        && super::authorize::wants_fresh_sign_in(&session, pending.as_ref());
     if session.user_id().is_some() && !again {
         return Ok(see_other(
             &safe_next(query.next.as_deref()).unwrap_or_else(|| HOME.to_owned()),
@@ -48,8 +51,7 @@ pub async fn login_form(
     let next = safe_next(query.next.as_deref());
     // During an authorization request: which application the person signs in for.
     if next.as_deref() == Some(super::authorize::RESUME)
-        && let Some(pending) = session
-            .get::<crate::oauth::authorize::Pending>(crate::auth::session::PENDING_AUTHORIZATION)
+        && let Some(pending) = &pending
         && !pending.client_name.is_empty()
     {
         ctx.insert("app_name", &pending.client_name);

@@ -32,3 +32,4 @@ mod scale;
 mod schema;
 mod smtp;
 mod token;
+mod waiting_request;
