@@ -13,7 +13,7 @@ use crate::db::models::{
     AccessToken, EmailToken, NewUser, Purpose, RefreshToken, SessionRow, User,
 };
 use crate::db::{self, AnyConnection, DbError};
-use crate::domain::{DisplayName, Email, GrantType, NewPassword, UserId, Username};
+use crate::domain::{ClientRowId, DisplayName, Email, GrantType, NewPassword, UserId, Username};
 
 /// Email verification links live a day; password reset links an hour.
 pub const VERIFY_TTL: TimeDelta = TimeDelta::hours(24);
@@ -178,27 +178,36 @@ pub struct SignedIn {
     pub user: User,
     /// The account has a second factor (`mfa`): the password alone is not enough.
     pub has_factor: bool,
+    /// The scopes the account granted the application named by `consent_for`, if any.
+    pub consent: Option<String>,
 }
 
 /// Checks a username and password, for the login page and the password grant alike, under
 /// the account's and the client address's lockouts. Unknown users cost the same argon2 work as
 /// known ones.
+/// `consent_for`: the application an authorization request waiting for this sign-in is for,
+/// whose consent is then read in the same statement as the account.
 pub fn sign_in(
     conn: &mut AnyConnection,
     passwords: &Passwords,
     username: &str,
     given: &str,
     address: &str,
+    consent_for: Option<ClientRowId>,
 ) -> Result<Result<SignedIn, SignInError>, DbError> {
     let found = match Username::parse(username) {
-        Ok(name) => User::find_by_username_with_factor(conn, name.as_str())?,
+        Ok(name) => User::find_by_username_with_factor(conn, name.as_str(), consent_for)?,
         Err(_) => None,
     };
-    let user = found.as_ref().map(|(user, _)| user);
+    let user = found.as_ref().map(|(user, _, _)| user);
     let verdict = verify_throttled(conn, passwords, username, user, given, address)?;
     Ok(verdict.and_then(|()| {
         found
-            .map(|(user, has_factor)| SignedIn { user, has_factor })
+            .map(|(user, has_factor, consent)| SignedIn {
+                user,
+                has_factor,
+                consent,
+            })
             .ok_or(SignInError::Invalid)
     }))
 }

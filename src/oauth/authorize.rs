@@ -33,7 +33,7 @@ use crate::crypto;
 use crate::db::models::authorization_code::NewAuthorizationCode;
 use crate::db::models::{AuthorizationCode, Client, Consent, Scope, User};
 use crate::db::{self, AnyConnection, CachedClient, ClientCache};
-use crate::domain::{GrantType, Granted, Scopes, UserId};
+use crate::domain::{ClientRowId, GrantType, Granted, Scopes, UserId};
 
 /// Reads an authorization request's query string: the names of [`params::AUTHORIZE`], in
 /// either spelling, with a repeat noted rather than refused until the redirect URI is known.
@@ -729,6 +729,50 @@ pub fn resume(
         Some(entry) => proceed(conn, ctx, &entry.client, pending, person, now),
         None => Ok(Step::Page(unavailable()).into()),
     }
+}
+
+/// The application a waiting request is for, as [`resume`] would find it: signing in for the
+/// request reads the person's consent to it in the account's own statement
+/// ([`finish_at_sign_in`]).
+pub fn waiting_client(
+    conn: &mut AnyConnection,
+    ctx: &OAuthContext,
+    pending: &Pending,
+) -> diesel::QueryResult<Option<ClientRowId>> {
+    Ok(current_client(conn, ctx, pending)?.map(|entry| entry.client.id))
+}
+
+/// Signing in for a waiting request, with the consent the sign-in read (`granted`): when that
+/// consent covers the request and nothing else is asked ([`next`] says issue), the code is
+/// issued at once and the sign-in answers with the redirect to the application, instead of
+/// sending the browser back to [`resume`] to read the session and the consent again. `None`:
+/// anything else (a consent page to show, an application changed meanwhile), which [`resume`]
+/// then handles as always.
+pub fn finish_at_sign_in(
+    conn: &mut AnyConnection,
+    ctx: &OAuthContext,
+    pending: &Pending,
+    person: Person,
+    granted: Option<&str>,
+    now: i64,
+) -> diesel::QueryResult<Option<Outcome>> {
+    let Some(entry) = current_client(conn, ctx, pending)? else {
+        return Ok(None);
+    };
+    let previous = granted.map(Scopes::from_stored);
+    if next(pending, Some(person.signed_in), previous.as_ref(), now) != Next::Issue {
+        return Ok(None);
+    }
+    let code = issue_code(
+        conn,
+        &entry.client,
+        person,
+        pending,
+        super::fapi::code_ttl(&entry.client, ctx.code_ttl),
+    )?;
+    Ok(Some(
+        respond(pending, Grant::Code(code), &ctx.issuer).into(),
+    ))
 }
 
 /// What the consent form sent back.

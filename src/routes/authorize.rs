@@ -150,6 +150,16 @@ pub async fn resume(
     show(&state, &session, outcome, Stored::Yes)
 }
 
+/// The answer of a sign-in that finished the waiting request itself
+/// (`oauth::authorize::finish_at_sign_in`): the redirect to the application, the request gone.
+pub fn answer_at_sign_in(
+    state: &AppState,
+    session: &TypedSession,
+    outcome: Outcome,
+) -> Result<HttpResponse, AppError> {
+    show(state, session, outcome, Stored::Yes)
+}
+
 /// Whether the request is already waiting in the session.
 #[derive(Clone, Copy, PartialEq, Eq)]
 enum Stored {

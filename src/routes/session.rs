@@ -15,6 +15,7 @@ use crate::domain::{NewPassword, Username};
 use crate::email::Template;
 use crate::error::AppError;
 use crate::mfa;
+use crate::oauth::authorize;
 use crate::state::AppState;
 
 /// Where people land after signing in, unless a `next` page asked for them.
@@ -116,13 +117,45 @@ pub async fn login(
     let addr = address.clone();
     let passwords = state.passwords.clone();
     let _admitted = passwords.admit().await;
-    let outcome = db::run(&state.pool, move |conn| {
-        accounts::sign_in(conn, &passwords, &username, &password, &addr)
+    let next = safe_next(form.next.as_deref());
+    // Signing in for an authorization request: the consent to its application is read with the
+    // account, and one that covers the request finishes it here (the code, and the redirect to
+    // the application) instead of sending the browser back to read it all again.
+    let pending = (next.as_deref() == Some(super::authorize::RESUME))
+        .then(|| super::authorize::waiting(&req, &state, &session))
+        .flatten();
+    let ctx = state.oauth.clone();
+    let (outcome, finished) = db::run(&state.pool, move |conn| {
+        let consent_for = match &pending {
+            Some(pending) => authorize::waiting_client(conn, &ctx, pending)?,
+            None => None,
+        };
+        let outcome =
+            accounts::sign_in(conn, &passwords, &username, &password, &addr, consent_for)?;
+        let finished = match (&outcome, &pending) {
+            (Ok(signed_in), Some(pending)) if !signed_in.has_factor => {
+                let at = chrono::Utc::now().timestamp();
+                match authorize::Person::new(signed_in.user.id, at) {
+                    Some(person) => authorize::finish_at_sign_in(
+                        conn,
+                        &ctx,
+                        pending,
+                        person,
+                        signed_in.consent.as_deref(),
+                        at,
+                    )?,
+                    None => None,
+                }
+            }
+            _ => None,
+        };
+        Ok::<_, DbError>((outcome, finished))
     })
     .await?;
-    let next = safe_next(form.next.as_deref());
     match outcome {
-        Ok(accounts::SignedIn { user, has_factor }) => {
+        Ok(accounts::SignedIn {
+            user, has_factor, ..
+        }) => {
             if has_factor {
                 // Not signed in yet: the code comes first.
                 session.await_second_factor(user.id, next)?;
@@ -134,6 +167,9 @@ pub async fn login(
                 &super::page::client_address(&req),
             )?;
             notify_new_sign_in(&state, &user, &address, None).await;
+            if let Some(finished) = finished {
+                return super::authorize::answer_at_sign_in(&state, &session, finished);
+            }
             Ok(see_other(next.as_deref().unwrap_or(HOME)))
         }
         Err(failure) => {

@@ -146,3 +146,60 @@ async fn a_request_too_big_for_a_cookie_waits_in_the_session() {
         "answered, it left the session"
     );
 }
+
+/// Posts the login form that `login_location` shows, as END_USER.
+async fn sign_in(app: &TestApp, login_location: &str) -> reqwest::Response {
+    let (_, login) = app.page(login_location).await;
+    app.api
+        .post(app.url("/login"))
+        .form(&[
+            ("username", END_USER),
+            ("password", END_USER_PASSWORD),
+            ("next", &login.attr("input[name=next]", "value").unwrap()),
+            ("csrf_token", &login.csrf()),
+        ])
+        .send()
+        .await
+        .unwrap()
+}
+
+/// Signing in for a request whose consent the person gave before finishes it: the sign-in
+/// answers with the redirect to the application (code and state), without the trip back to
+/// the authorization endpoint. A request that asks for consent again goes back as always.
+#[tokio::test]
+async fn a_sign_in_whose_consent_covers_the_request_finishes_it() {
+    let app = spawn_app().await;
+    let client = setup(&app);
+    crate::helpers::authorize_and_allow(&app, &pairs(&client.client_id, "first")).await;
+    let log_out = || app.post_form("/logout", "/account", &[]);
+    assert_eq!(log_out().await.status(), 303);
+
+    let res = app
+        .get(&authorize_path(&pairs(&client.client_id, "again")))
+        .await;
+    let res = sign_in(&app, &location(&res)).await;
+    assert_eq!(res.status(), 303);
+    let back = location(&res);
+    assert!(back.starts_with(CALLBACK), "{back}");
+    let params = query_of(&back);
+    assert_eq!(params["state"], "again");
+    assert!(!params["code"].is_empty());
+    assert!(
+        set_cookie(&res).is_some_and(|c| c.contains("Max-Age=0") || c.contains("1970")),
+        "the request is gone"
+    );
+    // Signed in all the same.
+    assert_eq!(app.get("/account").await.status(), 200);
+
+    assert_eq!(log_out().await.status(), 303);
+    let mut ask = pairs(&client.client_id, "ask").to_vec();
+    ask.push(("prompt", "consent"));
+    let res = app.get(&authorize_path(&ask)).await;
+    let res = sign_in(&app, &location(&res)).await;
+    assert_eq!(res.status(), 303);
+    assert_eq!(
+        location(&res),
+        "/oauth/authorize/resume",
+        "the consent page next"
+    );
+}

@@ -6,7 +6,7 @@ use diesel::prelude::*;
 
 use crate::db::AnyConnection;
 use crate::db::schema::users;
-use crate::domain::UserId;
+use crate::domain::{ClientRowId, UserId};
 
 #[derive(Debug, Clone, Queryable, Selectable, Identifiable)]
 #[diesel(table_name = users)]
@@ -53,13 +53,22 @@ impl User {
             .optional()
     }
 
-    /// [`Self::find_by_username`], and whether the account has a second factor (`mfa`), in
-    /// one statement: the sign-in page and the password grant need both.
+    /// [`Self::find_by_username`], whether the account has a second factor (`mfa`), and the
+    /// scopes it granted `consent_for` (when signing in for an authorization request), in one
+    /// statement: the sign-in page and the password grant need the first two, a sign-in that
+    /// can finish a request with remembered consent the third (`oauth::authorize::finish_at_sign_in`).
     pub fn find_by_username_with_factor(
         conn: &mut AnyConnection,
         username: &str,
-    ) -> QueryResult<Option<(User, bool)>> {
-        use crate::db::schema::{passkeys, user_totp};
+        consent_for: Option<ClientRowId>,
+    ) -> QueryResult<Option<(User, bool, Option<String>)>> {
+        use crate::db::schema::{consents, passkeys, user_totp};
+        // `client_id = NULL` when there is no request: no row, no consent.
+        let consent = consents::table
+            .filter(consents::user_id.eq(users::id))
+            .filter(consents::client_id.nullable().eq(consent_for))
+            .select(consents::scope)
+            .single_value();
         users::table
             .left_join(user_totp::table.on(user_totp::user_id.eq(users::id)))
             .filter(users::username.eq(username))
@@ -71,6 +80,7 @@ impl User {
                     .or(diesel::dsl::exists(
                         passkeys::table.filter(passkeys::user_id.eq(users::id)),
                     )),
+                consent,
             ))
             .get_result(conn)
             .optional()

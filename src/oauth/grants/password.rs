@@ -43,6 +43,7 @@ pub fn run(
         owner.username,
         owner.password,
         owner.address,
+        None,
     )? {
         Ok(signed_in) => signed_in,
         Err(SignInError::Invalid) => {
