@@ -6,8 +6,8 @@ use serde_json::{Value, json};
 
 use crate::helpers::{
     CALLBACK, CHALLENGE, END_USER, END_USER_PASSWORD, Html, MERCHANT_PASSWORD, VERIFIER,
-    authorize_and_allow, authorize_path, decide, location, log_in_and_resume, query_of, setup,
-    spawn_app,
+    authorize_and_allow, authorize_path, decide, location, log_in_and_resume, query_of,
+    redeem_at_callback, setup, spawn_app,
 };
 
 #[tokio::test]
@@ -651,23 +651,6 @@ async fn switching_account_keeps_the_request() {
     assert!(page.text(".consent").unwrap().contains("(second)"));
 }
 
-/// Redeems `code` at the token endpoint as `client`, with the callback and no PKCE.
-async fn exchange(
-    app: &crate::helpers::TestApp,
-    client: &crate::helpers::TestClient,
-    code: &str,
-) -> reqwest::Response {
-    app.token_form(
-        Some(client),
-        &[
-            ("grant_type", "authorization_code"),
-            ("code", code),
-            ("redirect_uri", CALLBACK),
-        ],
-    )
-    .await
-}
-
 /// The code grant reads the consent in the statement that claims the code: a consent narrowed
 /// or gone since the code was issued gets nothing, and the code is spent.
 #[tokio::test]
@@ -687,7 +670,7 @@ async fn a_code_whose_consent_was_narrowed_or_removed_gets_no_tokens() {
         .set(consents::scope.eq("manage_payment"))
         .execute(&mut app.db.connect())
         .unwrap();
-    let res = exchange(&app, &client, &narrowed).await;
+    let res = redeem_at_callback(&app, &client, &narrowed).await;
     assert_eq!(res.status(), 400);
     let body: Value = res.json().await.unwrap();
     assert_eq!(body["error"], "invalid_grant");
@@ -698,7 +681,7 @@ async fn a_code_whose_consent_was_narrowed_or_removed_gets_no_tokens() {
             .contains("withdrew"),
         "{body}"
     );
-    let res = exchange(&app, &client, &narrowed).await;
+    let res = redeem_at_callback(&app, &client, &narrowed).await;
     assert_eq!(res.status(), 400, "the code is spent");
 
     diesel::delete(consents::table)
@@ -710,7 +693,11 @@ async fn a_code_whose_consent_was_narrowed_or_removed_gets_no_tokens() {
     diesel::delete(consents::table)
         .execute(&mut app.db.connect())
         .unwrap();
-    let body: Value = exchange(&app, &client, &gone).await.json().await.unwrap();
+    let body: Value = redeem_at_callback(&app, &client, &gone)
+        .await
+        .json()
+        .await
+        .unwrap();
     assert_eq!(body["error"], "invalid_grant");
     assert!(
         body["error_description"]
@@ -751,7 +738,7 @@ async fn the_claim_reads_the_consent_of_the_codes_own_person_and_client() {
         ("scope", "get_user_profile"),
     ];
     let code = query_of(&authorize_and_allow(&app, &pairs).await)["code"].clone();
-    let res = exchange(&app, &client, &code).await;
+    let res = redeem_at_callback(&app, &client, &code).await;
     assert_eq!(res.status(), 200, "{}", res.text().await.unwrap());
 
     // The end user's consent goes (as a revocation racing the redemption would take it); the
@@ -770,7 +757,11 @@ async fn the_claim_reads_the_consent_of_the_codes_own_person_and_client() {
     diesel::delete(consents::table.filter(consents::id.eq(end_user_only)))
         .execute(&mut app.db.connect())
         .unwrap();
-    let body: Value = exchange(&app, &client, &code).await.json().await.unwrap();
+    let body: Value = redeem_at_callback(&app, &client, &code)
+        .await
+        .json()
+        .await
+        .unwrap();
     assert_eq!(body["error"], "invalid_grant", "{body}");
     assert!(
         body["error_description"]

@@ -764,6 +764,23 @@ pub async fn log_in_and_resume(
     app.get("/oauth/authorize/resume").await
 }
 
+/// Redeems `code` at the token endpoint as `client`, with the callback and no PKCE verifier.
+pub async fn redeem_at_callback(
+    app: &TestApp,
+    client: &TestClient,
+    code: &str,
+) -> reqwest::Response {
+    app.token_form(
+        Some(client),
+        &[
+            ("grant_type", "authorization_code"),
+            ("code", code),
+            ("redirect_uri", CALLBACK),
+        ],
+    )
+    .await
+}
+
 /// Answers the consent page as a browser would: with every hidden field of its form.
 pub async fn decide(app: &TestApp, consent: Html, decision: &str) -> reqwest::Response {
     let mut form = vec![

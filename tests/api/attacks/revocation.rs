@@ -9,7 +9,7 @@ use latchkey::db::schema::consents;
 use super::{Expect, check};
 use crate::helpers::{
     CALLBACK, END_USER, END_USER_PASSWORD, authorize_and_allow, authorize_path, location,
-    log_in_and_resume, query_of, setup,
+    log_in_and_resume, query_of, redeem_at_callback, setup,
 };
 use crate::helpers::{Html, TestApp, TestClient, spawn_app};
 
@@ -29,18 +29,6 @@ async fn remembered_code(app: &TestApp, client: &TestClient) -> String {
     let callback = location(&res);
     assert!(callback.starts_with(CALLBACK), "{callback}");
     query_of(&callback)["code"].clone()
-}
-
-async fn redeem(app: &TestApp, client: &TestClient, code: &str) -> reqwest::Response {
-    app.token_form(
-        Some(client),
-        &[
-            ("grant_type", "authorization_code"),
-            ("code", code),
-            ("redirect_uri", CALLBACK),
-        ],
-    )
-    .await
 }
 
 fn refused() -> Expect {
@@ -96,7 +84,12 @@ async fn a_code_issued_before_the_app_was_revoked_gets_nothing() {
         ),
     ];
     for (name, code) in rows {
-        check(name, redeem(&app, &client, code).await, &refused()).await;
+        check(
+            name,
+            redeem_at_callback(&app, &client, code).await,
+            &refused(),
+        )
+        .await;
     }
     assert_eq!(
         app.count("client_access_tokens"),
@@ -110,7 +103,7 @@ async fn a_code_issued_before_the_app_was_revoked_gets_nothing() {
     // The other application's code was not touched.
     check(
         "another app's code after the revocation",
-        redeem(&app, &other, &other_code).await,
+        redeem_at_callback(&app, &other, &other_code).await,
         &Expect::new(200).no_store(),
     )
     .await;
@@ -135,7 +128,7 @@ async fn a_code_is_refused_when_the_consent_no_longer_covers_its_scope() {
         .unwrap();
     check(
         "a code wider than the consent",
-        redeem(&app, &client, &code).await,
+        redeem_at_callback(&app, &client, &code).await,
         &refused(),
     )
     .await;
@@ -148,7 +141,7 @@ async fn a_code_is_refused_when_the_consent_no_longer_covers_its_scope() {
         .unwrap();
     check(
         "a code whose consent row is gone",
-        redeem(&app, &client, &fresh).await,
+        redeem_at_callback(&app, &client, &fresh).await,
         &refused(),
     )
     .await;
@@ -166,7 +159,7 @@ async fn a_code_is_refused_when_the_consent_no_longer_covers_its_scope() {
     let again = query_of(&location(&res))["code"].clone();
     check(
         "a code under a consent given again",
-        redeem(&app, &client, &again).await,
+        redeem_at_callback(&app, &client, &again).await,
         &Expect::new(200).no_store(),
     )
     .await;
