@@ -30,8 +30,8 @@ class NoRedirect(urllib.request.HTTPRedirectHandler):
         return None
 
 
-def statements(base):
-    with urllib.request.urlopen(base + "/metrics") as res:
+def statements(metrics):
+    with urllib.request.urlopen(metrics + "/metrics") as res:
         text = res.read().decode()
     match = re.search(r"^latchkey_sql_statements_total (\d+)$", text, re.M)
     if not match:
@@ -102,12 +102,14 @@ def one_flow(base, client_id, secret, redirect_uri, username, password):
 def main():
     base, client_id, secret, redirect_uri, username, password = sys.argv[1:7]
     flows = int(sys.argv[7]) if len(sys.argv) > 7 else 1
+    # The metrics listener (LATCHKEY_METRICS_BIND) is apart from the public one.
+    metrics = sys.argv[8] if len(sys.argv) > 8 else "http://127.0.0.1:9464"
     for n in range(1, flows + 1):
-        before = statements(base)
+        before = statements(metrics)
         start = time.perf_counter()
         consent = one_flow(base, client_id, secret, redirect_uri, username, password)
         elapsed = (time.perf_counter() - start) * 1000
-        after = statements(base)
+        after = statements(metrics)
         print("flow=%d consent=%s statements=%d ms=%.1f" % (n, consent, after - before, elapsed))
 
 

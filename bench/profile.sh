@@ -48,6 +48,7 @@ cleanup() {
   rm -rf "$WORK"
 }
 trap cleanup EXIT
+export LATCHKEY_METRICS_BIND=127.0.0.1:0
 export LATCHKEY_DATA_DIR="$WORK/data" LATCHKEY_LOG=warn LATCHKEY_KEY_REFRESH=1 \
   LATCHKEY_ISSUER="$BASE"
 

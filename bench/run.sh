@@ -106,8 +106,9 @@ cleanup() {
 }
 trap cleanup EXIT
 
+METRICS="http://127.0.0.1:18492"
 export LATCHKEY_DATA_DIR="$WORK/data" LATCHKEY_LOG=warn LATCHKEY_KEY_REFRESH=1 \
-  LATCHKEY_ISSUER="$BASE"
+  LATCHKEY_ISSUER="$BASE" LATCHKEY_METRICS_BIND=127.0.0.1:18492
 if [ -n "$PG_URL" ]; then
   DB=latchkey_bench
   psql -q "$PG_URL/postgres" -c "DROP DATABASE IF EXISTS $DB" -c "CREATE DATABASE $DB" >/dev/null
@@ -335,7 +336,7 @@ want jwks && run "JWKS" /.well-known/jwks.json jwks.lua
 
 # ---- the authorization-code flow, with its SQL statements
 FLOWS=""
-want flow && FLOWS=$(python3 bench/flow.py "$BASE" "$ID" "$SECRET" "$REDIRECT" bench "$PASSWORD" 3)
+want flow && FLOWS=$(python3 bench/flow.py "$BASE" "$ID" "$SECRET" "$REDIRECT" bench "$PASSWORD" 3 "$METRICS")
 
 # req/s of the row named NAME, empty if it did not run.
 rps_of() { awk -F'\t' -v n="$1" '$1 == n {print $2}' "$RESULTS"; }

@@ -27,7 +27,7 @@ psql "$PG" -qc "CREATE SCHEMA $SCHEMA"
 export LATCHKEY_DATABASE_URL="$PG?options=-c%20search_path%3D$SCHEMA"
 export LATCHKEY_SECRET_KEY="$(head -c 32 /dev/urandom | od -An -tx1 | tr -d ' \n')"
 export LATCHKEY_ISSUER="http://127.0.0.1:$LB" LATCHKEY_DATA_DIR="$WORK/data" LATCHKEY_LOG=warn
-export LATCHKEY_TRUSTED_PROXIES=127.0.0.1 LATCHKEY_DB_POOL_SIZE=16
+export LATCHKEY_TRUSTED_PROXIES=127.0.0.1 LATCHKEY_DB_POOL_SIZE=16 LATCHKEY_METRICS_BIND=127.0.0.1:0
 
 "$BIN" migrate
 printf '%s\n' 'bench password 1' | "$BIN" user create --username bench --name Bench >/dev/null

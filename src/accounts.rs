@@ -244,16 +244,27 @@ fn verify_throttled(
         (account_key.as_str(), throttle::ACCOUNT),
         (address_key.as_str(), throttle::ADDRESS),
     ];
+    let outcome = |outcome: &'static str| {
+        metrics::counter!(crate::metrics::SIGN_INS, "outcome" => outcome).increment(1);
+    };
     let attempt = match throttle::reserve(conn, &keys, now)? {
         Ok(attempt) => attempt,
-        Err(locked) => return Ok(Err(locked_out(locked, now))),
+        Err(locked) => {
+            outcome("locked");
+            return Ok(Err(locked_out(locked, now)));
+        }
     };
     if passwords.verify(given, user.map(|u| u.password.as_str())) {
         attempt.succeeded(conn)?;
+        outcome("success");
         return Ok(Ok(()));
     }
+    outcome("invalid");
     Ok(Err(match attempt.failed(conn, now)? {
-        Some(locked) => locked_out(locked, now),
+        Some(locked) => {
+            metrics::counter!(crate::metrics::LOCKOUTS).increment(1);
+            locked_out(locked, now)
+        }
         None => SignInError::Invalid,
     }))
 }

@@ -5,6 +5,8 @@
 //! message that names the flag. Checks that need more than one value (the issuer defaults to the
 //! bind address) live in [`Settings`]' methods.
 
+pub mod file;
+
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -15,6 +17,12 @@ use url::Url;
 /// Settings shared by every subcommand. Each flag may also be given after the subcommand.
 #[derive(Debug, Clone, Args)]
 pub struct Settings {
+    /// A configuration file (TOML) with any of these settings, named as the flags are with `_`
+    /// for `-` (`data_dir = "/var/lib/latchkey"`). A flag beats its environment variable,
+    /// which beats the file, which beats the default; `latchkey config show` prints the result.
+    #[arg(long, env = "LATCHKEY_CONFIG", value_name = "FILE", global = true)]
+    pub config: Option<PathBuf>,
+
     /// Address and port the HTTP server listens on.
     #[arg(
         long,
@@ -114,16 +122,45 @@ pub struct Settings {
           value_parser = clap::value_parser!(u32).range(1..=500), global = true)]
     pub db_pool_size: u32,
 
-    /// Addresses of reverse proxies / load balancers in front of Latchkey, comma separated. For
-    /// requests from them, the client address (for throttling and the audit log) is taken from
-    /// `X-Forwarded-For`; from anyone else that header is ignored.
+    /// Reverse proxies / load balancers in front of Latchkey: addresses or CIDR ranges
+    /// (`10.0.0.0/8`, `fd00::/8`), comma separated. For requests from them, the client address
+    /// (for throttling and the audit log) is taken from `X-Forwarded-For`; from anyone else that
+    /// header is ignored.
     #[arg(
         long,
         env = "LATCHKEY_TRUSTED_PROXIES",
         value_delimiter = ',',
+        value_parser = parse_proxy,
         global = true
     )]
-    pub trusted_proxies: Vec<std::net::IpAddr>,
+    pub trusted_proxies: Vec<ipnet::IpNet>,
+
+    /// Address and port of the Prometheus metrics listener (`GET /metrics`), kept apart from
+    /// the public one so that it is never exposed with it. Port 0 picks a free port.
+    #[arg(
+        long,
+        env = "LATCHKEY_METRICS_BIND",
+        default_value = "127.0.0.1:9464",
+        global = true
+    )]
+    pub metrics_bind: SocketAddr,
+
+    /// OpenTelemetry collector to send traces to over OTLP/HTTP (protobuf), for example
+    /// `http://otel-collector:4318`. Default: no traces are exported.
+    #[arg(long, env = "LATCHKEY_OTLP_ENDPOINT", value_parser = parse_otlp_endpoint, global = true)]
+    pub otlp_endpoint: Option<Url>,
+
+    /// On SIGTERM, how long `/readyz` answers 503 while requests are still served, in seconds,
+    /// so that a load balancer stops sending new ones before the listener closes. Set it to
+    /// the balancer's health-check period times its failure threshold.
+    #[arg(long, env = "LATCHKEY_SHUTDOWN_DELAY", default_value_t = 1,
+          value_parser = clap::value_parser!(u64).range(0..=300), global = true)]
+    pub shutdown_delay: u64,
+
+    /// After the listener closes, how long in-flight requests get to finish, in seconds.
+    #[arg(long, env = "LATCHKEY_SHUTDOWN_TIMEOUT", default_value_t = 30,
+          value_parser = clap::value_parser!(u64).range(1..=3600), global = true)]
+    pub shutdown_timeout: u64,
 
     /// HTTP worker threads. Default: one per CPU core.
     #[arg(long, env = "LATCHKEY_WORKERS", value_parser = clap::value_parser!(u16).range(1..=256), global = true)]
@@ -305,6 +342,25 @@ fn parse_issuer(raw: &str) -> Result<Url, String> {
     Ok(url)
 }
 
+/// An address (one host) or a CIDR range.
+fn parse_proxy(raw: &str) -> Result<ipnet::IpNet, String> {
+    let raw = raw.trim();
+    if let Ok(addr) = raw.parse::<std::net::IpAddr>() {
+        return Ok(addr.into());
+    }
+    raw.parse::<ipnet::IpNet>().map_err(|_| {
+        format!("`{raw}` is neither an IP address nor a CIDR range such as 10.0.0.0/8")
+    })
+}
+
+fn parse_otlp_endpoint(raw: &str) -> Result<Url, String> {
+    let url = Url::parse(raw.trim()).map_err(|e| format!("is not an absolute URL ({e})"))?;
+    if !matches!(url.scheme(), "http" | "https") || url.host_str().is_none() {
+        return Err("must be an http:// or https:// URL of an OTLP/HTTP collector".into());
+    }
+    Ok(url)
+}
+
 fn parse_mailbox(raw: &str) -> Result<lettre::message::Mailbox, String> {
     raw.trim()
         .parse()
@@ -364,6 +420,18 @@ mod tests {
         assert!(parse_secret_key("not a key!").is_err());
         // 32 bytes of base64url
         assert!(parse_secret_key("AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA").is_ok());
+    }
+
+    #[test]
+    fn proxies_are_addresses_or_cidr_ranges() {
+        let one = parse_proxy("10.1.2.3").unwrap();
+        assert!(one.contains(&"10.1.2.3".parse::<std::net::IpAddr>().unwrap()));
+        assert!(!one.contains(&"10.1.2.4".parse::<std::net::IpAddr>().unwrap()));
+        let range = parse_proxy("10.0.0.0/8").unwrap();
+        assert!(range.contains(&"10.200.0.1".parse::<std::net::IpAddr>().unwrap()));
+        assert!(parse_proxy("fd00::/8").is_ok());
+        assert!(parse_proxy("10.0.0.0/33").is_err());
+        assert!(parse_proxy("proxy.example").is_err());
     }
 
     #[test]

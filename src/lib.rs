@@ -14,6 +14,7 @@ pub mod db;
 pub mod domain;
 pub mod email;
 pub mod error;
+pub mod metrics;
 pub mod mfa;
 pub mod notices;
 pub mod oauth;

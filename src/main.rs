@@ -1,19 +1,30 @@
-//! `latchkey`: parse the command line, start logging, run the subcommand.
+//! `latchkey`: parse the command line (with the configuration file), start logging, run the
+//! subcommand. Exit codes: 0 success, 1 the command failed, 2 bad usage or a bad setting.
 
 use std::error::Error as _;
 use std::process::ExitCode;
 
 use clap::error::{ContextKind, ContextValue, ErrorKind};
-use clap::{CommandFactory as _, Parser as _};
-use latchkey::cli::{self, Cli};
+use latchkey::cli::{self, ParseFailure};
 
 fn main() -> ExitCode {
-    let cli = match Cli::try_parse() {
-        Ok(cli) => cli,
-        Err(error) => return report_parse_error(error),
+    let parsed = match cli::parse(std::env::args_os().collect(), &|name| {
+        std::env::var_os(name)
+    }) {
+        Ok(parsed) => parsed,
+        Err(ParseFailure::Usage(error, cmd)) => return report_parse_error(error, &cmd),
+        Err(ParseFailure::Config(error)) => {
+            eprintln!("latchkey: {error}");
+            return ExitCode::from(2);
+        }
     };
-    latchkey::telemetry::init(cli.settings.log_format, &cli.settings.log);
-    match cli::run(cli) {
+    let settings = &parsed.cli.settings;
+    let _telemetry = latchkey::telemetry::init(
+        settings.log_format,
+        &settings.log,
+        settings.otlp_endpoint.as_ref(),
+    );
+    match cli::run(parsed) {
         Ok(()) => ExitCode::SUCCESS,
         Err(error) => {
             // One line: "setting: what failed: why".
@@ -27,7 +38,7 @@ fn main() -> ExitCode {
 /// A bad setting gets one line naming the flag and its environment variable, without echoing
 /// the value (it may be a password or a key). Help, version and usage errors print as clap has
 /// them.
-fn report_parse_error(error: clap::Error) -> ExitCode {
+fn report_parse_error(error: clap::Error, cmd: &clap::Command) -> ExitCode {
     if !matches!(
         error.kind(),
         ErrorKind::ValueValidation | ErrorKind::InvalidValue
@@ -44,15 +55,9 @@ fn report_parse_error(error: clap::Error) -> ExitCode {
         .unwrap_or(&arg)
         .trim_start_matches('-')
         .to_owned();
-    let env = Cli::command()
+    let env = cmd
         .get_arguments()
-        .chain(
-            Cli::command()
-                .get_subcommands()
-                .flat_map(|s| s.get_arguments().cloned().collect::<Vec<_>>())
-                .collect::<Vec<_>>()
-                .iter(),
-        )
+        .chain(cmd.get_subcommands().flat_map(|s| s.get_arguments()))
         .find(|a| a.get_long() == Some(long.as_str()))
         .and_then(|a| a.get_env().map(|e| e.to_string_lossy().into_owned()));
     let reason = match error.source() {

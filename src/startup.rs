@@ -46,6 +46,11 @@ pub enum StartupError {
         addr: String,
         source: std::io::Error,
     },
+    #[error("LATCHKEY_METRICS_BIND: cannot listen on {addr}: {source}")]
+    MetricsBind {
+        addr: String,
+        source: std::io::Error,
+    },
     #[error("signing keys: {0}")]
     Keys(#[from] KeyError),
     #[error(transparent)]
@@ -80,8 +85,39 @@ pub fn open_stores(settings: &Settings) -> Result<(ServerKey, Database), Startup
 
 pub struct Application {
     port: u16,
+    metrics_port: u16,
     server: Server,
+    /// The metrics listener (`LATCHKEY_METRICS_BIND`): its own server, so the public one never
+    /// answers `/metrics`.
+    metrics: Server,
     statements: StatementCounter,
+    draining: Arc<std::sync::atomic::AtomicBool>,
+}
+
+/// Stops a running [`Application`] gracefully (`latchkey serve` calls it on SIGTERM or SIGINT).
+#[derive(Clone)]
+pub struct Shutdown {
+    server: actix_web::dev::ServerHandle,
+    metrics: actix_web::dev::ServerHandle,
+    draining: Arc<std::sync::atomic::AtomicBool>,
+}
+
+impl Shutdown {
+    /// `/readyz` answers 503 at once while requests are still served for `delay` (so a load
+    /// balancer takes this instance out first); then the listener closes and in-flight
+    /// requests get `LATCHKEY_SHUTDOWN_TIMEOUT` to finish.
+    pub async fn drain(self, delay: Duration) {
+        self.draining
+            .store(true, std::sync::atomic::Ordering::Relaxed);
+        tracing::info!(
+            delay_seconds = delay.as_secs(),
+            "stopping: /readyz answers 503 now; the listener closes after the delay, then in-flight requests finish"
+        );
+        tokio::time::sleep(delay).await;
+        self.server.stop(true).await;
+        self.metrics.stop(true).await;
+        tracing::info!("stopped");
+    }
 }
 
 /// A session ends after this long without a request (ASVS V7.3: idle timeout).
@@ -174,7 +210,9 @@ impl Application {
             require_mfa_for_live: settings.require_mfa_for_live,
             passkeys: crate::passkeys::RelyingParty::for_issuer(&issuer).map(Arc::new),
             statements: statements.clone(),
+            draining: Default::default(),
         });
+        let draining = state.draining.clone();
 
         spawn_upkeep(
             state.clone().into_inner(),
@@ -182,6 +220,7 @@ impl Application {
             settings.require_mfa_for_live,
         );
 
+        let metrics_state = state.clone();
         let mut server = HttpServer::new(move || {
             let sessions = SessionMiddleware::builder(
                 DbSessionStore::new(state.pool.clone(), &SESSION_IDLE),
@@ -219,8 +258,10 @@ impl Application {
                 )
                 .default_service(web::to(routes::not_found))
         })
-        // In-flight requests get this long to finish after SIGTERM or SIGINT.
-        .shutdown_timeout(30)
+        // `latchkey serve` handles SIGTERM and SIGINT itself ([`Shutdown`]).
+        .disable_signals()
+        // In-flight requests get this long to finish once the listener closes.
+        .shutdown_timeout(settings.shutdown_timeout)
         .client_request_timeout(Duration::from_secs(10));
         let workers = settings.workers.map_or_else(
             || std::thread::available_parallelism().map_or(1, std::num::NonZeroUsize::get),
@@ -237,18 +278,53 @@ impl Application {
             })?
             .run();
 
+        let metrics_listener = TcpListener::bind(settings.metrics_bind).map_err(|source| {
+            StartupError::MetricsBind {
+                addr: settings.metrics_bind.to_string(),
+                source,
+            }
+        })?;
+        let metrics_port = metrics_listener
+            .local_addr()
+            .map_err(|source| StartupError::MetricsBind {
+                addr: settings.metrics_bind.to_string(),
+                source,
+            })?
+            .port();
+        crate::metrics::handle();
+        let scraped = metrics_state;
+        let metrics = HttpServer::new(move || {
+            App::new()
+                .app_data(scraped.clone())
+                .configure(routes::metrics)
+                .default_service(web::to(routes::not_found))
+        })
+        .disable_signals()
+        .workers(1)
+        .shutdown_timeout(1)
+        .listen(metrics_listener)
+        .map_err(|source| StartupError::MetricsBind {
+            addr: settings.metrics_bind.to_string(),
+            source,
+        })?
+        .run();
+
         tracing::info!(
             address = %settings.bind.ip(),
             port,
             %issuer,
             database = %settings.database().redacted(),
+            metrics_port,
             "latchkey is listening"
         );
         tracing::info!("open {issuer}/ in a browser to sign in, or to see the first steps");
         Ok(Self {
             port,
+            metrics_port,
             server,
+            metrics,
             statements,
+            draining,
         })
     }
 
@@ -256,14 +332,29 @@ impl Application {
         self.port
     }
 
+    /// The metrics listener's port.
+    pub fn metrics_port(&self) -> u16 {
+        self.metrics_port
+    }
+
+    /// What stops this server gracefully.
+    pub fn shutdown(&self) -> Shutdown {
+        Shutdown {
+            server: self.server.handle(),
+            metrics: self.metrics.handle(),
+            draining: self.draining.clone(),
+        }
+    }
+
     /// SQL statements run by this server so far.
     pub fn statements(&self) -> StatementCounter {
         self.statements.clone()
     }
 
-    /// Serves until the process receives SIGTERM or SIGINT, then finishes in-flight requests.
+    /// Serves until [`Shutdown`] stops it, then finishes in-flight requests.
     pub async fn run_until_stopped(self) -> std::io::Result<()> {
-        self.server.await
+        let (served, metrics) = futures_util::future::join(self.server, self.metrics).await;
+        served.and(metrics)
     }
 }
 

@@ -18,7 +18,7 @@ pub struct AppState {
     pub templates: Tera,
     pub mailer: Mailer,
     /// Proxies whose `X-Forwarded-For` is believed (`LATCHKEY_TRUSTED_PROXIES`).
-    pub trusted_proxies: Vec<std::net::IpAddr>,
+    pub trusted_proxies: Vec<ipnet::IpNet>,
     /// This server's public URL, for the links pages and emails carry (the same as `oauth.issuer`).
     pub issuer: String,
     /// argon2id for the sign-in, sign-up and account pages: the same hasher (and the same bound
@@ -37,4 +37,13 @@ pub struct AppState {
     pub passkeys: Option<Arc<crate::passkeys::RelyingParty>>,
     /// SQL statements run by the pool's connections, for `/metrics`.
     pub statements: StatementCounter,
+    /// Set on SIGTERM: `/readyz` answers 503 so load balancers stop sending requests, while
+    /// the ones that come are still served until the listener closes.
+    pub draining: Arc<std::sync::atomic::AtomicBool>,
+}
+
+impl AppState {
+    pub fn draining(&self) -> bool {
+        self.draining.load(std::sync::atomic::Ordering::Relaxed)
+    }
 }

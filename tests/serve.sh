@@ -12,7 +12,7 @@ start_server() {
   WORK=$(mktemp -d)
   PORT=$(free_port)
   BASE="http://127.0.0.1:$PORT"
-  export LATCHKEY_DATA_DIR="$WORK/data" LATCHKEY_LOG=warn LATCHKEY_ISSUER="$BASE"
+  export LATCHKEY_DATA_DIR="$WORK/data" LATCHKEY_LOG=warn LATCHKEY_ISSUER="$BASE" LATCHKEY_METRICS_BIND=127.0.0.1:0
   "$1" serve --bind "127.0.0.1:$PORT" >"$WORK/server.log" 2>&1 &
   SERVER=$!
   trap 'kill "$SERVER" 2>/dev/null || true; rm -rf "$WORK"' EXIT

@@ -50,6 +50,8 @@ pub struct Passwords {
     /// burst of sign-ins holds at most a few pooled connections while argon2 runs, not all of
     /// them (which stalled every other request behind the connection pool).
     gate: Arc<tokio::sync::Semaphore>,
+    /// The gate's permits, for the metric of how many are taken.
+    slots: usize,
     arrays: Arrays,
 }
 
@@ -98,6 +100,7 @@ impl Passwords {
         Self {
             jobs: Arc::new(Mutex::new(jobs)),
             gate: Arc::new(tokio::sync::Semaphore::new(threads.max(1) * 2)),
+            slots: threads.max(1) * 2,
             arrays,
         }
     }
@@ -105,8 +108,22 @@ impl Passwords {
     /// Waits (asynchronously, holding nothing) until this request may check a password. Call it
     /// before a database task that hashes or verifies one, and keep the permit until it is done.
     pub async fn admit(&self) -> Option<tokio::sync::OwnedSemaphorePermit> {
+        /// Counts a request as waiting until it is admitted or gives up.
+        struct Waiting;
+        impl Drop for Waiting {
+            fn drop(&mut self) {
+                metrics::gauge!(crate::metrics::PASSWORD_WAITING).decrement(1.0);
+            }
+        }
+        metrics::gauge!(crate::metrics::PASSWORD_WAITING).increment(1.0);
+        let _waiting = Waiting;
         // The gate is never closed, so this only fails if that changes; then nobody waits.
         Arc::clone(&self.gate).acquire_owned().await.ok()
+    }
+
+    /// Password checks admitted and not yet finished.
+    pub fn running(&self) -> usize {
+        self.slots.saturating_sub(self.gate.available_permits())
     }
 
     /// Runs `work` on a hashing thread and waits for it (callers are on blocking threads).

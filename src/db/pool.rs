@@ -128,8 +128,14 @@ where
     E: From<DbError> + Send + 'static,
 {
     let pool = pool.clone();
+    // The request's span goes with the task, so what it logs names the request.
+    let span = tracing::Span::current();
     actix_web::web::block(move || {
-        let mut conn = pool.get().map_err(DbError::from)?;
+        let _entered = span.enter();
+        let asked = std::time::Instant::now();
+        let conn = pool.get();
+        metrics::histogram!(crate::metrics::DB_WAIT).record(asked.elapsed().as_secs_f64());
+        let mut conn = conn.map_err(DbError::from)?;
         let result = f(&mut conn);
         forget_if_written(&mut conn);
         result

@@ -123,6 +123,29 @@ pub fn presented(
     }
 }
 
+/// The client id a request names (the `Authorization` header's, else the body's), unproven:
+/// for the token request's trace span and nothing else.
+pub fn named_client_id(authorization: Option<&[u8]>, body: &BodyCredentials) -> Option<String> {
+    match authorization {
+        Some(header) => parse_basic(header).ok().map(|(id, _)| id),
+        None => body.client_id.clone(),
+    }
+    .filter(|id| id.len() <= 128)
+}
+
+/// The client authentication method a request tries, for the failure metric's label.
+pub fn method_tried(authorization: Option<&[u8]>, body: &BodyCredentials) -> &'static str {
+    if authorization.is_some() {
+        "client_secret_basic"
+    } else if body.client_assertion.is_some() {
+        "private_key_jwt"
+    } else if body.client_secret.is_some() {
+        "client_secret_post"
+    } else {
+        "none"
+    }
+}
+
 /// `Basic base64(urlencode(client_id) ":" urlencode(client_secret))`, RFC 6749 §2.3.1.
 fn parse_basic(header: &[u8]) -> Result<(String, String), OAuthError> {
     let text = std::str::from_utf8(header).map_err(|_| OAuthError::invalid_client())?;

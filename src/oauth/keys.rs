@@ -170,11 +170,18 @@ pub struct KeyRing {
     verifiers: HashMap<String, Verifier>,
     /// Public JWKs, newest first, as published.
     pub jwks: Vec<serde_json::Value>,
+    /// When the signing key was made (its age is a metric: rotation overdue shows there).
+    pub signer_created_at: chrono::NaiveDateTime,
 }
 
 impl KeyRing {
     pub fn verifier(&self, kid: &str) -> Option<&Verifier> {
         self.verifiers.get(kid)
+    }
+
+    /// How many keys are published (the signer and the retired ones still verifying).
+    pub fn published(&self) -> usize {
+        self.verifiers.len()
     }
 
     /// Loads every key; creates an RS256 key first if there is no active one (first start).
@@ -267,6 +274,7 @@ impl KeyRing {
             signer: Signer::new(active.kid.clone(), algorithm, key),
             verifiers,
             jwks,
+            signer_created_at: active.created_at,
         })
     }
 }

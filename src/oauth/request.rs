@@ -23,6 +23,14 @@ pub enum Dialect {
 }
 
 impl Dialect {
+    /// The metrics' and traces' name for it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Rfc6749 => "rfc6749",
+            Self::RevenueMonster => "json",
+        }
+    }
+
     /// From the request's `Content-Type`; `None` for any type the endpoint does not take.
     pub fn from_content_type(content_type: Option<&str>) -> Option<Self> {
         let essence = content_type?

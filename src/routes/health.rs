@@ -15,9 +15,17 @@ pub async fn healthz() -> HttpResponse {
         .json(json!({ "status": "ok" }))
 }
 
-/// `GET /readyz`: the database answers (and, on SQLite, its write lock can be taken), so this
+/// `GET /readyz`: the instance is not shutting down, and the database answers (and, on SQLite, its write lock can be taken), so this
 /// instance can take traffic. Answers within about [`db::CHECKOUT_TIMEOUT`] when it does not.
 pub async fn readyz(state: web::Data<AppState>) -> HttpResponse {
+    if state.draining() {
+        // SIGTERM: this instance is going away. Requests are still served until the listener
+        // closes; a balancer that sees this stops sending new ones.
+        return HttpResponse::ServiceUnavailable()
+            .insert_header(("Cache-Control", "no-store"))
+            .insert_header(crate::error::retry_after())
+            .json(json!({ "status": "draining" }));
+    }
     match db::run(&state.pool, db::ping).await {
         Ok(()) => HttpResponse::Ok()
             .insert_header(("Cache-Control", "no-store"))
@@ -32,24 +40,11 @@ pub async fn readyz(state: web::Data<AppState>) -> HttpResponse {
     }
 }
 
-/// `GET /metrics`: counters in Prometheus' text format (version 0.0.4). Only counts: nothing
-/// here names a user, a client or a token.
+/// `GET /metrics` on the metrics listener: Prometheus' text format (version 0.0.4), every
+/// metric in [`crate::metrics::CATALOGUE`]. Only counts: nothing here names a user, a client or
+/// a token.
 pub async fn metrics(state: web::Data<AppState>) -> HttpResponse {
-    let pool = state.pool.state();
-    let body = format!(
-        "# HELP latchkey_sql_statements_total SQL statements run by this instance.\n\
-         # TYPE latchkey_sql_statements_total counter\n\
-         latchkey_sql_statements_total {}\n\
-         # HELP latchkey_db_connections Open database connections in this instance's pool.\n\
-         # TYPE latchkey_db_connections gauge\n\
-         latchkey_db_connections {}\n\
-         # HELP latchkey_db_connections_idle Idle database connections in this instance's pool.\n\
-         # TYPE latchkey_db_connections_idle gauge\n\
-         latchkey_db_connections_idle {}\n",
-        state.statements.get(),
-        pool.connections,
-        pool.idle_connections,
-    );
+    let body = crate::metrics::render(&state);
     HttpResponse::Ok()
         .insert_header(("Cache-Control", "no-store"))
         .content_type("text/plain; version=0.0.4; charset=utf-8")

@@ -26,13 +26,17 @@ mod token;
 
 use actix_web::web;
 
+/// The metrics listener's one route (`LATCHKEY_METRICS_BIND`), apart from the public ones.
+pub fn metrics(cfg: &mut web::ServiceConfig) {
+    cfg.service(web::resource("/metrics").route(web::get().to(health::metrics)));
+}
+
 /// Routes for programs: no cookies, no session lookups.
 pub fn api(cfg: &mut web::ServiceConfig) {
     // Resources rather than bare routes, so that another method on one of these paths is
     // answered 405 with `Allow` (RFC 9110 §15.5.6), not 404.
     cfg.service(web::resource("/healthz").route(web::get().to(health::healthz)))
         .service(web::resource("/readyz").route(web::get().to(health::readyz)))
-        .service(web::resource("/metrics").route(web::get().to(health::metrics)))
         // Two resources, not one with two paths: a resource of several paths is matched with a
         // regex, which every token request paid for.
         .service(web::resource("/oauth/token").route(web::post().to(token::token)))

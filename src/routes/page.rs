@@ -210,7 +210,7 @@ pub fn user_agent(req: &HttpRequest) -> String {
 }
 
 pub fn client_address(req: &HttpRequest) -> String {
-    let trusted: &[std::net::IpAddr] = req
+    let trusted: &[ipnet::IpNet] = req
         .app_data::<web::Data<AppState>>()
         .map(|s| s.trusted_proxies.as_slice())
         .unwrap_or_default();
@@ -230,9 +230,10 @@ pub fn client_address(req: &HttpRequest) -> String {
 fn forwarded_client(
     peer: std::net::IpAddr,
     forwarded_for: Option<&str>,
-    trusted: &[std::net::IpAddr],
+    trusted: &[ipnet::IpNet],
 ) -> std::net::IpAddr {
-    if !trusted.contains(&peer) {
+    let is_trusted = |ip: &std::net::IpAddr| trusted.iter().any(|net| net.contains(ip));
+    if !is_trusted(&peer) {
         return peer;
     }
     let hops = forwarded_for
@@ -245,7 +246,7 @@ fn forwarded_client(
         match hop.parse::<std::net::IpAddr>() {
             Ok(ip) => {
                 client = ip;
-                if !trusted.contains(&ip) {
+                if !is_trusted(&ip) {
                     break;
                 }
             }
@@ -264,7 +265,7 @@ mod tests {
         use super::forwarded_client;
         let proxy: std::net::IpAddr = "10.0.0.2".parse().unwrap();
         let other: std::net::IpAddr = "203.0.113.9".parse().unwrap();
-        let trusted = [proxy];
+        let trusted = [proxy.into()];
         // Not from a proxy: the header is ignored.
         assert_eq!(forwarded_client(other, Some("1.2.3.4"), &trusted), other);
         // From the proxy: the last hop it added.
@@ -278,6 +279,16 @@ mod tests {
         );
         assert_eq!(forwarded_client(proxy, None, &trusted), proxy);
         assert_eq!(forwarded_client(proxy, Some("garbage"), &trusted), proxy);
+
+        // A range: every balancer in the pool is believed, and a hop inside it is skipped.
+        let pool: [ipnet::IpNet; 1] = ["10.0.0.0/16".parse().unwrap()];
+        let balancer: std::net::IpAddr = "10.0.7.9".parse().unwrap();
+        assert_eq!(
+            forwarded_client(balancer, Some("198.51.100.7, 10.0.3.3"), &pool).to_string(),
+            "198.51.100.7"
+        );
+        let outside: std::net::IpAddr = "10.1.0.1".parse().unwrap();
+        assert_eq!(forwarded_client(outside, Some("1.2.3.4"), &pool), outside);
     }
 
     #[test]

@@ -10,12 +10,12 @@ use serde_json::json;
 
 use super::page::client_address;
 use crate::db;
-use crate::oauth::dpop;
 use crate::oauth::error::{ErrorCode, OAuthError};
 use crate::oauth::issue::Issued;
 use crate::oauth::params;
 use crate::oauth::request::{Dialect, Grant, TokenRequest};
 use crate::oauth::token::{self, Caller};
+use crate::oauth::{client_auth, dpop};
 use crate::state::AppState;
 
 /// Token requests are small; anything bigger is refused before it is parsed.
@@ -36,13 +36,13 @@ pub async fn token(
     let mut body = web::BytesMut::new();
     while let Some(chunk) = payload.next().await {
         let Ok(chunk) = chunk else {
-            return error(
+            return refuse(
                 spoken,
                 &OAuthError::invalid_request("The request body could not be read."),
             );
         };
         if body.len() + chunk.len() > MAX_BODY {
-            let mut response = error(
+            let mut response = refuse(
                 spoken,
                 &OAuthError::invalid_request(format!(
                     "The request body is larger than {MAX_BODY} bytes."
@@ -55,10 +55,10 @@ pub async fn token(
     }
 
     if let Err(e) = params::refuse_secret_in_query(req.query_string()) {
-        return error(spoken, &e);
+        return refuse(spoken, &e);
     }
     let Some(dialect) = dialect else {
-        return error(
+        return refuse(
             spoken,
             &OAuthError::invalid_request(
                 "Content-Type must be application/x-www-form-urlencoded (RFC 6749) or application/json.",
@@ -67,11 +67,11 @@ pub async fn token(
     };
     let request = match TokenRequest::parse(dialect, &body) {
         Ok(request) => request,
-        Err(e) => return error(dialect, &e),
+        Err(e) => return refuse(dialect, &e),
     };
     let dpop = match dpop::header(req.headers()) {
         Ok(proof) => proof.map(str::to_owned),
-        Err(e) => return with_nonce(&state, error(dialect, &e.into())),
+        Err(e) => return with_nonce(&state, refuse(dialect, &e.into())),
     };
     // What a proof's `htu` must name; only built when there is a proof to check.
     let url = dpop
@@ -91,6 +91,19 @@ pub async fn token(
     };
     let on_worker = token::runs_on_worker(&state.oauth, &request, dialect);
     let grant = request.grant.grant_type();
+    let auth_method =
+        client_auth::method_tried(authorization.as_deref(), &request.body_credentials);
+    // The request's span (`telemetry::log_request`) carries the grant and the client named.
+    let span = tracing::Span::current();
+    if !span.is_disabled() {
+        span.record("grant_type", grant.as_str());
+        span.record("dialect", dialect.as_str());
+        if let Some(id) =
+            client_auth::named_client_id(authorization.as_deref(), &request.body_credentials)
+        {
+            span.record("client_id", id.as_str());
+        }
+    }
     // Which client the request named, once found: a failure is counted for its owner.
     let client = std::sync::Arc::new(std::sync::OnceLock::new());
     let named = std::sync::Arc::clone(&client);
@@ -124,16 +137,32 @@ pub async fn token(
             if let Some(client) = client.get() {
                 state.oauth.outcomes.issued(*client, grant, db::now());
             }
+            metrics::counter!(
+                crate::metrics::TOKENS_ISSUED,
+                "grant_type" => grant.as_str(),
+                "dialect" => dialect.as_str()
+            )
+            .increment(1);
             success(dialect, &issued)
         }
         Err(e) => {
             if let Some(client) = client.get() {
                 state.oauth.outcomes.failed(*client, &e, db::now());
             }
-            error(dialect, &e)
+            if e.code == ErrorCode::InvalidClient {
+                metrics::counter!(crate::metrics::CLIENT_AUTH_FAILURES, "method" => auth_method)
+                    .increment(1);
+            }
+            refuse(dialect, &e)
         }
     };
     with_nonce(&state, response)
+}
+
+/// A token error response, counted by its error code for the metrics.
+fn refuse(dialect: Dialect, e: &OAuthError) -> HttpResponse {
+    metrics::counter!(crate::metrics::TOKEN_ERRORS, "error" => e.code.rfc()).increment(1);
+    error(dialect, e)
 }
 
 /// RFC 9449 §8.2: when DPoP proofs must carry a server nonce, every token response names the

@@ -182,6 +182,7 @@ fn serve_on_a_fresh_folder_creates_the_database_and_stops_on_sigterm() {
             .current_dir(work.path())
             .env_clear()
             .env("LATCHKEY_BIND", "127.0.0.1:0")
+            .env("LATCHKEY_METRICS_BIND", "127.0.0.1:0")
             .env("LATCHKEY_LOG_FORMAT", "json")
             .env("LATCHKEY_WORKERS", "1")
             .arg("serve")
@@ -258,4 +259,221 @@ fn serve_on_a_fresh_folder_creates_the_database_and_stops_on_sigterm() {
             .mode();
         assert_eq!(mode & 0o777, 0o600);
     }
+}
+
+// ---- the configuration file ------------------------------------------------------------------
+
+fn write(dir: &std::path::Path, name: &str, text: &str) -> String {
+    let path = dir.join(name);
+    std::fs::write(&path, text).unwrap();
+    path.display().to_string()
+}
+
+/// A flag beats its variable, which beats the file, which beats the default; `config show` says
+/// which gave each value and masks the secrets, wherever they came from.
+#[test]
+fn precedence_is_flag_then_environment_then_file_then_default() {
+    let dir = tempfile::tempdir().unwrap();
+    let key = "ab".repeat(32);
+    let key_file = write(dir.path(), "secret.key", &format!("{key}\n"));
+    let config = write(
+        dir.path(),
+        "latchkey.toml",
+        &format!(
+            "access_token_ttl = 120\ncode_ttl = 30\nrefresh_token_ttl = 600\n\
+             trusted_proxies = [\"10.0.0.0/8\", \"192.0.2.1\"]\nlog_format = \"json\"\n\
+             secret_key_file = \"{key_file}\"\n\
+             database_url = \"postgres://app:hunter2@db.internal/latchkey\"\n"
+        ),
+    );
+    let out = run_cli(
+        &["--config", &config, "config", "show", "--code-ttl", "60"],
+        "",
+        &env(&[("LATCHKEY_ACCESS_TOKEN_TTL", "300")]),
+    );
+    assert!(out.success(), "{}", out.stderr);
+    let shown = out.stdout;
+    for line in [
+        "access_token_ttl = 300  # environment (LATCHKEY_ACCESS_TOKEN_TTL)",
+        "code_ttl = 60  # flag",
+        "refresh_token_ttl = 600  # config file (refresh_token_ttl)",
+        "cleanup_interval = 600  # default",
+        "trusted_proxies = [\"10.0.0.0/8\", \"192.0.2.1\"]  # config file (trusted_proxies)",
+        "log_format = \"json\"  # config file (log_format)",
+        "# secret_key = \"***\"  # config file (secret_key_file)",
+        "# database_url = \"postgres://app:***@db.internal/latchkey\"  # config file (database_url)",
+        "# issuer is not set",
+    ] {
+        assert!(shown.lines().any(|l| l == line), "no `{line}` in:\n{shown}");
+    }
+    assert!(
+        !shown.contains(&key) && !shown.contains("hunter2"),
+        "{shown}"
+    );
+    assert!(shown.contains(&format!("# Configuration file: {config}")));
+    // What it prints is itself a valid configuration file.
+    let again = write(dir.path(), "shown.toml", &shown);
+    let reread = run_cli(&["--config", &again, "config", "show"], "", &[]);
+    assert!(reread.success(), "{}", reread.stderr);
+
+    // LATCHKEY_SECRET_KEY_FILE is the environment's, above the file.
+    let other = write(dir.path(), "other.key", &"cd".repeat(32));
+    let out = run_cli(
+        &["config", "show"],
+        "",
+        &env(&[
+            ("LATCHKEY_CONFIG", &config),
+            ("LATCHKEY_SECRET_KEY_FILE", &other),
+        ]),
+    );
+    assert!(out.success(), "{}", out.stderr);
+    assert!(
+        out.stdout
+            .lines()
+            .any(|l| l == "# secret_key = \"***\"  # environment (LATCHKEY_SECRET_KEY_FILE)"),
+        "{}",
+        out.stdout
+    );
+}
+
+/// The file's settings are the ones the server runs with: its secret key from a file, its token
+/// lifetime, its address.
+#[test]
+fn serve_runs_with_the_files_settings() {
+    let dir = tempfile::tempdir().unwrap();
+    let key = "ef".repeat(32);
+    let key_file = write(dir.path(), "secret.key", &key);
+    let data = dir.path().join("data");
+    let config = write(
+        dir.path(),
+        "latchkey.toml",
+        &format!(
+            "data_dir = \"{}\"\naccess_token_ttl = 120\nsecret_key_file = \"{key_file}\"\n",
+            data.display()
+        ),
+    );
+    let created = run_cli(
+        &[
+            "--config",
+            &config,
+            "user",
+            "create",
+            "--username",
+            "cfgowner",
+            "--name",
+            "Owner",
+        ],
+        "a long password 1\n",
+        &[],
+    );
+    assert!(created.success(), "{}", created.stderr);
+    let client = run_cli(
+        &[
+            "--config",
+            &config,
+            "client",
+            "create",
+            "--owner",
+            "cfgowner",
+            "--name",
+            "Configured",
+            "--json",
+        ],
+        "",
+        &[],
+    );
+    assert!(client.success(), "{}", client.stderr);
+    let client: serde_json::Value = serde_json::from_str(&client.stdout).unwrap();
+    // No key file was generated: the configured one is used.
+    assert!(!data.join("secret.key").exists());
+    let served = crate::served::Served::start(&[], &["--config", &config]);
+    let body = "grant_type=client_credentials";
+    let basic = {
+        use base64::Engine as _;
+        base64::engine::general_purpose::STANDARD.encode(format!(
+            "{}:{}",
+            client["client_id"].as_str().unwrap(),
+            client["client_secret"].as_str().unwrap()
+        ))
+    };
+    let mut stream = TcpStream::connect(("127.0.0.1", served.port)).unwrap();
+    write!(
+        stream,
+        "POST /oauth/token HTTP/1.1\r\nHost: localhost\r\nAuthorization: Basic {basic}\r\nContent-Type: application/x-www-form-urlencoded\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        body.len()
+    )
+    .unwrap();
+    let mut answer = String::new();
+    stream.read_to_string(&mut answer).unwrap();
+    assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
+    assert!(answer.contains("\"expires_in\":120"), "{answer}");
+}
+
+/// A bad file is one line naming the file and the key, exit code 2, nothing written.
+#[test]
+fn a_bad_configuration_file_names_the_file_and_the_key() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let cases = [
+        (
+            "unknown.toml",
+            "bnid = \"127.0.0.1:1\"\n",
+            "`bnid` is not a setting",
+        ),
+        ("range.toml", "access_token_ttl = 5\n", "`access_token_ttl`"),
+        ("type.toml", "workers = 1.5\n", "`workers` must be"),
+        ("syntax.toml", "bind = \n", "not valid TOML"),
+        (
+            "proxies.toml",
+            "trusted_proxies = [\"proxy.example\"]\n",
+            "`trusted_proxies`",
+        ),
+        (
+            "missing-key.toml",
+            "secret_key_file = \"/nonexistent/key\"\n",
+            "`secret_key_file` cannot read",
+        ),
+    ];
+    for (name, text, wanted) in cases {
+        let config = write(dir.path(), name, text);
+        let out = run_cli(
+            &["--config", &config, "migrate"],
+            "",
+            &env(&[("LATCHKEY_DATA_DIR", &data.display().to_string())]),
+        );
+        assert_eq!(out.status.code(), Some(2), "{name}: {}", out.stderr);
+        let stderr = out.stderr.trim();
+        assert_eq!(stderr.lines().count(), 1, "{name}: {stderr}");
+        assert!(stderr.contains(&config), "{name}: {stderr}");
+        assert!(stderr.contains(wanted), "{name}: {stderr}");
+        assert!(!data.exists(), "{name} wrote {}", data.display());
+    }
+    let missing = run_cli(
+        &["--config", "/nonexistent/latchkey.toml", "migrate"],
+        "",
+        &[],
+    );
+    assert_eq!(missing.status.code(), Some(2));
+    assert!(
+        missing.stderr.contains("/nonexistent/latchkey.toml"),
+        "{}",
+        missing.stderr
+    );
+
+    let key = write(dir.path(), "k", &"ab".repeat(32));
+    let both = run_cli(
+        &["migrate"],
+        "",
+        &env(&[
+            ("LATCHKEY_SECRET_KEY", &"ab".repeat(32)),
+            ("LATCHKEY_SECRET_KEY_FILE", &key),
+        ]),
+    );
+    assert_eq!(both.status.code(), Some(2));
+    assert!(
+        both.stderr
+            .contains("LATCHKEY_SECRET_KEY and LATCHKEY_SECRET_KEY_FILE"),
+        "{}",
+        both.stderr
+    );
 }

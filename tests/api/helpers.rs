@@ -111,6 +111,8 @@ pub fn hex_id() -> String {
 
 pub struct TestApp {
     pub address: String,
+    /// The metrics listener (`LATCHKEY_METRICS_BIND`, a port of its own).
+    pub metrics_address: String,
     /// Keeps cookies, never follows redirects: tests look at each hop.
     pub api: reqwest::Client,
     /// The cookies of `api`.
@@ -149,6 +151,11 @@ pub fn test_settings(data_dir: &Path, db: &TestDatabase, secret: &SecretKeyMater
         counts_interval: 3600,
         workers: Some(1),
         trusted_proxies: Vec::new(),
+        metrics_bind: "127.0.0.1:0".parse().unwrap(),
+        otlp_endpoint: None,
+        shutdown_delay: 0,
+        shutdown_timeout: 5,
+        config: None,
         log_format: LogFormat::Text,
         log: "warn".into(),
     }
@@ -222,7 +229,7 @@ async fn start(
 ) -> TestApp {
     // `TEST_LOG=latchkey::sql=trace` shows, for example, every SQL statement a test runs.
     let filter = std::env::var("TEST_LOG").unwrap_or_else(|_| "warn".into());
-    latchkey::telemetry::init(LogFormat::Text, &filter);
+    drop(latchkey::telemetry::init(LogFormat::Text, &filter, None));
     let key = ServerKey::from_material(settings.secret_key.as_ref().unwrap());
     let (memory, outbox) = latchkey::email::Mailer::memory(settings.mail_from.clone());
     let mailer = mailer.unwrap_or(memory);
@@ -230,6 +237,7 @@ async fn start(
         .await
         .unwrap();
     let port = app.port();
+    let metrics_port = app.metrics_port();
     let statements = app.statements();
     tokio::spawn(app.run_until_stopped());
     let jar = std::sync::Arc::new(reqwest::cookie::Jar::default());
@@ -240,6 +248,7 @@ async fn start(
         .unwrap();
     TestApp {
         address: format!("http://127.0.0.1:{port}"),
+        metrics_address: format!("http://127.0.0.1:{metrics_port}"),
         api,
         jar,
         settings,
@@ -270,6 +279,8 @@ impl TestApp {
                 self.data_dir.path().display().to_string(),
             ),
             ("LATCHKEY_SECRET_KEY".into(), hex::encode(&key.0)),
+            // Servers started by a test run beside others: each takes a free metrics port.
+            ("LATCHKEY_METRICS_BIND".into(), "127.0.0.1:0".into()),
         ]
     }
 
