@@ -208,3 +208,17 @@ async fn sign_ins_and_lockouts_are_counted() {
     assert!(grew("latchkey_sign_ins_total", &[("outcome", "invalid")]) >= 5.0);
     assert!(grew("latchkey_lockouts_total", &[]) >= 1.0, "{after}");
 }
+
+/// The README's table of metrics is the catalogue the exporter describes: a metric added
+/// without a row fails here.
+#[test]
+fn the_readme_lists_every_metric() {
+    let readme =
+        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/README.md")).unwrap();
+    for (name, kind, _) in latchkey::metrics::CATALOGUE {
+        assert!(
+            readme.contains(&format!("| `{name}` | {kind} |")),
+            "README.md has no row for {name} ({kind})"
+        );
+    }
+}
