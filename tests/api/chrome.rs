@@ -297,40 +297,21 @@ async fn a_logo_is_drawn_over_its_initials_and_the_script_that_drops_a_broken_on
 /// The start-up log says which URL to open, in words, after the line that says it listens.
 #[tokio::test]
 async fn the_start_up_log_prints_the_url_to_open() {
-    use std::io::{BufRead as _, BufReader};
-    use std::process::{Command, Stdio};
     let app = spawn_app().await;
-    let mut command = Command::new(env!("CARGO_BIN_EXE_latchkey"));
-    for (name, _) in std::env::vars() {
-        if name.starts_with("LATCHKEY_") {
-            command.env_remove(name);
-        }
-    }
-    let mut child = command
-        .envs(app.cli_env())
-        .env("LATCHKEY_BIND", "127.0.0.1:0")
-        .env("LATCHKEY_ISSUER", "http://latchkey.test")
-        .env("LATCHKEY_LOG", "info")
-        .arg("serve")
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let stderr = child.stderr.take().unwrap();
-    let found = tokio::task::spawn_blocking(move || {
-        BufReader::new(stderr)
-            .lines()
-            .map_while(Result::ok)
-            .take(200)
-            .find(|line| line.contains("in a browser"))
+    let mut env = app.cli_env();
+    env.push(("LATCHKEY_ISSUER".into(), "http://latchkey.test".into()));
+    let served = tokio::task::spawn_blocking(move || {
+        let served = crate::served::Served::start(&env, &[]);
+        let line = served.line(std::time::Duration::from_secs(10), |line| {
+            line["message"]
+                .as_str()
+                .is_some_and(|m| m.contains("in a browser"))
+        });
+        (served, line)
     });
-    let found = tokio::time::timeout(std::time::Duration::from_secs(30), found).await;
-    let _ = child.kill();
-    let _ = child.wait();
-    let line = found
-        .expect("no line within 30 s")
-        .unwrap()
-        .expect("the server stopped");
+    let (_served, line) = served.await.unwrap();
+    let line = line.expect("no line saying which URL to open");
+    let line = line["message"].as_str().unwrap_or_default();
     assert!(
         line.contains(
             "open http://latchkey.test/ in a browser to sign in, or to see the first steps"

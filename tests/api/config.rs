@@ -1,11 +1,10 @@
 //! Settings and `latchkey serve` as an operator runs it: a fresh data folder, bad values, an
 //! unreachable database, and a graceful stop.
 
-use std::io::{BufRead as _, BufReader, Read as _, Write as _};
+use std::io::{Read as _, Write as _};
 use std::net::TcpStream;
-use std::process::{Command, Stdio};
-use std::sync::mpsc;
-use std::time::{Duration, Instant};
+use std::process::Command;
+use std::time::Duration;
 
 use crate::helpers::{latchkey_bin, run_cli};
 
@@ -178,37 +177,10 @@ fn http_get(port: u16, path: &str) -> String {
 fn serve_on_a_fresh_folder_creates_the_database_and_stops_on_sigterm() {
     let work = tempfile::tempdir().unwrap();
     for round in 0..2 {
-        let mut child = Command::new(latchkey_bin())
-            .current_dir(work.path())
-            .env_clear()
-            .env("LATCHKEY_BIND", "127.0.0.1:0")
-            .env("LATCHKEY_METRICS_BIND", "127.0.0.1:0")
-            .env("LATCHKEY_LOG_FORMAT", "json")
-            .env("LATCHKEY_WORKERS", "1")
-            .arg("serve")
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap();
-        let stderr = child.stderr.take().unwrap();
-        let (tx, rx) = mpsc::channel::<String>();
-        std::thread::spawn(move || {
-            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-                let _ = tx.send(line);
-            }
-        });
-        let deadline = Instant::now() + Duration::from_secs(30);
-        let mut lines = Vec::new();
-        let port = loop {
-            let line = rx
-                .recv_timeout(deadline.saturating_duration_since(Instant::now()))
-                .unwrap_or_else(|_| panic!("no start-up line: {lines:?}"));
-            let parsed: serde_json::Value = serde_json::from_str(&line).unwrap_or_default();
-            lines.push(line);
-            if parsed["message"] == "latchkey is listening" {
-                break parsed["port"].as_u64().unwrap() as u16;
-            }
-        };
+        let mut command = Command::new(latchkey_bin());
+        command.current_dir(work.path()).env_clear();
+        let mut served = crate::served::Served::start_command(command, &[], &[]);
+        let (port, lines) = (served.port, served.startup.clone());
         let generated_key = lines
             .iter()
             .any(|l| l.contains("generated a new server secret key"));
@@ -219,32 +191,15 @@ fn serve_on_a_fresh_folder_creates_the_database_and_stops_on_sigterm() {
         let ready = http_get(port, "/readyz");
         assert!(ready.starts_with("HTTP/1.1 200"), "{ready}");
         // One log line per request, with method, path, status, latency and request id.
-        let request_line = loop {
-            let line = rx.recv_timeout(Duration::from_secs(5)).unwrap();
-            if line.contains("/healthz") {
-                break serde_json::from_str::<serde_json::Value>(&line).unwrap();
-            }
-        };
+        let request_line = served
+            .line(Duration::from_secs(5), |line| line["path"] == "/healthz")
+            .unwrap();
         assert_eq!(request_line["method"], "GET");
         assert_eq!(request_line["status"], 200);
         assert!(request_line["request_id"].is_string() && request_line["latency_ms"].is_string());
 
-        let killed = Command::new("kill")
-            .args(["-TERM", &child.id().to_string()])
-            .status()
-            .unwrap();
-        assert!(killed.success());
-        let started = Instant::now();
-        let status = loop {
-            if let Some(status) = child.try_wait().unwrap() {
-                break status;
-            }
-            assert!(
-                started.elapsed() < Duration::from_secs(20),
-                "did not stop on SIGTERM"
-            );
-            std::thread::sleep(Duration::from_millis(50));
-        };
+        served.signal("TERM");
+        let status = served.wait(Duration::from_secs(20));
         assert!(status.success(), "exit status {status:?}");
     }
 

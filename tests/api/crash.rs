@@ -6,10 +6,8 @@
 //! every index (when the extension is available) and a query that no token or code row
 //! points at a missing client or user.
 
-use std::io::{BufRead as _, BufReader};
-use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex, mpsc};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use diesel::prelude::*;
@@ -17,7 +15,8 @@ use latchkey::db::AnyConnection;
 use latchkey::db::models::{AuthorizationCode, Client, Consent, NewAuthorizationCode};
 use serde_json::Value;
 
-use crate::helpers::{TestApp, TestClient, latchkey_bin, spawn_app};
+use crate::helpers::{TestApp, TestClient, spawn_app};
+use crate::served::Served;
 
 const REDIRECT: &str = "https://shop.example/callback";
 /// RFC 7636 Appendix B.
@@ -29,64 +28,26 @@ const CODES: usize = 40;
 
 /// A `latchkey serve` process on the test's database.
 struct Server {
-    child: Child,
+    served: Served,
     base: String,
 }
 
 impl Server {
     fn start(app: &TestApp) -> Self {
-        let mut command = Command::new(latchkey_bin());
-        for (name, _) in std::env::vars() {
-            if name.starts_with("LATCHKEY_") {
-                command.env_remove(name);
-            }
-        }
-        let mut child = command
-            .envs(app.cli_env())
-            .env("LATCHKEY_BIND", "127.0.0.1:0")
-            .env("LATCHKEY_ISSUER", ISSUER)
-            .env("LATCHKEY_WORKERS", "2")
-            .env("LATCHKEY_LOG_FORMAT", "json")
-            .env("LATCHKEY_LOG", "info")
-            .arg("serve")
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap();
-        let stderr = child.stderr.take().unwrap();
-        let (tx, rx) = mpsc::channel::<String>();
-        std::thread::spawn(move || {
-            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-                let _ = tx.send(line);
-            }
-        });
-        let deadline = Instant::now() + Duration::from_secs(30);
-        let port = loop {
-            let line = rx
-                .recv_timeout(deadline.saturating_duration_since(Instant::now()))
-                .expect("latchkey serve did not report its port");
-            let parsed: Value = serde_json::from_str(&line).unwrap_or_default();
-            if parsed["message"] == "latchkey is listening" {
-                break parsed["port"].as_u64().unwrap();
-            }
-        };
+        let mut env = app.cli_env();
+        env.push(("LATCHKEY_ISSUER".into(), ISSUER.into()));
+        env.push(("LATCHKEY_WORKERS".into(), "2".into()));
+        let served = Served::start(&env, &[]);
         Self {
-            child,
-            base: format!("http://127.0.0.1:{port}"),
+            base: served.base(),
+            served,
         }
     }
 
     /// SIGKILL: no shutdown, no flushing, in-flight requests cut off.
     fn kill(mut self) {
-        self.child.kill().unwrap();
-        self.child.wait().unwrap();
-    }
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
+        self.served.child.kill().unwrap();
+        self.served.child.wait().unwrap();
     }
 }
 

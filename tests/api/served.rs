@@ -15,7 +15,9 @@ pub struct Served {
     pub child: Child,
     pub port: u16,
     pub metrics_port: u16,
-    /// Standard error's lines from the start-up line on (JSON).
+    /// The lines logged up to and including "latchkey is listening".
+    pub startup: Vec<String>,
+    /// Standard error's lines after those (JSON).
     pub lines: mpsc::Receiver<String>,
 }
 
@@ -30,6 +32,12 @@ impl Served {
                 command.env_remove(name);
             }
         }
+        Self::start_command(command, env, args)
+    }
+
+    /// [`Self::start`] with a command the caller prepared (a working directory, a cleared
+    /// environment).
+    pub fn start_command(mut command: Command, env: &[(String, String)], args: &[&str]) -> Self {
         let mut child = command
             .env("LATCHKEY_BIND", "127.0.0.1:0")
             .env("LATCHKEY_METRICS_BIND", "127.0.0.1:0")
@@ -69,6 +77,7 @@ impl Served {
             child,
             port,
             metrics_port,
+            startup: seen,
             lines: rx,
         }
     }
