@@ -55,7 +55,8 @@ SERVER=""
 cleanup() { [ -z "$SERVER" ] || kill "$SERVER" 2>/dev/null || true; rm -rf "$WORK"; }
 trap cleanup EXIT
 
-export LATCHKEY_DATA_DIR="$WORK/data" LATCHKEY_LOG=warn LATCHKEY_ISSUER="$BASE" LATCHKEY_METRICS_BIND=127.0.0.1:0
+# BENCH_LOG=info counts what the default log level costs (a line and a span per request).
+export LATCHKEY_DATA_DIR="$WORK/data" LATCHKEY_LOG="${BENCH_LOG:-warn}" LATCHKEY_ISSUER="$BASE" LATCHKEY_METRICS_BIND=127.0.0.1:0
 if [ -n "$PG_URL" ]; then
   DB=latchkey_instructions
   psql -q "$PG_URL/postgres" -c "DROP DATABASE IF EXISTS $DB" -c "CREATE DATABASE $DB" >/dev/null
@@ -115,6 +116,8 @@ measure() {
   local total
   total=$(awk '/^(summary|totals):/ {print $2; exit}' "$WORK"/callgrind.*.[0-9]* 2>/dev/null || true)
   [ -n "$total" ] || { echo "no callgrind dump for $name" >&2; exit 1; }
+  # KEEP_CALLGRIND=DIR keeps each scenario's dump, for callgrind_annotate.
+  [ -z "${KEEP_CALLGRIND:-}" ] || cp "$WORK"/callgrind.*.[0-9]* "$KEEP_CALLGRIND/$kind.callgrind"
   printf '%-34s %12s\n' "$name" "$((total / REQUESTS))"
 }
 
