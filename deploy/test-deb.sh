@@ -63,6 +63,8 @@ done
 [ -n "$UNIT" ] || fail "no latchkey.service in the package: $(tr '\n' ' ' < "$WORK/files")"
 for f in /usr/bin/latchkey /etc/latchkey/latchkey.toml "$UNIT" \
   /usr/share/man/man1/latchkey.1.gz \
+  /usr/share/man/man1/latchkey-backup.1.gz \
+  /usr/share/man/man1/latchkey-client-create.1.gz \
   /usr/share/bash-completion/completions/latchkey \
   /usr/share/zsh/vendor-completions/_latchkey \
   /usr/share/fish/vendor_completions.d/latchkey.fish; do

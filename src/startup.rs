@@ -165,6 +165,20 @@ impl Application {
         })?;
         let port = local_addr.port();
         let issuer = settings.issuer(local_addr);
+        // Both listeners are bound before either serves: a taken metrics port stops the start.
+        let metrics_listener = TcpListener::bind(settings.metrics_bind).map_err(|source| {
+            StartupError::MetricsBind {
+                addr: settings.metrics_bind.to_string(),
+                source,
+            }
+        })?;
+        let metrics_port = metrics_listener
+            .local_addr()
+            .map_err(|source| StartupError::MetricsBind {
+                addr: settings.metrics_bind.to_string(),
+                source,
+            })?
+            .port();
 
         // One hasher for the pages and the password grant, so its bound on how many hashes run
         // at once holds across both.
@@ -278,19 +292,6 @@ impl Application {
             })?
             .run();
 
-        let metrics_listener = TcpListener::bind(settings.metrics_bind).map_err(|source| {
-            StartupError::MetricsBind {
-                addr: settings.metrics_bind.to_string(),
-                source,
-            }
-        })?;
-        let metrics_port = metrics_listener
-            .local_addr()
-            .map_err(|source| StartupError::MetricsBind {
-                addr: settings.metrics_bind.to_string(),
-                source,
-            })?
-            .port();
         crate::metrics::handle();
         let scraped = metrics_state;
         let metrics = HttpServer::new(move || {

@@ -8,7 +8,8 @@
 #   deploy/debian/build.sh --no-build        the release binary already in target/release
 #
 # cargo-deb cannot run commands, so this script runs the binary first to write what the package
-# carries besides it into target/deb-assets/: the man page (`latchkey man`) and the bash, zsh
+# carries besides it into target/deb-assets/: the man pages (`latchkey man --dir`: latchkey.1
+# and one per subcommand, which its SUBCOMMANDS section names) and the bash, zsh
 # and fish completions (`latchkey completions SHELL`). The assets in Cargo.toml's
 # [package.metadata.deb] name the binary as target/release/latchkey, which cargo-deb rewrites to
 # the selected profile's folder (target/debug for --profile dev). cargo-deb gzips the man page.
@@ -50,14 +51,14 @@ fi
 ASSETS="$ROOT/target/deb-assets"
 rm -rf "$ASSETS"
 mkdir -p "$ASSETS"
-"$BIN" man > "$ASSETS/latchkey.1"
+"$BIN" man --dir "$ASSETS/man"
 "$BIN" completions bash > "$ASSETS/latchkey.bash"
 "$BIN" completions zsh > "$ASSETS/_latchkey"
 "$BIN" completions fish > "$ASSETS/latchkey.fish"
-for f in latchkey.1 latchkey.bash _latchkey latchkey.fish; do
+for f in man/latchkey.1 man/latchkey-serve.1 latchkey.bash _latchkey latchkey.fish; do
   [ -s "$ASSETS/$f" ] || { echo "FATAL: $BIN wrote nothing for $f" >&2; exit 1; }
 done
-grep -q '^\.TH' "$ASSETS/latchkey.1" || { echo "FATAL: '$BIN man' did not print a roff man page" >&2; exit 1; }
+grep -q '^\.TH' "$ASSETS/man/latchkey.1" || { echo "FATAL: '$BIN man' did not print a roff man page" >&2; exit 1; }
 
 # The dev profile draws a warning from cargo-deb ("cargo-deb is for making releases"): that
 # package is CI's check of the packaging, not a release; releases use the release profile.

@@ -83,9 +83,13 @@ pub enum Command {
         #[arg(value_enum)]
         shell: clap_complete::Shell,
     },
-    /// Print the man page (roff), generated from this command line's definition.
+    /// Print the man page (roff), generated from this command line's definition; with
+    /// `--dir`, write it and one page per subcommand (`latchkey-client-create.1`, …) there.
     #[command(hide = true)]
-    Man,
+    Man {
+        #[arg(long, value_name = "DIR")]
+        dir: Option<std::path::PathBuf>,
+    },
 }
 
 /// A parsed command line, and where each setting's value came from.
@@ -209,7 +213,18 @@ pub fn run(parsed: Parsed) -> anyhow::Result<()> {
             clap_complete::generate(shell, &mut Cli::command(), "latchkey", &mut script);
             print_out(&script)
         }
-        Command::Man => print_out(&man_page().context("rendering the man page")?),
+        Command::Man { dir: None } => print_out(&man_page().context("rendering the man page")?),
+        Command::Man { dir: Some(dir) } => {
+            std::fs::create_dir_all(&dir)
+                .with_context(|| format!("--dir: cannot create {}", dir.display()))?;
+            // One page per subcommand, named as the top page's SUBCOMMANDS section names them;
+            // then the top page, with its ENVIRONMENT section, over the plain one.
+            clap_mangen::generate_to(Cli::command(), &dir)
+                .with_context(|| format!("--dir: cannot write to {}", dir.display()))?;
+            std::fs::write(dir.join("latchkey.1"), man_page()?)
+                .with_context(|| format!("--dir: cannot write to {}", dir.display()))?;
+            Ok(())
+        }
     }
 }
 

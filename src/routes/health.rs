@@ -15,8 +15,9 @@ pub async fn healthz() -> HttpResponse {
         .json(json!({ "status": "ok" }))
 }
 
-/// `GET /readyz`: the instance is not shutting down, and the database answers (and, on SQLite, its write lock can be taken), so this
-/// instance can take traffic. Answers within about [`db::CHECKOUT_TIMEOUT`] when it does not.
+/// `GET /readyz`: the instance is not shutting down, and the database answers (and, on
+/// SQLite, its write lock can be taken), so this instance can take traffic. Answers within
+/// about [`db::CHECKOUT_TIMEOUT`] when it does not.
 pub async fn readyz(state: web::Data<AppState>) -> HttpResponse {
     if state.draining() {
         // SIGTERM: this instance is going away. Requests are still served until the listener

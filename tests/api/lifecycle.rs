@@ -260,3 +260,54 @@ fn exit_codes_are_as_documented() {
     let usage = run_cli(&["no-such-command"], "", &env);
     assert_eq!(usage.status.code(), Some(2));
 }
+
+/// `latchkey man --dir`: the top page (with its ENVIRONMENT section) and one page for each
+/// subcommand it names, so `man latchkey-client-create` finds what SUBCOMMANDS points to.
+#[test]
+fn man_pages_for_every_subcommand() {
+    let dir = tempfile::tempdir().unwrap();
+    let pages = dir.path().join("man");
+    let out = run_cli(&["man", "--dir", &pages.display().to_string()], "", &[]);
+    assert!(out.success(), "{}", out.stderr);
+    let top = std::fs::read_to_string(pages.join("latchkey.1")).unwrap();
+    assert!(top.contains(".SH ENVIRONMENT"), "the top page is ours");
+    for page in [
+        "latchkey-serve.1",
+        "latchkey-backup.1",
+        "latchkey-client-create.1",
+        "latchkey-config-show.1",
+        "latchkey-keys-rotate.1",
+    ] {
+        let text =
+            std::fs::read_to_string(pages.join(page)).unwrap_or_else(|_| panic!("no {page}"));
+        assert!(text.contains(".TH "), "{page} is not roff");
+    }
+}
+
+/// A metrics port that is taken stops the start with one line naming the setting, before the
+/// public listener serves anything.
+#[test]
+fn a_taken_metrics_port_stops_the_start() {
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = taken.local_addr().unwrap().port();
+    let dir = tempfile::tempdir().unwrap();
+    let mut env = fresh_env(dir.path());
+    env.push(("LATCHKEY_BIND".into(), "127.0.0.1:0".into()));
+    env.push(("LATCHKEY_METRICS_BIND".into(), format!("127.0.0.1:{port}")));
+    let out = run_cli(&["serve"], "", &env);
+    assert_eq!(out.status.code(), Some(1), "{}", out.stderr);
+    let last = out
+        .stderr
+        .trim()
+        .lines()
+        .last()
+        .unwrap_or_default()
+        .to_owned();
+    assert!(
+        last.starts_with(&format!(
+            "latchkey: LATCHKEY_METRICS_BIND: cannot listen on 127.0.0.1:{port}"
+        )),
+        "{}",
+        out.stderr
+    );
+}
