@@ -163,15 +163,12 @@ pub async fn log_request(
             .span()
             .update_name(format!("{method} {route}"));
     }
-    metrics::counter!(
-        crate::metrics::HTTP_REQUESTS,
-        "route" => route.clone(),
-        "method" => method_label(&method),
-        "status" => crate::metrics::status_class(status)
-    )
-    .increment(1);
-    metrics::histogram!(crate::metrics::HTTP_DURATION, "route" => route)
-        .record(latency.as_secs_f64());
+    crate::metrics::http_request(
+        &route,
+        method_label(&method),
+        crate::metrics::status_class(status),
+        latency.as_secs_f64(),
+    );
     let method = method.as_str();
     tracing::info!(%request_id, %method, %path, status, latency_ms = format_args!("{latency_ms:.2}"), "request");
     match result {

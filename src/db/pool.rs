@@ -134,7 +134,7 @@ where
         let _entered = span.enter();
         let asked = std::time::Instant::now();
         let conn = pool.get();
-        metrics::histogram!(crate::metrics::DB_WAIT).record(asked.elapsed().as_secs_f64());
+        crate::metrics::record(crate::metrics::DB_WAIT, asked.elapsed().as_secs_f64());
         let mut conn = conn.map_err(DbError::from)?;
         let result = f(&mut conn);
         forget_if_written(&mut conn);

@@ -175,7 +175,7 @@ impl Writer {
         let lead = {
             let mut group = queue.group.lock();
             group.waiting.push(Job { write, done });
-            metrics::gauge!(crate::metrics::WRITER_WAITING).increment(1.0);
+            crate::metrics::add(crate::metrics::WRITER_WAITING, 1.0);
             !std::mem::replace(&mut group.leading, true)
         };
         if lead {
@@ -204,8 +204,8 @@ fn lead_groups(queue: &Queue, pool: &Pool) {
             std::mem::take(&mut group.waiting)
         };
         let size = batch.len() as f64;
-        metrics::gauge!(crate::metrics::WRITER_WAITING).decrement(size);
-        metrics::histogram!(crate::metrics::WRITER_BATCH).record(size);
+        crate::metrics::add(crate::metrics::WRITER_WAITING, -size);
+        crate::metrics::record(crate::metrics::WRITER_BATCH, size);
         let (writes, answers): (Vec<GroupedWrite>, Vec<_>) =
             batch.into_iter().map(|job| (job.write, job.done)).unzip();
         let results = write_batch(queue, pool, &mut conn, &writes);

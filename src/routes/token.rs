@@ -137,12 +137,13 @@ pub async fn token(
             if let Some(client) = client.get() {
                 state.oauth.outcomes.issued(*client, grant, db::now());
             }
-            metrics::counter!(
+            crate::metrics::count(
                 crate::metrics::TOKENS_ISSUED,
-                "grant_type" => grant.as_str(),
-                "dialect" => dialect.as_str()
-            )
-            .increment(1);
+                [
+                    ("grant_type", grant.as_str()),
+                    ("dialect", dialect.as_str()),
+                ],
+            );
             success(dialect, &issued)
         }
         Err(e) => {
@@ -150,8 +151,10 @@ pub async fn token(
                 state.oauth.outcomes.failed(*client, &e, db::now());
             }
             if e.code == ErrorCode::InvalidClient {
-                metrics::counter!(crate::metrics::CLIENT_AUTH_FAILURES, "method" => auth_method)
-                    .increment(1);
+                crate::metrics::count(
+                    crate::metrics::CLIENT_AUTH_FAILURES,
+                    [("method", auth_method), ("", "")],
+                );
             }
             refuse(dialect, &e)
         }
@@ -161,7 +164,10 @@ pub async fn token(
 
 /// A token error response, counted by its error code for the metrics.
 fn refuse(dialect: Dialect, e: &OAuthError) -> HttpResponse {
-    metrics::counter!(crate::metrics::TOKEN_ERRORS, "error" => e.code.rfc()).increment(1);
+    crate::metrics::count(
+        crate::metrics::TOKEN_ERRORS,
+        [("error", e.code.rfc()), ("", "")],
+    );
     error(dialect, e)
 }
 
